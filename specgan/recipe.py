@@ -1,0 +1,352 @@
+"""Recipes: YAML → typed, validated dataclasses with defaults.
+
+A recipe is data. Loading it checks every key against the dataclass fields (an unknown key is an
+error naming its full path and the allowed keys), checks every value's type, fills defaults, and
+the resolved recipe is written beside every stage's output (:func:`save_resolved`).
+
+``--set key.path=value`` overrides (:func:`apply_overrides`) are applied to the raw mapping before
+validation, so they are checked exactly like YAML keys. A recipe may start with
+``extends: other.yaml`` (path relative to the recipe) to layer small changes over a base recipe.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, get_args, get_origin
+
+import yaml
+
+from specgan.audio import Preprocess
+from vocoder.mel import MelConfig
+
+__all__ = [
+    "DataConfig",
+    "DigitsConfig",
+    "FeaturesConfig",
+    "NotesConfig",
+    "Recipe",
+    "RecipeError",
+    "apply_overrides",
+    "from_dict",
+    "load_recipe",
+    "save_resolved",
+    "to_dict",
+]
+
+
+class RecipeError(ValueError):
+    """A recipe key or value is wrong; the message names the key path."""
+
+
+# -- sections -----------------------------------------------------------------------------
+@dataclass
+class DigitsConfig:
+    """``builtin:digits``: spoken digits "zero".."nine" by espeak-ng voices (SC09-like).
+
+    A *voice* is one espeak-ng variant (``m3``, ``f2``, ``edward``...); each voice speaks every
+    word in every accent ``repeats`` times with random speed and pitch. Splits are by voice.
+    """
+
+    words: list[str] = field(default_factory=lambda: ["zero", "one", "two", "three", "four",
+                                                      "five", "six", "seven", "eight", "nine"])
+    # Variants reported clear on single words (m2, f2, f3, f5, adam, benjamin, caleb, edward
+    # among them); norbert, Andrea, Lee, boris (reported barely intelligible) and the
+    # whisper/croak effects are left out.
+    variants: list[str] = field(default_factory=lambda: [
+        "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
+        "adam", "benjamin", "caleb", "edward", "edward2", "david", "john", "linda", "paul",
+        "robert", "steph", "steph2", "max", "klatt", "klatt2", "klatt3",
+    ])
+    accents: list[str] = field(default_factory=lambda: ["en-us", "en-gb", "en-gb-scotland", "en-029"])
+    repeats: int = 1
+    speed: list[int] = field(default_factory=lambda: [120, 200])   # words per minute, [low, high]
+    pitch: list[int] = field(default_factory=lambda: [10, 70])     # espeak-ng -p, [low, high]
+    jitter_seconds: float = 0.1     # random shift of the word inside the clip
+    workers: int = 2
+
+
+@dataclass
+class NotesConfig:
+    """``builtin:notes``: single notes of General MIDI programs rendered by fluidsynth (NSynth-like)."""
+
+    programs: list[int] = field(default_factory=lambda: [0, 24, 40, 56, 73, 19, 32, 11])
+    pitch_min: int = 36
+    pitch_max: int = 84
+    pitch_step: int = 1
+    velocities: list[int] = field(default_factory=lambda: [100])
+    note_seconds: float = 3.0       # key held (NSynth: 3 s of a 4 s clip)
+    clip_seconds: float = 4.0       # rendered length per note, including the release
+    soundfont: str | None = None    # None: search the Debian GM soundfonts
+    gain: float = 0.6
+    split_by: Literal["note", "program"] = "note"
+    workers: int = 2
+
+
+@dataclass
+class DataConfig:
+    """Where audio comes from and how each clip is conditioned.
+
+    ``source``: ``builtin:digits``, ``builtin:notes``, ``sc09:PATH``, ``nsynth:PATH``,
+    ``ljspeech:PATH``, ``folder:PATH`` or a bare PATH (a folder). Relative paths are relative
+    to the current directory.
+    """
+
+    source: str = "builtin:digits"
+    label: str | None = None           # which label the models condition on (word, pitch, program...)
+    dev_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_items: int | None = None       # cap per split after shuffling (for quick runs)
+    pitch_min: int | None = None       # nsynth: keep notes in [pitch_min, pitch_max]
+    pitch_max: int | None = None
+    label_from_subfolder: bool = False  # folder: label = first sub-folder name
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    digits: DigitsConfig = field(default_factory=DigitsConfig)
+    notes: NotesConfig = field(default_factory=NotesConfig)
+
+
+@dataclass
+class FeaturesConfig:
+    """Feature extraction (the ``features`` stage)."""
+
+    dtype: Literal["float32", "float16"] = "float32"
+    workers: int = 2                   # processes; 1 = in-process
+    threads: int = 1                   # threads per process (FFT + numba)
+    clip_sigma: float | None = 3.0     # normalisation clip (SpecGAN: 3 sigma → [-1, 1])
+
+
+@dataclass
+class Recipe:
+    """A whole experiment. ``work_dir`` holds every stage's output."""
+
+    name: str = "experiment"
+    work_dir: str = "exp/experiment"
+    seed: int = 0
+    mel: MelConfig = field(default_factory=MelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    # Path of the YAML this came from (not a key; filled by load_recipe).
+    path: str | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def work(self) -> Path:
+        return Path(self.work_dir)
+
+    def fingerprint(self, *sections: str) -> str:
+        """Stable hash of the named top-level sections (all keys if none): keys caches."""
+        d = to_dict(self)
+        if sections:
+            d = {s: d[s] for s in sections}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- generic dataclass <-> mapping --------------------------------------------------------
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    if isinstance(tp, type):
+        return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(tp.__name__, tp.__name__)
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        (item,) = get_args(tp) or (Any,)
+        return f"list of {_type_name(item)}"
+    if origin is dict:
+        return "mapping"
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against annotation ``tp``; return it converted (e.g. int → float)."""
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise RecipeError(f"{path}: expected {_type_name(tp)}, got null")
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, path)
+            except RecipeError as e:
+                errors.append(e)
+        raise RecipeError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise RecipeError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        (item,) = get_args(tp) or (Any,)
+        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise RecipeError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        _, vt = get_args(tp) or (str, Any)
+        return {str(k): _convert(v, vt, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if value is None:
+        raise RecipeError(f"{path}: expected {_type_name(tp)}, got null")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{path}: expected a boolean (true/false), got {type(value).__name__} {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise RecipeError(f"{path}: unsupported field type {tp!r}")
+
+
+def _public_fields(cls) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+
+def from_dict(cls, data: Any, path: str = ""):
+    """Build dataclass ``cls`` from a mapping, validating keys and types recursively.
+
+    Raises:
+        RecipeError: naming the full key path, e.g. ``data.digits.speeds: unknown key``.
+    """
+    where = path or "recipe"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{where}: expected a mapping of keys, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in _public_fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise RecipeError(
+                f"{path + '.' if path else ''}{key}: unknown key in {where}; allowed keys: {', '.join(fields)}"
+            )
+    kwargs = {}
+    for name in fields:
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], f"{path + '.' if path else ''}{name}")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise RecipeError(f"{where}: {e}") from e
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass → plain mapping of public fields (recursively), for YAML/JSON."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in _public_fields(type(obj))}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+# -- loading ------------------------------------------------------------------------------
+def _deep_merge(base: dict, over: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise RecipeError(f"{path}: 'extends' cycle: {' -> '.join(map(str, seen + (path,)))}")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe {path}: {e.strerror or e}") from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: invalid YAML: {e}") from e
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of keys, got {type(raw).__name__}")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise RecipeError(f"{path}: extends: expected a path string, got {base!r}")
+    return _deep_merge(_read_yaml(path.parent / base, seen + (path,)), raw)
+
+
+def _parse_scalar(text: str) -> Any:
+    """A ``--set`` value is parsed as YAML, so ``3``, ``1e-4``, ``null``, ``[1, 2]`` work."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
+    """Apply ``key.path=value`` overrides to a raw recipe mapping (before validation)."""
+    out = copy.deepcopy(raw)
+    for item in overrides or []:
+        if "=" not in item:
+            raise RecipeError(f"--set {item!r}: expected key.path=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise RecipeError(f"--set {item!r}: empty key in {key!r}")
+        node = out
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            elif not isinstance(nxt, dict):
+                raise RecipeError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a section")
+            node = nxt
+        node[parts[-1]] = _parse_scalar(value)
+    return out
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Load, layer (``extends``), override (``--set``) and validate a recipe YAML."""
+    path = Path(path)
+    raw = apply_overrides(_read_yaml(path), overrides)
+    try:
+        recipe = from_dict(Recipe, raw)
+    except RecipeError as e:
+        raise RecipeError(f"{path}: {e}") from None
+    recipe.path = str(path)
+    return recipe
+
+
+def save_resolved(recipe: Recipe, directory: str | Path, name: str = "config.yaml") -> Path:
+    """Write the fully resolved recipe (every default filled) into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / name
+    header = f"# resolved from {recipe.path}\n" if recipe.path else ""
+    out.write_text(header + yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    return out

@@ -1,0 +1,351 @@
+"""The one mel definition shared by features, vocoder inputs and vocoder losses.
+
+``MelConfig`` is plain data: it is stored in every checkpoint and compared when a stage-one
+model is joined with a vocoder. ``MelSpectrogram`` is its torch implementation (GPU friendly,
+differentiable, used by the mel losses); ``specgan.features`` holds the numba implementation
+used to build datasets. Both are built on librosa's window and mel filterbank, and the tests
+hold them to librosa's ``melspectrogram`` + log within 1e-4.
+
+Log-mel definition, for a waveform ``y``::
+
+    S   = |STFT(y; n_fft, hop_length, win_length, window, center, pad_mode)| ** power
+    M   = mel_basis(sample_rate, n_fft, n_mels, fmin, fmax, htk, norm) @ S
+    out = log_base(max(M, floor))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+__all__ = [
+    "MelConfig",
+    "MelConfigMismatch",
+    "MelSpectrogram",
+    "MelStats",
+    "mel_filterbank",
+    "stft_window",
+]
+
+_LOG_BASES = {"e": 1.0, "10": math.log(10.0), "2": math.log(2.0)}
+_PAD_MODES = ("reflect", "constant")
+_NORMS = ("slaney", "none")
+
+
+class MelConfigMismatch(ValueError):
+    """Raised when two parts of a pipeline disagree on the mel definition."""
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """How a waveform becomes a log-mel spectrogram.
+
+    Field names follow librosa (``n_fft``, ``hop_length``, ``n_mels``, ``fmin``, ``fmax``).
+
+    Attributes:
+        sample_rate: Audio sample rate in Hz.
+        n_fft: FFT size.
+        hop_length: Samples between successive frames.
+        win_length: Window length (``None`` = ``n_fft``); the window is centre-padded to n_fft.
+        window: Any window name ``scipy.signal.get_window`` knows (periodic form).
+        n_mels: Number of mel bands.
+        fmin: Lowest band edge in Hz.
+        fmax: Highest band edge in Hz (``None`` = Nyquist).
+        power: Exponent of the magnitude (1 = magnitude, the vocoder convention; 2 = power).
+        log_base: ``"e"``, ``"10"`` or ``"2"``.
+        floor: Values below this are clamped before the log (avoids log(0)).
+        center: Pad ``n_fft // 2`` on both sides so frame ``t`` is centred on ``t * hop_length``.
+        pad_mode: ``"reflect"`` or ``"constant"`` (zeros); used only when ``center``.
+        htk: HTK mel scale instead of Slaney's.
+        norm: ``"slaney"`` (area-normalised bands, librosa's default) or ``"none"``.
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int | None = None
+    window: str = "hann"
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float | None = None
+    power: float = 1.0
+    log_base: str = "e"
+    floor: float = 1e-5
+    center: bool = True
+    pad_mode: str = "reflect"
+    htk: bool = False
+    norm: str = "slaney"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.sample_rate <= 0:
+            problems.append(f"sample_rate must be > 0, got {self.sample_rate}")
+        if self.n_fft <= 0:
+            problems.append(f"n_fft must be > 0, got {self.n_fft}")
+        if self.hop_length <= 0:
+            problems.append(f"hop_length must be > 0, got {self.hop_length}")
+        if self.win_length is not None and not 0 < self.win_length <= self.n_fft:
+            problems.append(f"win_length must be in (0, n_fft={self.n_fft}], got {self.win_length}")
+        if self.n_mels <= 0:
+            problems.append(f"n_mels must be > 0, got {self.n_mels}")
+        nyquist = self.sample_rate / 2
+        fmax = self.fmax_hz
+        if not 0 <= self.fmin < fmax:
+            problems.append(f"need 0 <= fmin < fmax, got fmin={self.fmin}, fmax={fmax}")
+        if fmax > nyquist:
+            problems.append(f"fmax={fmax} is above the Nyquist frequency {nyquist}")
+        if self.power <= 0:
+            problems.append(f"power must be > 0, got {self.power}")
+        if self.log_base not in _LOG_BASES:
+            problems.append(f"log_base must be one of {sorted(_LOG_BASES)}, got {self.log_base!r}")
+        if self.floor <= 0:
+            problems.append(f"floor must be > 0, got {self.floor}")
+        if self.pad_mode not in _PAD_MODES:
+            problems.append(f"pad_mode must be one of {_PAD_MODES}, got {self.pad_mode!r}")
+        if self.norm not in _NORMS:
+            problems.append(f"norm must be one of {_NORMS}, got {self.norm!r}")
+        if problems:
+            raise ValueError("invalid MelConfig: " + "; ".join(problems))
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def win(self) -> int:
+        """Effective window length."""
+        return self.n_fft if self.win_length is None else self.win_length
+
+    @property
+    def fmax_hz(self) -> float:
+        """Effective upper band edge."""
+        return self.sample_rate / 2 if self.fmax is None else float(self.fmax)
+
+    @property
+    def n_freqs(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for a signal of ``n_samples`` samples."""
+        if self.center:
+            return 1 + n_samples // self.hop_length
+        if n_samples < self.n_fft:
+            return 0
+        return 1 + (n_samples - self.n_fft) // self.hop_length
+
+    def log(self, x):
+        """Apply this config's floor and log to a numpy array or torch tensor."""
+        scale = _LOG_BASES[self.log_base]
+        if isinstance(x, torch.Tensor):
+            out = torch.log(torch.clamp(x, min=self.floor))
+        else:
+            out = np.log(np.maximum(x, self.floor))
+        return out if scale == 1.0 else out / scale
+
+    def exp(self, x):
+        """Inverse of :meth:`log` (above the floor)."""
+        scale = _LOG_BASES[self.log_base]
+        if isinstance(x, torch.Tensor):
+            return torch.exp(x * scale)
+        return np.exp(x * scale)
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "MelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown MelConfig field(s) {unknown}; allowed: {sorted(names)}")
+        return cls(**dict(d))
+
+    def fingerprint(self) -> str:
+        """A short stable hash of every field (used to key caches)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def diff(self, other: "MelConfig") -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ: ``{name: (self_value, other_value)}``."""
+        out = {}
+        for f in dataclasses.fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if a != b:
+                out[f.name] = (a, b)
+        return out
+
+    def check_compatible(self, other: "MelConfig", what: str = "mel", other_what: str = "other") -> None:
+        """Raise :class:`MelConfigMismatch` naming every differing field."""
+        d = self.diff(other)
+        if d:
+            fields = ", ".join(f"{k}: {a!r} ({what}) != {b!r} ({other_what})" for k, (a, b) in d.items())
+            raise MelConfigMismatch(f"mel configs differ between {what} and {other_what}: {fields}")
+
+
+# -- shared building blocks ---------------------------------------------------------------
+def stft_window(cfg: MelConfig) -> np.ndarray:
+    """The analysis window, centre-padded to ``n_fft`` exactly as librosa does (float64)."""
+    import librosa
+
+    w = librosa.filters.get_window(cfg.window, cfg.win, fftbins=True)
+    return librosa.util.pad_center(np.asarray(w, dtype=np.float64), size=cfg.n_fft)
+
+
+def mel_filterbank(cfg: MelConfig) -> np.ndarray:
+    """librosa's mel filterbank for this config, shape (n_mels, n_fft // 2 + 1), float32."""
+    import librosa
+
+    return librosa.filters.mel(
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax_hz,
+        htk=cfg.htk,
+        norm="slaney" if cfg.norm == "slaney" else None,
+        dtype=np.float32,
+    )
+
+
+class MelSpectrogram(torch.nn.Module):
+    """Torch log-mel spectrogram for a :class:`MelConfig`.
+
+    The window and filterbank are buffers, so the module follows ``.to(device)``; it is
+    differentiable and used by the vocoder losses.
+
+    Args:
+        cfg: The mel definition.
+        log: Return log-mel (True) or linear mel (False).
+    """
+
+    def __init__(self, cfg: MelConfig, log: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.use_log = log
+        self.register_buffer("window", torch.from_numpy(stft_window(cfg).astype(np.float32)), persistent=False)
+        self.register_buffer("fb", torch.from_numpy(mel_filterbank(cfg)), persistent=False)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Compute the (log-)mel.
+
+        Args:
+            y (Tensor): waveform, shape (T,) or (B, T) or (B, 1, T).
+
+        Returns:
+            Tensor: (n_mels, frames) for 1-D input, else (B, n_mels, frames).
+        """
+        squeeze = y.dim() == 1
+        if y.dim() == 3:
+            if y.shape[1] != 1:
+                raise ValueError(f"expected (B, 1, T) audio, got shape {tuple(y.shape)}")
+            y = y[:, 0]
+        if squeeze:
+            y = y[None]
+        cfg = self.cfg
+        if cfg.center:
+            pad = cfg.n_fft // 2
+            if cfg.pad_mode == "reflect" and y.shape[-1] <= pad:
+                raise ValueError(
+                    f"signal of {y.shape[-1]} samples is too short for reflect padding of {pad}"
+                )
+            y = torch.nn.functional.pad(y[:, None], (pad, pad), mode=cfg.pad_mode)[:, 0]
+        spec = torch.stft(
+            y,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.n_fft,
+            window=self.window.to(y.dtype),
+            center=False,
+            return_complex=True,
+        )
+        mag = spec.abs()
+        if cfg.power != 1.0:
+            mag = mag.pow(cfg.power)
+        mel = torch.matmul(self.fb.to(mag.dtype), mag)
+        out = cfg.log(mel) if self.use_log else mel
+        return out[0] if squeeze else out
+
+
+# -- normalisation statistics -------------------------------------------------------------
+@dataclass
+class MelStats:
+    """Per-mel-bin statistics of log-mels from a training split, and the normalisation.
+
+    ``normalize(x) = clip((x - mean) / std, -clip_sigma, clip_sigma) / clip_sigma`` so that
+    normalised mels lie in [-1, 1] (SpecGAN's convention). ``clip_sigma=None`` skips the
+    clip and the scaling (plain standardisation).
+
+    Attributes:
+        mean: (n_mels,) float64.
+        std: (n_mels,) float64, strictly positive.
+        count: Number of frames the statistics were computed on.
+        clip_sigma: Clip bound in standard deviations, or None.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    count: int = 0
+    clip_sigma: float | None = 3.0
+
+    def __post_init__(self) -> None:
+        self.mean = np.asarray(self.mean, dtype=np.float64)
+        self.std = np.asarray(self.std, dtype=np.float64)
+        if self.mean.shape != self.std.shape or self.mean.ndim != 1:
+            raise ValueError(f"mean/std must be 1-D and the same shape, got {self.mean.shape} and {self.std.shape}")
+        if not np.all(np.isfinite(self.mean)) or not np.all(np.isfinite(self.std)) or np.any(self.std <= 0):
+            raise ValueError("MelStats needs finite mean and finite std > 0 in every bin")
+        if self.clip_sigma is not None and self.clip_sigma <= 0:
+            raise ValueError(f"clip_sigma must be > 0 or None, got {self.clip_sigma}")
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.mean.shape[0])
+
+    def _broadcast(self, x, v: np.ndarray):
+        # Stats index the mel axis, which is the second-to-last axis of (..., n_mels, frames).
+        if x.shape[-2] != self.n_mels:
+            raise ValueError(f"expected {self.n_mels} mel bins on axis -2, got shape {tuple(x.shape)}")
+        if isinstance(x, torch.Tensor):
+            return torch.as_tensor(v, dtype=x.dtype, device=x.device)[:, None]
+        return v.astype(x.dtype if x.dtype.kind == "f" else np.float32)[:, None]
+
+    def normalize(self, x):
+        """Log-mel (..., n_mels, frames) → normalised mel (same shape)."""
+        z = (x - self._broadcast(x, self.mean)) / self._broadcast(x, self.std)
+        if self.clip_sigma is None:
+            return z
+        c = self.clip_sigma
+        z = z.clamp(-c, c) if isinstance(z, torch.Tensor) else np.clip(z, -c, c)
+        return z / c
+
+    def denormalize(self, z):
+        """Normalised mel → log-mel (inverse of :meth:`normalize` inside the clip range)."""
+        if self.clip_sigma is not None:
+            z = z * self.clip_sigma
+        return z * self._broadcast(z, self.std) + self._broadcast(z, self.mean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "count": int(self.count),
+                "clip_sigma": self.clip_sigma}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "MelStats":
+        return cls(np.asarray(d["mean"]), np.asarray(d["std"]), int(d.get("count", 0)), d.get("clip_sigma", 3.0))
+
+    def save(self, path: str | Path, **extra: str) -> None:
+        """Write an ``.npz`` with mean, std, count, clip_sigma and string metadata."""
+        clip = np.nan if self.clip_sigma is None else float(self.clip_sigma)
+        np.savez(path, mean=self.mean, std=self.std, count=np.int64(self.count), clip_sigma=np.float64(clip),
+                 **{k: np.str_(v) for k, v in extra.items()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MelStats":
+        with np.load(path) as z:
+            clip = float(z["clip_sigma"])
+            return cls(z["mean"], z["std"], int(z["count"]), None if math.isnan(clip) else clip)
