@@ -1,0 +1,131 @@
+"""The ``specgan`` command: one sub-command per pipeline stage.
+
+Every sub-command takes ``--recipe PATH`` and any number of ``--set key.path=value``
+overrides; it writes under the recipe's ``work_dir`` and skips work that is already done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from specgan import __version__
+
+log = logging.getLogger("specgan")
+
+
+def _set_threads(n: int) -> None:
+    """One knob for every thread pool we use (see PERF notes: 1 thread is the safe default)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", required=True, help="recipe YAML, e.g. recipes/tiny.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a recipe key (repeatable), e.g. --set features.workers=1")
+    p.add_argument("--threads", type=int, default=1, help="threads per process (default 1)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _load(args):
+    from specgan.recipe import load_recipe
+
+    return load_recipe(args.recipe, args.overrides)
+
+
+def cmd_prepare(args) -> int:
+    from specgan.data.prepare import prepare
+
+    recipe = _load(args)
+    report = prepare(recipe, force=args.force)
+    if report.get("skipped_stage"):
+        print(f"prepare: up to date in {recipe.work / 'data'} (use --force to rebuild)")
+    else:
+        print(f"prepare: {recipe.data.source} → {recipe.work / 'data'}: "
+              + ", ".join(f"{k} {v}" for k, v in report["counts"].items()) + f"; {report['skipped']}")
+    return 0
+
+
+def cmd_features(args) -> int:
+    from specgan.features.cache import run_features
+
+    recipe = _load(args)
+    if args.workers is not None:
+        recipe.features.workers = args.workers
+    recipe.features.threads = args.threads
+    report = run_features(recipe, force=args.force)
+    for split, r in report.items():
+        if split != "stats":
+            print(f"features/{split}: {r['items']} items ({r['extracted']} extracted, {r['reused']} reused "
+                  f"from cache); {r['skipped']}")
+    print(f"stats: {'recomputed' if report['stats']['recomputed'] else 'reused'} → {report['stats']['path']}")
+    return 0
+
+
+def cmd_recipe(args) -> int:
+    """Print the resolved recipe (every default filled)."""
+    import yaml
+
+    from specgan.recipe import to_dict
+
+    print(yaml.safe_dump(to_dict(_load(args)), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="specgan",
+        description="Generate audio with GANs: recipes run stage by stage "
+                    "(prepare → features → train → synth → evaluate).",
+    )
+    parser.add_argument("--version", action="version", version=f"specgan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("prepare", help="build or scan the dataset into data/{train,dev,test}.jsonl",
+                       description="Stage 0: render a builtin dataset (builtin:digits via espeak-ng, "
+                                   "builtin:notes via fluidsynth) or scan a corpus (sc09:, nsynth:, "
+                                   "ljspeech:, folder) into manifests under <work_dir>/data.")
+    _common(p)
+    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("features", help="extract log-mels (numba) into features/, with train statistics",
+                       description="Stage 1: extract log-mel features of every split into "
+                                   "<work_dir>/features/{split}/*.npy, reusing cached items whose audio "
+                                   "and config are unchanged; per-bin statistics from train only.")
+    _common(p)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: features.workers)")
+    p.add_argument("--force", action="store_true", help="re-extract everything")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("recipe", help="print a recipe resolved (defaults filled, overrides applied)",
+                       description="Validate a recipe and print it with every default filled in.")
+    _common(p)
+    p.set_defaults(func=cmd_recipe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _set_threads(max(1, args.threads))
+    from specgan.audio import AudioError
+    from specgan.data.manifest import MissingToolError
+    from specgan.recipe import RecipeError
+
+    try:
+        return args.func(args)
+    except (RecipeError, MissingToolError, AudioError, FileNotFoundError, ValueError) as e:
+        print(f"specgan {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

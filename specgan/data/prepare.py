@@ -1,0 +1,166 @@
+"""The ``prepare`` stage: a data source → ``<work>/data/{train,dev,test}.jsonl``.
+
+Builtin sources render audio into ``<work>/data/wavs``; layouts and folders are referenced in
+place. Every file's header is checked (unreadable, empty, shorter than one frame → skipped and
+counted); full decoding checks (NaN/Inf, all-zero) happen in the features stage, which reads
+every sample anyway. The stage is skipped when ``data/prepare.json`` was written by the same
+data config, unless ``force``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import soundfile as sf
+
+from specgan.audio import AudioError, scan_report
+from specgan.data.digits import build_digits
+from specgan.data.layouts import LAYOUTS
+from specgan.data.manifest import SPLITS, Item, read_manifest, split_by_group, write_manifest
+from specgan.data.notes import build_notes
+from specgan.recipe import Recipe, save_resolved
+
+__all__ = ["BUILTINS", "parse_source", "prepare", "prepare_key", "load_split"]
+
+log = logging.getLogger(__name__)
+
+BUILTINS = {"digits", "notes"}
+_PREPARE_VERSION = 1  # bump when prepare's output format or rendering changes
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    """``"kind:arg"`` → (kind, arg). A bare path is a folder."""
+    kind, sep, arg = source.partition(":")
+    if sep and kind == "builtin":
+        if arg not in BUILTINS:
+            raise ValueError(f"data.source: unknown builtin {arg!r}; available: {', '.join(sorted(BUILTINS))}")
+        return "builtin", arg
+    if sep and kind in LAYOUTS:
+        if not arg:
+            raise ValueError(f"data.source: {kind}: needs a path, e.g. {kind}:/data/{kind}")
+        return kind, arg
+    if sep and len(kind) > 1 and not Path(source).exists():
+        raise ValueError(f"data.source: unknown kind {kind!r} in {source!r}; use builtin:digits, builtin:notes, "
+                         f"{', '.join(k + ':PATH' for k in LAYOUTS)} or a folder path")
+    return "folder", source
+
+
+def prepare_key(recipe: Recipe) -> str:
+    """What prepare's output depends on: the data section, the sample rate, the seed."""
+    blob = {"data": recipe.fingerprint("data"), "sr": recipe.mel.sample_rate, "seed": recipe.seed,
+            "version": _PREPARE_VERSION}
+    return json.dumps(blob, sort_keys=True)
+
+
+def _check_header(it: Item, min_samples: int, sr: int) -> Item:
+    """Fill duration/sr from the header; raise AudioError for unusable files."""
+    try:
+        info = sf.info(it.path)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise AudioError(it.path, "unreadable", str(e).strip()) from e
+    if info.frames <= 0:
+        raise AudioError(it.path, "empty", "the file holds 0 samples")
+    n_at_sr = info.frames * sr / info.samplerate
+    if n_at_sr < min_samples:
+        raise AudioError(it.path, "too short", f"{info.frames} samples at {info.samplerate} Hz, "
+                                               f"need at least {min_samples} at {sr} Hz (one frame)")
+    it.duration, it.sr = info.frames / info.samplerate, int(info.samplerate)
+    return it
+
+
+def _apply_label(items: list[Item], label: str | None, source: str) -> None:
+    if label is None:
+        return
+    missing = [it for it in items if label not in it.labels]
+    if missing and len(missing) == len(items):
+        avail = sorted({k for it in items for k in it.labels})
+        raise ValueError(f"data.label: {label!r} is not a label of {source} (available: {', '.join(avail) or 'none'})")
+    if missing:
+        raise ValueError(f"data.label: {len(missing)} of {len(items)} items have no {label!r} label "
+                         f"(e.g. {missing[0].path})")
+    for it in items:
+        it.label = it.labels[label]
+
+
+def prepare(recipe: Recipe, force: bool = False) -> dict:
+    """Run the prepare stage; returns the report also written to ``data/prepare.json``."""
+    work = recipe.work
+    data_dir = work / "data"
+    marker = data_dir / "prepare.json"
+    key = prepare_key(recipe)
+    if not force and marker.is_file() and all((data_dir / f"{s}.jsonl").is_file() for s in SPLITS):
+        old = json.loads(marker.read_text())
+        if old.get("key") == key:
+            log.info("prepare: up to date (%s), skipping; --force to redo", marker)
+            return {**old, "skipped_stage": True}
+    dc = recipe.data
+    kind, arg = parse_source(dc.source)
+    sr = recipe.mel.sample_rate
+    from specgan.features.extract import LogMelExtractor  # min_samples follows the mel config
+
+    min_samples = LogMelExtractor(recipe.mel).min_samples()
+    bad: list[AudioError] = []
+    split_of = None
+    wavs = data_dir / "wavs"
+    if kind == "builtin":
+        if wavs.exists():
+            shutil.rmtree(wavs)   # stale renders from another config must not linger
+        if arg == "digits":
+            clip = dc.preprocess.clip_seconds or 1.0
+            items, build = build_digits(dc.digits, sr, clip, wavs, recipe.seed, work)
+        else:
+            items, build = build_notes(dc.notes, sr, wavs, recipe.seed, work)
+    else:
+        scanned, split_of = LAYOUTS[kind](Path(arg), dc)
+        items, build = [], {"scanned": len(scanned)}
+        for it in scanned:
+            try:
+                items.append(_check_header(it, min_samples, sr))
+            except AudioError as e:
+                bad.append(e)
+                log.warning("prepare: skipping %s", e)
+    if not items:
+        raise RuntimeError(f"prepare: no usable audio from {dc.source} ({scan_report(bad)})")
+    _apply_label(items, dc.label, dc.source)
+    if split_of is not None:
+        splits = {s: [it for it in items if split_of.get(it.id) == s] for s in SPLITS}
+    else:
+        splits = split_by_group(items, dc.dev_fraction, dc.test_fraction, recipe.seed)
+    if dc.max_items is not None:
+        rng = random.Random(recipe.seed)
+        for s in SPLITS:
+            rng.shuffle(splits[s])
+            splits[s] = splits[s][: dc.max_items]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    counts = {s: write_manifest(data_dir / f"{s}.jsonl", splits[s]) for s in SPLITS}
+    report = {
+        "key": key,
+        "source": dc.source,
+        "counts": counts,
+        "build": build,
+        "skipped": scan_report(bad),
+        "skipped_files": [{"path": e.path, "reason": e.reason, "error": str(e)} for e in bad],
+        "groups": {s: len({it.group for it in splits[s]}) for s in SPLITS},
+    }
+    save_resolved(recipe, data_dir)
+    marker.write_text(json.dumps(report, indent=1))
+    log.info("prepare: %s → %s; %s", dc.source, counts, report["skipped"])
+    return report
+
+
+def load_split(recipe: Recipe, split: str) -> list[Item]:
+    """Items of one split, paths made absolute."""
+    path = recipe.work / "data" / f"{split}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `specgan prepare --recipe {recipe.path or '...'}` first")
+    items = read_manifest(path)
+    for it in items:
+        if not Path(it.path).is_absolute():
+            it.path = str((recipe.work / it.path).resolve())
+    return items
+
+
