@@ -197,8 +197,8 @@ def stft_window(cfg: MelConfig) -> np.ndarray:
     return librosa.util.pad_center(np.asarray(w, dtype=np.float64), size=cfg.n_fft)
 
 
-def mel_filterbank(cfg: MelConfig) -> np.ndarray:
-    """librosa's mel filterbank for this config, shape (n_mels, n_fft // 2 + 1), float32."""
+def mel_filterbank(cfg: MelConfig, dtype=np.float64) -> np.ndarray:
+    """librosa's mel filterbank for this config, shape (n_mels, n_fft // 2 + 1)."""
     import librosa
 
     return librosa.filters.mel(
@@ -209,7 +209,7 @@ def mel_filterbank(cfg: MelConfig) -> np.ndarray:
         fmax=cfg.fmax_hz,
         htk=cfg.htk,
         norm="slaney" if cfg.norm == "slaney" else None,
-        dtype=np.float32,
+        dtype=dtype,
     )
 
 
@@ -228,7 +228,9 @@ class MelSpectrogram(torch.nn.Module):
         super().__init__()
         self.cfg = cfg
         self.use_log = log
-        self.register_buffer("window", torch.from_numpy(stft_window(cfg).astype(np.float32)), persistent=False)
+        # float64 masters, cast to the input's dtype per call: a window rounded to float32 leaks
+        # enough to move deep spectral valleys, so .double() must be able to recover full precision.
+        self.register_buffer("window", torch.from_numpy(stft_window(cfg)), persistent=False)
         self.register_buffer("fb", torch.from_numpy(mel_filterbank(cfg)), persistent=False)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
