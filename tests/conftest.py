@@ -67,7 +67,7 @@ def need_tool(program: str):
     """Mark a test that needs a system program. CI (SPECGAN_REQUIRE_TOOLS=1) installs them, so
     there a missing program is a failure, never a silent skip."""
     if shutil.which(program):
-        return pytest.mark.usefixtures()
+        return lambda f: f
     if os.environ.get("SPECGAN_REQUIRE_TOOLS") == "1":
         raise RuntimeError(f"{program} is required (SPECGAN_REQUIRE_TOOLS=1) but not installed")
     return pytest.mark.skip(reason=f"{program} not installed (apt-get install {program}); .ci/run installs it")
