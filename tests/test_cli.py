@@ -1,0 +1,59 @@
+"""The real `specgan` command on the CI-sized recipe: prepare + features, then again from cache."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import need_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def specgan(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "specgan.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"specgan {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_help_explains_every_command():
+    out = specgan("--help").stdout
+    for cmd in ("prepare", "features", "recipe"):
+        assert cmd in out
+        assert "--recipe" in specgan(cmd, "--help").stdout
+
+
+def test_bad_recipe_key_is_a_clear_error():
+    proc = specgan("recipe", "--recipe", "recipes/tiny.yaml", "--set", "data.digits.speeds=[1,2]", check=False)
+    assert proc.returncode == 2
+    assert "data.digits.speeds: unknown key in data.digits; allowed keys:" in proc.stderr
+
+
+@pytest.mark.slow
+@need_tool("espeak-ng")
+def test_tiny_recipe_prepare_and_features_twice(tmp_path):
+    work = tmp_path / "tiny"
+    common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}"]
+    out = specgan("prepare", *common).stdout
+    assert "train" in out and "skipped 0 files" in out
+    counts = json.loads((work / "data" / "prepare.json").read_text())["counts"]
+    assert counts["train"] > 0 and counts["dev"] > 0 and counts["test"] > 0
+    n = sum(counts.values())
+
+    out = specgan("features", *common).stdout
+    assert "reused" in out and "stats: recomputed" in out
+    npys = sorted((work / "features").rglob("*.npy"))
+    assert len(npys) == n
+    stamps = [p.stat().st_mtime_ns for p in npys]
+    for stage in ("data", "features"):
+        assert (work / stage / "config.yaml").is_file()  # the resolved recipe beside each output
+
+    assert "up to date" in specgan("prepare", *common).stdout
+    out = specgan("features", *common).stdout
+    for split in ("train", "dev", "test"):
+        assert f"features/{split}: {counts[split]} items (0 extracted, {counts[split]} reused from cache)" in out
+    assert "stats: reused" in out
+    assert [p.stat().st_mtime_ns for p in npys] == stamps
