@@ -18,7 +18,7 @@ log = logging.getLogger("specgan")
 
 def _set_threads(n: int) -> None:
     """One knob for every thread pool we use (see PERF notes: 1 thread is the safe default)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(n))
     import torch
 
@@ -29,7 +29,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", required=True, help="recipe YAML, e.g. recipes/tiny.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a recipe key (repeatable), e.g. --set features.workers=1")
-    p.add_argument("--threads", type=int, default=1, help="threads per process (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per process (default 1, or the recipe's features.threads for `features`)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -58,7 +59,8 @@ def cmd_features(args) -> int:
     recipe = _load(args)
     if args.workers is not None:
         recipe.features.workers = args.workers
-    recipe.features.threads = args.threads
+    if args.threads is not None:
+        recipe.features.threads = args.threads
     report = run_features(recipe, force=args.force)
     for split, r in report.items():
         if split != "stats":
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    _set_threads(max(1, args.threads))
+    _set_threads(max(1, args.threads or 1))
     from specgan.audio import AudioError
     from specgan.data.manifest import MissingToolError
     from specgan.recipe import RecipeError

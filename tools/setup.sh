@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up specgan on a fresh Debian/Ubuntu machine: system tools for the builtin datasets, then
+# a virtualenv in .venv with the package (editable) and its test extra.
+# Usage: bash tools/setup.sh        (idempotent; re-running is quick)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# espeak-ng renders builtin:digits, fluidsynth + a GM soundfont render builtin:notes.
+need=()
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v fluidsynth >/dev/null || need+=(fluidsynth)
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y --no-install-recommends "${need[@]}" >/dev/null || {
+      apt-get update >/dev/null && apt-get install -y --no-install-recommends "${need[@]}" >/dev/null; }
+  else
+    echo "setup: missing system packages: ${need[*]} (run: sudo apt-get install -y ${need[*]})" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# torch 2.14.1 is the release served from local disk on the project machines.
+.venv/bin/pip install -q -e '.[test]'
+echo "setup: ready (.venv)"
