@@ -1,0 +1,10 @@
+"""Vocoder generators; importing this package registers them."""
+
+from vocoder.generators.base import Generator, Snake
+from vocoder.generators.griffinlim import GriffinLim
+from vocoder.generators.hifigan import HIFIGAN_PRESETS, HiFiGAN, SnakeHiFiGAN
+from vocoder.generators.istft import ISTFTGenerator
+from vocoder.generators.melgan import MelGAN
+
+__all__ = ["HIFIGAN_PRESETS", "Generator", "GriffinLim", "HiFiGAN", "ISTFTGenerator", "MelGAN", "Snake",
+           "SnakeHiFiGAN"]

@@ -1,0 +1,68 @@
+"""What every generator shares: the mel contract, input checks, weight-norm removal."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from vocoder.mel import MelConfig
+
+__all__ = ["Generator", "Snake", "activation"]
+
+
+class Generator(nn.Module):
+    """A vocoder generator: log-mel (B, n_mels, T) → waveform (B, 1, T * hop_length).
+
+    Subclasses take the :class:`MelConfig` they consume as their first argument (it is part of
+    the checkpoint) and their own hyper-parameters as keyword arguments.
+    """
+
+    #: False for generators with nothing to learn (Griffin-Lim): training refuses them.
+    trainable = True
+    registry_name = "?"
+
+    def __init__(self, mel_cfg: MelConfig):
+        super().__init__()
+        if not isinstance(mel_cfg, MelConfig):
+            raise TypeError(f"expected a MelConfig, got {type(mel_cfg).__name__}")
+        self.mel_cfg = mel_cfg
+        self.hop_length = mel_cfg.hop_length
+
+    def check_input(self, mel: torch.Tensor) -> None:
+        if mel.dim() != 3 or mel.shape[1] != self.mel_cfg.n_mels:
+            raise ValueError(f"{self.registry_name}: expected a mel of shape (batch, {self.mel_cfg.n_mels}, frames), "
+                             f"got {tuple(mel.shape)}")
+
+    def remove_weight_norm(self) -> "Generator":
+        """Fold weight-norm parametrisations into plain weights (for inference and export)."""
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        return self
+
+
+class Snake(nn.Module):
+    """Periodic activation x + sin²(αx)/α with a learned α per channel (Ziyin et al. 2020; used by
+    BigVGAN for music). α is stored as log α so it stays positive.
+
+    Args:
+        channels: number of channels C of a (B, C, T) input.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = self.log_alpha.exp()
+        return x + torch.sin(alpha * x).pow(2) / (alpha + 1e-9)
+
+
+def activation(kind: str, channels: int, slope: float) -> nn.Module:
+    """``"leaky_relu"`` (with ``slope``) or ``"snake"``."""
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(slope)
+    if kind == "snake":
+        return Snake(channels)
+    raise ValueError(f"activation must be 'leaky_relu' or 'snake', got {kind!r}")

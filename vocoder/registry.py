@@ -1,0 +1,69 @@
+"""Name → class registries for generators and critics, and the one way to build them.
+
+A recipe section is a constructor's keyword arguments verbatim: ``{name: hifigan, preset: v2}``
+builds ``GENERATORS["hifigan"](mel_cfg, preset="v2")``. An unknown name lists the valid ones;
+an unknown parameter lists the accepted ones (no ``**kwargs`` sinks).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Mapping
+
+__all__ = ["CRITICS", "GENERATORS", "build_critic", "build_generator", "register_critic", "register_generator"]
+
+GENERATORS: dict[str, type] = {}
+CRITICS: dict[str, type] = {}
+
+
+def _register(table: dict[str, type], kind: str) -> Callable[[str], Callable[[type], type]]:
+    def deco_for(name: str):
+        def deco(cls: type) -> type:
+            if name in table and table[name] is not cls:
+                raise ValueError(f"{kind} {name!r} is already registered by {table[name].__qualname__}")
+            table[name] = cls
+            cls.registry_name = name
+            return cls
+
+        return deco
+
+    return deco_for
+
+
+register_generator = _register(GENERATORS, "generator")
+register_critic = _register(CRITICS, "critic")
+
+
+def _build(table: dict[str, type], kind: str, spec: Mapping[str, Any], *args):
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ValueError(f"a {kind} spec needs a 'name' key (one of {', '.join(sorted(table))}), got {spec!r}")
+    params = dict(spec)
+    name = params.pop("name")
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; registered: {', '.join(sorted(table))}")
+    cls = table[name]
+    sig = inspect.signature(cls.__init__)
+    accepted = [p for p in list(sig.parameters)[1 + len(args):]
+                if sig.parameters[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"{kind} {name!r}: unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    return cls(*args, **params)
+
+
+def build_generator(spec: Mapping[str, Any], mel_cfg):
+    """Build a generator from ``{name: ..., **params}`` for a :class:`vocoder.mel.MelConfig`."""
+    _ensure_loaded()
+    return _build(GENERATORS, "generator", spec, mel_cfg)
+
+
+def build_critic(spec: Mapping[str, Any]):
+    """Build one critic from ``{name: ..., **params}``."""
+    _ensure_loaded()
+    return _build(CRITICS, "critic", spec)
+
+
+def _ensure_loaded() -> None:
+    # Importing the modules registers their classes.
+    import vocoder.critics  # noqa: F401
+    import vocoder.generators  # noqa: F401
