@@ -70,6 +70,17 @@ def cmd_features(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from specgan.stages import train_vocoder
+
+    recipe = _load(args)
+    result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
+                           device=args.device, progress=not args.no_progress)
+    print(f"vocoder: step {result['step']} → {result['out']}; "
+          + ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("dev/")))
+    return 0
+
+
 def cmd_recipe(args) -> int:
     """Print the resolved recipe (every default filled)."""
     import yaml
@@ -106,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-extract everything")
     p.set_defaults(func=cmd_features)
 
+    p = sub.add_parser("train", help="train a model of the recipe (--stage vocoder)",
+                       description="Train the recipe's vocoder (stage two) on its prepared data into "
+                                   "<work_dir>/vocoder: model.safetensors (inference), best/, state.pt (resume), "
+                                   "logs/ (TensorBoard), history.jsonl.")
+    _common(p)
+    p.add_argument("--stage", required=True, choices=["vocoder"], help="what to train")
+    p.add_argument("--steps", type=int, default=None, help="train until this many steps (default: vocoder.steps)")
+    p.add_argument("--resume", action="store_true", help="continue from <work_dir>/vocoder/state.pt")
+    p.add_argument("--init-from", default=None, metavar="STATE_PT",
+                   help="initialise generator and critics from another run's state.pt (fine-tuning)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("recipe", help="print a recipe resolved (defaults filled, overrides applied)",
                        description="Validate a recipe and print it with every default filled in.")
     _common(p)
@@ -124,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (RecipeError, MissingToolError, AudioError, FileNotFoundError, ValueError) as e:
+    except (RecipeError, MissingToolError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"specgan {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,7 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 import yaml
 
 from specgan.audio import Preprocess
+from vocoder.config import VocoderConfig
 from vocoder.mel import MelConfig
 
 __all__ = [
@@ -131,6 +132,7 @@ class Recipe:
     mel: MelConfig = field(default_factory=MelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     # Path of the YAML this came from (not a key; filled by load_recipe).
     path: str | None = field(default=None, metadata={"internal": True})
 
@@ -336,10 +338,26 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     raw = apply_overrides(_read_yaml(path), overrides)
     try:
         recipe = from_dict(Recipe, raw)
+        _check_model_specs(recipe)
     except RecipeError as e:
         raise RecipeError(f"{path}: {e}") from None
     recipe.path = str(path)
     return recipe
+
+
+def _check_model_specs(recipe: Recipe) -> None:
+    """Registry look-ups (names and parameter names) at load time, so a typo fails before training."""
+    from vocoder.losses import LossWeights
+    from vocoder.registry import check_critic_spec, check_generator_spec
+
+    checks = [("vocoder.generator", check_generator_spec, recipe.vocoder.generator),
+              ("vocoder.weights", LossWeights.from_dict, recipe.vocoder.weights)]
+    checks += [(f"vocoder.critics[{i}]", check_critic_spec, c) for i, c in enumerate(recipe.vocoder.critics)]
+    for where, check, spec in checks:
+        try:
+            check(spec)
+        except (ValueError, TypeError) as e:
+            raise RecipeError(f"{where}: {e}") from None
 
 
 def save_resolved(recipe: Recipe, directory: str | Path, name: str = "config.yaml") -> Path:

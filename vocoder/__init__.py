@@ -6,5 +6,13 @@ A standalone library: it never imports ``specgan``. It owns the mel definition
 
 from vocoder.mel import MelConfig, MelConfigMismatch, MelSpectrogram, MelStats
 
-__all__ = ["MelConfig", "MelConfigMismatch", "MelSpectrogram", "MelStats"]
+
+def load(path, device="cpu"):
+    """Load a trained generator from ``model.safetensors`` (see :mod:`vocoder.checkpoint`)."""
+    from vocoder.checkpoint import load as _load
+
+    return _load(path, device)
+
+
+__all__ = ["MelConfig", "MelConfigMismatch", "MelSpectrogram", "MelStats", "load"]
 __version__ = "0.1.0"

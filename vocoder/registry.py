@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Mapping
 
-__all__ = ["CRITICS", "GENERATORS", "build_critic", "build_generator", "register_critic", "register_generator"]
+__all__ = ["CRITICS", "GENERATORS", "build_critic", "build_generator", "check_critic_spec", "check_generator_spec",
+           "register_critic", "register_generator"]
 
 GENERATORS: dict[str, type] = {}
 CRITICS: dict[str, type] = {}
@@ -34,7 +35,7 @@ register_generator = _register(GENERATORS, "generator")
 register_critic = _register(CRITICS, "critic")
 
 
-def _build(table: dict[str, type], kind: str, spec: Mapping[str, Any], *args):
+def _check(table: dict[str, type], kind: str, spec: Mapping[str, Any], n_positional: int) -> tuple[type, dict]:
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise ValueError(f"a {kind} spec needs a 'name' key (one of {', '.join(sorted(table))}), got {spec!r}")
     params = dict(spec)
@@ -43,12 +44,29 @@ def _build(table: dict[str, type], kind: str, spec: Mapping[str, Any], *args):
         raise ValueError(f"unknown {kind} {name!r}; registered: {', '.join(sorted(table))}")
     cls = table[name]
     sig = inspect.signature(cls.__init__)
-    accepted = [p for p in list(sig.parameters)[1 + len(args):]
+    accepted = [p for p in list(sig.parameters)[1 + n_positional:]
                 if sig.parameters[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ValueError(f"{kind} {name!r}: unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    return cls, params
+
+
+def _build(table: dict[str, type], kind: str, spec: Mapping[str, Any], *args):
+    cls, params = _check(table, kind, spec, len(args))
     return cls(*args, **params)
+
+
+def check_generator_spec(spec: Mapping[str, Any]) -> None:
+    """Validate a generator spec's name and parameter names without building it."""
+    _ensure_loaded()
+    _check(GENERATORS, "generator", spec, 1)
+
+
+def check_critic_spec(spec: Mapping[str, Any]) -> None:
+    """Validate a critic spec's name and parameter names without building it."""
+    _ensure_loaded()
+    _check(CRITICS, "critic", spec, 0)
 
 
 def build_generator(spec: Mapping[str, Any], mel_cfg):

@@ -1,0 +1,65 @@
+"""Glue between recipes and the training libraries (the recipe's data → their datasets)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from specgan.audio import load_clip
+from specgan.data.prepare import load_split
+from specgan.recipe import Recipe, save_resolved
+
+__all__ = ["pick_device", "train_vocoder"]
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False, init_from: str | None = None,
+                  device: str = "auto", progress: bool = True) -> dict:
+    """Train the recipe's vocoder on its prepared data into ``<work>/vocoder``.
+
+    The clips go through the same preprocessing as the features stage, and the vocoder's mel is
+    the recipe's ``mel`` block, so the vocoder consumes exactly what stage one is trained on.
+    """
+    from vocoder.data import SegmentDataset
+    from vocoder.train import VocoderTrainer
+
+    out = recipe.work / "vocoder"
+    if (out / "state.pt").exists() and not (resume or init_from):
+        raise FileExistsError(f"{out / 'state.pt'} exists: pass --resume to continue it, or remove {out} to restart")
+    sr, pre = recipe.mel.sample_rate, recipe.data.preprocess
+
+    def load(path: str, sample_rate: int):
+        return load_clip(path, sample_rate, pre, recipe.mel.n_fft)
+
+    vc = recipe.vocoder
+    train_items, dev_items = load_split(recipe, "train"), load_split(recipe, "dev")
+    train_set = SegmentDataset([it.path for it in train_items], sr, vc.segment_samples, load, seed=recipe.seed)
+    dev_set = SegmentDataset([it.path for it in dev_items[: vc.eval_items]], sr, None, load) if dev_items else None
+    for name, ds in (("train", train_set), ("dev", dev_set)):
+        if ds is not None and ds.skipped:
+            log.warning("vocoder data/%s: skipped %d unusable files (e.g. %s)", name, len(ds.skipped), ds.skipped[0][1])
+    dev = pick_device(device)
+    trainer = VocoderTrainer(vc, recipe.mel, train_set, dev_set, out, dev, seed=recipe.seed,
+                             extra_meta={"recipe": recipe.name, "data": recipe.data.source})
+    if resume:
+        path = out / "state.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: {path} not found")
+        trainer.load_state_dict(torch.load(path, map_location=dev, weights_only=False))
+        log.info("vocoder: resumed at step %d from %s", trainer.step, path)
+    elif init_from:
+        trainer.load_state_dict(torch.load(Path(init_from), map_location=dev, weights_only=False), weights_only=True)
+        log.info("vocoder: initialised generator and critics from %s", init_from)
+    save_resolved(recipe, out)
+    metrics = trainer.fit(steps, progress=progress)
+    return {"step": trainer.step, "out": str(out), **metrics}

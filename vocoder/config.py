@@ -1,0 +1,54 @@
+"""Vocoder training configuration (the ``vocoder:`` section of a specgan recipe)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["VocoderConfig"]
+
+
+@dataclass
+class VocoderConfig:
+    """What to train and how.
+
+    ``generator`` and each entry of ``critics`` are ``{name: ..., **constructor params}`` looked up
+    in :mod:`vocoder.registry`; unknown names or parameters are errors listing the valid ones.
+    """
+
+    generator: dict[str, Any] = field(default_factory=lambda: {"name": "istft"})
+    critics: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "msd"}, {"name": "mpd"}])
+    adversarial: Literal["lsgan", "hinge"] = "lsgan"
+    weights: dict[str, float] = field(default_factory=lambda: {"mel": 45.0, "fm": 2.0, "adv": 1.0})
+    segment_samples: int = 8192          # random training crops (a multiple of hop_length)
+    batch_size: int = 16
+    steps: int = 100_000                 # total generator steps
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
+    weight_decay: float = 0.01           # AdamW
+    lr_decay: float = 0.999              # multiplies the lrs every lr_decay_every steps (HiFi-GAN: per epoch)
+    lr_decay_every: int = 1000
+    critic_warmup_steps: int = 0         # reconstruction-only steps before the critics join
+    grad_clip: float | None = 100.0      # max grad norm (None = off)
+    ema: float | None = None             # EMA decay for an averaged generator (e.g. 0.999)
+    log_every: int = 20
+    eval_every: int = 500
+    save_every: int = 500
+    eval_items: int = 16                 # dev clips for validation mel-L1 / MR-STFT
+    pretrained: str | None = None        # a model.safetensors synth uses instead of work_dir/vocoder
+
+    def __post_init__(self) -> None:
+        if self.segment_samples <= 0 or self.batch_size <= 0 or self.steps < 0:
+            raise ValueError("segment_samples and batch_size must be > 0, steps >= 0")
+        if len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {self.betas}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema must be in (0, 1) or null, got {self.ema}")
+        if "name" not in self.generator:
+            raise ValueError("generator needs a 'name' key")
+        for i, c in enumerate(self.critics):
+            if "name" not in c:
+                raise ValueError(f"critics[{i}] needs a 'name' key")
