@@ -3,7 +3,6 @@ and optional stats; for inference) and ``state.pt`` (everything to resume traini
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,11 @@ def save_model(path: str | Path, generator: Generator, spec: dict[str, Any], ext
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    g = copy.deepcopy(generator).cpu().remove_weight_norm()
+    # Rebuilt from the spec rather than deep-copied (deepcopy breaks weight-norm parametrisations),
+    # which also proves the spec reproduces the architecture.
+    g = build_generator(spec, generator.mel_cfg)
+    g.load_state_dict({k: v.detach().cpu() for k, v in generator.state_dict().items()})
+    g.remove_weight_norm()
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in g.state_dict().items()}
     meta = {"format": FORMAT, "generator": json.dumps(spec), "mel": json.dumps(generator.mel_cfg.to_dict()),
             "extra": json.dumps(extra or {})}

@@ -20,6 +20,9 @@ class VocoderConfig:
     critics: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "msd"}, {"name": "mpd"}])
     adversarial: Literal["lsgan", "hinge"] = "lsgan"
     weights: dict[str, float] = field(default_factory=lambda: {"mel": 45.0, "fm": 2.0, "adv": 1.0})
+    # (n_fft, hop, win) of the multi-resolution STFT loss and of the dev MR-STFT metric.
+    stft_resolutions: list[list[int]] = field(default_factory=lambda: [[1024, 120, 600], [2048, 240, 1200],
+                                                                      [512, 50, 240]])
     segment_samples: int = 8192          # random training crops (a multiple of hop_length)
     batch_size: int = 16
     steps: int = 100_000                 # total generator steps

@@ -12,7 +12,6 @@ Outputs in ``out_dir``: ``model.safetensors`` (last, inference), ``best/model.sa
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -70,7 +69,10 @@ class VocoderTrainer:
         if not self.G.trainable:
             raise ValueError(f"generator {cfg.generator['name']!r} has nothing to train")
         self.D = CriticSet(cfg.critics).to(self.device)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema else None
+        self.G_ema = None
+        if cfg.ema:
+            self.G_ema = build_generator(cfg.generator, mel_cfg).to(self.device).eval().requires_grad_(False)
+            self.G_ema.load_state_dict(self.G.state_dict())
         betas = tuple(cfg.betas)
         self.opt_g = torch.optim.AdamW(self.G.parameters(), cfg.lr_g, betas=betas, weight_decay=cfg.weight_decay)
         self.opt_d = torch.optim.AdamW(self.D.parameters(), cfg.lr_d, betas=betas, weight_decay=cfg.weight_decay)
@@ -79,7 +81,7 @@ class VocoderTrainer:
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma)
         self.mel_fn = MelSpectrogram(mel_cfg).to(self.device)
         self.mel_l1 = MelL1(mel_cfg).to(self.device)
-        self.mrstft = MultiResolutionSTFTLoss().to(self.device)
+        self.mrstft = MultiResolutionSTFTLoss(cfg.stft_resolutions).to(self.device)
         self.train_set, self.dev_set = train_set, dev_set
         self.sampler = torch.Generator().manual_seed(seed)
         self.step = 0

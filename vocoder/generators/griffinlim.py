@@ -15,8 +15,8 @@ __all__ = ["GriffinLim"]
 
 @register_generator("griffinlim")
 class GriffinLim(Generator):
-    """Log-mel → linear magnitude (non-negative least squares by the filterbank's pseudo-inverse,
-    clamped at 0) → phase by torchaudio's fast Griffin-Lim (momentum 0.99).
+    """Log-mel → linear magnitude (non-negative least squares: the pseudo-inverse, clamped, refined
+    by multiplicative updates) → phase by torchaudio's fast Griffin-Lim (momentum 0.99).
 
     Args:
         mel_cfg: The mel consumed.
@@ -26,13 +26,15 @@ class GriffinLim(Generator):
 
     trainable = False
 
-    def __init__(self, mel_cfg: MelConfig, n_iter: int = 32, momentum: float = 0.99):
+    def __init__(self, mel_cfg: MelConfig, n_iter: int = 32, momentum: float = 0.99, nnls_iter: int = 30):
         super().__init__(mel_cfg)
         if n_iter < 1:
             raise ValueError(f"griffinlim: n_iter must be >= 1, got {n_iter}")
-        self.config = dict(n_iter=n_iter, momentum=momentum)
-        self.register_buffer("inverse_fb", torch.from_numpy(np.linalg.pinv(mel_filterbank(mel_cfg)).astype(np.float32)),
-                             persistent=False)
+        self.config = dict(n_iter=n_iter, momentum=momentum, nnls_iter=nnls_iter)
+        self.nnls_iter = nnls_iter
+        fb = mel_filterbank(mel_cfg)
+        self.register_buffer("fb", torch.from_numpy(fb.astype(np.float32)), persistent=False)
+        self.register_buffer("inverse_fb", torch.from_numpy(np.linalg.pinv(fb).astype(np.float32)), persistent=False)
         window = torch.from_numpy(stft_window(mel_cfg)[: mel_cfg.n_fft].astype(np.float32))
         self.gl = torchaudio.transforms.GriffinLim(
             n_fft=mel_cfg.n_fft, win_length=mel_cfg.n_fft, hop_length=mel_cfg.hop_length, power=1.0, n_iter=n_iter,
@@ -42,7 +44,13 @@ class GriffinLim(Generator):
         """mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
         self.check_input(mel)
         cfg = self.mel_cfg
-        linear = torch.matmul(self.inverse_fb, cfg.exp(mel.float())).clamp(min=0.0)
+        target = cfg.exp(mel.float())
+        linear = torch.matmul(self.inverse_fb, target).clamp(min=1e-8)
+        # Lee-Seung multiplicative updates for min ||fb x - m|| with x >= 0: each step keeps x
+        # non-negative and does not increase the error.
+        numer = torch.matmul(self.fb.T, target)
+        for _ in range(self.nnls_iter):
+            linear = linear * numer / torch.matmul(self.fb.T, torch.matmul(self.fb, linear)).clamp(min=1e-10)
         if cfg.power != 1.0:
             linear = linear.pow(1.0 / cfg.power)
         # T centred frames describe (T - 1) * hop samples; pad the last hop to keep the

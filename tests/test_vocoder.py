@@ -1,0 +1,220 @@
+"""Vocoder library: every generator x critic trains, tiny models overfit, checkpoints, resume,
+mismatch refusal, chunked inference, registry errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import vocoder
+from vocoder.config import VocoderConfig
+from vocoder.critics import CriticSet
+from vocoder.data import SegmentDataset
+from vocoder.inference import vocode
+from vocoder.mel import MelConfig, MelConfigMismatch, MelSpectrogram
+from vocoder.registry import GENERATORS, build_critic, build_generator
+from vocoder.train import VocoderTrainer
+
+SR = 8000
+MEL = MelConfig(sample_rate=SR, n_fft=256, hop_length=64, n_mels=20)
+TINY_G = {
+    "hifigan": dict(preset=None, upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16], upsample_initial_channel=16,
+                    resblock="1", resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]]),
+    "hifigan_snake": dict(preset=None, upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16],
+                          upsample_initial_channel=16, resblock="2", resblock_kernel_sizes=[3],
+                          resblock_dilation_sizes=[[1, 2]]),
+    "melgan": dict(upsample_rates=[8, 8], channels=8, n_residual_layers=2),
+    "istft": dict(dim=32, intermediate_dim=64, num_layers=2),
+}
+TINY_STFT = [[256, 64, 256], [128, 32, 128]]
+TINY_C = {"msd": dict(scales=2, width=0.0625), "mpd": dict(periods=[2, 3], width=0.0625),
+          "mrd": dict(resolutions=[[256, 64, 256], [128, 32, 128]], width=0.25)}
+
+
+def harmonic(seconds=0.5, f0=220.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SR * seconds)) / SR
+    y = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 8))
+    return (0.5 * y / np.abs(y).max() * np.minimum(1, 10 * t)).astype(np.float32)
+
+
+@pytest.fixture
+def clips(tmp_path):
+    import soundfile as sf
+
+    paths = []
+    for i, f0 in enumerate((180.0, 220.0, 260.0, 330.0)):
+        p = tmp_path / f"c{i}.wav"
+        sf.write(p, harmonic(0.5, f0, i), SR)
+        paths.append(str(p))
+    return paths
+
+
+def test_every_registered_generator_is_covered():
+    assert set(GENERATORS) == set(TINY_G) | {"griffinlim"}
+
+
+@pytest.mark.parametrize("name", sorted(TINY_G) + ["griffinlim"])
+def test_generator_shapes(name):
+    g = build_generator({"name": name, **TINY_G.get(name, {})}, MEL)
+    y = g(torch.randn(2, MEL.n_mels, 12))
+    assert y.shape == (2, 1, 12 * MEL.hop_length) and torch.isfinite(y).all()
+    assert y.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("gname", sorted(TINY_G))
+@pytest.mark.parametrize("critic", sorted(TINY_C))
+def test_generator_critic_pairs_train_with_finite_losses(gname, critic, clips, tmp_path):
+    cfg = VocoderConfig(generator={"name": gname, **TINY_G[gname]}, critics=[{"name": critic, **TINY_C[critic]}],
+                        segment_samples=1024, batch_size=2, steps=2, log_every=1, eval_every=2, save_every=2,
+                        eval_items=1, weights={"mel": 45, "fm": 2, "adv": 1, "stft": 1},
+                        stft_resolutions=TINY_STFT)
+    tr = VocoderTrainer(cfg, MEL, SegmentDataset(clips, SR, 1024), SegmentDataset(clips[:1], SR, None), tmp_path)
+    before = [p.detach().clone() for p in tr.G.parameters()]
+    for _ in range(2):
+        out = tr.train_step(tr.next_batch())
+        assert "skipped" not in out
+        for key in ("critic/loss", "gen/mel", "gen/adv", "gen/fm", "gen/stft"):
+            assert math.isfinite(float(out[key])), key
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.G.parameters()))
+
+
+@pytest.mark.parametrize("gname,steps", [("istft", 150), ("hifigan", 150)])
+def test_tiny_generator_overfits_one_clip(gname, steps, tmp_path):
+    torch.manual_seed(0)
+    y = torch.from_numpy(harmonic(0.256, 200.0))[None, None]
+    g = build_generator({"name": gname, **TINY_G[gname]}, MEL)
+    mel_fn = MelSpectrogram(MEL)
+    mel = mel_fn(y)[..., : y.shape[-1] // MEL.hop_length]
+    opt = torch.optim.Adam(g.parameters(), 3e-3)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.l1_loss(mel_fn(g(mel)), mel_fn(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), (losses[:5], losses[-10:])
+
+
+def test_checkpoint_roundtrip_and_fp16(clips, tmp_path):
+    cfg = VocoderConfig(generator={"name": "hifigan", **TINY_G["hifigan"]}, critics=[{"name": "msd", **TINY_C["msd"]}],
+                        segment_samples=1024, batch_size=2, steps=1, eval_every=1, save_every=1, eval_items=1,
+                        stft_resolutions=TINY_STFT)
+    tr = VocoderTrainer(cfg, MEL, SegmentDataset(clips, SR, 1024), SegmentDataset(clips[:1], SR, None), tmp_path)
+    tr.fit(progress=False, tensorboard=False)
+    g = vocoder.load(tmp_path / "model.safetensors")
+    assert g.mel_cfg == MEL and g.checkpoint_meta["extra"]["step"] == 1
+    assert (tmp_path / "best" / "model.safetensors").is_file()
+    m = torch.randn(1, MEL.n_mels, 10)
+    with torch.no_grad():
+        ref = tr.G.eval()(m)
+        np.testing.assert_allclose(g(m).numpy(), ref.numpy(), atol=1e-5)
+    from vocoder.checkpoint import save_model
+
+    save_model(tmp_path / "half.safetensors", tr.G, cfg.generator, half=True)
+    g16 = vocoder.load(tmp_path / "half.safetensors")
+    with torch.no_grad():
+        assert (g16(m) - ref).abs().max() < 2e-2
+
+
+def test_resume_continues_exactly(clips, tmp_path):
+    def make(out):
+        cfg = VocoderConfig(generator={"name": "istft", **TINY_G["istft"]}, critics=[{"name": "mpd", **TINY_C["mpd"]}],
+                            segment_samples=1024, batch_size=2, steps=6, log_every=1, eval_every=3, save_every=3,
+                            eval_items=1, critic_warmup_steps=2, ema=0.9, stft_resolutions=TINY_STFT)
+        return VocoderTrainer(cfg, MEL, SegmentDataset(clips, SR, 1024, seed=1), SegmentDataset(clips[:1], SR, None),
+                              out, seed=3)
+
+    whole = make(tmp_path / "a")
+    whole.fit(progress=False, tensorboard=False)
+    part = make(tmp_path / "b")
+    part.fit(steps=3, progress=False, tensorboard=False)
+    resumed = make(tmp_path / "b")
+    resumed.load_state_dict(torch.load(tmp_path / "b" / "state.pt", weights_only=False))
+    assert resumed.step == 3
+    resumed.fit(progress=False, tensorboard=False)
+    assert resumed.step == 6
+    for a, b in zip(whole.G.state_dict().values(), resumed.G.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    import json
+
+    last = lambda p: [json.loads(line) for line in open(p / "history.jsonl")][-1]  # noqa: E731
+    assert last(tmp_path / "a")["dev/mel_l1"] == pytest.approx(last(tmp_path / "b")["dev/mel_l1"], rel=1e-6)
+
+
+def test_init_from_and_mel_mismatch_refused(clips, tmp_path):
+    cfg = VocoderConfig(generator={"name": "istft", **TINY_G["istft"]}, critics=[{"name": "msd", **TINY_C["msd"]}],
+                        segment_samples=1024, batch_size=2, steps=1, eval_items=1, stft_resolutions=TINY_STFT)
+    tr = VocoderTrainer(cfg, MEL, SegmentDataset(clips, SR, 1024), None, tmp_path)
+    tr.fit(progress=False, tensorboard=False)
+    state = torch.load(tmp_path / "state.pt", weights_only=False)
+    other = MelConfig(sample_rate=SR, n_fft=256, hop_length=64, n_mels=20, fmax=3000.0)
+    tr2 = VocoderTrainer(cfg, other, SegmentDataset(clips, SR, 1024), None, tmp_path / "x")
+    with pytest.raises(MelConfigMismatch, match=r"fmax: 3000.0 \(this recipe\) != None \(the checkpoint\)"):
+        tr2.load_state_dict(state, weights_only=True)
+    tr3 = VocoderTrainer(cfg, MEL, SegmentDataset(clips, SR, 1024), None, tmp_path / "y")
+    tr3.load_state_dict(state, weights_only=True)
+    assert tr3.step == 0 and torch.equal(next(tr3.D.parameters()), next(tr.D.parameters()))
+    g = vocoder.load(tmp_path / "model.safetensors")
+    with pytest.raises(MelConfigMismatch, match="fmax"):
+        vocode(g, torch.randn(MEL.n_mels, 10), mel_cfg=other)
+
+
+def test_chunked_inference_matches_whole():
+    torch.manual_seed(0)
+    g = build_generator({"name": "istft", **TINY_G["istft"]}, MEL).eval()
+    mel = torch.randn(MEL.n_mels, 200)
+    whole = vocode(g, mel, MEL)
+    chunked = vocode(g, mel, MEL, chunk_frames=80, overlap_frames=16)
+    assert whole.shape == chunked.shape == (200 * MEL.hop_length,)
+    # Away from the seams the receptive field is inside one chunk: identical there.
+    inner = slice(20 * MEL.hop_length, 50 * MEL.hop_length)
+    torch.testing.assert_close(chunked[inner], whole[inner], atol=1e-5, rtol=0)
+    assert (chunked - whole).abs().mean() < 0.05 * whole.abs().mean()
+
+
+def test_registry_errors_name_the_valid_choices():
+    with pytest.raises(ValueError, match="unknown generator 'wavenet'; registered: griffinlim, hifigan"):
+        build_generator({"name": "wavenet"}, MEL)
+    with pytest.raises(ValueError, match="hifigan': unknown parameter.s. upsample_ratez; accepted: preset"):
+        build_generator({"name": "hifigan", "upsample_ratez": [8]}, MEL)
+    with pytest.raises(ValueError, match="unknown critic 'msdd'"):
+        build_critic({"name": "msdd"})
+    with pytest.raises(ValueError, match=r"product of upsample_rates \[8, 8, 2, 2\] is 256, but the mel's hop_length "
+                                         r"is 64"):
+        build_generator({"name": "hifigan", "preset": "v1"}, MEL)
+    with pytest.raises(ValueError, match="has nothing to train"):
+        VocoderTrainer(VocoderConfig(generator={"name": "griffinlim"}), MEL,
+                       SegmentDataset([], SR, 64) if False else None, None, "/tmp/never")
+    with pytest.raises(ValueError, match="unknown loss weight"):
+        VocoderTrainer(VocoderConfig(generator={"name": "istft"}, weights={"mell": 1}), MEL, None, None, "/tmp/never")
+
+
+def test_critic_set_concatenates():
+    c = CriticSet([{"name": "msd", **TINY_C["msd"]}, {"name": "mpd", **TINY_C["mpd"]}])
+    scores, feats = c(torch.randn(2, 1, 1024))
+    assert len(scores) == len(feats) == 4
+    msd = c.critics[0].critics
+
+    def norms(scale):
+        return {type(conv.parametrizations.weight[0]).__name__ for conv in scale.convs}
+
+    assert norms(msd[0]) == {"_SpectralNorm"} and norms(msd[1]) == {"_WeightNorm"}
+
+
+def test_griffinlim_inverts_a_mel_reasonably():
+    y = torch.from_numpy(harmonic(0.5, 220.0))
+    mel = MelSpectrogram(MEL)(y)[None, :, :-1]
+    def err(**params):
+        g = build_generator({"name": "griffinlim", **params}, MEL)
+        g.gl.rand_init = params.get("n_iter") == 1  # one iteration from random phase = no phase recovery
+        out = g(mel)
+        assert out.shape == (1, 1, mel.shape[-1] * MEL.hop_length)
+        return float((MelSpectrogram(MEL)(out[0, 0])[:, : mel.shape[-1]] - mel[0]).abs().mean())
+
+    gl = err(n_iter=32)
+    assert gl < 0.3
+    assert gl < 0.85 * err(n_iter=1, momentum=0.0)      # phase recovery helps
+    assert gl < 0.5 * err(n_iter=32, nnls_iter=0)       # the non-negative inversion helps
