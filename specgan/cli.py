@@ -75,9 +75,21 @@ def cmd_train(args) -> int:
 
     recipe = _load(args)
     result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
-                           device=args.device, progress=not args.no_progress)
+                           device=args.device, progress=not args.no_progress, out=args.out)
     print(f"vocoder: step {result['step']} → {result['out']}; "
           + ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("dev/")))
+    return 0
+
+
+def cmd_export(args) -> int:
+    import vocoder
+    from vocoder.export import export_onnx
+
+    g = vocoder.load(args.vocoder)
+    path = export_onnx(g, args.onnx, opset=args.opset)
+    head = "(mel → magnitude, phase; run the iSTFT outside: vocoder.export.OnnxVocoder does)" \
+        if g.registry_name == "istft" else "(mel → waveform)"
+    print(f"export: {args.vocoder} → {path} {head}")
     return 0
 
 
@@ -128,8 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, metavar="STATE_PT",
                    help="initialise generator and critics from another run's state.pt (fine-tuning)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--out", default=None, help="output folder (default <work_dir>/vocoder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a trained vocoder to ONNX",
+                       description="Export a vocoder checkpoint (model.safetensors) to ONNX with dynamic batch and "
+                                   "frame axes. The istft generator exports up to magnitude and phase (torch.istft "
+                                   "has no ONNX form); vocoder.export.OnnxVocoder runs either kind.")
+    p.add_argument("--vocoder", required=True, help="model.safetensors of a trained vocoder")
+    p.add_argument("--onnx", required=True, help="output .onnx path")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("recipe", help="print a recipe resolved (defaults filled, overrides applied)",
                        description="Validate a recipe and print it with every default filled in.")

@@ -24,16 +24,17 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False, init_from: str | None = None,
-                  device: str = "auto", progress: bool = True) -> dict:
+                  device: str = "auto", progress: bool = True, out: str | Path | None = None) -> dict:
     """Train the recipe's vocoder on its prepared data into ``<work>/vocoder``.
 
     The clips go through the same preprocessing as the features stage, and the vocoder's mel is
     the recipe's ``mel`` block, so the vocoder consumes exactly what stage one is trained on.
+    ``out`` (default ``<work>/vocoder``) lets several vocoders share one prepared dataset.
     """
     from vocoder.data import SegmentDataset
     from vocoder.train import VocoderTrainer
 
-    out = recipe.work / "vocoder"
+    out = Path(out) if out else recipe.work / "vocoder"
     if (out / "state.pt").exists() and not (resume or init_from):
         raise FileExistsError(f"{out / 'state.pt'} exists: pass --resume to continue it, or remove {out} to restart")
     sr, pre = recipe.mel.sample_rate, recipe.data.preprocess

@@ -218,3 +218,25 @@ def test_griffinlim_inverts_a_mel_reasonably():
     assert gl < 0.3
     assert gl < 0.85 * err(n_iter=1, momentum=0.0)      # phase recovery helps
     assert gl < 0.5 * err(n_iter=32, nnls_iter=0)       # the non-negative inversion helps
+
+
+@pytest.mark.parametrize("name", ["istft", "hifigan", "melgan"])
+def test_onnx_export_matches_torch(name, tmp_path):
+    from specgan.cli import main
+    from vocoder.checkpoint import save_model
+    from vocoder.export import OnnxVocoder
+
+    torch.manual_seed(0)
+    spec = {"name": name, **TINY_G[name]}
+    save_model(tmp_path / "model.safetensors", build_generator(spec, MEL), spec)
+    assert main(["export", "--vocoder", str(tmp_path / "model.safetensors"), "--onnx", str(tmp_path / "g.onnx")]) == 0
+    g = vocoder.load(tmp_path / "model.safetensors")
+    runner = OnnxVocoder(tmp_path / "g.onnx")
+    assert runner.mel_cfg == MEL
+    for frames in (16, 45):  # dynamic frame axis
+        mel = torch.randn(2, MEL.n_mels, frames)
+        with torch.no_grad():
+            ref = g(mel)[:, 0].numpy()
+        out = runner(mel.numpy())
+        assert out.shape == ref.shape
+        np.testing.assert_allclose(out, ref, atol=1e-4)
