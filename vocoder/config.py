@@ -33,7 +33,7 @@ class VocoderConfig:
     lr_decay: float = 0.999              # multiplies the lrs every lr_decay_every steps (HiFi-GAN: per epoch)
     lr_decay_every: int = 1000
     critic_warmup_steps: int = 0         # reconstruction-only steps before the critics join
-    grad_clip: float | None = 100.0      # max grad norm (None = off)
+    grad_clip: float | None = None       # max grad norm (None = off, as HiFi-GAN; mel-L1 x 45 gives norms of 1e3)
     ema: float | None = None             # EMA decay for an averaged generator (e.g. 0.999)
     log_every: int = 20
     eval_every: int = 500

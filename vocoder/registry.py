@@ -11,6 +11,7 @@ import inspect
 from typing import Any, Callable, Mapping
 
 __all__ = ["CRITICS", "GENERATORS", "build_critic", "build_generator", "check_critic_spec", "check_generator_spec",
+           "critic_names", "generator_names",
            "register_critic", "register_generator"]
 
 GENERATORS: dict[str, type] = {}
@@ -79,6 +80,18 @@ def build_critic(spec: Mapping[str, Any]):
     """Build one critic from ``{name: ..., **params}``."""
     _ensure_loaded()
     return _build(CRITICS, "critic", spec)
+
+
+def generator_names() -> list[str]:
+    """Every registered generator name."""
+    _ensure_loaded()
+    return sorted(GENERATORS)
+
+
+def critic_names() -> list[str]:
+    """Every registered critic name."""
+    _ensure_loaded()
+    return sorted(CRITICS)
 
 
 def _ensure_loaded() -> None:
