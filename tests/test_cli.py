@@ -21,9 +21,9 @@ def specgan(*args, check=True):
 
 def test_help_explains_every_command():
     out = specgan("--help").stdout
-    for cmd in ("prepare", "features", "recipe"):
+    for cmd in ("prepare", "features", "train", "export", "recipe"):
         assert cmd in out
-        assert "--recipe" in specgan(cmd, "--help").stdout
+        assert "--recipe" in specgan(cmd, "--help").stdout or cmd == "export"
 
 
 def test_bad_recipe_key_is_a_clear_error():
@@ -57,3 +57,25 @@ def test_tiny_recipe_prepare_and_features_twice(tmp_path):
         assert f"features/{split}: {counts[split]} items (0 extracted, {counts[split]} reused from cache)" in out
     assert "stats: reused" in out
     assert [p.stat().st_mtime_ns for p in npys] == stamps
+
+
+@pytest.mark.slow
+@need_tool("espeak-ng")
+def test_tiny_vocoder_trains_resumes_and_exports(tmp_path):
+    work = tmp_path / "tiny"
+    common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}"]
+    specgan("prepare", *common)
+    out = specgan("train", *common, "--stage", "vocoder", "--no-progress").stdout
+    assert "vocoder: step 4" in out and "dev/mel_l1" in out
+    voc = work / "vocoder"
+    for f in ("model.safetensors", "best/model.safetensors", "state.pt", "config.yaml", "history.jsonl"):
+        assert (voc / f).is_file(), f
+    assert list((voc / "logs").glob("events.out.tfevents.*"))
+    again = specgan("train", *common, "--stage", "vocoder", check=False)
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+    out = specgan("train", *common, "--stage", "vocoder", "--resume", "--steps", "6", "--no-progress").stdout
+    assert "vocoder: step 6" in out
+    steps = [json.loads(line)["step"] for line in (voc / "history.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 6 and 4 in steps
+    specgan("export", "--vocoder", str(voc / "model.safetensors"), "--onnx", str(tmp_path / "v.onnx"))
+    assert (tmp_path / "v.onnx").stat().st_size > 10_000
