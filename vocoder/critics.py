@@ -32,6 +32,22 @@ def _ch(c: int, width: float) -> int:
     return max(1, int(round(c * width)))
 
 
+def _run_stack(x: torch.Tensor, convs: nn.ModuleList, post: nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """conv → leaky ReLU for each layer, then the score conv; every output is a feature map."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), _SLOPE)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x, feats
+
+
+def _run_all(critics: nn.ModuleList, y: torch.Tensor) -> tuple[Scores, Features]:
+    out = [c(y) for c in critics]
+    return [s for s, _ in out], [f for _, f in out]
+
+
 class _ScaleCritic(nn.Module):
     """One MSD scale: grouped strided 1-D convs. x: (B, 1, T) → score (B, 1, T'), features."""
 
@@ -53,13 +69,7 @@ class _ScaleCritic(nn.Module):
         self.post = norm(nn.Conv1d(_ch(1024, width), 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), _SLOPE)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x, feats
+        return _run_stack(x, self.convs, self.post)
 
 
 @register_critic("msd")
@@ -105,12 +115,7 @@ class _PeriodCritic(nn.Module):
         if t % self.period:
             y = F.pad(y, (0, self.period - t % self.period), mode="reflect")
         x = y.view(b, c, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), _SLOPE)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
+        x, feats = _run_stack(x, self.convs, self.post)
         return x.flatten(1, -1), feats
 
 
@@ -131,8 +136,7 @@ class MultiPeriodCritic(nn.Module):
 
     def forward(self, y: torch.Tensor) -> tuple[Scores, Features]:
         """y: (B, 1, T) → (scores, features), one entry per period."""
-        out = [c(y) for c in self.critics]
-        return [s for s, _ in out], [f for _, f in out]
+        return _run_all(self.critics, y)
 
 
 class _ResolutionCritic(nn.Module):
@@ -153,12 +157,7 @@ class _ResolutionCritic(nn.Module):
     def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         spec = torch.stft(y.squeeze(1), self.n_fft, self.hop, self.win, self.window, center=True, return_complex=True)
         x = torch.log(spec.abs().clamp(min=1e-5)).unsqueeze(1).transpose(2, 3)  # (B, 1, T, F)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), _SLOPE)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
+        x, feats = _run_stack(x, self.convs, self.post)
         return x.flatten(1, -1), feats
 
 
@@ -177,8 +176,7 @@ class MultiResolutionSTFTCritic(nn.Module):
         self.critics = nn.ModuleList(_ResolutionCritic(int(n), int(h), int(w), width) for n, h, w in resolutions)
 
     def forward(self, y: torch.Tensor) -> tuple[Scores, Features]:
-        out = [c(y) for c in self.critics]
-        return [s for s, _ in out], [f for _, f in out]
+        return _run_all(self.critics, y)
 
 
 class CriticSet(nn.Module):
