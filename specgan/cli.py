@@ -76,8 +76,11 @@ def cmd_train(args) -> int:
     recipe = _load(args)
     result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
                            device=args.device, progress=not args.no_progress, out=args.out)
-    print(f"vocoder: step {result['step']} → {result['out']}; "
-          + ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("dev/")))
+    if result.get("up_to_date"):
+        print(f"vocoder: up to date at step {result['step']} in {result['out']} (--resume --steps N to train further)")
+    else:
+        print(f"vocoder: step {result['step']} → {result['out']}; "
+              + ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("dev/")))
     return 0
 
 

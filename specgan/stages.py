@@ -36,7 +36,15 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
 
     out = Path(out) if out else recipe.work / "vocoder"
     if (out / "state.pt").exists() and not (resume or init_from):
-        raise FileExistsError(f"{out / 'state.pt'} exists: pass --resume to continue it, or remove {out} to restart")
+        from vocoder.checkpoint import load_metadata
+
+        target = recipe.vocoder.steps if steps is None else steps
+        done = int(load_metadata(out / "model.safetensors")["extra"].get("step", 0))
+        if done >= target:
+            log.info("vocoder: up to date in %s (step %d >= %d); --resume --steps N trains further", out, done, target)
+            return {"step": done, "out": str(out), "up_to_date": True}
+        raise FileExistsError(f"{out / 'state.pt'} exists at step {done} of {target}: pass --resume to continue it, "
+                              f"or remove {out} to restart")
     sr, pre = recipe.mel.sample_rate, recipe.data.preprocess
 
     def load(path: str, sample_rate: int):

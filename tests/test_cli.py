@@ -71,8 +71,9 @@ def test_tiny_vocoder_trains_resumes_and_exports(tmp_path):
     for f in ("model.safetensors", "best/model.safetensors", "state.pt", "config.yaml", "history.jsonl"):
         assert (voc / f).is_file(), f
     assert list((voc / "logs").glob("events.out.tfevents.*"))
-    again = specgan("train", *common, "--stage", "vocoder", check=False)
-    assert again.returncode == 2 and "pass --resume" in again.stderr
+    assert "up to date at step 4" in specgan("train", *common, "--stage", "vocoder").stdout
+    again = specgan("train", *common, "--stage", "vocoder", "--steps", "6", check=False)
+    assert again.returncode == 2 and "exists at step 4 of 6: pass --resume" in again.stderr
     out = specgan("train", *common, "--stage", "vocoder", "--resume", "--steps", "6", "--no-progress").stdout
     assert "vocoder: step 6" in out
     steps = [json.loads(line)["step"] for line in (voc / "history.jsonl").read_text().splitlines()]
