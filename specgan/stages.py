@@ -58,8 +58,13 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
         if ds is not None and ds.skipped:
             log.warning("vocoder data/%s: skipped %d unusable files (e.g. %s)", name, len(ds.skipped), ds.skipped[0][1])
     dev = pick_device(device)
-    trainer = VocoderTrainer(vc, recipe.mel, train_set, dev_set, out, dev, seed=recipe.seed,
-                             extra_meta={"recipe": recipe.name, "data": recipe.data.source})
+    meta = {"recipe": recipe.name, "data": recipe.data.source}
+    stats_path = recipe.work / "features" / "stats.npz"
+    if stats_path.is_file():  # the normalisation stage one uses, so a checkpoint carries both
+        from vocoder.mel import MelStats
+
+        meta["stats"] = MelStats.load(stats_path).to_dict()
+    trainer = VocoderTrainer(vc, recipe.mel, train_set, dev_set, out, dev, seed=recipe.seed, extra_meta=meta)
     if resume:
         path = out / "state.pt"
         if not path.is_file():

@@ -65,12 +65,18 @@ def test_tiny_vocoder_trains_resumes_and_exports(tmp_path):
     work = tmp_path / "tiny"
     common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}"]
     specgan("prepare", *common)
+    specgan("features", *common)
     out = specgan("train", *common, "--stage", "vocoder", "--no-progress").stdout
     assert "vocoder: step 4" in out and "dev/mel_l1" in out
     voc = work / "vocoder"
     for f in ("model.safetensors", "best/model.safetensors", "state.pt", "config.yaml", "history.jsonl"):
         assert (voc / f).is_file(), f
     assert list((voc / "logs").glob("events.out.tfevents.*"))
+    import vocoder
+    from vocoder.mel import MelStats
+
+    meta = vocoder.load(voc / "model.safetensors").checkpoint_meta
+    assert MelStats.from_dict(meta["extra"]["stats"]).n_mels == meta["mel"].n_mels  # features ran first
     assert "up to date at step 4" in specgan("train", *common, "--stage", "vocoder").stdout
     again = specgan("train", *common, "--stage", "vocoder", "--steps", "6", check=False)
     assert again.returncode == 2 and "exists at step 4 of 6: pass --resume" in again.stderr
