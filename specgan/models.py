@@ -1,0 +1,116 @@
+"""Stage one: the SpecGAN generator and critic (Donahue et al. 2018), for (n_mels x frames) inputs.
+
+Generator: z (+ a label embedding) → dense to (C0, h0, w0) → stride-2 upsampling stages of 5x5
+kernels, halving channels each time → 1 channel, tanh (normalised mels live in [-1, 1]).
+Critic: the mirror — 5x5 stride-2 convs doubling channels, LeakyReLU 0.2, **no normalisation
+layers** (the gradient penalty is per-sample, which batch norm would break) → a linear score,
+plus a projection term <embed(label), features> when conditioned (Miyato & Koyama 2018).
+
+SpecGAN's published size: 128x128, d=64, 4x4x16d projection. ``64x64`` with d=16..32 is the
+CPU size used for 1 s digits (64 mels x 64 frames).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Critic", "Generator", "stages_for"]
+
+
+def stages_for(n_mels: int, frames: int) -> int:
+    """Number of stride-2 stages so that the smaller side starts at 4 (SpecGAN: 128 → 5 stages)."""
+    for name, v in (("n_mels", n_mels), ("frames", frames)):
+        if v < 8 or v & (v - 1):
+            raise ValueError(f"{name} must be a power of two >= 8 (pad or crop the mels), got {v}")
+    return int(math.log2(min(n_mels, frames))) - 2
+
+
+class Generator(nn.Module):
+    """Noise (+ label) → normalised log-mel.
+
+    Args:
+        n_mels, frames: Output size (powers of two; the smaller side sets the number of stages).
+        z_dim: Latent size.
+        d: Width: the last hidden stage has d channels, each earlier stage twice as many.
+        kernel_size: Convolution kernel (SpecGAN: 5).
+        upsample: ``"transposed"`` (SpecGAN) or ``"nearest"`` (nearest-neighbour x2 + conv: no
+            checkerboard artefacts).
+        n_classes: Number of labels for conditioning (0 = unconditional).
+        embed_dim: Label embedding size, concatenated to z.
+    """
+
+    def __init__(self, n_mels: int = 64, frames: int = 64, z_dim: int = 100, d: int = 32, kernel_size: int = 5,
+                 upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32):
+        super().__init__()
+        if upsample not in ("transposed", "nearest"):
+            raise ValueError(f"upsample must be 'transposed' or 'nearest', got {upsample!r}")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.n_mels, self.frames, self.z_dim, self.n_classes = n_mels, frames, z_dim, n_classes
+        n = stages_for(n_mels, frames)
+        self.h0, self.w0 = n_mels >> n, frames >> n
+        self.c0 = d * 2 ** (n - 1)
+        self.embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
+        self.fc = nn.Linear(z_dim + (embed_dim if n_classes else 0), self.c0 * self.h0 * self.w0)
+        pad = kernel_size // 2
+        layers: list[nn.Module] = []
+        c = self.c0
+        for i in range(n):
+            c_out = 1 if i == n - 1 else c // 2
+            if upsample == "transposed":
+                layers.append(nn.ConvTranspose2d(c, c_out, kernel_size, 2, padding=pad, output_padding=1))
+            else:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c_out, kernel_size, padding=pad)]
+            if i < n - 1:
+                layers.append(nn.ReLU())
+            c = c_out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, z_dim), labels (B,) long → mels (B, 1, n_mels, frames) in [-1, 1]."""
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is conditional: pass labels")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        x = F.relu(self.fc(z)).view(-1, self.c0, self.h0, self.w0)
+        return torch.tanh(self.net(x))
+
+
+class Critic(nn.Module):
+    """Normalised log-mel (+ label) → unbounded score (Wasserstein critic).
+
+    Args:
+        n_mels, frames: Input size.
+        d: Width: the first stage has d channels, each later stage twice as many.
+        kernel_size: Convolution kernel (SpecGAN: 5).
+        n_classes: Labels for the projection term (0 = unconditional).
+    """
+
+    def __init__(self, n_mels: int = 64, frames: int = 64, d: int = 32, kernel_size: int = 5, n_classes: int = 0):
+        super().__init__()
+        n = stages_for(n_mels, frames)
+        pad = kernel_size // 2
+        layers: list[nn.Module] = []
+        c_in, c = 1, d
+        for _ in range(n):
+            layers += [nn.Conv2d(c_in, c, kernel_size, 2, padding=pad), nn.LeakyReLU(0.2)]
+            c_in, c = c, c * 2
+        self.net = nn.Sequential(*layers)
+        features = c_in * (n_mels >> n) * (frames >> n)
+        self.fc = nn.Linear(features, 1)
+        self.embed = nn.Embedding(n_classes, features) if n_classes else None
+        self.n_classes = n_classes
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, 1, n_mels, frames), labels (B,) → scores (B,)."""
+        h = self.net(x).flatten(1)
+        score = self.fc(h).squeeze(1)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this critic is conditional: pass labels")
+            score = score + (self.embed(labels) * h).sum(dim=1)
+        return score
