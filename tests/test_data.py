@@ -8,7 +8,7 @@ import pytest
 from conftest import need_tool
 
 from specgan.data.layouts import scan_ljspeech, scan_nsynth, scan_sc09
-from specgan.data.manifest import Item, MissingToolError, read_manifest, split_by_group
+from specgan.data.manifest import Item, MissingToolError, split_by_group
 from specgan.data.prepare import load_split, parse_source, prepare
 from specgan.recipe import load_recipe
 

@@ -96,17 +96,14 @@ def main() -> int:
            "torchaudio": np.abs(f_torchaudio(long_y) - ref).max()}
 
     times = {name: ([], []) for name in methods}
-    for name, (a, b) in methods.items():  # warm-up (numba load, torch init)
-        a(), b()
+    for long_fn, short_fn in methods.values():  # warm-up (numba load, torch init)
+        long_fn(), short_fn()
     for _ in range(args.repeats):
-        for name, (a, b) in methods.items():
-            t = time.perf_counter()
-            a()
-            times[name][0].append(time.perf_counter() - t)
-        for name, (a, b) in methods.items():
-            t = time.perf_counter()
-            b()
-            times[name][1].append(time.perf_counter() - t)
+        for workload in (0, 1):  # interleaved: each method once per round, per workload
+            for name, fns in methods.items():
+                t = time.perf_counter()
+                fns[workload]()
+                times[name][workload].append(time.perf_counter() - t)
 
     med = {k: (float(np.median(v[0])) * 1e3, float(np.median(v[1])) * 1e3) for k, v in times.items()}
     o_long, o_short = med["specgan numba f32"]

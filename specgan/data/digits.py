@@ -65,7 +65,7 @@ def build_digits(cfg, sample_rate: int, clip_seconds: float, out_dir: Path, seed
         y, sr = _speak(espeak, f"{accent}+{variant}", speed, pitch, word)
         y = resample(y, sr, sample_rate)
         if not np.any(y):
-            return job, None, "silent output"
+            return None, "silent output"
         y = trim_silence(y, top_db=_TRIM_DB)
         cropped = y.size > n_clip
         y = fit_length(peak_normalize(y, _PEAK), n_clip, "center", int(round(shift * sample_rate)))
@@ -78,11 +78,11 @@ def build_digits(cfg, sample_rate: int, clip_seconds: float, out_dir: Path, seed
                     labels={"word": word, "digit": cfg.words.index(word), "voice": variant, "accent": accent,
                             "speed": speed, "pitch": pitch},
                     group=variant, duration=n_clip / sample_rate, sr=sample_rate)
-        return job, item, "cropped" if cropped else None
+        return item, "cropped" if cropped else None
 
     items, notes = [], {}
     with ThreadPoolExecutor(max(1, cfg.workers)) as pool:
-        for job, item, note in tqdm(pool.map(render, jobs), total=len(jobs), desc="digits", unit="clip"):
+        for item, note in tqdm(pool.map(render, jobs), total=len(jobs), desc="digits", unit="clip"):
             if note:
                 notes[note] = notes.get(note, 0) + 1
             if item is not None:
