@@ -1,0 +1,220 @@
+"""Stage-one training: the WGAN-GP loop over cached, normalised log-mels.
+
+One generator iteration = ``n_critic`` critic steps (each on a fresh real batch and fresh fakes)
++ one generator step. The gradient penalty can be lazy: computed every ``gp_every``-th critic
+step and weighted by ``gp_every`` so its average pull is unchanged. An EMA copy of G is what is
+saved for sampling. A non-finite loss rolls back to the last checkpoint, multiplies both learning
+rates by ``nan_lr_factor``, logs it, and continues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from specgan.gan import gradient_penalty
+from specgan.models import Critic, Generator
+
+__all__ = ["MelDataset", "SpecGANConfig", "SpecGANTrainer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SpecGANConfig:
+    """The ``specgan:`` recipe section (SpecGAN's defaults for the optimisation)."""
+
+    frames: int = 64                  # model width in frames (features are padded/cropped to it)
+    z_dim: int = 100
+    d: int = 32
+    kernel_size: int = 5
+    upsample: str = "transposed"      # or "nearest" (no checkerboard)
+    conditional: bool = True          # condition on data.label
+    embed_dim: int = 32
+    batch_size: int = 64
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    gp_every: int = 1                 # lazy GP: every k-th critic step, weighted by k
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4                # TTUR: set lr_d > lr_g
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    ema: float = 0.999
+    steps: int = 10_000               # generator iterations
+    log_every: int = 10
+    sample_every: int = 250
+    save_every: int = 250
+    nan_lr_factor: float = 0.5
+
+
+class MelDataset:
+    """Normalised log-mels of one split in memory, padded/cropped to ``frames``, with label indices.
+
+    Args:
+        mels: list of (n_mels, T) log-mel arrays.
+        labels: the raw label of each (or None when unconditional).
+        stats: :class:`vocoder.mel.MelStats` for normalisation.
+        frames: output width; shorter mels are padded with the normalised floor.
+        floor_log: log-mel value of silence (MelConfig.log(floor)).
+        vocab: label → index (built from ``labels`` when None).
+    """
+
+    def __init__(self, mels, labels, stats, frames: int, floor_log: float, vocab: list | None = None):
+        n_mels = stats.n_mels
+        pad = stats.normalize(np.full((n_mels, 1), floor_log, np.float32))
+        x = np.empty((len(mels), 1, n_mels, frames), np.float32)
+        for i, m in enumerate(mels):
+            z = stats.normalize(np.asarray(m, np.float32))[:, :frames]
+            x[i, 0, :, : z.shape[1]] = z
+            x[i, 0, :, z.shape[1]:] = pad
+        self.x = torch.from_numpy(x)
+        self.vocab = vocab if vocab is not None else (sorted(set(labels)) if labels and labels[0] is not None else [])
+        index = {v: i for i, v in enumerate(self.vocab)}
+        if self.vocab:
+            missing = sorted({str(l) for l in labels if l not in index})
+            if missing:
+                raise ValueError(f"labels not in the training vocabulary: {', '.join(missing[:5])}")
+            self.y = torch.tensor([index[l] for l in labels])
+        else:
+            self.y = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = torch.randint(len(self), (n,), generator=gen)
+        return self.x[idx], (self.y[idx] if self.y is not None else None)
+
+
+class SpecGANTrainer:
+    """Trains G and D; saves ``state.pt`` (resume) and ``model.safetensors`` (EMA G for sampling)."""
+
+    def __init__(self, cfg: SpecGANConfig, data: MelDataset, out_dir: str | Path, device="cpu", seed: int = 0,
+                 meta: dict[str, Any] | None = None):
+        self.cfg, self.data = cfg, data
+        self.out_dir = Path(out_dir)
+        self.device = torch.device(device)
+        self.meta = dict(meta or {})
+        n_mels = data.x.shape[2]
+        n_classes = len(data.vocab) if cfg.conditional else 0
+        if cfg.conditional and not n_classes:
+            raise ValueError("specgan.conditional is true but the data has no labels (set data.label)")
+        torch.manual_seed(seed)
+        self.g_kwargs = dict(n_mels=n_mels, frames=cfg.frames, z_dim=cfg.z_dim, d=cfg.d, kernel_size=cfg.kernel_size,
+                             upsample=cfg.upsample, n_classes=n_classes, embed_dim=cfg.embed_dim)
+        self.G = Generator(**self.g_kwargs).to(self.device)
+        self.D = Critic(n_mels, cfg.frames, cfg.d, cfg.kernel_size, n_classes).to(self.device)
+        self.G_ema = Generator(**self.g_kwargs).to(self.device).eval().requires_grad_(False)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        betas = tuple(cfg.betas)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas)
+        self.sampler = torch.Generator().manual_seed(seed)
+        self.step = 0
+        self.rollbacks = 0
+
+    def _labels(self, n: int) -> torch.Tensor | None:
+        if self.data.y is None or not self.cfg.conditional:
+            return None
+        # Labels for fakes are drawn from the data's label distribution.
+        return self.data.y[torch.randint(len(self.data), (n,), generator=self.sampler)].to(self.device)
+
+    def iteration(self) -> dict[str, torch.Tensor]:
+        """n_critic critic steps + one generator step; named losses as detached tensors."""
+        cfg = self.cfg
+        out: dict[str, torch.Tensor] = {}
+        for k in range(cfg.n_critic):
+            real, labels = self.data.batch(cfg.batch_size, self.sampler)
+            real = real.to(self.device)
+            labels = labels.to(self.device) if labels is not None and cfg.conditional else None
+            z = torch.randn(cfg.batch_size, cfg.z_dim, generator=self.sampler).to(self.device)
+            with torch.no_grad():
+                fake = self.G(z, labels) if labels is not None else self.G(z)
+            args = (labels,) if labels is not None else ()
+            d_real, d_fake = self.D(real, *args).mean(), self.D(fake, *args).mean()
+            loss = d_fake - d_real
+            if k % cfg.gp_every == 0:
+                gp, norms = gradient_penalty(self.D, real, fake, labels)
+                loss = loss + cfg.gp_weight * cfg.gp_every * gp
+                out["critic/gp"], out["critic/grad_norm"] = gp.detach(), norms.mean().detach()
+            self.opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_d.step()
+            out["critic/loss"], out["critic/wdist"] = loss.detach(), (d_real - d_fake).detach()
+        labels = self._labels(cfg.batch_size)
+        z = torch.randn(cfg.batch_size, cfg.z_dim, generator=self.sampler).to(self.device)
+        fake = self.G(z, labels) if labels is not None else self.G(z)
+        loss_g = -(self.D(fake, labels) if labels is not None else self.D(fake)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        with torch.no_grad():
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                pe.lerp_(p, 1.0 - cfg.ema)
+        out["gen/loss"] = loss_g.detach()
+        self.step += 1
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "rollbacks": self.rollbacks, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sampler": self.sampler.get_state(), "torch_rng": torch.get_rng_state(), "config": asdict(self.cfg),
+                "g_kwargs": self.g_kwargs, "vocab": self.data.vocab, "meta": self.meta}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("G", "D", "G_ema", "opt_g", "opt_d"):
+            getattr(self, name).load_state_dict(state[name])
+        self.sampler.set_state(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.rollbacks = int(state["step"]), int(state.get("rollbacks", 0))
+
+    def save(self) -> None:
+        from safetensors.torch import save_file
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.out_dir / "state.pt.tmp"
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(self.out_dir / "state.pt")
+        meta = {"format": "specgan-generator/1", "g_kwargs": json.dumps(self.g_kwargs),
+                "vocab": json.dumps(self.data.vocab), "step": str(self.step), "meta": json.dumps(self.meta)}
+        save_file({k: v.contiguous().cpu() for k, v in self.G_ema.state_dict().items()},
+                  str(self.out_dir / "model.safetensors"), metadata=meta)
+
+    def _rollback(self, where: str) -> None:
+        path = self.out_dir / "state.pt"
+        if not path.is_file():
+            raise FloatingPointError(f"non-finite {where} loss at step {self.step} before any checkpoint; "
+                                     f"lower specgan.lr_g / lr_d")
+        step = self.step
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        self.rollbacks += 1
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] *= self.cfg.nan_lr_factor
+        log.warning("non-finite %s loss at step %d: rolled back to step %d, learning rates x%s (now g %.2e, d %.2e)",
+                    where, step, self.step, self.cfg.nan_lr_factor, self.opt_g.param_groups[0]["lr"],
+                    self.opt_d.param_groups[0]["lr"])
+
+    def fit(self, steps: int | None = None) -> dict[str, float]:
+        target = self.cfg.steps if steps is None else steps
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        last: dict[str, float] = {}
+        while self.step < target:
+            out = self.iteration()
+            bad = [k for k, v in out.items() if not torch.isfinite(v)]
+            if bad:
+                self._rollback(bad[0].split("/")[0])
+                continue
+            if self.step % self.cfg.log_every == 0 or self.step == target:
+                last = {k: float(v) for k, v in out.items()}
+                with open(self.out_dir / "history.jsonl", "a") as f:
+                    f.write(json.dumps({"step": self.step, **last}) + "\n")
+            if self.step % self.cfg.save_every == 0 or self.step == target:
+                self.save()
+        return last

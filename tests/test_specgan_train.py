@@ -1,0 +1,80 @@
+"""Stage-one trainer: resume continues, NaN rolls back and lowers the learning rates."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from specgan.train_gan import MelDataset, SpecGANConfig, SpecGANTrainer
+from vocoder.mel import MelStats
+
+
+def data(n=12, n_mels=16, frames=15, seed=0):
+    rng = np.random.default_rng(seed)
+    mels = [rng.normal(-5, 2, (n_mels, frames)).astype(np.float32) for _ in range(n)]
+    labels = ["a", "b", "c"] * (n // 3)
+    stats = MelStats(np.full(n_mels, -5.0), np.full(n_mels, 2.0))
+    return MelDataset(mels, labels, stats, frames=16, floor_log=float(np.log(1e-5)))
+
+
+def cfg(**kw):
+    base = dict(frames=16, z_dim=8, d=4, batch_size=4, n_critic=2, steps=4, log_every=1, save_every=2, embed_dim=4)
+    return SpecGANConfig(**{**base, **kw})
+
+
+def test_dataset_pads_with_the_normalised_floor_and_indexes_labels():
+    ds = data()
+    assert ds.x.shape == (12, 1, 16, 16) and ds.vocab == ["a", "b", "c"]
+    assert ds.y.tolist()[:4] == [0, 1, 2, 0]
+    assert torch.all(ds.x[:, 0, :, 15] == -1.0)  # log(1e-5) is > 3 sigma below the mean: clipped to -1
+    assert ds.x.abs().max() <= 1.0
+
+
+def test_resume_continues_the_step_count_and_the_run(tmp_path):
+    whole = SpecGANTrainer(cfg(), data(), tmp_path / "a", seed=1)
+    whole.fit()
+    part = SpecGANTrainer(cfg(), data(), tmp_path / "b", seed=1)
+    part.fit(steps=2)
+    resumed = SpecGANTrainer(cfg(), data(), tmp_path / "b", seed=1)
+    resumed.load_state_dict(torch.load(tmp_path / "b" / "state.pt", weights_only=False))
+    assert resumed.step == 2
+    resumed.fit()
+    assert resumed.step == 4
+    for a, b in zip(whole.G_ema.state_dict().values(), resumed.G_ema.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    hist = [json.loads(line) for line in open(tmp_path / "b" / "history.jsonl")]
+    assert [h["step"] for h in hist] == [1, 2, 3, 4]
+    assert (tmp_path / "b" / "model.safetensors").is_file()
+
+
+def test_nan_rolls_back_to_the_checkpoint_and_lowers_the_lr(tmp_path, caplog):
+    tr = SpecGANTrainer(cfg(steps=2), data(), tmp_path)
+    tr.fit()  # checkpoint at step 2
+    with torch.no_grad():
+        next(tr.D.parameters()).fill_(float("nan"))  # poison the critic
+    with caplog.at_level("WARNING"):
+        tr.fit(steps=4)
+    assert tr.rollbacks == 1 and tr.step == 4
+    assert "rolled back to step 2" in caplog.text
+    assert tr.opt_d.param_groups[0]["lr"] == pytest.approx(0.5e-4)
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-4)
+    assert all(torch.isfinite(p).all() for p in tr.D.parameters())
+
+
+def test_nan_before_any_checkpoint_is_an_error(tmp_path):
+    tr = SpecGANTrainer(cfg(), data(), tmp_path)
+    with torch.no_grad():
+        next(tr.D.parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="before any checkpoint"):
+        tr.fit()
+
+
+def test_lazy_gp_and_unconditional(tmp_path):
+    tr = SpecGANTrainer(cfg(conditional=False, gp_every=2, n_critic=4), data(), tmp_path)
+    out = tr.iteration()
+    assert tr.G.embed is None and "critic/gp" in out and torch.isfinite(out["critic/wdist"])
+    with pytest.raises(ValueError, match="no labels"):
+        ds = data()
+        ds.y, ds.vocab = None, []
+        SpecGANTrainer(cfg(), ds, tmp_path / "x")
