@@ -71,16 +71,24 @@ def cmd_features(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from specgan.stages import train_vocoder
+    from specgan.stages import train_specgan, train_vocoder
 
     recipe = _load(args)
-    result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
-                           device=args.device, progress=not args.no_progress, out=args.out)
-    if result.get("up_to_date"):
-        print(f"vocoder: up to date at step {result['step']} in {result['out']} (--resume --steps N to train further)")
+    if args.stage == "vocoder":
+        result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
+                               device=args.device, progress=not args.no_progress, out=args.out)
+        shown = ("dev/",)
     else:
-        print(f"vocoder: step {result['step']} → {result['out']}; "
-              + ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("dev/")))
+        if args.init_from or args.out:
+            raise ValueError("--init-from and --out apply to --stage vocoder only")
+        result = train_specgan(recipe, steps=args.steps, resume=args.resume, device=args.device)
+        shown = ("critic/", "gen/")
+    if result.get("up_to_date"):
+        print(f"{args.stage}: up to date at step {result['step']} in {result['out']} "
+              f"(--resume --steps N to train further)")
+    else:
+        print(f"{args.stage}: step {result['step']} → {result['out']}; "
+              + ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith(shown)))
     return 0
 
 
@@ -132,14 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-extract everything")
     p.set_defaults(func=cmd_features)
 
-    p = sub.add_parser("train", help="train a model of the recipe (--stage vocoder)",
-                       description="Train the recipe's vocoder (stage two) on its prepared data into "
-                                   "<work_dir>/vocoder: model.safetensors (inference), best/, state.pt (resume), "
-                                   "logs/ (TensorBoard), history.jsonl.")
+    p = sub.add_parser("train", help="train stage one (--stage specgan) or the vocoder (--stage vocoder)",
+                       description="--stage specgan: the WGAN-GP on the cached features into <work_dir>/specgan "
+                                   "(model.safetensors = EMA generator, state.pt, samples/*.png, history.jsonl). "
+                                   "--stage vocoder: the recipe's vocoder on its prepared audio into "
+                                   "<work_dir>/vocoder (model.safetensors, best/, state.pt, logs/, history.jsonl).")
     _common(p)
-    p.add_argument("--stage", required=True, choices=["vocoder"], help="what to train")
+    p.add_argument("--stage", required=True, choices=["specgan", "vocoder"], help="what to train")
     p.add_argument("--steps", type=int, default=None, help="train until this many steps (default: vocoder.steps)")
-    p.add_argument("--resume", action="store_true", help="continue from <work_dir>/vocoder/state.pt")
+    p.add_argument("--resume", action="store_true", help="continue from <work_dir>/<stage>/state.pt")
     p.add_argument("--init-from", default=None, metavar="STATE_PT",
                    help="initialise generator and critics from another run's state.pt (fine-tuning)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")

@@ -24,6 +24,7 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 import yaml
 
 from specgan.audio import Preprocess
+from specgan.train_gan import SpecGANConfig
 from vocoder.config import VocoderConfig
 from vocoder.mel import MelConfig
 
@@ -132,6 +133,7 @@ class Recipe:
     mel: MelConfig = field(default_factory=MelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    specgan: SpecGANConfig = field(default_factory=SpecGANConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     # Path of the YAML this came from (not a key; filled by load_recipe).
     path: str | None = field(default=None, metadata={"internal": True})

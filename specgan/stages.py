@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+
+import numpy as np
 
 import torch
 
@@ -11,7 +14,7 @@ from specgan.audio import load_clip
 from specgan.data.prepare import load_split
 from specgan.recipe import Recipe, save_resolved
 
-__all__ = ["pick_device", "train_vocoder"]
+__all__ = ["pick_device", "train_specgan", "train_vocoder"]
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +38,9 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
     from vocoder.train import VocoderTrainer
 
     out = Path(out) if out else recipe.work / "vocoder"
-    if (out / "state.pt").exists() and not (resume or init_from):
-        from vocoder.checkpoint import load_metadata
-
-        target = recipe.vocoder.steps if steps is None else steps
-        done = int(load_metadata(out / "model.safetensors")["extra"].get("step", 0))
-        if done >= target:
-            log.info("vocoder: up to date in %s (step %d >= %d); --resume --steps N trains further", out, done, target)
-            return {"step": done, "out": str(out), "up_to_date": True}
-        raise FileExistsError(f"{out / 'state.pt'} exists at step {done} of {target}: pass --resume to continue it, "
-                              f"or remove {out} to restart")
+    done = None if init_from else _check_existing(out, recipe.vocoder.steps if steps is None else steps, resume)
+    if done:
+        return done
     sr, pre = recipe.mel.sample_rate, recipe.data.preprocess
 
     def load(path: str, sample_rate: int):
@@ -77,3 +73,52 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
     save_resolved(recipe, out)
     metrics = trainer.fit(steps, progress=progress)
     return {"step": trainer.step, "out": str(out), **metrics}
+
+
+def _check_existing(out: Path, target: int, resume: bool) -> dict | None:
+    """Finished → a result to return; unfinished without --resume → an error; else None."""
+    if not (out / "state.pt").exists() or resume:
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        meta = f.metadata() or {}
+    done = int(meta.get("step", 0)) if "step" in meta else int(json.loads(meta.get("extra", "{}")).get("step", 0))
+    if done >= target:
+        log.info("up to date in %s (step %d >= %d); --resume --steps N trains further", out, done, target)
+        return {"step": done, "out": str(out), "up_to_date": True}
+    raise FileExistsError(f"{out / 'state.pt'} exists at step {done} of {target}: pass --resume to continue it, "
+                          f"or remove {out} to restart")
+
+
+def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto") -> dict:
+    """Train stage one on the recipe's cached train features into ``<work>/specgan``."""
+    from specgan.features.cache import features_key, load_features, load_index, load_stats
+    from specgan.train_gan import MelDataset, SpecGANTrainer
+
+    cfg = recipe.specgan
+    out = recipe.work / "specgan"
+    target = cfg.steps if steps is None else steps
+    done = _check_existing(out, target, resume)
+    if done:
+        return done
+    index = load_index(recipe.work, "train")
+    if index["key"] != features_key(recipe):
+        raise ValueError(f"{recipe.work / 'features'} was made with another mel/preprocessing config: "
+                         f"run `specgan features --recipe {recipe.path}` first")
+    stats = load_stats(recipe.work)
+    ids = list(index["items"])
+    mels = [load_features(recipe.work, "train", i, index, mmap=False) for i in ids]
+    labels = [index["items"][i]["label"] for i in ids] if cfg.conditional else [None] * len(ids)
+    data = MelDataset(mels, labels, stats, cfg.frames, float(recipe.mel.log(np.float64(recipe.mel.floor))))
+    meta = {"recipe": recipe.name, "mel": recipe.mel.to_dict(), "stats": stats.to_dict(), "label": recipe.data.label}
+    trainer = SpecGANTrainer(cfg, data, out, pick_device(device), seed=recipe.seed, meta=meta)
+    if resume:
+        path = out / "state.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: {path} not found")
+        trainer.load_state_dict(torch.load(path, map_location=trainer.device, weights_only=False))
+        log.info("specgan: resumed at step %d from %s", trainer.step, path)
+    save_resolved(recipe, out)
+    last = trainer.fit(target)
+    return {"step": trainer.step, "out": str(out), **last}

@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,10 +31,10 @@ class SpecGANConfig:
     """The ``specgan:`` recipe section (SpecGAN's defaults for the optimisation)."""
 
     frames: int = 64                  # model width in frames (features are padded/cropped to it)
+    upsample: Literal["transposed", "nearest"] = "transposed"   # nearest: no checkerboard artefacts
     z_dim: int = 100
     d: int = 32
     kernel_size: int = 5
-    upsample: str = "transposed"      # or "nearest" (no checkerboard)
     conditional: bool = True          # condition on data.label
     embed_dim: int = 32
     batch_size: int = 64
@@ -185,6 +185,39 @@ class SpecGANTrainer:
                 "vocab": json.dumps(self.data.vocab), "step": str(self.step), "meta": json.dumps(self.meta)}
         save_file({k: v.contiguous().cpu() for k, v in self.G_ema.state_dict().items()},
                   str(self.out_dir / "model.safetensors"), metadata=meta)
+        self.write_samples(self.out_dir / "samples" / f"step{self.step:07d}.png")
+
+    @torch.no_grad()
+    def write_samples(self, path: str | Path, per_label: int = 4, seed: int = 1234) -> Path:
+        """A PNG grid of EMA-G samples from fixed noise (rows: labels, if conditional)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        gen = torch.Generator().manual_seed(seed)
+        labels = list(range(len(self.data.vocab)))[:10] if self.cfg.conditional else [None]
+        rows = []
+        for lab in labels:
+            z = torch.randn(per_label, self.cfg.z_dim, generator=gen).to(self.device)
+            y = torch.full((per_label,), lab, device=self.device) if lab is not None else None
+            rows.append((self.G_ema(z, y) if y is not None else self.G_ema(z)).cpu()[:, 0])
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig, axes = plt.subplots(len(rows), per_label, figsize=(1.6 * per_label, 1.4 * len(rows)), squeeze=False)
+        for r, (lab, mels) in enumerate(zip(labels, rows, strict=True)):
+            for c in range(per_label):
+                ax = axes[r][c]
+                ax.imshow(mels[c].numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c == 0 and lab is not None:
+                    ax.set_ylabel(str(self.data.vocab[lab]), fontsize=8)
+        fig.suptitle(f"EMA generator, step {self.step}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return path
 
     def _rollback(self, where: str) -> None:
         path = self.out_dir / "state.pt"

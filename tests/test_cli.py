@@ -61,11 +61,16 @@ def test_tiny_recipe_prepare_and_features_twice(tmp_path):
 
 @pytest.mark.slow
 @need_tool("espeak-ng")
-def test_tiny_vocoder_trains_resumes_and_exports(tmp_path):
+def test_tiny_recipe_trains_both_stages_resumes_and_exports(tmp_path):
     work = tmp_path / "tiny"
     common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}"]
     specgan("prepare", *common)
     specgan("features", *common)
+    out = specgan("train", *common, "--stage", "specgan").stdout
+    assert "specgan: step 4" in out and "critic/wdist" in out
+    for f in ("model.safetensors", "state.pt", "config.yaml", "history.jsonl", "samples/step0000004.png"):
+        assert (work / "specgan" / f).is_file(), f
+    assert "specgan: up to date at step 4" in specgan("train", *common, "--stage", "specgan").stdout
     out = specgan("train", *common, "--stage", "vocoder", "--no-progress").stdout
     assert "vocoder: step 4" in out and "dev/mel_l1" in out
     voc = work / "vocoder"
