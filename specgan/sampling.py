@@ -1,0 +1,104 @@
+"""Sampling from a trained stage-one model: noise (+ label) → normalised mel → log-mel for any vocoder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from specgan.models import Generator
+from vocoder.mel import MelConfig, MelStats
+
+__all__ = ["StageOne", "interpolate", "load_stage_one", "sample"]
+
+
+@dataclass
+class StageOne:
+    """A loaded EMA generator with what it needs to produce vocoder-ready log-mels."""
+
+    generator: Generator
+    mel_cfg: MelConfig
+    stats: MelStats
+    vocab: list
+    step: int
+
+    def label_index(self, label) -> int:
+        """A label (``"seven"``, ``60``, or its string form) → the generator's class index."""
+        for i, v in enumerate(self.vocab):
+            if v == label or str(v) == str(label):
+                return i
+        raise ValueError(f"unknown label {label!r}; this model knows: {', '.join(map(str, self.vocab))}")
+
+
+def load_stage_one(path: str | Path, device: str | torch.device = "cpu") -> StageOne:
+    """Load ``model.safetensors`` written by stage-one training (strict weight match)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"stage-one model {path} not found")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != "specgan-generator/1":
+        raise ValueError(f"{path}: not a specgan stage-one model (format {meta.get('format')!r})")
+    g = Generator(**json.loads(meta["g_kwargs"]))
+    g.load_state_dict(load_file(str(path)), strict=True)
+    extra = json.loads(meta["meta"])
+    return StageOne(g.to(device).eval(), MelConfig.from_dict(extra["mel"]), MelStats.from_dict(extra["stats"]),
+                    json.loads(meta["vocab"]), int(meta["step"]))
+
+
+@torch.no_grad()
+def sample(model: StageOne, n: int, labels=None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``n`` spectrograms.
+
+    Args:
+        model: from :func:`load_stage_one`.
+        n: how many.
+        labels: one label for all, a list of n labels, or None (required for conditional models).
+        seed: seeds the noise (same seed, same label → same output).
+
+    Returns:
+        (normalised (n, n_mels, frames) in [-1, 1], log-mel (n, n_mels, frames) for a vocoder).
+    """
+    g = model.generator
+    device = next(g.parameters()).device
+    z = torch.randn(n, g.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    y = _labels(model, labels, n, device)
+    norm = (g(z, y) if y is not None else g(z))[:, 0]
+    return norm, model.stats.denormalize(norm)
+
+
+@torch.no_grad()
+def interpolate(model: StageOne, seed_a: int, seed_b: int, steps: int = 8, label=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A latent walk: spherical interpolation from seed_a's z to seed_b's z in ``steps`` points."""
+    g = model.generator
+    device = next(g.parameters()).device
+    za = torch.randn(1, g.z_dim, generator=torch.Generator().manual_seed(seed_a))
+    zb = torch.randn(1, g.z_dim, generator=torch.Generator().manual_seed(seed_b))
+    t = torch.linspace(0, 1, steps)[:, None]
+    omega = torch.arccos((za / za.norm() * zb / zb.norm()).sum().clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        z = (1 - t) * za + t * zb
+    else:
+        z = (torch.sin((1 - t) * omega) * za + torch.sin(t * omega) * zb) / torch.sin(omega)
+    y = _labels(model, label, steps, device)
+    norm = (g(z.to(device), y) if y is not None else g(z.to(device)))[:, 0]
+    return norm, model.stats.denormalize(norm)
+
+
+def _labels(model: StageOne, labels, n: int, device) -> torch.Tensor | None:
+    if model.generator.n_classes == 0:
+        if labels is not None:
+            raise ValueError("this model is unconditional: labels are not accepted")
+        return None
+    if labels is None:
+        raise ValueError(f"this model is conditional: pass labels (one of {', '.join(map(str, model.vocab))})")
+    if not isinstance(labels, (list, tuple)):
+        labels = [labels] * n
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} samples")
+    return torch.tensor([model.label_index(v) for v in labels], device=device)
