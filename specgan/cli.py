@@ -74,6 +74,8 @@ def cmd_train(args) -> int:
     from specgan.stages import train_specgan, train_vocoder
 
     recipe = _load(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _train_distributed(args, recipe, train_specgan)
     if args.stage == "vocoder":
         result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
                                device=args.device, progress=not args.no_progress, out=args.out)
@@ -101,6 +103,28 @@ def cmd_export(args) -> int:
     head = "(mel → magnitude, phase; run the iSTFT outside: vocoder.export.OnnxVocoder does)" \
         if g.registry_name == "istft" else "(mel → waveform)"
     print(f"export: {args.vocoder} → {path} {head}")
+    return 0
+
+
+def _train_distributed(args, recipe, train_specgan) -> int:
+    """Under torchrun: one process per rank (gloo on CPU, nccl on CUDA); rank 0 reports."""
+    import torch
+    import torch.distributed as dist
+
+    if args.stage != "specgan":
+        raise ValueError("data-parallel training (torchrun) is implemented for --stage specgan only")
+    cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        result = train_specgan(recipe, steps=args.steps, resume=args.resume,
+                               device=f"cuda:{local}" if cuda else "cpu")
+    finally:
+        dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"specgan: step {result['step']} → {result['out']} ({os.environ['WORLD_SIZE']} processes)")
     return 0
 
 

@@ -119,6 +119,7 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
             raise FileNotFoundError(f"--resume: {path} not found")
         trainer.load_state_dict(torch.load(path, map_location=trainer.device, weights_only=False))
         log.info("specgan: resumed at step %d from %s", trainer.step, path)
-    save_resolved(recipe, out)
+    if trainer.rank == 0:
+        save_resolved(recipe, out)
     last = trainer.fit(target)
     return {"step": trainer.step, "out": str(out), **last}

@@ -5,6 +5,12 @@ One generator iteration = ``n_critic`` critic steps (each on a fresh real batch 
 step and weighted by ``gp_every`` so its average pull is unchanged. An EMA copy of G is what is
 saved for sampling. A non-finite loss rolls back to the last checkpoint, multiplies both learning
 rates by ``nan_lr_factor``, logs it, and continues.
+
+Data parallel: under ``torchrun`` (a ``torch.distributed`` process group initialised, gloo on CPU,
+nccl on CUDA) every rank draws its own batches and noise, and gradients are averaged across ranks
+with one all-reduce per backward — done by hand rather than with DistributedDataParallel, because
+the gradient penalty differentiates through the critic twice, which DDP's reducer does not
+support. Rank 0 alone writes files.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from specgan.gan import gradient_penalty
 from specgan.models import Critic, Generator
@@ -114,7 +121,15 @@ class SpecGANTrainer:
         betas = tuple(cfg.betas)
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas)
-        self.sampler = torch.Generator().manual_seed(seed)
+        distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if distributed else 0
+        self.world = dist.get_world_size() if distributed else 1
+        if self.world > 1:
+            for module in (self.G, self.D, self.G_ema):  # identical start on every rank
+                for t in list(module.parameters()) + list(module.buffers()):
+                    dist.broadcast(t.data, src=0)
+        # Each rank its own stream of batches and noise.
+        self.sampler = torch.Generator().manual_seed(seed + 1_000_003 * self.rank)
         self.step = 0
         self.rollbacks = 0
 
@@ -144,6 +159,7 @@ class SpecGANTrainer:
                 out["critic/gp"], out["critic/grad_norm"] = gp.detach(), norms.mean().detach()
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
+            self._average_grads(self.D)
             self.opt_d.step()
             out["critic/loss"], out["critic/wdist"] = loss.detach(), (d_real - d_fake).detach()
         labels = self._labels(cfg.batch_size)
@@ -152,6 +168,7 @@ class SpecGANTrainer:
         loss_g = -(self.D(fake, labels) if labels is not None else self.D(fake)).mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        self._average_grads(self.G)
         self.opt_g.step()
         with torch.no_grad():
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
@@ -159,6 +176,25 @@ class SpecGANTrainer:
         out["gen/loss"] = loss_g.detach()
         self.step += 1
         return out
+
+    def _average_grads(self, module: torch.nn.Module) -> None:
+        if self.world == 1:
+            return
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def _any_rank(self, flag: bool) -> bool:
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -175,6 +211,15 @@ class SpecGANTrainer:
         self.step, self.rollbacks = int(state["step"]), int(state.get("rollbacks", 0))
 
     def save(self) -> None:
+        if self.rank != 0:
+            if self.world > 1:
+                dist.barrier()  # wait until rank 0 has written (a rollback may read it)
+            return
+        self._save_files()
+        if self.world > 1:
+            dist.barrier()
+
+    def _save_files(self) -> None:
         from safetensors.torch import save_file
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,10 +286,10 @@ class SpecGANTrainer:
         while self.step < target:
             out = self.iteration()
             bad = [k for k, v in out.items() if not torch.isfinite(v)]
-            if bad:
-                self._rollback(bad[0].split("/")[0])
+            if self._any_rank(bool(bad)):
+                self._rollback(bad[0].split("/")[0] if bad else "another rank's")
                 continue
-            if self.step % self.cfg.log_every == 0 or self.step == target:
+            if self.rank == 0 and (self.step % self.cfg.log_every == 0 or self.step == target):
                 last = {k: float(v) for k, v in out.items()}
                 with open(self.out_dir / "history.jsonl", "a") as f:
                     f.write(json.dumps({"step": self.step, **last}) + "\n")

@@ -71,6 +71,11 @@ def test_tiny_recipe_trains_both_stages_resumes_and_exports(tmp_path):
     for f in ("model.safetensors", "state.pt", "config.yaml", "history.jsonl", "samples/step0000004.png"):
         assert (work / "specgan" / f).is_file(), f
     assert "specgan: up to date at step 4" in specgan("train", *common, "--stage", "specgan").stdout
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "specgan.cli", "train", *common, "--stage", "specgan", "--resume", "--steps", "6"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert "specgan: step 6" in ddp.stdout and "(2 processes)" in ddp.stdout
     out = specgan("train", *common, "--stage", "vocoder", "--no-progress").stdout
     assert "vocoder: step 4" in out and "dev/mel_l1" in out
     voc = work / "vocoder"
