@@ -10,7 +10,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["critic_step_losses", "generator_loss", "gradient_penalty"]
+__all__ = ["critic_step_losses", "fused_critic_losses", "generator_loss", "gradient_penalty", "interpolates",
+           "penalty"]
+
+
+def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """x̂ = ε·real + (1 − ε)·fake with one ε ~ U[0, 1] per sample; requires grad."""
+    b = real.shape[0]
+    if eps is None:
+        eps = torch.rand(b, device=real.device, dtype=real.dtype)
+    eps = eps.view(b, *([1] * (real.dim() - 1)))
+    return (eps * real + (1 - eps) * fake).requires_grad_(True)
+
+
+def penalty(scores_hat: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (‖∇D(x̂)‖₂ − 1)², per-sample norms) from the critic's scores on x̂ (create_graph, so the
+    penalty is differentiable in the critic's weights)."""
+    (grad,) = torch.autograd.grad(scores_hat.sum(), x_hat, create_graph=True)
+    norms = grad.flatten(1).norm(2, dim=1)
+    return ((norms - 1) ** 2).mean(), norms
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
@@ -26,15 +44,31 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
     Returns:
         (penalty scalar, norms (B,)).
     """
-    b = real.shape[0]
-    if eps is None:
-        eps = torch.rand(b, device=real.device, dtype=real.dtype)
-    eps = eps.view(b, *([1] * (real.dim() - 1)))
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    x_hat = interpolates(real, fake, eps)
     scores = critic(x_hat, labels) if labels is not None else critic(x_hat)
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norms = grad.flatten(1).norm(2, dim=1)
-    return ((norms - 1) ** 2).mean(), norms
+    return penalty(scores, x_hat)
+
+
+def fused_critic_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None,
+                        gp_weight: float, with_gp: bool = True,
+                        eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The same losses as :func:`critic_step_losses` with real and fake in ONE critic forward
+    (exact because the critic treats samples independently: no batch norm). The interpolates get
+    their own forward: folded into the same batch, the penalty's gradient and double backward
+    would run over all 3B samples instead of B (measured: 1.7x slower). ``with_gp=False`` skips
+    the penalty (lazy GP steps); ``gp_weight`` is applied as given (the caller scales lazy GP)."""
+    b = real.shape[0]
+    both = torch.cat([real, fake])
+    scores = critic(both, torch.cat([labels, labels])) if labels is not None else critic(both)
+    d_real, d_fake = scores[:b].mean(), scores[b:].mean()
+    out = {"critic/wdist": (d_real - d_fake).detach()}
+    loss = d_fake - d_real
+    if with_gp:
+        gp, norms = gradient_penalty(critic, real, fake, labels, eps)
+        loss = loss + gp_weight * gp
+        out["critic/gp"], out["critic/grad_norm"] = gp.detach(), norms.mean().detach()
+    out["critic/loss"] = loss
+    return out
 
 
 def critic_step_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None,

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from specgan.gan import gradient_penalty
+from specgan.gan import fused_critic_losses
 from specgan.models import Critic, Generator
 
 __all__ = ["MelDataset", "SpecGANConfig", "SpecGANTrainer"]
@@ -143,25 +143,27 @@ class SpecGANTrainer:
         """n_critic critic steps + one generator step; named losses as detached tensors."""
         cfg = self.cfg
         out: dict[str, torch.Tensor] = {}
+        # G does not change during the critic steps, so the fakes of all n_critic steps come from
+        # one batched forward (fresh z for each, as in the algorithm), under no_grad.
+        b = cfg.batch_size
+        reals, all_labels = self.data.batch(b * cfg.n_critic, self.sampler)
+        reals = reals.to(self.device)
+        all_labels = all_labels.to(self.device) if all_labels is not None and cfg.conditional else None
+        z = torch.randn(b * cfg.n_critic, cfg.z_dim, generator=self.sampler).to(self.device)
+        with torch.no_grad():
+            fakes = self.G(z, all_labels) if all_labels is not None else self.G(z)
         for k in range(cfg.n_critic):
-            real, labels = self.data.batch(cfg.batch_size, self.sampler)
-            real = real.to(self.device)
-            labels = labels.to(self.device) if labels is not None and cfg.conditional else None
-            z = torch.randn(cfg.batch_size, cfg.z_dim, generator=self.sampler).to(self.device)
-            with torch.no_grad():
-                fake = self.G(z, labels) if labels is not None else self.G(z)
-            args = (labels,) if labels is not None else ()
-            d_real, d_fake = self.D(real, *args).mean(), self.D(fake, *args).mean()
-            loss = d_fake - d_real
-            if k % cfg.gp_every == 0:
-                gp, norms = gradient_penalty(self.D, real, fake, labels)
-                loss = loss + cfg.gp_weight * cfg.gp_every * gp
-                out["critic/gp"], out["critic/grad_norm"] = gp.detach(), norms.mean().detach()
+            real, fake = reals[k * b : (k + 1) * b], fakes[k * b : (k + 1) * b]
+            labels = all_labels[k * b : (k + 1) * b] if all_labels is not None else None
+            losses = fused_critic_losses(self.D, real, fake, labels, cfg.gp_weight * cfg.gp_every,
+                                         with_gp=k % cfg.gp_every == 0)
+            loss = losses.pop("critic/loss")
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self._average_grads(self.D)
             self.opt_d.step()
-            out["critic/loss"], out["critic/wdist"] = loss.detach(), (d_real - d_fake).detach()
+            out.update(losses)
+            out["critic/loss"] = loss.detach()
         labels = self._labels(cfg.batch_size)
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=self.sampler).to(self.device)
         fake = self.G(z, labels) if labels is not None else self.G(z)
