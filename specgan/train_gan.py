@@ -143,18 +143,14 @@ class SpecGANTrainer:
         """n_critic critic steps + one generator step; named losses as detached tensors."""
         cfg = self.cfg
         out: dict[str, torch.Tensor] = {}
-        # G does not change during the critic steps, so the fakes of all n_critic steps come from
-        # one batched forward (fresh z for each, as in the algorithm), under no_grad.
         b = cfg.batch_size
-        reals, all_labels = self.data.batch(b * cfg.n_critic, self.sampler)
-        reals = reals.to(self.device)
-        all_labels = all_labels.to(self.device) if all_labels is not None and cfg.conditional else None
-        z = torch.randn(b * cfg.n_critic, cfg.z_dim, generator=self.sampler).to(self.device)
-        with torch.no_grad():
-            fakes = self.G(z, all_labels) if all_labels is not None else self.G(z)
         for k in range(cfg.n_critic):
-            real, fake = reals[k * b : (k + 1) * b], fakes[k * b : (k + 1) * b]
-            labels = all_labels[k * b : (k + 1) * b] if all_labels is not None else None
+            real, labels = self.data.batch(b, self.sampler)
+            real = real.to(self.device)
+            labels = labels.to(self.device) if labels is not None and cfg.conditional else None
+            z = torch.randn(b, cfg.z_dim, generator=self.sampler).to(self.device)
+            with torch.no_grad():  # the critic step needs no graph through G
+                fake = self.G(z, labels) if labels is not None else self.G(z)
             losses = fused_critic_losses(self.D, real, fake, labels, cfg.gp_weight * cfg.gp_every,
                                          with_gp=k % cfg.gp_every == 0)
             loss = losses.pop("critic/loss")
