@@ -39,7 +39,6 @@ class VocoderConfig:
     eval_every: int = 500
     save_every: int = 500
     eval_items: int = 16                 # dev clips for validation mel-L1 / MR-STFT
-    pretrained: str | None = None        # a model.safetensors synth uses instead of work_dir/vocoder
 
     def __post_init__(self) -> None:
         if self.segment_samples <= 0 or self.batch_size <= 0 or self.steps < 0:
