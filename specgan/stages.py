@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
 import torch
 
 from specgan.audio import load_clip
@@ -62,17 +61,22 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
         meta["stats"] = MelStats.load(stats_path).to_dict()
     trainer = VocoderTrainer(vc, recipe.mel, train_set, dev_set, out, dev, seed=recipe.seed, extra_meta=meta)
     if resume:
-        path = out / "state.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"--resume: {path} not found")
-        trainer.load_state_dict(torch.load(path, map_location=dev, weights_only=False))
-        log.info("vocoder: resumed at step %d from %s", trainer.step, path)
+        trainer.load_state_dict(_resume_state(out, dev))
+        log.info("vocoder: resumed at step %d from %s", trainer.step, out / "state.pt")
     elif init_from:
         trainer.load_state_dict(torch.load(Path(init_from), map_location=dev, weights_only=False), weights_only=True)
         log.info("vocoder: initialised generator and critics from %s", init_from)
     save_resolved(recipe, out)
     metrics = trainer.fit(steps, progress=progress)
     return {"step": trainer.step, "out": str(out), **metrics}
+
+
+def _resume_state(out: Path, device) -> dict:
+    """The ``state.pt`` that ``--resume`` continues from (a clear error when there is none)."""
+    path = out / "state.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: {path} not found")
+    return torch.load(path, map_location=device, weights_only=False)
 
 
 def _check_existing(out: Path, target: int, resume: bool) -> dict | None:
@@ -114,11 +118,8 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
     meta = {"recipe": recipe.name, "mel": recipe.mel.to_dict(), "stats": stats.to_dict(), "label": recipe.data.label}
     trainer = SpecGANTrainer(cfg, data, out, pick_device(device), seed=recipe.seed, meta=meta)
     if resume:
-        path = out / "state.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"--resume: {path} not found")
-        trainer.load_state_dict(torch.load(path, map_location=trainer.device, weights_only=False))
-        log.info("specgan: resumed at step %d from %s", trainer.step, path)
+        trainer.load_state_dict(_resume_state(out, trainer.device))
+        log.info("specgan: resumed at step %d from %s", trainer.step, out / "state.pt")
     if trainer.rank == 0:
         save_resolved(recipe, out)
     last = trainer.fit(target)

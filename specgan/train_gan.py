@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from specgan.gan import fused_critic_losses
+from specgan.gan import fused_critic_losses, generator_loss
 from specgan.models import Critic, Generator
 
 __all__ = ["MelDataset", "SpecGANConfig", "SpecGANTrainer"]
@@ -163,7 +163,7 @@ class SpecGANTrainer:
         labels = self._labels(cfg.batch_size)
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=self.sampler).to(self.device)
         fake = self.G(z, labels) if labels is not None else self.G(z)
-        loss_g = -(self.D(fake, labels) if labels is not None else self.D(fake)).mean()
+        loss_g = generator_loss(self.D, fake, labels)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self._average_grads(self.G)
