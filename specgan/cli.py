@@ -83,7 +83,8 @@ def cmd_train(args) -> int:
     else:
         if args.init_from or args.out:
             raise ValueError("--init-from and --out apply to --stage vocoder only")
-        result = train_specgan(recipe, steps=args.steps, resume=args.resume, device=args.device)
+        result = train_specgan(recipe, steps=args.steps, resume=args.resume, device=args.device,
+                               progress=not args.no_progress)
         shown = ("critic/", "gen/")
     if result.get("up_to_date"):
         print(f"{args.stage}: up to date at step {result['step']} in {result['out']} "
@@ -120,7 +121,7 @@ def _train_distributed(args, recipe, train_specgan) -> int:
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
         result = train_specgan(recipe, steps=args.steps, resume=args.resume,
-                               device=f"cuda:{local}" if cuda else "cpu")
+                               device=f"cuda:{local}" if cuda else "cpu", progress=not args.no_progress)
     finally:
         dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:

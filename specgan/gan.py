@@ -59,12 +59,15 @@ def fused_critic_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tenso
     the penalty (lazy GP steps); ``gp_weight`` is applied as given (the caller scales lazy GP)."""
     b = real.shape[0]
     both = torch.cat([real, fake])
-    scores = critic(both, torch.cat([labels, labels])) if labels is not None else critic(both)
+    scores = (critic(both, torch.cat([labels, labels])) if labels is not None else critic(both)).float()
     d_real, d_fake = scores[:b].mean(), scores[b:].mean()
     out = {"critic/wdist": (d_real - d_fake).detach()}
     loss = d_fake - d_real
     if with_gp:
-        gp, norms = gradient_penalty(critic, real, fake, labels, eps)
+        # The penalty always in float32, also under a caller's autocast: a bf16 gradient norm
+        # is too coarse for (‖∇‖ − 1)² near its minimum.
+        with torch.autocast(real.device.type, enabled=False):
+            gp, norms = gradient_penalty(critic, real.float(), fake.float(), labels, eps)
         loss = loss + gp_weight * gp
         out["critic/gp"], out["critic/grad_norm"] = gp.detach(), norms.mean().detach()
     out["critic/loss"] = loss
@@ -87,4 +90,4 @@ def critic_step_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor
 
 def generator_loss(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """−mean D(G(z))."""
-    return -(critic(fake, labels) if labels is not None else critic(fake)).mean()
+    return -(critic(fake, labels) if labels is not None else critic(fake)).float().mean()

@@ -95,7 +95,8 @@ def _check_existing(out: Path, target: int, resume: bool) -> dict | None:
                           f"or remove {out} to restart")
 
 
-def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto") -> dict:
+def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
+                  progress: bool = True) -> dict:
     """Train stage one on the recipe's cached train features into ``<work>/specgan``."""
     from specgan.features.cache import features_key, load_features, load_index, load_stats
     from specgan.train_gan import MelDataset, SpecGANTrainer
@@ -122,5 +123,5 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
         log.info("specgan: resumed at step %d from %s", trainer.step, out / "state.pt")
     if trainer.rank == 0:
         save_resolved(recipe, out)
-    last = trainer.fit(target)
+    last = trainer.fit(target, progress=progress)
     return {"step": trainer.step, "out": str(out), **last}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from tqdm import tqdm
 
 from specgan.gan import fused_critic_losses, generator_loss
 from specgan.models import Critic, Generator
@@ -57,6 +60,11 @@ class SpecGANConfig:
     sample_every: int = 250
     save_every: int = 250
     nan_lr_factor: float = 0.5
+    # Speed options; "auto" turns each on where it helps (CUDA) and off on CPU.
+    channels_last: Literal["auto", "on", "off"] = "auto"   # NHWC memory format for the convolutions
+    amp: Literal["auto", "bf16", "off"] = "auto"           # bf16 autocast for G and the critic's D(x), D(G(z))
+    compile: bool = False             # torch.compile the generator (the critic is differentiated twice
+                                      # by the gradient penalty, which torch.compile does not support)
 
 
 class MelDataset:
@@ -118,6 +126,15 @@ class SpecGANTrainer:
         self.D = Critic(n_mels, cfg.frames, cfg.d, cfg.kernel_size, n_classes).to(self.device)
         self.G_ema = Generator(**self.g_kwargs).to(self.device).eval().requires_grad_(False)
         self.G_ema.load_state_dict(self.G.state_dict())
+        cuda = self.device.type == "cuda"
+        self.channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda)
+        if self.channels_last:
+            for module in (self.G, self.D, self.G_ema):
+                module.to(memory_format=torch.channels_last)
+        bf16_ok = not cuda or torch.cuda.is_bf16_supported()
+        self.amp_dtype = torch.bfloat16 if cfg.amp == "bf16" or (cfg.amp == "auto" and cuda and bf16_ok) else None
+        # The compiled module shares its parameters with self.G; state_dict() stays on self.G.
+        self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
         betas = tuple(cfg.betas)
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas)
@@ -132,12 +149,20 @@ class SpecGANTrainer:
         self.sampler = torch.Generator().manual_seed(seed + 1_000_003 * self.rank)
         self.step = 0
         self.rollbacks = 0
+        self._writer = None
 
     def _labels(self, n: int) -> torch.Tensor | None:
         if self.data.y is None or not self.cfg.conditional:
             return None
         # Labels for fakes are drawn from the data's label distribution.
         return self.data.y[torch.randint(len(self.data), (n,), generator=self.sampler)].to(self.device)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _real(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def iteration(self) -> dict[str, torch.Tensor]:
         """n_critic critic steps + one generator step; named losses as detached tensors."""
@@ -146,13 +171,14 @@ class SpecGANTrainer:
         b = cfg.batch_size
         for k in range(cfg.n_critic):
             real, labels = self.data.batch(b, self.sampler)
-            real = real.to(self.device)
+            real = self._real(real)
             labels = labels.to(self.device) if labels is not None and cfg.conditional else None
             z = torch.randn(b, cfg.z_dim, generator=self.sampler).to(self.device)
-            with torch.no_grad():  # the critic step needs no graph through G
-                fake = self.G(z, labels) if labels is not None else self.G(z)
-            losses = fused_critic_losses(self.D, real, fake, labels, cfg.gp_weight * cfg.gp_every,
-                                         with_gp=k % cfg.gp_every == 0)
+            with torch.no_grad(), self._autocast():  # the critic step needs no graph through G
+                fake = (self.G_fwd(z, labels) if labels is not None else self.G_fwd(z)).float()
+            with self._autocast():
+                losses = fused_critic_losses(self.D, real, fake, labels, cfg.gp_weight * cfg.gp_every,
+                                             with_gp=k % cfg.gp_every == 0)
             loss = losses.pop("critic/loss")
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
@@ -162,8 +188,9 @@ class SpecGANTrainer:
             out["critic/loss"] = loss.detach()
         labels = self._labels(cfg.batch_size)
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=self.sampler).to(self.device)
-        fake = self.G(z, labels) if labels is not None else self.G(z)
-        loss_g = generator_loss(self.D, fake, labels)
+        with self._autocast():
+            fake = self.G_fwd(z, labels) if labels is not None else self.G_fwd(z)
+            loss_g = generator_loss(self.D, fake, labels)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self._average_grads(self.G)
@@ -232,7 +259,8 @@ class SpecGANTrainer:
 
     @torch.no_grad()
     def write_samples(self, path: str | Path, per_label: int = 4, seed: int = 1234) -> Path:
-        """A PNG grid of EMA-G samples from fixed noise (rows: labels, if conditional)."""
+        """A PNG grid of EMA-G samples from fixed noise (rows: labels, if conditional); also
+        logged to TensorBoard as ``samples/grid`` while :meth:`fit` runs."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -259,6 +287,8 @@ class SpecGANTrainer:
         fig.suptitle(f"EMA generator, step {self.step}", fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=80)
+        if self._writer is not None:
+            self._writer.add_figure("samples/grid", fig, self.step)  # closes the figure
         plt.close(fig)
         return path
 
@@ -277,20 +307,65 @@ class SpecGANTrainer:
                     where, step, self.step, self.cfg.nan_lr_factor, self.opt_g.param_groups[0]["lr"],
                     self.opt_d.param_groups[0]["lr"])
 
-    def fit(self, steps: int | None = None) -> dict[str, float]:
+    def _trim_history(self) -> None:
+        """On resume, drop history lines logged after the checkpoint (they will be logged again)."""
+        path = self.out_dir / "history.jsonl"
+        if self.rank != 0 or not path.is_file():
+            return
+        lines = path.read_text().splitlines()
+        keep = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        if len(keep) != len(lines):
+            path.write_text("".join(ln + "\n" for ln in keep))
+
+    def _open_writer(self, tensorboard: bool) -> None:
+        if not tensorboard or self.rank != 0:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # optional: history.jsonl always has the numbers
+            log.info("tensorboard not installed: scalars go to history.jsonl only")
+            return
+        self._writer = SummaryWriter(str(self.out_dir / "logs"), purge_step=self.step + 1 if self.step else None)
+
+    def fit(self, steps: int | None = None, progress: bool = True, tensorboard: bool = True) -> dict[str, float]:
+        """Train until ``steps`` (default ``cfg.steps``) generator iterations; returns the last logged losses.
+
+        Every ``log_every`` iterations the losses go to ``history.jsonl``, TensorBoard (``logs/``)
+        and the progress bar; every ``save_every`` a checkpoint and a sample grid are written.
+        """
         target = self.cfg.steps if steps is None else steps
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._trim_history()
+        self._open_writer(tensorboard)
+        bar = tqdm(total=target, initial=self.step, desc="specgan", unit="it", disable=not progress or self.rank != 0)
         last: dict[str, float] = {}
-        while self.step < target:
-            out = self.iteration()
-            bad = [k for k, v in out.items() if not torch.isfinite(v)]
-            if self._any_rank(bool(bad)):
-                self._rollback(bad[0].split("/")[0] if bad else "another rank's")
-                continue
-            if self.rank == 0 and (self.step % self.cfg.log_every == 0 or self.step == target):
-                last = {k: float(v) for k, v in out.items()}
-                with open(self.out_dir / "history.jsonl", "a") as f:
-                    f.write(json.dumps({"step": self.step, **last}) + "\n")
-            if self.step % self.cfg.save_every == 0 or self.step == target:
-                self.save()
+        t0, t_step = time.perf_counter(), self.step
+        try:
+            while self.step < target:
+                out = self.iteration()
+                bad = [k for k, v in out.items() if not torch.isfinite(v)]
+                if self._any_rank(bool(bad)):
+                    before = self.step
+                    self._rollback(bad[0].split("/")[0] if bad else "another rank's")
+                    bar.update(self.step - before)
+                    continue
+                bar.update(1)
+                if self.rank == 0 and (self.step % self.cfg.log_every == 0 or self.step == target):
+                    last = {k: float(v) for k, v in out.items()}
+                    last["time/sec_per_it"] = (time.perf_counter() - t0) / max(self.step - t_step, 1)
+                    t0, t_step = time.perf_counter(), self.step
+                    with open(self.out_dir / "history.jsonl", "a") as f:
+                        f.write(json.dumps({"step": self.step, **last}) + "\n")
+                    if self._writer is not None:
+                        for k, v in last.items():
+                            self._writer.add_scalar(k, v, self.step)
+                    bar.set_postfix(W=f"{last['critic/wdist']:.2f}", D=f"{last['critic/loss']:.2f}",
+                                    GP=f"{last.get('critic/gp', float('nan')):.3f}", G=f"{last['gen/loss']:.2f}")
+                if self.step % self.cfg.save_every == 0 or self.step == target:
+                    self.save()
+        finally:
+            bar.close()
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         return last

@@ -130,3 +130,52 @@ def test_two_process_data_parallel_keeps_ranks_identical(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file()  # written once, by rank 0
     hist = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
     assert len(hist) == 3  # one line per step, not one per rank
+
+
+def test_resume_drops_history_logged_after_the_checkpoint(tmp_path):
+    part = SpecGANTrainer(cfg(), data(), tmp_path, seed=1)
+    part.fit(steps=2)
+    with open(tmp_path / "history.jsonl", "a") as f:  # logged by a run killed before its next checkpoint
+        f.write(json.dumps({"step": 3, "critic/wdist": 0.0}) + "\n")
+    resumed = SpecGANTrainer(cfg(), data(), tmp_path, seed=1)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    resumed.fit()
+    assert [json.loads(line)["step"] for line in open(tmp_path / "history.jsonl")] == [1, 2, 3, 4]
+
+
+def test_tensorboard_gets_the_losses_and_the_sample_grid(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    SpecGANTrainer(cfg(), data(), tmp_path).fit(progress=False)
+    acc = EventAccumulator(str(tmp_path / "logs"), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"critic/wdist", "critic/gp", "critic/loss", "gen/loss"} <= set(tags["scalars"])
+    assert [e.step for e in acc.Scalars("critic/wdist")] == [1, 2, 3, 4]
+    assert [e.step for e in acc.Images("samples/grid")] == [2, 4]  # with each checkpoint
+
+
+def test_bf16_autocast_and_channels_last_keep_the_penalty_in_float32(tmp_path):
+    tr = SpecGANTrainer(cfg(amp="bf16", channels_last="on"), data(), tmp_path)
+    assert tr.amp_dtype == torch.bfloat16
+    assert next(p for p in tr.D.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+    seen = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, args, out: seen.append(out.dtype) if isinstance(m, torch.nn.Conv2d) else None)
+    try:
+        out = tr.iteration()
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in seen and torch.float32 in seen  # D(x), D(G(z)) in bf16; the penalty's pass in fp32
+    assert all(torch.isfinite(v) for v in out.values()) and out["critic/gp"].dtype == torch.float32
+    auto = SpecGANTrainer(cfg(), data(), tmp_path / "auto")  # "auto" is off on CPU
+    assert auto.amp_dtype is None and not auto.channels_last
+
+
+def test_compiled_generator_trains_and_saves_plain_weights(tmp_path):
+    tr = SpecGANTrainer(cfg(compile=True, steps=2), data(), tmp_path)
+    tr.fit(progress=False, tensorboard=False)
+    z, y = torch.randn(2, 8), torch.tensor([0, 1])
+    torch.testing.assert_close(tr.G_fwd(z, y), tr.G(z, y))
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert state["step"] == 2 and not any("_orig_mod" in k for k in state["G"])
