@@ -95,6 +95,43 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from specgan.pipeline import parse_stage, run
+
+    recipe = _load(args)
+    run(recipe, parse_stage(args.stage), parse_stage(args.stop_stage), force=args.force, device=args.device,
+        progress=not args.no_progress)
+    return 0
+
+
+def _label(text: str):
+    """``--label 60`` → 60 (pitch labels are ints), ``--label seven`` → "seven"."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def cmd_synth(args) -> int:
+    from specgan.synth import synth
+
+    recipe = _load(args)
+    labels = [_label(v) for v in args.label] if args.label else None
+    result = synth(recipe, n=args.n, labels=labels, seed=args.seed, vocoder_name=args.vocoder, out=args.out,
+                   duration=args.duration, interpolate=tuple(args.interpolate) if args.interpolate else None,
+                   steps=args.steps, device=args.device, progress=not args.no_progress)
+    print(f"synth: {len(result.wavs)} WAVs → {result.out} (stage one {result.stage_one}; vocoder {result.vocoder}); "
+          f"mels.npy, grid.png, synth.json beside them")
+    return 0
+
+
+def cmd_vocode(args) -> int:
+    from specgan.synth import vocode_files
+
+    recipe = _load(args) if args.recipe else None
+    paths = vocode_files(args.inputs, args.vocoder, recipe, out=args.out, chunk_frames=args.chunk_frames,
+                         device=args.device)
+    print(f"vocode: {len(paths)} WAVs → {args.out}")
+    return 0
+
+
 def cmd_export(args) -> int:
     import vocoder
     from vocoder.export import export_onnx
@@ -180,6 +217,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default <work_dir>/vocoder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="run the recipe's stages in order (0 prepare ... 5 evaluate)",
+                       description="Stages: 0 prepare, 1 features, 2 specgan (train stage one), 3 vocoder (train "
+                                   "stage two), 4 synth, 5 evaluate. Each skips work that is up to date and says so; "
+                                   "an unfinished training resumes from its state.pt.")
+    _common(p)
+    p.add_argument("--stage", default="0", help="first stage, number or name (default 0)")
+    p.add_argument("--stop-stage", default="5", help="last stage, number or name (default 5)")
+    p.add_argument("--force", action="store_true",
+                   help="redo the selected stages (a training run is kept as <name>.prev/)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("synth", help="generate WAVs with stage one + a vocoder",
+                       description="Sample the stage-one generator (the work dir's, else the recipe's pretrained "
+                                   "one) and vocode: WAVs, mels.npy (log-mels), grid.png and synth.json into "
+                                   "--out (default <work_dir>/synth).")
+    _common(p)
+    p.add_argument("--n", type=int, default=None, help="number of clips (default synth.n)")
+    p.add_argument("--label", action="append", default=None,
+                   help="label(s) to generate, e.g. seven or 60 (repeatable; default: every label in turn)")
+    p.add_argument("--seed", type=int, default=None, help="clip i uses seed + i (default synth.seed)")
+    p.add_argument("--vocoder", default=None,
+                   help="auto | griffinlim | a model.safetensors path or run folder (default synth.vocoder)")
+    p.add_argument("--out", default=None, help="output folder (default <work_dir>/synth)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds per clip, at most the model's span (default data.preprocess.clip_seconds)")
+    p.add_argument("--interpolate", type=int, nargs=2, metavar=("SEED_A", "SEED_B"), default=None,
+                   help="write a latent walk between two seeds instead of --n clips")
+    p.add_argument("--steps", type=int, default=8, help="points on the --interpolate walk")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("vocode", help="copy synthesis: WAV or log-mel .npy files through a vocoder",
+                       description="Each input .wav is turned into the vocoder's log-mel and back; each .npy must "
+                                   "hold a (n_mels, frames) log-mel in the vocoder's mel settings. Long inputs "
+                                   "run in overlapping, cross-faded chunks (bounded memory).")
+    p.add_argument("inputs", nargs="+", help=".wav or .npy files")
+    p.add_argument("--vocoder", required=True, help="a model.safetensors path or run folder, or griffinlim")
+    p.add_argument("--recipe", default=None, help="recipe (needed for griffinlim: its mel settings)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    p.add_argument("--out", default=".", help="output folder (default: here)")
+    p.add_argument("--chunk-frames", type=int, default=512, help="frames per chunk for long inputs")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_vocode)
 
     p = sub.add_parser("export", help="export a trained vocoder to ONNX",
                        description="Export a vocoder checkpoint (model.safetensors) to ONNX with dynamic batch and "

@@ -124,6 +124,36 @@ class FeaturesConfig:
 
 
 @dataclass
+class PretrainedConfig:
+    """Shipped models used when the work dir has none of its own (paths relative to the recipe file)."""
+
+    specgan: str | None = None         # a stage-one model.safetensors
+    vocoder: str | None = None         # a vocoder model.safetensors
+
+
+@dataclass
+class SynthConfig:
+    """Defaults of ``specgan synth`` (every one can be given on the command line)."""
+
+    vocoder: str = "auto"              # auto (<work>/vocoder, else pretrained.vocoder) | griffinlim | a path
+    n: int = 16                        # clips to write
+    labels: list[str | int] | None = None  # conditional models: these labels in turn (default: every label in turn)
+    seed: int = 0                      # clip i uses seed + i, so each clip is reproducible alone
+    batch_size: int = 16
+    duration: float | None = None      # seconds per clip (default data.preprocess.clip_seconds)
+
+
+@dataclass
+class EvaluateConfig:
+    """``specgan evaluate`` (stage 5)."""
+
+    split: str = "test"
+    max_items: int | None = 64         # copy-synthesis clips (None: the whole split)
+    n_generated: int = 64              # generated clips scored by the stage-one metrics
+    seed: int = 0
+
+
+@dataclass
 class Recipe:
     """A whole experiment. ``work_dir`` holds every stage's output."""
 
@@ -135,12 +165,22 @@ class Recipe:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     specgan: SpecGANConfig = field(default_factory=SpecGANConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    pretrained: PretrainedConfig = field(default_factory=PretrainedConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     # Path of the YAML this came from (not a key; filled by load_recipe).
     path: str | None = field(default=None, metadata={"internal": True})
 
     @property
     def work(self) -> Path:
         return Path(self.work_dir)
+
+    def resolve(self, path: str) -> Path:
+        """A path written in the recipe, relative to the recipe file's folder (absolute stays)."""
+        p = Path(path).expanduser()
+        if p.is_absolute() or self.path is None:
+            return p
+        return Path(self.path).parent / p
 
     def fingerprint(self, *sections: str) -> str:
         """Stable hash of the named top-level sections (all keys if none): keys caches."""

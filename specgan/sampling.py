@@ -11,7 +11,7 @@ import torch
 from specgan.models import Generator
 from vocoder.mel import MelConfig, MelStats
 
-__all__ = ["StageOne", "interpolate", "load_stage_one", "sample"]
+__all__ = ["StageOne", "interpolate", "load_stage_one", "noise", "sample"]
 
 
 @dataclass
@@ -59,14 +59,15 @@ def sample(model: StageOne, n: int, labels=None, seed: int = 0) -> tuple[torch.T
         model: from :func:`load_stage_one`.
         n: how many.
         labels: one label for all, a list of n labels, or None (required for conditional models).
-        seed: seeds the noise (same seed, same label → same output).
+        seed: sample i draws its noise from seed + i, so any one sample can be redrawn alone
+            (``sample(model, 1, label, seed=seed + i)``) and batch size does not matter.
 
     Returns:
         (normalised (n, n_mels, frames) in [-1, 1], log-mel (n, n_mels, frames) for a vocoder).
     """
     g = model.generator
     device = next(g.parameters()).device
-    z = torch.randn(n, g.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    z = torch.cat([noise(g.z_dim, seed + i) for i in range(n)]).to(device)
     y = _labels(model, labels, n, device)
     norm = (g(z, y) if y is not None else g(z))[:, 0]
     return norm, model.stats.denormalize(norm)
@@ -77,8 +78,7 @@ def interpolate(model: StageOne, seed_a: int, seed_b: int, steps: int = 8, label
     """A latent walk: spherical interpolation from seed_a's z to seed_b's z in ``steps`` points."""
     g = model.generator
     device = next(g.parameters()).device
-    za = torch.randn(1, g.z_dim, generator=torch.Generator().manual_seed(seed_a))
-    zb = torch.randn(1, g.z_dim, generator=torch.Generator().manual_seed(seed_b))
+    za, zb = noise(g.z_dim, seed_a), noise(g.z_dim, seed_b)
     t = torch.linspace(0, 1, steps)[:, None]
     omega = torch.arccos((za / za.norm() * zb / zb.norm()).sum().clamp(-1, 1))
     if omega.abs() < 1e-6:
@@ -88,6 +88,11 @@ def interpolate(model: StageOne, seed_a: int, seed_b: int, steps: int = 8, label
     y = _labels(model, label, steps, device)
     norm = (g(z.to(device), y) if y is not None else g(z.to(device)))[:, 0]
     return norm, model.stats.denormalize(norm)
+
+
+def noise(z_dim: int, seed: int) -> torch.Tensor:
+    """The (1, z_dim) latent of one seed (what :func:`sample` and :func:`interpolate` use)."""
+    return torch.randn(1, z_dim, generator=torch.Generator().manual_seed(seed))
 
 
 def _labels(model: StageOne, labels, n: int, device) -> torch.Tensor | None:

@@ -21,9 +21,9 @@ def specgan(*args, check=True):
 
 def test_help_explains_every_command():
     out = specgan("--help").stdout
-    for cmd in ("prepare", "features", "train", "export", "recipe"):
+    for cmd in ("prepare", "features", "train", "run", "synth", "vocode", "export", "recipe"):
         assert cmd in out
-        assert "--recipe" in specgan(cmd, "--help").stdout or cmd == "export"
+        assert "--recipe" in specgan(cmd, "--help").stdout or cmd in ("export", "vocode")
 
 
 def test_bad_recipe_key_is_a_clear_error():
@@ -96,3 +96,65 @@ def test_tiny_recipe_trains_both_stages_resumes_and_exports(tmp_path):
     assert steps == sorted(steps) and steps[-1] == 6 and 4 in steps
     specgan("export", "--vocoder", str(voc / "model.safetensors"), "--onnx", str(tmp_path / "v.onnx"))
     assert (tmp_path / "v.onnx").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@need_tool("espeak-ng")
+def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    work = tmp_path / "tiny"
+    common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}"]
+    out = specgan("run", *common, "--no-progress").stdout
+    for i, name in enumerate(("prepare", "features", "specgan", "vocoder", "synth", "evaluate")):
+        assert f"== stage {i}: {name}" in out
+    assert (work / "data" / "train.jsonl").is_file() and (work / "features" / "stats.npz").is_file()
+    assert (work / "specgan" / "model.safetensors").is_file() and (work / "vocoder" / "model.safetensors").is_file()
+    wavs = sorted((work / "synth").glob("*.wav"))
+    assert len(wavs) == 4 and (work / "synth" / "grid.png").is_file()
+    assert np.load(work / "synth" / "mels.npy").shape == (4, 64, 64)
+    y, sr = sf.read(wavs[0])
+    assert sr == 16000 and y.shape == (16000,)  # data.preprocess.clip_seconds, not the model's 64 frames
+    labels = [c["label"] for c in json.loads((work / "synth" / "synth.json").read_text())["clips"]]
+    assert labels == ["eight", "five", "four", "nine"]  # every label in turn (sorted vocabulary)
+    metrics = json.loads((work / "eval" / "metrics.json").read_text())
+    assert metrics["vocoder"]["clips"] == 4 and metrics["vocoder"]["griffinlim"]["mel_l1"] > 0
+    assert metrics["generation"]["step"] == 4
+
+    stamp = (work / "synth" / "synth.json").stat().st_mtime_ns
+    wrapper = subprocess.run(["bash", "recipes/tiny/run.sh", "--set", f"work_dir={work}", "--no-progress"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)  # the run.sh form, same runner
+    assert wrapper.returncode == 0, wrapper.stderr[-2000:]
+    out = wrapper.stdout
+    assert out.count("up to date") == 6, out
+    assert (work / "synth" / "synth.json").stat().st_mtime_ns == stamp
+    out = specgan("run", *common, "--stage", "synth", "--stop-stage", "4", "--force", "--set", "synth.n=2").stdout
+    assert "2 clips" in out and "evaluate" not in out
+
+    # synth: griffinlim, a label, a seed, a latent walk
+    specgan("synth", *common, "--vocoder", "griffinlim", "--label", "seven", "--n", "2", "--seed", "40",
+            "--out", str(tmp_path / "gl"))
+    assert sorted(p.name for p in (tmp_path / "gl").glob("*.wav")) == ["seven_seed00040.wav", "seven_seed00041.wav"]
+    specgan("synth", *common, "--interpolate", "1", "2", "--steps", "3", "--label", "two", "--out", str(tmp_path / "w"))
+    assert sorted(p.name for p in (tmp_path / "w").glob("*.wav")) == [f"walk1-2_0{i}_two.wav" for i in range(3)]
+    for bad, msg in ((["--label", "eleven"], "unknown label 'eleven'"), (["--n", "0"], "--n must be at least 1"),
+                     (["--duration", "3"], "this model generates 1 to 16384 samples"),
+                     (["--vocoder", "nonexistent.safetensors"], "not found")):
+        proc = specgan("synth", *common, *bad, "--out", str(tmp_path / "bad"), check=False)
+        assert proc.returncode == 2 and msg in proc.stderr, (bad, proc.stderr)
+
+    # a vocoder trained for another mel is refused, naming the field
+    other = tmp_path / "other"
+    specgan("train", "--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}", "--set", "mel.n_mels=32",
+            "--stage", "vocoder", "--steps", "1", "--out", str(other), "--no-progress")
+    proc = specgan("synth", *common, "--vocoder", str(other), check=False)
+    assert proc.returncode == 2 and "n_mels: 32" in proc.stderr and "64" in proc.stderr, proc.stderr
+
+    # vocode: a WAV and a log-mel .npy (copy synthesis)
+    np.save(tmp_path / "m.npy", np.load(work / "synth" / "mels.npy")[0])
+    src = str(work / json.loads((work / "data" / "test.jsonl").read_text().splitlines()[0])["path"])
+    specgan("vocode", "--vocoder", str(work / "vocoder"), str(tmp_path / "m.npy"), src, "--out", str(tmp_path / "v"))
+    y, sr = sf.read(tmp_path / "v" / "m.wav")
+    assert sr == 16000 and y.shape == (64 * 256,) and np.abs(y).max() > 0
+    assert (tmp_path / "v" / f"{Path(src).stem}.wav").is_file()

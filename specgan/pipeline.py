@@ -1,0 +1,170 @@
+"""``specgan run``: the recipe's stages in order, each skipped when its outputs are up to date.
+
+    0 prepare   1 features   2 specgan (train stage one)   3 vocoder (train stage two)
+    4 synth     5 evaluate
+
+A training stage whose ``state.pt`` is behind the recipe's ``steps`` resumes from it; one that
+reached them is skipped. ``--force`` redoes the selected stages: prepare and features rebuild in
+place, a training stage starts over after moving the previous run to ``<name>.prev/`` (one
+generation kept, so a mistaken --force costs nothing), synth and evaluate rewrite their outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from specgan.recipe import Recipe
+
+__all__ = ["STAGES", "parse_stage", "run"]
+
+log = logging.getLogger(__name__)
+
+STAGES = ["prepare", "features", "specgan", "vocoder", "synth", "evaluate"]
+ALIASES = {"train-specgan": "specgan", "train_specgan": "specgan", "train-vocoder": "vocoder",
+           "train_vocoder": "vocoder", "data": "prepare", "eval": "evaluate"}
+
+
+def parse_stage(text: str | int) -> int:
+    """``3``, ``vocoder`` or ``train-vocoder`` → 3."""
+    s = str(text).strip().lower()
+    if s.isdigit() and int(s) < len(STAGES):
+        return int(s)
+    s = ALIASES.get(s, s)
+    if s in STAGES:
+        return STAGES.index(s)
+    raise ValueError(f"unknown stage {text!r}: use 0-{len(STAGES) - 1} or one of {', '.join(STAGES)}")
+
+
+def _file_key(*paths: Path) -> list:
+    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] if p.is_file() else [str(p), None] for p in paths]
+
+
+def _key(blob) -> str:
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _set_aside(out: Path) -> None:
+    if out.exists():
+        prev = out.with_name(out.name + ".prev")
+        if prev.exists():
+            shutil.rmtree(prev)
+        out.rename(prev)
+        log.info("--force: previous run kept as %s", prev)
+
+
+def _train(recipe: Recipe, stage: str, force: bool, device: str, progress: bool) -> str:
+    from safetensors import safe_open
+
+    from specgan.stages import train_specgan, train_vocoder
+
+    out = recipe.work / stage
+    target = recipe.specgan.steps if stage == "specgan" else recipe.vocoder.steps
+    if force:
+        _set_aside(out)
+    resume = False
+    if (out / "state.pt").is_file() and (out / "model.safetensors").is_file():
+        with safe_open(str(out / "model.safetensors"), "pt") as f:
+            meta = f.metadata() or {}
+        done = int(meta["step"]) if "step" in meta else int(json.loads(meta.get("extra", "{}")).get("step", 0))
+        if done >= target:
+            return f"up to date ({out}, step {done} of {target})"
+        resume = True
+        log.info("%s: resuming %s at step %d of %d", stage, out, done, target)
+    train = train_specgan if stage == "specgan" else train_vocoder
+    result = train(recipe, resume=resume, device=device, progress=progress)
+    return f"{'resumed and trained' if resume else 'trained'} to step {result['step']} → {out}"
+
+
+def _synth(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+    from specgan.synth import resolve_stage_one, synth
+
+    out = recipe.work / "synth"
+    g = resolve_stage_one(recipe)
+    voc = recipe.work / "vocoder" / "model.safetensors"
+    key = _key({"synth": recipe.synth, "mel": recipe.mel, "files": _file_key(g, voc),
+                "pretrained": recipe.pretrained})
+    marker = out / "synth.json"
+    if not force and marker.is_file() and json.loads(marker.read_text()).get("key") == key:
+        return f"up to date ({out})"
+    result = synth(recipe, out=out, device=device, progress=progress)
+    blob = json.loads(marker.read_text())
+    blob["key"] = key
+    marker.write_text(json.dumps(blob, indent=1))
+    return f"{len(result.wavs)} clips → {out} (stage one {result.stage_one}, vocoder {result.vocoder})"
+
+
+def _evaluate(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+    from specgan.evaluate import evaluate
+    from specgan.synth import resolve_stage_one
+
+    path = recipe.work / "eval" / "metrics.json"
+    g = resolve_stage_one(recipe)
+    voc = recipe.work / "vocoder" / "model.safetensors"
+    key = _key({"evaluate": recipe.evaluate, "mel": recipe.mel, "files": _file_key(g, voc),
+                "pretrained": recipe.pretrained, "data": _file_key(recipe.work / "data" / "prepare.json")})
+    if not force and path.is_file() and json.loads(path.read_text()).get("key") == key:
+        return f"up to date ({path})"
+    out = evaluate(recipe)
+    blob = json.loads(path.read_text())
+    blob["key"] = key
+    path.write_text(json.dumps(blob, indent=1))
+    v = out["vocoder"]
+    return (f"{path}: vocoder mel-L1 {v['trained']['mel_l1']:.3f} (Griffin-Lim {v['griffinlim']['mel_l1']:.3f}), "
+            f"MR-STFT {v['trained']['mrstft']:.3f} (Griffin-Lim {v['griffinlim']['mrstft']:.3f})")
+
+
+def _prepare(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+    from specgan.data.prepare import prepare
+
+    report = prepare(recipe, force=force)
+    if report.get("skipped_stage"):
+        return f"up to date ({recipe.work / 'data'})"
+    return ", ".join(f"{k} {v}" for k, v in report["counts"].items()) + f"; {report['skipped']}"
+
+
+def _features(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+    from specgan.features.cache import run_features
+
+    report = run_features(recipe, force=force)
+    splits = {k: v for k, v in report.items() if k != "stats"}
+    if not any(r["extracted"] for r in splits.values()) and not report["stats"]["recomputed"]:
+        return f"up to date ({recipe.work / 'features'}, {sum(r['items'] for r in splits.values())} items)"
+    return "; ".join(f"{s} {r['items']} ({r['extracted']} extracted)" for s, r in splits.items())
+
+
+RUNNERS: dict[str, Callable[..., str]] = {
+    "prepare": _prepare,
+    "features": _features,
+    "specgan": lambda r, f, d, p: _train(r, "specgan", f, d, p),
+    "vocoder": lambda r, f, d, p: _train(r, "vocoder", f, d, p),
+    "synth": _synth,
+    "evaluate": _evaluate,
+}
+
+
+def run(recipe: Recipe, stage: int = 0, stop_stage: int = len(STAGES) - 1, force: bool = False,
+        device: str = "auto", progress: bool = True, report: Callable[[str], None] = print) -> dict[str, str]:
+    """Run stages ``stage..stop_stage``; returns {stage name: what happened}."""
+    if stop_stage < stage:
+        raise ValueError(f"--stop-stage {stop_stage} ({STAGES[stop_stage]}) is before --stage {stage} "
+                         f"({STAGES[stage]})")
+    done = {}
+    for i in range(stage, stop_stage + 1):
+        name = STAGES[i]
+        report(f"== stage {i}: {name}")
+        msg = RUNNERS[name](recipe, force, device, progress)
+        done[name] = msg
+        report(f"   {name}: {msg}")
+    return done
+
+
+def stage_paths(recipe: Recipe) -> dict[str, Path]:
+    """Where each stage writes (for users and tests)."""
+    w = recipe.work
+    return {"prepare": w / "data", "features": w / "features", "specgan": w / "specgan", "vocoder": w / "vocoder",
+            "synth": w / "synth", "evaluate": w / "eval"}

@@ -1,0 +1,248 @@
+"""Stage 4: noise (+ label) → stage-one log-mels → a vocoder → WAV files; and copy synthesis.
+
+Which models: the recipe's own trained ones when its work dir has them, else the shipped ones
+named in ``pretrained:`` — so ``specgan synth --recipe recipes/music.yaml`` works on a fresh
+clone. The vocoder is one flag (``--vocoder``) or one key (``synth.vocoder``): ``auto``,
+``griffinlim`` (no training), a vocoder registry name with no weights, or a ``model.safetensors``
+path / run folder. A vocoder whose MelConfig differs from the stage-one model's is refused,
+naming the fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from specgan.recipe import Recipe
+
+__all__ = ["SynthResult", "load_vocoder", "resolve_stage_one", "synth", "vocode_files"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_stage_one(recipe: Recipe) -> Path:
+    """``<work>/specgan/model.safetensors`` if trained, else ``pretrained.specgan``."""
+    own = recipe.work / "specgan" / "model.safetensors"
+    if own.is_file():
+        return own
+    if recipe.pretrained.specgan:
+        path = recipe.resolve(recipe.pretrained.specgan)
+        if path.is_file():
+            return path
+        raise FileNotFoundError(f"pretrained.specgan: {path} not found (and {own} not trained)")
+    raise FileNotFoundError(f"no stage-one model: {own} not found and the recipe sets no pretrained.specgan; "
+                            f"train it with `specgan train --recipe {recipe.path} --stage specgan`")
+
+
+def load_vocoder(recipe: Recipe | None, which: str, mel_cfg, device="cpu"):
+    """A vocoder generator for ``which`` (see the module docstring); returns (generator, description)."""
+    import vocoder
+    from vocoder.registry import GENERATORS, build_generator
+
+    if which == "auto":
+        if recipe is None:
+            raise ValueError("--vocoder auto needs --recipe")
+        own = recipe.work / "vocoder" / "model.safetensors"
+        if own.is_file():
+            path = own
+        elif recipe.pretrained.vocoder:
+            path = recipe.resolve(recipe.pretrained.vocoder)
+            if not path.is_file():
+                raise FileNotFoundError(f"pretrained.vocoder: {path} not found (and {own} not trained)")
+        else:
+            raise FileNotFoundError(f"no vocoder: {own} not found and the recipe sets no pretrained.vocoder; "
+                                    f"train one (`specgan train --stage vocoder`) or use --vocoder griffinlim")
+        which = str(path)
+    path = Path(which)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if path.suffix == ".safetensors" or path.exists():
+        g = vocoder.load(path, device)
+        return g, str(path)
+    if which in GENERATORS:
+        g = build_generator({"name": which}, mel_cfg)
+        if any(True for _ in g.parameters()):
+            raise ValueError(f"--vocoder {which}: a trainable vocoder needs its trained weights; "
+                             f"give the path of its model.safetensors")
+        return g.to(device).eval(), which
+    raise FileNotFoundError(f"--vocoder {which!r}: no such file, and not one of: auto, griffinlim, "
+                            f"or a model.safetensors path")
+
+
+@dataclass
+class SynthResult:
+    out: Path
+    wavs: list[Path]
+    labels: list
+    seeds: list[int]
+    stage_one: str
+    vocoder: str
+
+
+def _wav_name(label, seed: int | None, prefix: str = "") -> str:
+    """``<prefix><label>_seed00042.wav`` (label made file-name safe; no seed part when None)."""
+    parts = [prefix] if prefix else []
+    parts += [] if label is None else ["".join(c if c.isalnum() or c in "-." else "-" for c in str(label))]
+    parts += [] if seed is None else [f"seed{seed:05d}"]
+    return "_".join(parts) + ".wav"
+
+
+def _grid_png(path: Path, mels: np.ndarray, titles: list[str], suptitle: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(len(mels), 32)
+    cols = min(n, 8)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.6 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i < n:
+            ax.imshow(mels[i], origin="lower", aspect="auto", cmap="magma")
+            ax.set_title(titles[i], fontsize=7)
+        else:
+            ax.axis("off")
+    fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed: int | None = None,
+          vocoder_name: str | None = None, out: str | Path | None = None, duration: float | None = None,
+          interpolate: tuple[int, int] | None = None, steps: int = 8, device: str = "auto",
+          progress: bool = True) -> SynthResult:
+    """Generate ``n`` clips (or a latent walk) and write WAVs, ``mels.npy``, ``grid.png`` and
+    ``synth.json`` (what made each file) into ``out`` (default ``<work>/synth``)."""
+    from tqdm import tqdm
+
+    from specgan.audio import write as write_audio
+    from specgan.sampling import interpolate as walk
+    from specgan.sampling import load_stage_one, noise
+    from specgan.stages import pick_device
+
+    sc = recipe.synth
+    n = sc.n if n is None else n
+    seed = sc.seed if seed is None else seed
+    dev = pick_device(device)
+    if interpolate is None and n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    if interpolate is not None and steps < 2:
+        raise ValueError(f"--steps must be at least 2 for a latent walk, got {steps}")
+    g_path = resolve_stage_one(recipe)
+    model = load_stage_one(g_path, dev)
+    voc, voc_desc = load_vocoder(recipe, vocoder_name or sc.vocoder, model.mel_cfg, dev)
+    voc.mel_cfg.check_compatible(model.mel_cfg, f"vocoder {voc_desc}", f"stage-one model {g_path}")
+    mel_cfg = model.mel_cfg
+    span = model.generator.frames * mel_cfg.hop_length
+    duration = duration if duration is not None else sc.duration
+    if duration is None:
+        duration = recipe.data.preprocess.clip_seconds
+    length = span if duration is None else int(round(duration * mel_cfg.sample_rate))
+    if not 0 < length <= span:
+        raise ValueError(f"--duration {duration}: this model generates 1 to {span} samples "
+                         f"({span / mel_cfg.sample_rate:.3f} s) per clip")
+
+    conditional = model.generator.n_classes > 0
+    if labels is None:
+        labels = sc.labels
+    if not conditional and labels:
+        raise ValueError(f"{g_path} is unconditional: --label is not accepted")
+    for lab in labels or []:
+        model.label_index(lab)  # unknown label → clear error before any work
+    out = Path(out) if out is not None else recipe.work / "synth"
+    out.mkdir(parents=True, exist_ok=True)
+
+    g = model.generator
+    if interpolate is not None:
+        a, b = interpolate
+        lab = (labels or model.vocab)[0] if conditional else None
+        plan = [(lab, None)] * steps
+        names = [_wav_name(lab, None, prefix=f"walk{a}-{b}_{i:02d}") for i in range(steps)]
+        batches = [(0, walk(model, a, b, steps, label=lab)[1])]
+    else:
+        chosen = list(labels) if labels else (list(model.vocab) if conditional else [None])
+        plan = [(chosen[i % len(chosen)], seed + i) for i in range(n)]
+        names = [_wav_name(lab, s) for lab, s in plan]
+
+        def draw(chunk):
+            z = torch.cat([noise(g.z_dim, s) for _, s in chunk]).to(dev)
+            with torch.no_grad():
+                if not conditional:
+                    return model.stats.denormalize(g(z)[:, 0])
+                y = torch.tensor([model.label_index(lab) for lab, _ in chunk], device=dev)
+                return model.stats.denormalize(g(z, y)[:, 0])
+
+        batches = ((i, draw(plan[i : i + sc.batch_size])) for i in range(0, len(plan), sc.batch_size))
+
+    wavs, all_logmel = [], []
+    with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= sc.batch_size) as bar:
+        for start, logmel in batches:
+            with torch.inference_mode():
+                audio = voc(logmel.to(dev).float())[:, 0, :length].clamp(-1, 1).cpu().numpy()
+            for j, wav in enumerate(audio):
+                path = out / names[start + j]
+                write_audio(path, wav, mel_cfg.sample_rate, subtype="PCM_16")
+                wavs.append(path)
+            all_logmel.append(logmel.cpu().numpy())
+            bar.update(len(audio))
+    mels = np.concatenate(all_logmel).astype(np.float32)
+    np.save(out / "mels.npy", mels)
+    titles = [p.stem for p in wavs]
+    _grid_png(out / "grid.png", mels, titles,
+              f"{recipe.name}: stage one {g_path.name} (step {model.step}), vocoder {Path(voc_desc).name}")
+    result = SynthResult(out, wavs, [lab for lab, _ in plan], [s for _, s in plan], str(g_path), voc_desc)
+    (out / "synth.json").write_text(json.dumps({
+        "recipe": recipe.path, "stage_one": str(g_path), "stage_one_step": model.step, "vocoder": voc_desc,
+        "sample_rate": mel_cfg.sample_rate, "samples_per_clip": length,
+        "interpolate": list(interpolate) if interpolate else None,
+        "clips": [{"wav": p.name, "label": lab, "seed": s} for p, (lab, s) in zip(wavs, plan, strict=True)],
+    }, indent=1))
+    return result
+
+
+def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | None = None,
+                 out: str | Path = ".", chunk_frames: int = 512, device: str = "auto") -> list[Path]:
+    """Copy synthesis: each ``.wav`` (→ its log-mel in the vocoder's MelConfig) or ``.npy`` log-mel
+    ((n_mels, T), the vocoder's MelConfig) → ``<out>/<stem>.wav``, long inputs in overlapping chunks."""
+    from specgan.audio import read as read_audio
+    from specgan.audio import write as write_audio
+    from specgan.stages import pick_device
+    from vocoder.inference import vocode
+    from vocoder.mel import MelSpectrogram
+
+    dev = pick_device(device)
+    mel_cfg = recipe.mel if recipe is not None else None
+    if mel_cfg is None and not Path(vocoder_name).exists():
+        raise ValueError(f"--vocoder {vocoder_name}: give --recipe so its mel settings are known")
+    voc, desc = load_vocoder(recipe, vocoder_name, mel_cfg, dev)
+    mel_cfg = voc.mel_cfg
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for item in map(Path, inputs):
+        if not item.is_file():
+            raise FileNotFoundError(f"{item}: not found")
+        if item.suffix == ".npy":
+            mel = torch.from_numpy(np.load(item, allow_pickle=False).astype(np.float32))
+            if mel.dim() != 2 or mel.shape[0] != mel_cfg.n_mels:
+                raise ValueError(f"{item}: expected a (n_mels={mel_cfg.n_mels}, frames) log-mel, got {tuple(mel.shape)}")
+            if not torch.isfinite(mel).all():
+                raise ValueError(f"{item}: contains NaN or Inf")
+        else:
+            y, _ = read_audio(item, mel_cfg.sample_rate)
+            mel = MelSpectrogram(mel_cfg)(torch.from_numpy(np.ascontiguousarray(y, np.float32))[None])[0]
+        wav = vocode(voc, mel.to(dev), chunk_frames=chunk_frames).clamp(-1, 1).cpu().numpy()
+        path = out / f"{item.stem}.wav"
+        write_audio(path, wav, mel_cfg.sample_rate, subtype="PCM_16")
+        written.append(path)
+        log.info("vocode: %s → %s (%s, %.2f s)", item, path, Path(desc).name, len(wav) / mel_cfg.sample_rate)
+    return written
