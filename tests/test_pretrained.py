@@ -1,0 +1,77 @@
+"""Shipping: float16 copies load into the same float32 models and give (nearly) the same output."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_specgan_train import cfg, data  # noqa: E402
+
+import specgan  # noqa: E402
+import vocoder  # noqa: E402
+from specgan.pretrained import half_copy  # noqa: E402
+from specgan.train_gan import SpecGANTrainer  # noqa: E402
+from vocoder.checkpoint import save_model  # noqa: E402
+from vocoder.mel import MelConfig, MelStats  # noqa: E402
+from vocoder.registry import build_generator  # noqa: E402
+
+
+def test_half_copy_of_stage_one_and_vocoder(tmp_path):
+    mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
+    tr = SpecGANTrainer(cfg(steps=2), data(), tmp_path / "g",
+                        meta={"mel": mel.to_dict(), "stats": MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()})
+    tr.fit(progress=False, tensorboard=False)
+    src = tmp_path / "g" / "model.safetensors"
+    dst = half_copy(src, tmp_path / "ship" / "specgan.safetensors")
+    assert dst.stat().st_size < 0.6 * src.stat().st_size
+    a, b = specgan.load_stage_one(src), specgan.load_stage_one(dst)
+    assert b.vocab == a.vocab and b.step == a.step and next(b.generator.parameters()).dtype == torch.float32
+    torch.testing.assert_close(specgan.sample(b, 2, "a", seed=3)[0], specgan.sample(a, 2, "a", seed=3)[0],
+                               atol=2e-2, rtol=0)
+
+    g = build_generator({"name": "istft", "dim": 32, "intermediate_dim": 64, "num_layers": 2}, mel)
+    vsrc = save_model(tmp_path / "v" / "model.safetensors", g, {"name": "istft", "dim": 32, "intermediate_dim": 64,
+                                                                "num_layers": 2}, {"step": 7})
+    vdst = half_copy(vsrc, tmp_path / "ship" / "vocoder.safetensors")
+    va, vb = vocoder.load(vsrc), vocoder.load(vdst)
+    assert vb.checkpoint_meta["extra"] == {"step": 7}
+    m = torch.randn(1, 16, 20) - 4
+    ya, yb = va(m), vb(m)
+    assert ya.shape == yb.shape and (ya - yb).abs().max() < 0.05 * ya.abs().max() + 1e-4
+
+
+def test_half_copy_refuses_what_float16_cannot_hold(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.tensor([1e6])}, str(tmp_path / "big.safetensors"))
+    with pytest.raises(ValueError, match="tensor w exceeds the float16 range"):
+        half_copy(tmp_path / "big.safetensors", tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_synth_falls_back_to_the_recipes_pretrained_models(tmp_path):
+    from specgan.recipe import load_recipe
+    from specgan.synth import synth
+
+    mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
+    tr = SpecGANTrainer(cfg(steps=2), data(), tmp_path / "g",
+                        meta={"mel": mel.to_dict(), "stats": MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()})
+    tr.fit(progress=False, tensorboard=False)
+    shipped = half_copy(tmp_path / "g" / "model.safetensors", tmp_path / "ship" / "specgan.safetensors")
+    work = tmp_path / "fresh"  # nothing trained here
+    recipe = load_recipe("recipes/tiny.yaml", [f"work_dir={work}", f"pretrained.specgan={shipped}",
+                                               "data.preprocess.clip_seconds=null"])
+    with pytest.raises(FileNotFoundError, match="no vocoder.*--vocoder griffinlim"):
+        synth(recipe, n=2, progress=False)
+    res = synth(recipe, n=3, vocoder_name="griffinlim", progress=False)
+    assert res.stage_one == str(shipped) and res.labels == ["a", "b", "c"]
+    import soundfile as sf
+
+    y, sr = sf.read(res.wavs[0])
+    assert sr == mel.sample_rate and y.shape == (16 * 64,)  # the model's mel and span: 16 frames x hop 64
+    missing = load_recipe("recipes/tiny.yaml", [f"work_dir={work}", "pretrained.specgan=nowhere.safetensors"])
+    with pytest.raises(FileNotFoundError, match="pretrained.specgan: .*nowhere.safetensors not found"):
+        synth(missing, n=1, vocoder_name="griffinlim", progress=False)

@@ -1,0 +1,49 @@
+"""Copy a recipe's trained models into pretrained/<name>/ as float16 safetensors, and print the
+numbers a model card needs (steps, training time from history.jsonl, eval/metrics.json).
+
+    python tools/ship_pretrained.py --recipe recipes/speech.yaml --dest pretrained/speech
+
+Run ``specgan run --recipe ... --stage evaluate`` first so the card's metrics exist. The model card
+itself (README.md beside the weights) is written by a person, from these numbers and by listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", required=True)
+    ap.add_argument("--dest", required=True)
+    ap.add_argument("--vocoder", default=None, help="vocoder model.safetensors (default <work>/vocoder)")
+    args = ap.parse_args()
+
+    from specgan.pretrained import half_copy
+    from specgan.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    dest = Path(args.dest)
+    voc = Path(args.vocoder) if args.vocoder else recipe.work / "vocoder" / "model.safetensors"
+    summary = {}
+    for name, src in (("specgan", recipe.work / "specgan" / "model.safetensors"), ("vocoder", voc)):
+        out = half_copy(src, dest / f"{name}.safetensors")
+        hist = src.parent / "history.jsonl"
+        rows = [json.loads(line) for line in hist.read_text().splitlines() if line.strip()] if hist.is_file() else []
+        secs = [r.get("time/sec_per_it", r.get("time/sec_per_step")) for r in rows]
+        summary[name] = {"file": str(out), "bytes": out.stat().st_size, "source": str(src),
+                         "last_logged": rows[-1] if rows else None,
+                         "logged_sec_per_step_mean": (sum(s for s in secs if s) / max(1, sum(1 for s in secs if s)))
+                         if any(secs) else None}
+    metrics = recipe.work / "eval" / "metrics.json"
+    if metrics.is_file():
+        summary["metrics"] = json.loads(metrics.read_text())
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
