@@ -1,0 +1,190 @@
+"""Generation and vocoder metrics, as pure functions of arrays (no models inside).
+
+Generation (the SC09 / WaveGAN protocol and its successors):
+
+- :func:`inception_score` — exp E_x KL(p(y|x) ‖ p(y)) from a classifier's class probabilities
+  (Salimans et al. 2016); between 1 and the number of classes.
+- :func:`frechet_distance` — between Gaussians fitted to two sets of embeddings (Heusel et al.
+  2017), here the project classifier's penultimate layer.
+- :func:`ndb_jsd` — number of statistically different bins: k-means on the real samples, then a
+  two-proportion z-test per bin between real and generated bin shares (Richardson & Weiss 2018),
+  and the Jensen-Shannon divergence between the two bin histograms.
+- :func:`mean_pairwise_distance`, :func:`nearest_neighbour_distance` — diversity, and distance of
+  each generated sample to its nearest training sample (near 0 = memorised).
+
+Signal metrics: :func:`f0_metrics` (log-F0 RMSE in cents and voicing error from librosa's pYIN),
+:func:`pitch_accuracy` (median pYIN pitch of a note against the asked MIDI pitch), :func:`pesq_wb`
+and :func:`stoi` (the ``pesq`` and ``pystoi`` packages).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["f0_metrics", "frechet_distance", "inception_score", "kmeans", "mean_pairwise_distance",
+           "ndb_jsd", "nearest_neighbour_distance", "pesq_wb", "pitch_accuracy", "stoi"]
+
+
+def inception_score(probs: np.ndarray, splits: int = 1, eps: float = 1e-12) -> tuple[float, float]:
+    """(mean, std over ``splits``) of exp(E KL(p(y|x) ‖ p(y))) for (N, classes) probabilities."""
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim != 2 or len(probs) < splits:
+        raise ValueError(f"inception_score: expected (N >= splits, classes) probabilities, got {probs.shape}")
+    scores = []
+    for part in np.array_split(probs, splits):
+        py = part.mean(0, keepdims=True)
+        kl = (part * (np.log(part + eps) - np.log(py + eps))).sum(1).mean()
+        scores.append(float(np.exp(kl)))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½) between (N, D) embedding sets."""
+    from scipy import linalg
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"frechet_distance: expected two (N >= 2, D) sets, got {a.shape} and {b.shape}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(covmean).all():  # singular product: regularise as the reference FID code does
+        off = np.eye(len(cov_a)) * 1e-6
+        covmean = linalg.sqrtm((cov_a + off) @ (cov_b + off))
+    covmean = covmean.real
+    return float(max(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean), 0.0))
+
+
+def kmeans(x: np.ndarray, k: int, iters: int = 50, seed: int = 0) -> np.ndarray:
+    """Lloyd's k-means with k-means++ seeding on (N, D) rows; returns the (k, D) centres."""
+    x = np.asarray(x, np.float64)
+    if len(x) < k:
+        raise ValueError(f"kmeans: {len(x)} samples for {k} clusters")
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    d2 = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        p = d2 / d2.sum() if d2.sum() > 0 else np.full(len(x), 1 / len(x))
+        centres.append(x[rng.choice(len(x), p=p)])
+        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
+    c = np.stack(centres)
+    for _ in range(iters):
+        assign = _nearest(x, c)
+        new = np.stack([x[assign == j].mean(0) if np.any(assign == j) else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    return c
+
+
+def _nearest(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    d = (x ** 2).sum(1)[:, None] - 2 * x @ c.T + (c ** 2).sum(1)[None]
+    return d.argmin(1)
+
+
+def ndb_jsd(real: np.ndarray, fake: np.ndarray, k: int = 20, alpha: float = 0.05,
+            seed: int = 0) -> dict[str, float]:
+    """NDB (count and fraction of k bins whose shares differ at level ``alpha``) and JSD (nats).
+
+    Bins are k-means cells of the real samples (flattened); each sample goes to its nearest
+    centre. The test per bin is the two-proportion z-test with the pooled proportion.
+    """
+    from scipy.stats import norm
+
+    real = np.asarray(real, np.float64).reshape(len(real), -1)
+    fake = np.asarray(fake, np.float64).reshape(len(fake), -1)
+    centres = kmeans(real, k, seed=seed)
+    pr = np.bincount(_nearest(real, centres), minlength=k) / len(real)
+    pf = np.bincount(_nearest(fake, centres), minlength=k) / len(fake)
+    pooled = (pr * len(real) + pf * len(fake)) / (len(real) + len(fake))
+    se = np.sqrt(pooled * (1 - pooled) * (1 / len(real) + 1 / len(fake)))
+    z = np.divide(pr - pf, se, out=np.zeros(k), where=se > 0)
+    different = int((np.abs(z) > norm.ppf(1 - alpha / 2)).sum())
+    m = (pr + pf) / 2
+
+    def kl(p, q):
+        nz = p > 0
+        return float((p[nz] * np.log(p[nz] / q[nz])).sum())
+
+    return {"ndb": different, "ndb_fraction": different / k, "jsd": 0.5 * kl(pr, m) + 0.5 * kl(pf, m), "bins": k}
+
+
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    """Mean L2 distance over distinct pairs of (N, ...) samples (RMS-normalised per element)."""
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    if len(x) < 2:
+        raise ValueError("mean_pairwise_distance: need at least two samples")
+    d = np.sqrt(np.maximum((x ** 2).sum(1)[:, None] - 2 * x @ x.T + (x ** 2).sum(1)[None], 0) / x.shape[1])
+    return float(d[np.triu_indices(len(x), 1)].mean())
+
+
+def nearest_neighbour_distance(fake: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Per generated sample, the RMS distance to its nearest training sample."""
+    f = np.asarray(fake, np.float64).reshape(len(fake), -1)
+    t = np.asarray(train, np.float64).reshape(len(train), -1)
+    d = (f ** 2).sum(1)[:, None] - 2 * f @ t.T + (t ** 2).sum(1)[None]
+    return np.sqrt(np.maximum(d.min(1), 0) / f.shape[1])
+
+
+def _pyin(y: np.ndarray, sr: int, fmin: float, fmax: float, hop: int):
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(np.asarray(y, np.float64), fmin=fmin, fmax=fmax, sr=sr, hop_length=hop,
+                                 frame_length=4 * hop)
+    return f0, voiced
+
+
+def f0_metrics(ref: np.ndarray, est: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 800.0,
+               hop: int = 256) -> dict[str, float]:
+    """log-F0 RMSE (cents, over frames voiced in both) and V/UV error rate between two signals."""
+    n = min(len(ref), len(est))
+    f_ref, v_ref = _pyin(ref[:n], sr, fmin, fmax, hop)
+    f_est, v_est = _pyin(est[:n], sr, fmin, fmax, hop)
+    both = v_ref & v_est & np.isfinite(f_ref) & np.isfinite(f_est)
+    cents = 1200 * np.log2(f_est[both] / f_ref[both]) if both.any() else np.array([])
+    return {"f0_rmse_cents": float(np.sqrt(np.mean(cents ** 2))) if cents.size else float("nan"),
+            "vuv_error": float(np.mean(v_ref != v_est)), "voiced_frames": int(both.sum())}
+
+
+def pitch_accuracy(wavs: list[np.ndarray], midi: list[int], sr: int, tolerance: float = 0.5,
+                   hop: int = 256) -> dict[str, float]:
+    """Share of notes whose median pYIN pitch is within ``tolerance`` semitones of the asked MIDI
+    pitch; also octave-tolerant (pitch class) accuracy and the mean absolute error in semitones."""
+    import librosa
+
+    errs, classes = [], []
+    for y, m in zip(wavs, midi, strict=True):
+        f_lo, f_hi = librosa.midi_to_hz(m - 13), librosa.midi_to_hz(m + 13)
+        f0, voiced = _pyin(y, sr, max(f_lo, 30.0), min(f_hi, sr / 2 - 1), hop)
+        f0 = f0[voiced & np.isfinite(f0)]
+        if f0.size == 0:
+            errs.append(np.inf)
+            classes.append(False)
+            continue
+        est = float(np.median(librosa.hz_to_midi(f0)))
+        errs.append(abs(est - m))
+        d = (est - m) % 12
+        classes.append(min(d, 12 - d) <= tolerance)
+    errs = np.asarray(errs)
+    finite = errs[np.isfinite(errs)]
+    return {"pitch_accuracy": float(np.mean(errs <= tolerance)), "pitch_class_accuracy": float(np.mean(classes)),
+            "mean_abs_error_semitones": float(finite.mean()) if finite.size else float("nan"),
+            "unvoiced": int((~np.isfinite(errs)).sum()), "notes": len(errs)}
+
+
+def pesq_wb(ref: np.ndarray, est: np.ndarray, sr: int = 16000) -> float:
+    """Wideband PESQ (ITU-T P.862.2) MOS-LQO, 16 kHz signals; −0.5 ... 4.64."""
+    from pesq import pesq
+
+    if sr != 16000:
+        raise ValueError(f"wideband PESQ is defined at 16 kHz, got {sr}")
+    n = min(len(ref), len(est))
+    return float(pesq(sr, np.asarray(ref[:n], np.float64), np.asarray(est[:n], np.float64), "wb"))
+
+
+def stoi(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
+    """Short-time objective intelligibility (Taal et al. 2011), 0 ... 1."""
+    from pystoi import stoi as _stoi
+
+    n = min(len(ref), len(est))
+    return float(_stoi(np.asarray(ref[:n], np.float64), np.asarray(est[:n], np.float64), sr, extended=False))

@@ -1,0 +1,80 @@
+"""Each metric on cases with known answers, so that each can fail."""
+
+import numpy as np
+import pytest
+
+from specgan import metrics as M
+
+
+def test_inception_score_bounds():
+    confident_uniform = np.eye(10)[np.arange(100) % 10]  # sure of each, every class equally often
+    assert M.inception_score(confident_uniform)[0] == pytest.approx(10.0, rel=1e-6)
+    undecided = np.full((50, 10), 0.1)
+    assert M.inception_score(undecided)[0] == pytest.approx(1.0, abs=1e-9)
+    one_class = np.eye(10)[np.zeros(50, int)]  # confident but no variety
+    assert M.inception_score(one_class)[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_frechet_distance_of_a_set_with_itself_and_a_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 8))
+    assert M.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # same covariance, mean shifted by 2 in every dimension → 8 * 2² = 32
+    assert M.frechet_distance(a, a + 2.0) == pytest.approx(32.0, rel=1e-6)
+    b = rng.normal(size=(500, 8)) * 3  # variance 9: per dim 1 + 9 - 2*3 = 4 → about 32
+    assert M.frechet_distance(a, b) == pytest.approx(32.0, rel=0.2)
+
+
+def test_ndb_real_vs_real_is_near_zero_and_a_collapsed_set_is_not():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(scale=5, size=(10, 4))
+    real = centres[rng.integers(10, size=2000)] + rng.normal(size=(2000, 4))
+    other_real = centres[rng.integers(10, size=2000)] + rng.normal(size=(2000, 4))
+    same = M.ndb_jsd(real, other_real, k=10)
+    assert same["ndb"] <= 2 and same["jsd"] < 0.01  # expected alpha * k = 0.5 false positives
+    collapsed = centres[np.zeros(2000, int)] + rng.normal(size=(2000, 4))  # one mode only
+    bad = M.ndb_jsd(real, collapsed, k=10)
+    assert bad["ndb"] >= 8 and bad["jsd"] > 0.3
+
+
+def test_diversity_and_memorisation_distances():
+    rng = np.random.default_rng(2)
+    train = rng.normal(size=(50, 16))
+    assert np.allclose(M.nearest_neighbour_distance(train[:5], train), 0, atol=1e-6)  # copies of training samples
+    assert M.nearest_neighbour_distance(train[:5] + 0.5, train).min() > 0.1
+    assert M.mean_pairwise_distance(np.repeat(train[:1], 4, 0)) == 0.0
+    assert M.mean_pairwise_distance(train) == pytest.approx(np.sqrt(2), rel=0.1)  # two unit Gaussians
+
+
+def _tone(f0, sr=16000, secs=1.0, harmonics=4):
+    t = np.arange(int(sr * secs)) / sr
+    return sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, harmonics + 1)).astype(np.float32) * 0.3
+
+
+def test_pitch_accuracy_and_f0_metrics_on_tones():
+    import librosa
+
+    sr = 16000
+    wavs = [_tone(librosa.midi_to_hz(m), sr) for m in (48, 60, 67)]
+    acc = M.pitch_accuracy(wavs, [48, 60, 67], sr)
+    assert acc["pitch_accuracy"] == 1.0 and acc["mean_abs_error_semitones"] < 0.1
+    wrong = M.pitch_accuracy(wavs, [50, 61, 79], sr)  # two wrong notes; 79 is 67 an octave up
+    assert wrong["pitch_accuracy"] == 0.0 and wrong["pitch_class_accuracy"] == pytest.approx(1 / 3)
+    ref = _tone(220.0, sr)
+    same = M.f0_metrics(ref, ref, sr)
+    assert same["f0_rmse_cents"] < 1 and same["vuv_error"] == 0
+    sharp = M.f0_metrics(ref, _tone(220.0 * 2 ** (50 / 1200), sr), sr)  # +50 cents
+    assert 40 < sharp["f0_rmse_cents"] < 60
+
+
+def test_pesq_and_stoi_of_identical_and_degraded_speech_like_signals():
+    rng = np.random.default_rng(3)
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    env = (np.sin(2 * np.pi * 3 * t) > 0).astype(float)  # syllable-like on/off
+    ref = (_tone(150, sr, 3.0, harmonics=12) * env + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+    assert M.pesq_wb(ref, ref) == pytest.approx(4.64, abs=0.01)  # P.862.2's maximum
+    noisy = ref + 0.3 * rng.normal(size=ref.size).astype(np.float32)
+    assert M.pesq_wb(ref, noisy) < 2.0
+    assert M.stoi(ref, ref, sr) == pytest.approx(1.0, abs=1e-6)
+    assert M.stoi(ref, noisy, sr) < 0.9
