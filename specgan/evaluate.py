@@ -1,14 +1,22 @@
-"""Stage 5: how good is a trained recipe? Numbers written to ``<work>/eval/metrics.json``.
+"""Stage 5: how good is a trained recipe? Every number, with its protocol, in ``<work>/eval/metrics.json``.
 
-Vocoder (stage two), by copy synthesis of the held-out split: every clip, preprocessed exactly
-as in training, → its log-mel → vocoder → waveform, compared with the original by mel-L1 (the
-recipe's mel, natural-log magnitudes) and the multi-resolution STFT distance (the vocoder loss's
-resolutions), plus speed as × real time on this process's threads. Griffin-Lim runs beside the
-trained vocoder on the same clips as the no-training floor.
+**Generation** (stage one), N generated clips against N real clips of the held-out split (N =
+``evaluate.n_generated`` or the split's size, the generated labels matching the real clips'):
 
-Generation (stage one): per-bin statistics of N generated log-mels against the same number of
-real held-out ones (mean absolute difference of per-bin means and standard deviations) and the
-diversity of the generated set (mean pairwise L1 between normalised mels) next to the real set's.
+- the project classifier (:mod:`specgan.classifier`, trained on the real train split; its own test
+  accuracy is reported as the ceiling): Inception Score of generated and of real clips, Fréchet
+  distance of generated vs real embeddings (and of real train vs real test as the floor), and the
+  label accuracy of generated clips (does a generated "seven" classify as seven?);
+- NDB/JSD on k-means bins of the real normalised mels;
+- diversity (mean pairwise distance, generated vs real) and the distance of each clip to its
+  nearest training clip (generated vs real held-out: much smaller for generated = memorised);
+- for pitch labels: the generated notes, vocoded, tracked with pYIN against the asked pitch (real
+  held-out notes give the tracker's own ceiling).
+
+**Vocoder** (stage two), by copy synthesis of the held-out split (preprocessed as in training →
+log-mel → vocoder → compared with the original): mel-L1, multi-resolution STFT distance, log-F0
+RMSE (cents) and V/UV error (pYIN), for speech wideband PESQ and STOI, and × real time on this
+process's threads. Griffin-Lim runs beside the trained vocoder on the same clips as the floor.
 """
 
 from __future__ import annotations
@@ -23,9 +31,18 @@ import torch
 
 from specgan.recipe import Recipe
 
-__all__ = ["copy_synthesis", "evaluate", "generation_stats"]
+__all__ = ["copy_synthesis", "evaluate", "generation_metrics", "is_speech"]
 
 log = logging.getLogger(__name__)
+
+SPEECH_SOURCES = ("builtin:digits", "sc09:", "ljspeech:")
+
+
+def is_speech(recipe: Recipe) -> bool:
+    """PESQ/STOI apply: ``evaluate.speech`` if set, else judged from ``data.source``."""
+    if recipe.evaluate.speech is not None:
+        return recipe.evaluate.speech
+    return recipe.data.source.startswith(SPEECH_SOURCES)
 
 
 def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tensor]:
@@ -44,76 +61,182 @@ def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tens
 
 
 @torch.inference_mode()
-def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe) -> dict[str, float]:
-    """Mean mel-L1 and MR-STFT distance of ``generator`` re-synthesising ``clips``; × real time."""
+def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech: bool = False,
+                   f0: bool = True) -> dict[str, float]:
+    """Mean mel-L1, MR-STFT distance, F0 metrics (and PESQ/STOI when ``speech``) of ``generator``
+    re-synthesising ``clips``; × real time of the generator alone."""
+    from specgan import metrics as M
     from vocoder.losses import MelL1, MultiResolutionSTFTLoss
     from vocoder.mel import MelSpectrogram
 
-    mel_cfg, hop = recipe.mel, recipe.mel.hop_length
+    mel_cfg, hop, sr = recipe.mel, recipe.mel.hop_length, recipe.mel.sample_rate
     mel_fn, mel_l1 = MelSpectrogram(mel_cfg), MelL1(mel_cfg)
     mrstft = MultiResolutionSTFTLoss(recipe.vocoder.stft_resolutions)
-    m1, m2, busy = [], [], 0.0
+    rows: dict[str, list[float]] = {}
+    busy = 0.0
     for y in clips:
         mel = mel_fn(y)[..., : y.shape[-1] // hop]
         t = time.perf_counter()
         y_hat = generator(mel)
         busy += time.perf_counter() - t
-        m1.append(float(mel_l1(y_hat, y)))
-        m2.append(float(mrstft(y_hat, y)))
-    secs = sum(c.shape[-1] for c in clips) / mel_cfg.sample_rate
-    return {"mel_l1": float(np.mean(m1)), "mrstft": float(np.mean(m2)), "x_real_time": secs / busy,
+        row = {"mel_l1": float(mel_l1(y_hat, y)), "mrstft": float(mrstft(y_hat, y))}
+        ref, est = y[0, 0].numpy(), y_hat[0, 0].numpy()
+        if f0:
+            fm = M.f0_metrics(ref, est, sr, hop=hop)
+            row["vuv_error"] = fm["vuv_error"]
+            if fm["voiced_frames"]:
+                row["f0_rmse_cents"] = fm["f0_rmse_cents"]
+        if speech:
+            try:  # PESQ refuses signals in which it finds no speech (e.g. an untrained vocoder's noise)
+                row["pesq_wb"] = M.pesq_wb(ref, est, sr) if sr == 16000 else float("nan")
+            except Exception as e:  # noqa: BLE001 (the pesq package raises its own exception types)
+                log.warning("PESQ failed on a clip (%s): counted as NaN", e)
+                row["pesq_wb"] = float("nan")
+            row["stoi"] = M.stoi(ref, est, sr)
+        for k, v in row.items():
+            rows.setdefault(k, []).append(v)
+    secs = sum(c.shape[-1] for c in clips) / sr
+    return {**{k: float(np.nanmean(v)) for k, v in rows.items()}, "x_real_time": secs / busy,
             "threads": torch.get_num_threads()}
 
 
-def generation_stats(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
-    """Simple distribution checks on (N, n_mels, frames) normalised mels in [-1, 1]."""
-
-    def pairwise_l1(x: np.ndarray) -> float:
-        flat = x.reshape(len(x), -1)
-        d = np.abs(flat[:, None, :] - flat[None, :, :]).mean(-1)
-        return float(d[np.triu_indices(len(x), 1)].mean()) if len(x) > 1 else 0.0
-
-    return {
-        "bin_mean_abs_diff": float(np.abs(fake.mean((0, 2)) - real.mean((0, 2))).mean()),
-        "bin_std_abs_diff": float(np.abs(fake.std((0, 2)) - real.std((0, 2))).mean()),
-        "diversity_generated": pairwise_l1(fake),
-        "diversity_real": pairwise_l1(real),
-    }
-
-
-def evaluate(recipe: Recipe, vocoder_name: str = "auto") -> dict:
-    """Run both evaluations and write ``<work>/eval/metrics.json``; returns what was written."""
+def _split_set(recipe: Recipe, split: str, stats, frames: int, vocab=None, max_items=None, seed: int = 0):
+    """A :class:`MelDataset` of a split's cached features (optionally a seeded random subset)."""
     from specgan.features.cache import load_features, load_index
-    from specgan.sampling import load_stage_one, sample
-    from specgan.synth import load_vocoder, resolve_stage_one
     from specgan.train_gan import MelDataset
+
+    index = load_index(recipe.work, split)
+    ids = list(index["items"])
+    if max_items is not None and len(ids) > max_items:
+        ids = [ids[i] for i in sorted(np.random.default_rng(seed).choice(len(ids), max_items, replace=False))]
+    labels = [index["items"][i]["label"] for i in ids] if recipe.data.label else [None] * len(ids)
+    if vocab is not None:  # labels the model never saw cannot be asked for
+        keep = [i for i, lab in enumerate(labels) if lab in vocab]
+        ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
+    mels = [load_features(recipe.work, split, i, index) for i in ids]
+    ds = MelDataset(mels, labels, stats, frames, float(recipe.mel.log(np.float64(recipe.mel.floor))), vocab=vocab)
+    ds.ids = ids
+    ds.paths = [index["items"][i]["audio"] for i in ids]
+    return ds
+
+
+def _classifier(recipe: Recipe, model, progress_log=log.info):
+    """The recipe's evaluation classifier, trained (a few CPU-minutes) if missing or stale."""
+    from specgan.classifier import load_classifier, train_classifier
+    from specgan.features.cache import load_index
+
+    out = recipe.work / "classifier"
+    key = json.dumps({"features": load_index(recipe.work, "train")["key"], "stats": model.stats.to_dict(),
+                      "frames": model.generator.frames, "vocab": model.vocab}, sort_keys=True, default=str)
+    key_path = out / "key.json"
+    if (out / "model.safetensors").is_file() and key_path.is_file() and key_path.read_text() == key:
+        return load_classifier(out / "model.safetensors")
+    progress_log(f"evaluate: training the evaluation classifier into {out}")
+    sets = [_split_set(recipe, s, model.stats, model.generator.frames, vocab=model.vocab) for s in ("train", "dev", "test")]
+    train_classifier(*sets, out, epochs=recipe.evaluate.classifier_epochs, seed=recipe.seed)
+    key_path.write_text(key)
+    return load_classifier(out / "model.safetensors")
+
+
+def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
+    """The stage-one half of :func:`evaluate` (see the module docstring)."""
+    from specgan import metrics as M
+    from specgan.classifier import predict
+    from specgan.sampling import sample
+
+    ec = recipe.evaluate
+    conditional = model.generator.n_classes > 0
+    frames = model.generator.frames
+    real = _split_set(recipe, ec.split, model.stats, frames, vocab=model.vocab if conditional else None,
+                      max_items=ec.n_generated, seed=ec.seed)
+    n = len(real)
+    if n < 2:
+        raise ValueError(f"evaluate: split {ec.split!r} has {n} usable clips; need at least 2")
+    labels = [model.vocab[int(i)] for i in real.y] if conditional else None
+    fake, _ = sample(model, n, labels=labels, seed=ec.seed)
+    fake = fake[:, None].float()
+    out: dict = {"protocol": f"{n} generated (seed {ec.seed}, labels matching the real clips') vs {n} real "
+                             f"{ec.split} clips, normalised mels {tuple(real.x.shape[2:])}", "n": n}
+    train = _split_set(recipe, "train", model.stats, frames, vocab=model.vocab if conditional else None,
+                       max_items=max(ec.n_generated, 2 * n), seed=ec.seed + 1)
+    if conditional:
+        clf, vocab, clf_metrics = _classifier(recipe, model)
+        if vocab != model.vocab:
+            raise ValueError(f"classifier vocabulary {vocab} differs from the model's {model.vocab}")
+        p_fake, e_fake = predict(clf, fake)
+        p_real, e_real = predict(clf, real.x)
+        _, e_train = predict(clf, train.x)
+        out["classifier"] = {"test_accuracy": clf_metrics.get("test_accuracy"),
+                             "dev_accuracy": clf_metrics.get("dev_accuracy"), "classes": len(vocab)}
+        out["inception_score"] = M.inception_score(p_fake)[0]
+        out["inception_score_real"] = M.inception_score(p_real)[0]
+        out["fid"] = M.frechet_distance(e_fake, e_real)
+        out["fid_real_train_vs_test"] = M.frechet_distance(e_train[:n], e_real)
+        asked = real.y.numpy()
+        out["label_accuracy"] = float((p_fake.argmax(1) == asked).mean())
+        out["label_accuracy_real"] = float((p_real.argmax(1) == asked).mean())
+        per = {}
+        for i, lab in enumerate(vocab):
+            sel = asked == i
+            if sel.any():
+                per[str(lab)] = {"n": int(sel.sum()), "generated": float((p_fake[sel].argmax(1) == i).mean()),
+                                 "real": float((p_real[sel].argmax(1) == i).mean())}
+        out["label_accuracy_per_label"] = per
+    k = max(2, min(ec.ndb_bins, n // 10))
+    out.update({f"{key}": v for key, v in M.ndb_jsd(real.x.numpy(), fake.numpy(), k=k, seed=ec.seed).items()})
+    out["diversity_generated"] = M.mean_pairwise_distance(fake.numpy())
+    out["diversity_real"] = M.mean_pairwise_distance(real.x.numpy())
+    out["nn_train_distance_generated"] = float(M.nearest_neighbour_distance(fake.numpy(), train.x.numpy()).mean())
+    out["nn_train_distance_real"] = float(M.nearest_neighbour_distance(real.x.numpy(), train.x.numpy()).mean())
+    if conditional and recipe.data.label == "pitch" and vocoder_g is not None:
+        out["pitch"] = _pitch(recipe, model, fake, labels, real, vocoder_g)
+    return out
+
+
+@torch.inference_mode()
+def _pitch(recipe: Recipe, model, fake: torch.Tensor, labels: list, real, vocoder_g) -> dict:
+    from specgan import metrics as M
+    from specgan.audio import load_clip
+
+    sr = model.mel_cfg.sample_rate
+    logmel = model.stats.denormalize(fake[:, 0])
+    wavs = [w[0].numpy() for w in vocoder_g(logmel.float())]
+    midi = [int(v) for v in labels]
+    gen = M.pitch_accuracy(wavs, midi, sr, hop=model.mel_cfg.hop_length)
+    real_wavs = [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft) for p in real.paths]
+    ceiling = M.pitch_accuracy(real_wavs, midi, sr, hop=model.mel_cfg.hop_length)
+    return {"protocol": "median pYIN pitch of each clip within ±0.5 semitone of the asked MIDI pitch; generated "
+                        "clips vocoded by the trained vocoder; real = the same held-out notes",
+            "generated": gen, "real": ceiling}
+
+
+def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info) -> dict:
+    """Run both evaluations and write ``<work>/eval/metrics.json``; returns what was written."""
+    from specgan.sampling import load_stage_one
+    from specgan.synth import load_vocoder, resolve_stage_one
     from vocoder.registry import build_generator
 
     ec = recipe.evaluate
-    out: dict = {"recipe": recipe.path, "split": ec.split, "seed": ec.seed}
-    clips = _clips(recipe, ec.split, ec.max_items)
-    out["vocoder"] = {"protocol": f"copy synthesis of {len(clips)} {ec.split} clips (first {ec.max_items}); "
-                                  f"mel-L1 in natural-log magnitude, MR-STFT = spectral convergence + log-magnitude "
-                                  f"L1 summed over resolutions {recipe.vocoder.stft_resolutions}",
-                      "clips": len(clips)}
-    voc, desc = load_vocoder(recipe, vocoder_name, recipe.mel)
-    voc.mel_cfg.check_compatible(recipe.mel, f"vocoder {desc}", f"recipe {recipe.path}")
-    for name, g in (("trained", voc), ("griffinlim", build_generator({"name": "griffinlim"}, recipe.mel).eval())):
-        out["vocoder"][name] = {"model": desc if name == "trained" else "griffinlim", **copy_synthesis(g, clips, recipe)}
-
+    speech = is_speech(recipe)
+    out: dict = {"recipe": recipe.path, "split": ec.split, "seed": ec.seed, "threads": torch.get_num_threads()}
     g_path = resolve_stage_one(recipe)
     model = load_stage_one(g_path)
-    index = load_index(recipe.work, ec.split)
-    ids = list(index["items"])[: ec.n_generated]
-    real = MelDataset([load_features(recipe.work, ec.split, i, index) for i in ids],
-                      [None] * len(ids), model.stats, model.generator.frames,
-                      float(recipe.mel.log(np.float64(recipe.mel.floor)))).x[:, 0].numpy()
-    n = len(ids)
-    labels = [model.vocab[i % len(model.vocab)] for i in range(n)] if model.generator.n_classes else None
-    fake, _ = sample(model, n, labels=labels, seed=ec.seed)
-    out["generation"] = {"protocol": f"{n} generated (seed {ec.seed}, labels in turn) vs {n} real {ec.split} "
-                                     f"normalised mels", "model": str(g_path), "step": model.step,
-                         **generation_stats(fake.numpy(), real)}
+    model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {g_path}", f"recipe {recipe.path}")
+    voc, desc = load_vocoder(recipe, vocoder_name, recipe.mel)
+    voc.mel_cfg.check_compatible(recipe.mel, f"vocoder {desc}", f"recipe {recipe.path}")
+
+    report(f"evaluate: generation ({g_path}, step {model.step})")
+    out["generation"] = {"model": str(g_path), "step": model.step, **generation_metrics(recipe, model, voc)}
+
+    clips = _clips(recipe, ec.split, ec.max_items)
+    out["vocoder"] = {"protocol": f"copy synthesis of {len(clips)} {ec.split} clips; mel-L1 of natural-log "
+                                  f"magnitudes; MR-STFT = spectral convergence + log-magnitude L1 summed over "
+                                  f"{recipe.vocoder.stft_resolutions}; F0 by pYIN"
+                                  + ("; PESQ wideband, STOI" if speech else ""), "clips": len(clips)}
+    gl = build_generator({"name": "griffinlim"}, recipe.mel).eval()
+    for name, g, what in (("trained", voc, desc), ("griffinlim", gl, "griffinlim")):
+        report(f"evaluate: copy synthesis with {what}")
+        out["vocoder"][name] = {"model": what, **copy_synthesis(g, clips, recipe, speech=speech)}
     path = recipe.work / "eval" / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -149,8 +149,11 @@ class EvaluateConfig:
 
     split: str = "test"
     max_items: int | None = 64         # copy-synthesis clips (None: the whole split)
-    n_generated: int = 64              # generated clips scored by the stage-one metrics
+    n_generated: int = 256             # generated clips (and as many real ones) for the stage-one metrics
     seed: int = 0
+    ndb_bins: int = 20                 # k-means bins for NDB/JSD (at most n / 10)
+    classifier_epochs: int = 20        # the evaluation classifier's training
+    speech: bool | None = None         # PESQ/STOI; null: judged from data.source (digits, sc09, ljspeech)
 
 
 @dataclass

@@ -1,0 +1,131 @@
+"""The evaluation classifier: a small CNN on normalised mels, trained on the recipe's real train split.
+
+It plays the role the Inception network plays for images (and the SC09 classifier for WaveGAN):
+its class probabilities give the Inception Score and the label accuracy of generated clips, its
+penultimate layer the embeddings for the Fréchet distance. Trained once per recipe into
+``<work>/classifier/`` (``model.safetensors`` + ``metrics.json`` with its test accuracy, which
+bounds how much the generation metrics can say).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["MelClassifier", "load_classifier", "predict", "train_classifier"]
+
+log = logging.getLogger(__name__)
+
+
+class MelClassifier(nn.Module):
+    """Four conv blocks (3×3 conv, batch norm, ReLU, 2×2 max-pool), global average pooling to a
+    ``4·width`` embedding, dropout, linear classifier. Input (B, 1, n_mels, frames) in [-1, 1]."""
+
+    def __init__(self, n_classes: int, width: int = 32, dropout: float = 0.3):
+        super().__init__()
+        chans = [1, width, 2 * width, 4 * width, 4 * width]
+        blocks = []
+        for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*blocks)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(chans[-1], n_classes)
+        self.n_classes, self.width = n_classes, width
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.embed(x)))
+
+
+@torch.no_grad()
+def predict(model: MelClassifier, x: torch.Tensor, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (N, classes), embeddings (N, D)) for (N, 1, n_mels, frames) or (N, n_mels, frames)."""
+    model.eval()
+    if x.dim() == 3:
+        x = x[:, None]
+    probs, embs = [], []
+    for i in range(0, len(x), batch):
+        e = model.embed(x[i : i + batch].float())
+        embs.append(e.numpy())
+        probs.append(torch.softmax(model.head(e), -1).numpy())
+    return np.concatenate(probs), np.concatenate(embs)
+
+
+def _accuracy(model: MelClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
+    probs, _ = predict(model, x)
+    return float((probs.argmax(1) == y.numpy()).mean())
+
+
+def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
+                     width: int = 32, seed: int = 0, max_shift: int = 4) -> dict:
+    """Train on ``train`` (a :class:`specgan.train_gan.MelDataset` with labels), keep the epoch
+    with the best ``dev`` accuracy, report ``test`` accuracy; writes ``out/model.safetensors`` and
+    ``out/metrics.json``. Augmentation: a random circular time shift of up to ``max_shift`` frames."""
+    from safetensors.torch import save_file
+
+    if train.y is None:
+        raise ValueError("the evaluation classifier needs labels (set data.label)")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = MelClassifier(len(train.vocab), width)
+    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    best, best_state, history = -1.0, None, []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(train), generator=gen)
+        total = 0.0
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            x, y = train.x[idx], train.y[idx]
+            if max_shift:
+                x = torch.roll(x, int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen)), dims=3)
+            loss = nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(idx)
+        sched.step()
+        acc = _accuracy(model, dev.x, dev.y)
+        history.append({"epoch": epoch + 1, "train_loss": total / len(train), "dev_accuracy": acc})
+        log.info("classifier epoch %d: train loss %.3f, dev accuracy %.3f", epoch + 1, total / len(train), acc)
+        if acc > best:
+            best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    metrics = {"dev_accuracy": best, "test_accuracy": _accuracy(model, test.x, test.y), "classes": len(train.vocab),
+               "train_items": len(train), "dev_items": len(dev), "test_items": len(test), "epochs": epochs,
+               "history": history}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"),
+              metadata={"format": "specgan-classifier/1", "vocab": json.dumps(train.vocab),
+                        "width": str(width), "shape": json.dumps(list(train.x.shape[2:]))})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def load_classifier(path: str | Path) -> tuple[MelClassifier, list, dict]:
+    """(model in eval mode, vocabulary, metrics.json beside it or {})."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"classifier {path} not found")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != "specgan-classifier/1":
+        raise ValueError(f"{path}: not a specgan classifier (format {meta.get('format')!r})")
+    vocab = json.loads(meta["vocab"])
+    model = MelClassifier(len(vocab), int(meta["width"]))
+    model.load_state_dict(load_file(str(path)))
+    metrics_path = path.parent / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return model.eval(), vocab, metrics
