@@ -132,6 +132,47 @@ def cmd_vocode(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from specgan.evaluate import evaluate
+
+    recipe = _load(args)
+    out = evaluate(recipe, vocoder_name=args.vocoder, report=print)
+    print(f"evaluate: → {out['path']}")
+    print(summary_lines(out))
+    return 0
+
+
+def summary_lines(m: dict) -> str:
+    """A few headline numbers of a metrics.json, for the terminal."""
+    g, v = m["generation"], m["vocoder"]
+    lines = []
+    if "classifier" in g:
+        lines.append(f"  generation: label accuracy {g['label_accuracy']:.3f} (real {g['label_accuracy_real']:.3f}; "
+                     f"classifier test accuracy {g['classifier']['test_accuracy']:.3f}), IS {g['inception_score']:.2f} "
+                     f"(real {g['inception_score_real']:.2f}), FID {g['fid']:.2f} (real train vs test "
+                     f"{g['fid_real_train_vs_test']:.2f})")
+    lines.append(f"  generation: NDB {g['ndb']}/{g['bins']}, JSD {g['jsd']:.3f}, diversity {g['diversity_generated']:.3f} "
+                 f"(real {g['diversity_real']:.3f}), nearest-train distance {g['nn_train_distance_generated']:.3f} "
+                 f"(real {g['nn_train_distance_real']:.3f})")
+    if "pitch" in g:
+        lines.append(f"  generation: pitch accuracy {g['pitch']['generated']['pitch_accuracy']:.3f} "
+                     f"(real {g['pitch']['real']['pitch_accuracy']:.3f})")
+    for k in ("trained", "griffinlim"):
+        r = v[k]
+        extra = "".join(f", {n} {r[n]:.3f}" for n in ("f0_rmse_cents", "vuv_error", "pesq_wb", "stoi") if n in r)
+        lines.append(f"  vocoder {r['model']}: mel-L1 {r['mel_l1']:.3f}, MR-STFT {r['mrstft']:.3f}{extra}, "
+                     f"{r['x_real_time']:.1f}x real time")
+    return "\n".join(lines)
+
+
+def cmd_report(args) -> int:
+    from specgan.report import write_report
+
+    path = write_report(_load(args), vocoder_name=args.vocoder)
+    print(f"report: → {path}")
+    return 0
+
+
 def cmd_export(args) -> int:
     import vocoder
     from vocoder.export import export_onnx
@@ -266,6 +307,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_vocode)
+
+    p = sub.add_parser("evaluate", help="stage 5: generation and vocoder metrics → eval/metrics.json",
+                       description="Generation: the project classifier's IS / FID / label accuracy (trained on the "
+                                   "real train split if missing), NDB/JSD, diversity, nearest-train distance, pitch "
+                                   "accuracy for pitch labels. Vocoder: copy synthesis of the held-out split (mel-L1, "
+                                   "MR-STFT, F0, V/UV, PESQ/STOI for speech) beside Griffin-Lim.")
+    _common(p)
+    p.add_argument("--vocoder", default="auto", help="auto | a model.safetensors path or run folder")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="eval/report.html: metrics, audio players, spectrograms",
+                       description="A self-contained HTML page (WAVs and images embedded) from eval/metrics.json: "
+                                   "tables, real vs generated clips per label, vocoder A/B against Griffin-Lim.")
+    _common(p)
+    p.add_argument("--vocoder", default="auto", help="auto | a model.safetensors path or run folder")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("export", help="export a trained vocoder to ONNX",
                        description="Export a vocoder checkpoint (model.safetensors) to ONNX with dynamic batch and "

@@ -107,15 +107,18 @@ def _evaluate(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
     voc = recipe.work / "vocoder" / "model.safetensors"
     key = _key({"evaluate": recipe.evaluate, "mel": recipe.mel, "files": _file_key(g, voc),
                 "pretrained": recipe.pretrained, "data": _file_key(recipe.work / "data" / "prepare.json")})
-    if not force and path.is_file() and json.loads(path.read_text()).get("key") == key:
+    if not force and path.is_file() and json.loads(path.read_text()).get("key") == key \
+            and (path.parent / "report.html").is_file():
         return f"up to date ({path})"
+    from specgan.cli import summary_lines
+    from specgan.report import write_report
+
     out = evaluate(recipe)
     blob = json.loads(path.read_text())
     blob["key"] = key
     path.write_text(json.dumps(blob, indent=1))
-    v = out["vocoder"]
-    return (f"{path}: vocoder mel-L1 {v['trained']['mel_l1']:.3f} (Griffin-Lim {v['griffinlim']['mel_l1']:.3f}), "
-            f"MR-STFT {v['trained']['mrstft']:.3f} (Griffin-Lim {v['griffinlim']['mrstft']:.3f})")
+    report = write_report(recipe)
+    return f"{path}, {report}\n" + summary_lines(out)
 
 
 def _prepare(recipe: Recipe, force: bool, device: str, progress: bool) -> str:

@@ -120,7 +120,9 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     assert labels == ["eight", "five", "four", "nine"]  # every label in turn (sorted vocabulary)
     metrics = json.loads((work / "eval" / "metrics.json").read_text())
     assert metrics["vocoder"]["clips"] == 4 and metrics["vocoder"]["griffinlim"]["mel_l1"] > 0
-    assert metrics["generation"]["step"] == 4
+    assert metrics["generation"]["step"] == 4 and "label_accuracy" in metrics["generation"]
+    assert 0 <= metrics["generation"]["classifier"]["test_accuracy"] <= 1
+    assert (work / "eval" / "report.html").is_file() and (work / "classifier" / "model.safetensors").is_file()
 
     stamp = (work / "synth" / "synth.json").stat().st_mtime_ns
     wrapper = subprocess.run(["bash", "recipes/tiny/run.sh", "--set", f"work_dir={work}", "--no-progress"], cwd=ROOT,
@@ -158,3 +160,30 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     y, sr = sf.read(tmp_path / "v" / "m.wav")
     assert sr == 16000 and y.shape == (64 * 256,) and np.abs(y).max() > 0
     assert (tmp_path / "v" / f"{Path(src).stem}.wav").is_file()
+
+
+@pytest.mark.slow
+@need_tool("espeak-ng")
+@need_tool("chromium")
+def test_report_opens_in_headless_chromium_and_its_audio_loads(tmp_path):
+    """The whole tiny pipeline with 2-step models, then the page in a real browser."""
+    import re
+
+    work = tmp_path / "tiny"
+    common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}", "--set", "specgan.steps=2",
+              "--set", "vocoder.steps=2", "--set", "evaluate.classifier_epochs=1"]
+    specgan("run", *common, "--no-progress")
+    page = work / "eval" / "report.html"
+    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    status = re.search(r'id="audio-status">loaded=(\d+) errors=(\d+) total=(\d+)<', proc.stdout)
+    assert status, proc.stdout[-2000:] + proc.stderr[-2000:]
+    loaded, errors, total = map(int, status.groups())
+    # 10 labels x (1 real + 2 generated) + 4 A/B rows x 3
+    assert (loaded, errors, total) == (42, 0, 42)
+    # a broken audio element is reported as an error (the check can fail)
+    broken = tmp_path / "broken.html"
+    broken.write_text(page.read_text().replace("data:audio/wav;base64,", "data:audio/wav;base64,AAAA", 1))
+    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                           "--dump-dom", broken.as_uri()], capture_output=True, text=True, timeout=120)
+    assert re.search(r'id="audio-status">loaded=41 errors=1 total=42<', proc.stdout), proc.stdout[-1000:]

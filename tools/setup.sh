@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# espeak-ng renders builtin:digits, fluidsynth + a GM soundfont render builtin:notes.
+# espeak-ng renders builtin:digits, fluidsynth + a GM soundfont render builtin:notes;
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v fluidsynth >/dev/null || need+=(fluidsynth)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+# headless chromium: the test that opens eval/report.html and checks its audio players load.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get install -y --no-install-recommends "${need[@]}" >/dev/null || {
