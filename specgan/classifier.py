@@ -64,10 +64,11 @@ def _accuracy(model: MelClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
-                     width: int = 32, seed: int = 0, max_shift: int = 4) -> dict:
+                     width: int = 32, seed: int = 0, max_shift: int = 4, patience: int = 4) -> dict:
     """Train on ``train`` (a :class:`specgan.train_gan.MelDataset` with labels), keep the epoch
-    with the best ``dev`` accuracy, report ``test`` accuracy; writes ``out/model.safetensors`` and
-    ``out/metrics.json``. Augmentation: a random circular time shift of up to ``max_shift`` frames."""
+    with the best ``dev`` accuracy (stopping after ``patience`` epochs without a gain), report
+    ``test`` accuracy; writes ``out/model.safetensors`` and ``out/metrics.json``. Augmentation: a
+    random circular time shift of up to ``max_shift`` frames."""
     from safetensors.torch import save_file
 
     if train.y is None:
@@ -91,16 +92,20 @@ def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         sched.step()
         acc = _accuracy(model, dev.x, dev.y)
         history.append({"epoch": epoch + 1, "train_loss": total / len(train), "dev_accuracy": acc})
         log.info("classifier epoch %d: train loss %.3f, dev accuracy %.3f", epoch + 1, total / len(train), acc)
         if acc > best:
-            best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+            best, best_state, stale = acc, {k: v.clone() for k, v in model.state_dict().items()}, 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
     model.load_state_dict(best_state)
     metrics = {"dev_accuracy": best, "test_accuracy": _accuracy(model, test.x, test.y), "classes": len(train.vocab),
-               "train_items": len(train), "dev_items": len(dev), "test_items": len(test), "epochs": epochs,
+               "train_items": len(train), "dev_items": len(dev), "test_items": len(test), "epochs": len(history),
                "history": history}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
