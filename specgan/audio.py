@@ -60,6 +60,12 @@ def read(path: str | Path, sr: int | None = None, mono: bool = True, min_samples
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise AudioError(path, "unreadable", e.strerror or type(e).__name__) from e
+    if size == 0:
+        raise AudioError(path, "empty", "the file is 0 bytes")
+    try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as e:
         raise AudioError(path, "unreadable", str(e).strip() or type(e).__name__) from e

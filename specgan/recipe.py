@@ -122,6 +122,15 @@ class FeaturesConfig:
     threads: int = 1                   # threads per process (FFT + numba)
     clip_sigma: float | None = 3.0     # normalisation clip (SpecGAN: 3 sigma → [-1, 1])
 
+    def __post_init__(self) -> None:
+        _positive(self, "workers", "threads")
+
+
+def _positive(obj, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ValueError(f"{name}: must be positive, got {getattr(obj, name)}")
+
 
 @dataclass
 class PretrainedConfig:
@@ -142,6 +151,11 @@ class SynthConfig:
     batch_size: int = 16
     duration: float | None = None      # seconds per clip (default data.preprocess.clip_seconds)
 
+    def __post_init__(self) -> None:
+        _positive(self, "n", "batch_size")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError(f"duration: must be positive, got {self.duration}")
+
 
 @dataclass
 class EvaluateConfig:
@@ -154,6 +168,11 @@ class EvaluateConfig:
     ndb_bins: int = 20                 # k-means bins for NDB/JSD (at most n / 10)
     classifier_epochs: int = 20        # the evaluation classifier's training
     speech: bool | None = None         # PESQ/STOI; null: judged from data.source (digits, sc09, ljspeech)
+
+    def __post_init__(self) -> None:
+        _positive(self, "n_generated", "ndb_bins", "classifier_epochs")
+        if self.max_items is not None and self.max_items <= 0:
+            raise ValueError(f"max_items: must be positive or null, got {self.max_items}")
 
 
 @dataclass
@@ -298,7 +317,11 @@ def from_dict(cls, data: Any, path: str = ""):
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
-        raise RecipeError(f"{where}: {e}") from e
+        msg = str(e)
+        head = msg.split(":", 1)[0]
+        if head in fields:  # "batch_size: must be positive" → "specgan.batch_size: must be positive"
+            raise RecipeError(f"{path + '.' if path else ''}{msg}") from e
+        raise RecipeError(f"{where}: {msg}") from e
 
 
 def to_dict(obj: Any) -> Any:
@@ -334,7 +357,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: invalid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(str(getattr(e, "problem", None) or e).split())
+        context = getattr(e, "context", None)
+        raise RecipeError(f"{where}: invalid YAML: {what}" + (f" ({context})" if context else "")) from e
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -403,6 +430,17 @@ def _check_model_specs(recipe: Recipe) -> None:
             check(spec)
         except (ValueError, TypeError) as e:
             raise RecipeError(f"{where}: {e}") from None
+    # Build the generator against the recipe's mel (on the meta device: no memory, no time), so a
+    # hop_length its upsampling cannot produce fails here, not after data preparation.
+    import torch
+
+    from vocoder.registry import build_generator
+
+    try:
+        with torch.device("meta"):
+            build_generator(recipe.vocoder.generator, recipe.mel)
+    except (ValueError, TypeError) as e:
+        raise RecipeError(f"vocoder.generator: {e}") from None
 
 
 def save_resolved(recipe: Recipe, directory: str | Path, name: str = "config.yaml") -> Path:

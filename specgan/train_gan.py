@@ -67,6 +67,27 @@ class SpecGANConfig:
                                       # by the gradient penalty, which torch.compile does not support)
 
 
+    def __post_init__(self) -> None:
+        for name in ("frames", "z_dim", "d", "kernel_size", "embed_dim", "batch_size", "n_critic", "gp_every",
+                     "log_every", "sample_every", "save_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.steps < 0:
+            raise ValueError(f"steps: must be 0 or more, got {self.steps}")
+        if self.frames & (self.frames - 1):
+            raise ValueError(f"frames: must be a power of two (the generator doubles its size per layer), "
+                             f"got {self.frames}")
+        if self.gp_weight < 0 or self.lr_g <= 0 or self.lr_d <= 0:
+            raise ValueError(f"gp_weight must be >= 0 and lr_g, lr_d > 0 (got {self.gp_weight}, {self.lr_g}, "
+                             f"{self.lr_d})")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas: must be two numbers in [0, 1), got {self.betas}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema: must be in [0, 1), got {self.ema}")
+        if not 0 < self.nan_lr_factor < 1:
+            raise ValueError(f"nan_lr_factor: must be in (0, 1), got {self.nan_lr_factor}")
+
+
 class MelDataset:
     """Normalised log-mels of one split in memory, padded/cropped to ``frames``, with label indices.
 

@@ -41,8 +41,12 @@ class VocoderConfig:
     eval_items: int = 16                 # dev clips for validation mel-L1 / MR-STFT
 
     def __post_init__(self) -> None:
-        if self.segment_samples <= 0 or self.batch_size <= 0 or self.steps < 0:
-            raise ValueError("segment_samples and batch_size must be > 0, steps >= 0")
+        for name in ("segment_samples", "batch_size", "log_every", "eval_every", "save_every", "lr_decay_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
+        for name in ("steps", "critic_warmup_steps", "eval_items"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be 0 or more, got {getattr(self, name)}")
         if len(self.betas) != 2:
             raise ValueError(f"betas must be two numbers, got {self.betas}")
         if not 0 < self.lr_decay <= 1:

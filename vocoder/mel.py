@@ -96,6 +96,9 @@ class MelConfig:
             problems.append(f"win_length must be in (0, n_fft={self.n_fft}], got {self.win_length}")
         if self.n_mels <= 0:
             problems.append(f"n_mels must be > 0, got {self.n_mels}")
+        elif self.n_fft > 0 and self.n_mels > self.n_fft // 2 + 1:
+            problems.append(f"n_mels ({self.n_mels}) must be at most n_fft/2 + 1 ({self.n_fft // 2 + 1}), the number "
+                            f"of STFT bins; more mel bands than bins leaves bands empty")
         nyquist = self.sample_rate / 2
         fmax = self.fmax_hz
         if not 0 <= self.fmin < fmax:

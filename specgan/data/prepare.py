@@ -15,9 +15,9 @@ import random
 import shutil
 from pathlib import Path
 
-import soundfile as sf
 
 from specgan.audio import AudioError, scan_report
+from specgan.audio import read as read_audio
 from specgan.data.digits import build_digits
 from specgan.data.layouts import LAYOUTS
 from specgan.data.manifest import SPLITS, Item, read_manifest, split_by_group, write_manifest
@@ -56,19 +56,15 @@ def prepare_key(recipe: Recipe) -> str:
     return json.dumps(blob, sort_keys=True)
 
 
-def _check_header(it: Item, min_samples: int, sr: int) -> Item:
-    """Fill duration/sr from the header; raise AudioError for unusable files."""
-    try:
-        info = sf.info(it.path)
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise AudioError(it.path, "unreadable", str(e).strip()) from e
-    if info.frames <= 0:
-        raise AudioError(it.path, "empty", "the file holds 0 samples")
-    n_at_sr = info.frames * sr / info.samplerate
+def _check_audio(it: Item, min_samples: int, sr: int) -> Item:
+    """Read the whole file once (so NaN, silent and corrupt-in-the-middle files are caught here,
+    not hours later); fill duration/sr; raise AudioError for unusable files."""
+    y, file_sr = read_audio(it.path)
+    n_at_sr = y.shape[-1] * sr / file_sr
     if n_at_sr < min_samples:
-        raise AudioError(it.path, "too short", f"{info.frames} samples at {info.samplerate} Hz, "
+        raise AudioError(it.path, "too short", f"{y.shape[-1]} samples at {file_sr} Hz, "
                                                f"need at least {min_samples} at {sr} Hz (one frame)")
-    it.duration, it.sr = info.frames / info.samplerate, int(info.samplerate)
+    it.duration, it.sr = y.shape[-1] / file_sr, int(file_sr)
     return it
 
 
@@ -119,7 +115,7 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
         items, build = [], {"scanned": len(scanned)}
         for it in scanned:
             try:
-                items.append(_check_header(it, min_samples, sr))
+                items.append(_check_audio(it, min_samples, sr))
             except AudioError as e:
                 bad.append(e)
                 log.warning("prepare: skipping %s", e)

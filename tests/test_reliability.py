@@ -1,0 +1,96 @@
+"""Reliability: bad audio and bad recipes through the real command line (one clear line, the
+right exit code, no traceback, nothing half-written)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "specgan.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def tone(sr, seconds=1.0, f=300.0):
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+
+def bad_audio_folder(root: Path) -> dict[str, str | None]:
+    """name → expected skip reason (None: valid, converted)."""
+    root.mkdir(parents=True)
+    sf.write(root / "ok_16k.wav", tone(16000), 16000)
+    sf.write(root / "ok_8bit.wav", tone(16000, f=350), 16000, subtype="PCM_U8")
+    sf.write(root / "ok_24bit.wav", tone(16000, f=400), 16000, subtype="PCM_24")
+    sf.write(root / "ok_stereo.wav", np.stack([tone(16000, f=450), tone(16000, f=500)], 1), 16000)
+    sf.write(root / "ok_8k.wav", tone(8000, f=550), 8000)
+    sf.write(root / "ok_48k.flac", tone(48000, f=600), 48000)
+    (root / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(40)))
+    (root / "empty.wav").write_bytes(b"")
+    sf.write(root / "zero_length.wav", np.zeros(0, np.float32), 16000)
+    sf.write(root / "silent.wav", np.zeros(16000, np.float32), 16000)
+    nan = tone(16000, f=650)
+    nan[100:200] = np.nan
+    sf.write(root / "nan.wav", nan, 16000, subtype="FLOAT")
+    (root / "not_audio.wav").write_text("this is a text file with an audio extension\n")
+    return {"ok_16k": None, "ok_8bit": None, "ok_24bit": None, "ok_stereo": None, "ok_8k": None, "ok_48k": None,
+            "corrupt": "unreadable", "empty": "empty", "zero_length": "empty", "silent": "silent",
+            "nan": "non-finite samples", "not_audio": "unreadable"}
+
+
+def test_bad_audio_folder_prepare_and_features_finish_with_a_summary(tmp_path):
+    expected = bad_audio_folder(tmp_path / "audio")
+    common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={tmp_path / 'work'}",
+              "--set", f"data.source=folder:{tmp_path / 'audio'}", "--set", "data.label=null",
+              "--set", "data.dev_fraction=0", "--set", "data.test_fraction=0"]
+    proc = cli("prepare", *common)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    report = json.loads((tmp_path / "work" / "data" / "prepare.json").read_text())
+    skipped = {Path(f["path"]).stem: f["reason"] for f in report["skipped_files"]}
+    assert skipped == {k: v for k, v in expected.items() if v}, skipped
+    assert "skipped 6 files:" in proc.stdout and "2 unreadable" in proc.stdout and "2 empty" in proc.stdout
+    train = [json.loads(line) for line in (tmp_path / "work" / "data" / "train.jsonl").read_text().splitlines()]
+    assert sorted(Path(it["path"]).stem for it in train) == sorted(k for k, v in expected.items() if v is None)
+
+    proc = cli("features", *common)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    index = json.loads((tmp_path / "work" / "features" / "train" / "index.json").read_text())
+    assert len(index["items"]) == 6
+    for item in index["items"].values():  # every valid file: resampled to 16 kHz and downmixed, 1 s → 63 frames
+        mel = np.load(tmp_path / "work" / "features" / "train" / item["file"])
+        assert mel.shape == (64, 63) and np.isfinite(mel).all()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["--set", "specgan.batch_sise=4"], "specgan.batch_sise: unknown key in specgan; allowed keys:"),
+    (["--set", "specgan.batch_size=many"], "specgan.batch_size: expected an integer, got str 'many'"),
+    (["--set", "specgan.batch_size=-4"], "specgan.batch_size: must be positive, got -4"),
+    (["--set", "vocoder.segment_samples=0"], "vocoder.segment_samples: must be positive, got 0"),
+    (["--set", "mel.n_mels=600"], "n_mels (600) must be at most n_fft/2 + 1 (513)"),
+    (["--set", "vocoder.generator={name: hifigan, preset: v1}", "--set", "mel.hop_length=200"],
+     "vocoder.generator: hifigan: the product of upsample_rates [8, 8, 2, 2] is 256, but the mel's hop_length is 200"),
+    (["--set", "data.source=folder:/no/such/folder"], "/no/such/folder is not a directory"),
+])
+def test_bad_recipes_get_one_clear_line_and_exit_2(tmp_path, overrides, message):
+    work = tmp_path / "work"
+    proc = cli("prepare", "--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}", *overrides)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not work.exists()  # nothing half-written
+
+
+def test_unreadable_yaml_is_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmel: {n_mels: [64\n")
+    proc = cli("prepare", "--recipe", str(bad))
+    assert proc.returncode == 2 and "invalid YAML" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = cli("prepare", "--recipe", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 2 and "cannot read recipe" in proc.stderr
