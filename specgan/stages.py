@@ -64,7 +64,9 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
         trainer.load_state_dict(_resume_state(out, dev))
         log.info("vocoder: resumed at step %d from %s", trainer.step, out / "state.pt")
     elif init_from:
-        trainer.load_state_dict(torch.load(Path(init_from), map_location=dev, weights_only=False), weights_only=True)
+        from vocoder.checkpoint import load_training_state
+
+        trainer.load_state_dict(load_training_state(Path(init_from), dev), weights_only=True)
         log.info("vocoder: initialised generator and critics from %s", init_from)
     save_resolved(recipe, out)
     metrics = trainer.fit(steps, progress=progress)
@@ -73,10 +75,12 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
 
 def _resume_state(out: Path, device) -> dict:
     """The ``state.pt`` that ``--resume`` continues from (a clear error when there is none)."""
+    from vocoder.checkpoint import load_training_state
+
     path = out / "state.pt"
-    if not path.is_file():
+    if not path.is_file() and not (out / "state.prev.pt").is_file():
         raise FileNotFoundError(f"--resume: {path} not found")
-    return torch.load(path, map_location=device, weights_only=False)
+    return load_training_state(path, device)
 
 
 def _check_existing(out: Path, target: int, resume: bool) -> dict | None:

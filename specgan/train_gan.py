@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from specgan.gan import fused_critic_losses, generator_loss
 from specgan.models import Critic, Generator
+from vocoder.checkpoint import atomic_write, load_training_state, save_training_state, trim_history
 
 __all__ = ["MelDataset", "SpecGANConfig", "SpecGANTrainer"]
 
@@ -60,6 +61,7 @@ class SpecGANConfig:
     sample_every: int = 250
     save_every: int = 250
     nan_lr_factor: float = 0.5
+    max_rollbacks: int = 5            # ... without a checkpoint in between, then stop with an error
     # Speed options; "auto" turns each on where it helps (CUDA) and off on CPU.
     channels_last: Literal["auto", "on", "off"] = "auto"   # NHWC memory format for the convolutions
     amp: Literal["auto", "bf16", "off"] = "auto"           # bf16 autocast for G and the critic's D(x), D(G(z))
@@ -127,6 +129,12 @@ class MelDataset:
         return self.x[idx], (self.y[idx] if self.y is not None else None)
 
 
+def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
+    """Global L2 norm of a module's parameter gradients (logged; a spike precedes most divergences)."""
+    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
+    return torch.cat(grads).norm() if grads else torch.zeros(())
+
+
 class SpecGANTrainer:
     """Trains G and D; saves ``state.pt`` (resume) and ``model.safetensors`` (EMA G for sampling)."""
 
@@ -170,6 +178,7 @@ class SpecGANTrainer:
         self.sampler = torch.Generator().manual_seed(seed + 1_000_003 * self.rank)
         self.step = 0
         self.rollbacks = 0
+        self._since_save = 0    # rollbacks since the last checkpoint written
         self._writer = None
 
     def _labels(self, n: int) -> torch.Tensor | None:
@@ -204,6 +213,7 @@ class SpecGANTrainer:
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self._average_grads(self.D)
+            out["critic/param_grad_norm"] = _grad_norm(self.D)
             self.opt_d.step()
             out.update(losses)
             out["critic/loss"] = loss.detach()
@@ -215,6 +225,7 @@ class SpecGANTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self._average_grads(self.G)
+        out["gen/grad_norm"] = _grad_norm(self.G)
         self.opt_g.step()
         with torch.no_grad():
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
@@ -257,6 +268,7 @@ class SpecGANTrainer:
         self.step, self.rollbacks = int(state["step"]), int(state.get("rollbacks", 0))
 
     def save(self) -> None:
+        self._since_save = 0  # on every rank: the lr factor after a rollback must agree across ranks
         if self.rank != 0:
             if self.world > 1:
                 dist.barrier()  # wait until rank 0 has written (a rollback may read it)
@@ -269,13 +281,11 @@ class SpecGANTrainer:
         from safetensors.torch import save_file
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.out_dir / "state.pt.tmp"
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(self.out_dir / "state.pt")
+        save_training_state(self.state_dict(), self.out_dir / "state.pt")
         meta = {"format": "specgan-generator/1", "g_kwargs": json.dumps(self.g_kwargs),
                 "vocab": json.dumps(self.data.vocab), "step": str(self.step), "meta": json.dumps(self.meta)}
-        save_file({k: v.contiguous().cpu() for k, v in self.G_ema.state_dict().items()},
-                  str(self.out_dir / "model.safetensors"), metadata=meta)
+        weights = {k: v.contiguous().cpu() for k, v in self.G_ema.state_dict().items()}
+        atomic_write(self.out_dir / "model.safetensors", lambda tmp: save_file(weights, str(tmp), metadata=meta))
         self.write_samples(self.out_dir / "samples" / f"step{self.step:07d}.png")
 
     @torch.no_grad()
@@ -319,24 +329,26 @@ class SpecGANTrainer:
             raise FloatingPointError(f"non-finite {where} loss at step {self.step} before any checkpoint; "
                                      f"lower specgan.lr_g / lr_d")
         step = self.step
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        self._since_save += 1
+        if self._since_save > self.cfg.max_rollbacks:
+            raise FloatingPointError(f"{self._since_save - 1} rollbacks in a row without progress (non-finite "
+                                     f"{where} loss at step {step}); lower specgan.lr_g / lr_d and resume from {path}")
+        since = self._since_save
+        self.load_state_dict(load_training_state(path, self.device))
+        self._since_save = since
         self.rollbacks += 1
-        for opt in (self.opt_g, self.opt_d):
+        self._trim_history()
+        for opt in (self.opt_g, self.opt_d):  # k rollbacks since the checkpoint: its lrs x factor^k
             for group in opt.param_groups:
-                group["lr"] *= self.cfg.nan_lr_factor
+                group["lr"] *= self.cfg.nan_lr_factor ** since
         log.warning("non-finite %s loss at step %d: rolled back to step %d, learning rates x%s (now g %.2e, d %.2e)",
                     where, step, self.step, self.cfg.nan_lr_factor, self.opt_g.param_groups[0]["lr"],
                     self.opt_d.param_groups[0]["lr"])
 
     def _trim_history(self) -> None:
         """On resume, drop history lines logged after the checkpoint (they will be logged again)."""
-        path = self.out_dir / "history.jsonl"
-        if self.rank != 0 or not path.is_file():
-            return
-        lines = path.read_text().splitlines()
-        keep = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
-        if len(keep) != len(lines):
-            path.write_text("".join(ln + "\n" for ln in keep))
+        if self.rank == 0:
+            trim_history(self.out_dir / "history.jsonl", self.step)
 
     def _open_writer(self, tensorboard: bool) -> None:
         if not tensorboard or self.rank != 0:

@@ -1,6 +1,7 @@
 """Vocoder library: every generator x critic trains, tiny models overfit, checkpoints, resume,
 mismatch refusal, chunked inference, registry errors."""
 
+import json
 import math
 
 import numpy as np
@@ -240,3 +241,43 @@ def test_onnx_export_matches_torch(name, tmp_path):
         out = runner(mel.numpy())
         assert out.shape == ref.shape
         np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def _small_trainer(clips, tmp_path, **kw):
+    cfg = VocoderConfig(generator={"name": "istft", **TINY_G["istft"]}, critics=[{"name": "msd", **TINY_C["msd"]}],
+                        segment_samples=1024, batch_size=2, log_every=1, eval_every=100, save_every=2, eval_items=1,
+                        critic_warmup_steps=0, stft_resolutions=TINY_STFT, **kw)
+    return VocoderTrainer(cfg, MEL, SegmentDataset(clips, SR, 1024), None, tmp_path)
+
+
+def test_nan_loss_rolls_back_lowers_the_lr_and_logs_grad_norms(clips, tmp_path, caplog):
+    tr = _small_trainer(clips, tmp_path, steps=2)
+    tr.fit(progress=False, tensorboard=False)  # checkpoint at step 2
+    hist = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(h["gen/grad_norm"]) and math.isfinite(h["critic/grad_norm"]) for h in hist)
+    with torch.no_grad():
+        next(tr.G.parameters()).fill_(float("nan"))  # diverged
+    with caplog.at_level("WARNING"):
+        tr.fit(steps=4, progress=False, tensorboard=False)
+    assert tr.step == 4 and tr.rollbacks == 1 and "rolled back to step 2" in caplog.text
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(0.5 * 2e-4, rel=0.01)
+    assert all(torch.isfinite(p).all() for p in tr.G.parameters())
+    steps = [json.loads(line)["step"] for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_nan_in_a_batch_is_skipped_and_repeated_divergence_stops(clips, tmp_path):
+    tr = _small_trainer(clips, tmp_path, steps=2, max_rollbacks=2)
+    bad = tr.next_batch().clone()
+    bad[0, 0, 10] = float("nan")
+    assert "skipped" in tr.train_step(bad) and tr.bad_batches == 1 and tr.step == 0
+    with torch.no_grad():
+        next(tr.G.parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="before any checkpoint"):
+        tr.train_step(tr.next_batch())
+    tr = _small_trainer(clips, tmp_path / "b", steps=2, max_rollbacks=2)
+    tr.fit(progress=False, tensorboard=False)
+    orig = tr.mel_l1.forward
+    tr.mel_l1.forward = lambda *a: orig(*a) * float("nan")  # every step diverges
+    with pytest.raises(FloatingPointError, match="2 rollbacks in a row without progress"):
+        tr.fit(steps=6, progress=False, tensorboard=False)

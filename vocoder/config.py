@@ -35,6 +35,8 @@ class VocoderConfig:
     critic_warmup_steps: int = 0         # reconstruction-only steps before the critics join
     grad_clip: float | None = None       # max grad norm (None = off, as HiFi-GAN; mel-L1 x 45 gives norms of 1e3)
     ema: float | None = None             # EMA decay for an averaged generator (e.g. 0.999)
+    nan_lr_factor: float = 0.5           # non-finite loss: roll back to the last checkpoint, lrs x this
+    max_rollbacks: int = 5               # ... at most this many times without a checkpoint in between
     log_every: int = 20
     eval_every: int = 500
     save_every: int = 500

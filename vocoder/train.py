@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vocoder.checkpoint import save_model
+from vocoder.checkpoint import load_training_state, save_model, save_training_state, trim_history
 from vocoder.config import VocoderConfig
 from vocoder.critics import CriticSet
 from vocoder.data import SegmentDataset
@@ -86,7 +86,9 @@ class VocoderTrainer:
         self.sampler = torch.Generator().manual_seed(seed)
         self.step = 0
         self.best = math.inf
-        self.bad_steps = 0
+        self.bad_steps = 0      # rollbacks since the last checkpoint written
+        self.bad_batches = 0    # batches with NaN/Inf samples, dropped
+        self.rollbacks = 0
         self._writer = None
 
     # -- one step -------------------------------------------------------------------------
@@ -102,6 +104,10 @@ class VocoderTrainer:
         """One critic step (once the critics are on) and one generator step; returns named losses
         as detached tensors (converting them to floats here would sync the device every step)."""
         cfg, w = self.cfg, self.weights
+        if not torch.isfinite(y).all():  # a data problem, not a divergence: drop the batch
+            self.bad_batches += 1
+            log.warning("step %d: batch with NaN/Inf samples skipped (%d so far)", self.step, self.bad_batches)
+            return {"skipped": torch.ones(())}
         mel = self.input_mel(y)
         y_hat = self.G(mel)
         adversarial = self.step >= cfg.critic_warmup_steps
@@ -114,8 +120,7 @@ class VocoderTrainer:
                 return self._skip("critic", loss_d)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
-            if cfg.grad_clip:
-                out["critic/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.D.parameters(), cfg.grad_clip)
+            out["critic/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.D.parameters(), cfg.grad_clip or float("inf"))
             self.opt_d.step()
             out["critic/loss"] = loss_d.detach()
         losses = {"mel": self.mel_l1(y_hat, y)}
@@ -132,8 +137,9 @@ class VocoderTrainer:
             return self._skip("generator", total)
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
-        if cfg.grad_clip:
-            out["gen/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.G.parameters(), cfg.grad_clip)
+        out["gen/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.G.parameters(), cfg.grad_clip or float("inf"))
+        if not torch.isfinite(out["gen/grad_norm"]):
+            return self._skip("generator gradient", out["gen/grad_norm"])
         self.opt_g.step()
         self.sched_g.step()
         if adversarial:
@@ -142,22 +148,35 @@ class VocoderTrainer:
             with torch.no_grad():
                 for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
                     pe.lerp_(p, 1.0 - cfg.ema)
-        self.bad_steps = 0
         self.step += 1
         out.update({f"gen/{k}": v.detach() for k, v in losses.items()})
         out["gen/total"] = total.detach()
         return out
 
     def _skip(self, which: str, value: torch.Tensor) -> dict[str, torch.Tensor]:
-        # A non-finite loss skips the update (nothing is applied); many in a row stop the run
-        # rather than let it continue dead.
+        """A non-finite loss: roll back to the last checkpoint, multiply the learning rates by
+        ``nan_lr_factor``, log it and go on; before any checkpoint, or after ``max_rollbacks``
+        rollbacks with no checkpoint written in between, stop with a clear error instead of
+        continuing a dead run."""
+        path = self.out_dir / "state.pt"
+        if not path.is_file():
+            raise FloatingPointError(f"non-finite {which} loss ({float(value)}) at step {self.step} before any "
+                                     f"checkpoint; lower vocoder.lr_g / lr_d")
         self.bad_steps += 1
-        log.warning("step %d: non-finite %s loss (%s); update skipped (%d in a row)", self.step, which, value,
-                    self.bad_steps)
-        if self.bad_steps >= 10:
-            raise FloatingPointError(f"10 consecutive non-finite {which} losses at step {self.step}; "
-                                     f"lower the learning rate or resume from {self.out_dir / 'state.pt'}")
-        return {"skipped": torch.ones(())}
+        if self.bad_steps > self.cfg.max_rollbacks:
+            raise FloatingPointError(f"{self.bad_steps - 1} rollbacks in a row without progress (non-finite {which} "
+                                     f"loss at step {self.step}); lower the learning rate and resume from {path}")
+        step = self.step
+        bad_steps = self.bad_steps
+        self.load_state_dict(load_training_state(path, self.device))
+        self.bad_steps, self.rollbacks = bad_steps, self.rollbacks + 1
+        trim_history(self.out_dir / "history.jsonl", self.step)
+        for opt in (self.opt_g, self.opt_d):  # k rollbacks since the checkpoint: its lrs x factor^k
+            for group in opt.param_groups:
+                group["lr"] *= self.cfg.nan_lr_factor ** bad_steps
+        log.warning("non-finite %s loss (%s) at step %d: rolled back to step %d, learning rates x%s (now g %.2e)",
+                    which, float(value), step, self.step, self.cfg.nan_lr_factor, self.opt_g.param_groups[0]["lr"])
+        return {"skipped": torch.ones(()), "rolled_back": torch.ones(())}
 
     # -- validation -----------------------------------------------------------------------
     @torch.no_grad()
@@ -214,9 +233,8 @@ class VocoderTrainer:
 
     def save(self, metrics: dict[str, float] | None = None) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.out_dir / "state.pt.tmp"
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(self.out_dir / "state.pt")
+        save_training_state(self.state_dict(), self.out_dir / "state.pt")
+        self.bad_steps = 0  # progress was saved: rollbacks count afresh
         meta = {**self.extra_meta, "step": self.step, **(metrics or {})}
         save_model(self.out_dir / "model.safetensors", self.G_ema or self.G, self.cfg.generator, meta)
 
@@ -259,8 +277,13 @@ class VocoderTrainer:
         try:
             while self.step < target:
                 out = self.train_step(self.next_batch())
-                bar.update(1 if "skipped" not in out else 0)
-                if self.step % self.cfg.log_every == 0 and "skipped" not in out:
+                if "rolled_back" in out:
+                    bar.n = self.step
+                    bar.refresh()
+                if "skipped" in out:  # nothing was applied: no logging, evaluation or checkpoint for it
+                    continue
+                bar.update(1)
+                if self.step % self.cfg.log_every == 0:
                     out = {k: float(v) for k, v in out.items()}
                     out["time/sec_per_step"] = (time.perf_counter() - t0) / self.cfg.log_every
                     t0 = time.perf_counter()
