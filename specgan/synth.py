@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from specgan.recipe import Recipe
 __all__ = ["SynthResult", "load_vocoder", "resolve_stage_one", "synth", "vocode_files"]
 
 log = logging.getLogger(__name__)
+
+MAX_CLIPS = 100_000  # per synth call
 
 
 def resolve_stage_one(recipe: Recipe) -> Path:
@@ -135,6 +138,9 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
     dev = pick_device(device)
     if interpolate is None and n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
+    if interpolate is None and n > MAX_CLIPS:
+        raise ValueError(f"--n {n} is more than {MAX_CLIPS} clips in one call; run several calls with --seed "
+                         f"offsets (clip i uses seed + i) and different --out folders")
     if interpolate is not None and steps < 2:
         raise ValueError(f"--steps must be at least 2 for a latent walk, got {steps}")
     g_path = resolve_stage_one(recipe)
@@ -160,6 +166,10 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
         model.label_index(lab)  # unknown label → clear error before any work
     out = Path(out) if out is not None else recipe.work / "synth"
     out.mkdir(parents=True, exist_ok=True)
+    need = (steps if interpolate is not None else n) * (2 * length + mel_cfg.n_mels * model.generator.frames * 4)
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise ValueError(f"{out}: {need / 1e9:.2f} GB needed for the WAVs and mels, {free / 1e9:.2f} GB free")
 
     g = model.generator
     if interpolate is not None:

@@ -75,3 +75,23 @@ def test_synth_falls_back_to_the_recipes_pretrained_models(tmp_path):
     missing = load_recipe("recipes/tiny.yaml", [f"work_dir={work}", "pretrained.specgan=nowhere.safetensors"])
     with pytest.raises(FileNotFoundError, match="pretrained.specgan: .*nowhere.safetensors not found"):
         synth(missing, n=1, vocoder_name="griffinlim", progress=False)
+
+
+def test_synth_refuses_absurd_requests_before_doing_any_work(tmp_path):
+    from specgan.recipe import load_recipe
+    from specgan.synth import synth
+
+    mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
+    tr = SpecGANTrainer(cfg(steps=1), data(), tmp_path / "g",
+                        meta={"mel": mel.to_dict(), "stats": MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()})
+    tr.fit(progress=False, tensorboard=False)
+    recipe = load_recipe("recipes/tiny.yaml", [f"work_dir={tmp_path / 'w'}",
+                                               f"pretrained.specgan={tmp_path / 'g' / 'model.safetensors'}",
+                                               "data.preprocess.clip_seconds=null"])
+    out = tmp_path / "out"
+    for kw, msg in (({"n": 10**9}, "more than 100000 clips"), ({"n": 0}, "at least 1"),
+                    ({"n": 2, "labels": ["z"]}, "unknown label 'z'; this model knows: a, b, c"),
+                    ({"interpolate": (1, 2), "steps": 1}, "at least 2")):
+        with pytest.raises(ValueError, match=msg):
+            synth(recipe, vocoder_name="griffinlim", out=out, progress=False, **kw)
+        assert not out.exists() or not any(out.iterdir())

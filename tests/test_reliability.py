@@ -178,3 +178,21 @@ def test_resume_refuses_a_pickle_that_would_run_code(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="Weights only load failed"):
         load_training_state(tmp_path / "state.pt")
     assert "this would have run" not in capsys.readouterr().out
+
+
+def test_a_manifest_cannot_reach_outside_the_work_dir_with_a_relative_path(tmp_path):
+    from specgan.data.prepare import load_split
+    from specgan.recipe import load_recipe
+
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    inside = {"id": "a", "path": "data/wavs/a.wav", "label": None}
+    outside = {"id": "b", "path": "../../etc/passwd", "label": None}
+    absolute = {"id": "c", "path": str(tmp_path / "elsewhere" / "c.wav"), "label": None}
+    r = load_recipe("recipes/tiny.yaml", [f"work_dir={work}"])
+    (work / "data" / "train.jsonl").write_text("\n".join(json.dumps(x) for x in (inside, absolute)) + "\n")
+    paths = [it.path for it in load_split(r, "train")]
+    assert paths == [str(work.resolve() / "data/wavs/a.wav"), absolute["path"]]  # absolute: the user's choice
+    (work / "data" / "train.jsonl").write_text("\n".join(json.dumps(x) for x in (inside, outside)) + "\n")
+    with pytest.raises(ValueError, match=r"train.jsonl:2: relative path '../../etc/passwd' points outside"):
+        load_split(r, "train")

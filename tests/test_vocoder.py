@@ -281,3 +281,22 @@ def test_nan_in_a_batch_is_skipped_and_repeated_divergence_stops(clips, tmp_path
     tr.mel_l1.forward = lambda *a: orig(*a) * float("nan")  # every step diverges
     with pytest.raises(FloatingPointError, match="2 rollbacks in a row without progress"):
         tr.fit(steps=6, progress=False, tensorboard=False)
+
+
+def test_ten_minute_mel_is_vocoded_in_bounded_chunks_without_seams():
+    torch.manual_seed(0)
+    g = build_generator({"name": "istft", **TINY_G["istft"]}, MEL).eval()
+    frames = 600 * MEL.sample_rate // MEL.hop_length  # ten minutes
+    mel = torch.randn(MEL.n_mels, frames) - 4
+    seen = []
+    g.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-1]))
+    y = vocode(g, mel, MEL, chunk_frames=512, overlap_frames=16)
+    assert y.shape == (frames * MEL.hop_length,) and torch.isfinite(y).all()
+    assert max(seen) <= 512 and len(seen) == -(-(frames - 16) // (512 - 16))  # memory bounded by the chunk
+    # Seams: around every chunk boundary the cross-faded output stays close to the whole-signal output.
+    part = mel[:, :2000]
+    whole, chunked = vocode(g, part, MEL), vocode(g, part, MEL, chunk_frames=512, overlap_frames=16)
+    hop, err = MEL.hop_length, (chunked - whole).abs()
+    for start in range(496, 2000 - 16, 496):  # overlap regions [start, start + 16) frames
+        seam = err[start * hop : (start + 16) * hop]
+        assert seam.max() < 0.1 * whole.abs().max(), (start, float(seam.max()), float(whole.abs().max()))

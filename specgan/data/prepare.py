@@ -154,9 +154,14 @@ def load_split(recipe: Recipe, split: str) -> list[Item]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `specgan prepare --recipe {recipe.path or '...'}` first")
     items = read_manifest(path)
-    for it in items:
+    root = recipe.work.resolve()
+    for n, it in enumerate(items, 1):
         if not Path(it.path).is_absolute():
-            it.path = str((recipe.work / it.path).resolve())
+            full = (root / it.path).resolve()
+            if not full.is_relative_to(root):  # "../../x" must not reach outside the work dir
+                raise ValueError(f"{path}:{n}: relative path {it.path!r} points outside {root}; write an absolute "
+                                 f"path to use a file elsewhere")
+            it.path = str(full)
     return items
 
 
