@@ -39,17 +39,35 @@ def run(tmp_path, *overrides):
     return r, run_features(r)
 
 
+def load_index_or_manifest(r):
+    """The audio path of the first train item (from the manifest)."""
+    from specgan.data.prepare import load_split
+
+    return load_split(r, "train")[0].path
+
+
 def all_skipped(r):
     return {k: v for s in ("train", "dev", "test") for k, v in load_index(r.work, s)["skipped"].items()}
 
 
-def test_extracts_reuses_and_skips_bad_files(corpus):
-    r, rep = run(corpus)
+def test_extracts_reuses_and_skips_bad_files(corpus, write_wav):
+    import json
+
+    r = load_recipe(corpus / "r.yaml")
+    prepare(r)  # prepare reads every file: the NaN and all-zero files never reach the manifests
+    report = json.loads((r.work / "data" / "prepare.json").read_text())
+    assert sorted((os.path.basename(f["path"]), f["reason"]) for f in report["skipped_files"]) == [
+        ("nan.wav", "non-finite samples"), ("zeros.wav", "silent")]
+    victim = r.work / load_index_or_manifest(r)  # a file that goes bad after prepare is skipped by features
+    write_wav(os.path.relpath(victim, corpus), np.zeros(SR, np.float32), SR)
+    rep = run_features(r)
     total = sum(rep[s]["items"] for s in ("train", "dev", "test"))
-    assert total == 10 and sum(rep[s]["extracted"] for s in ("train", "dev", "test")) == 10
+    assert total == 9 and sum(rep[s]["extracted"] for s in ("train", "dev", "test")) == 9
     skipped = all_skipped(r)
-    assert {v["reason"] for v in skipped.values()} == {"non-finite samples", "silent"}
-    assert all(os.path.basename(v["path"]) in ("nan.wav", "zeros.wav") for v in skipped.values())
+    assert [(os.path.basename(v["path"]), v["reason"]) for v in skipped.values()] == [(victim.name, "silent")]
+    write_wav(os.path.relpath(victim, corpus), speech_like(SR, 0.6, seed=0), SR)  # restored
+    r, rep = run(corpus)
+    assert sum(rep[s]["items"] for s in ("train", "dev", "test")) == 10 and not all_skipped(r)
     # The stored features are exactly the extractor's output for the clip.
     idx = load_index(r.work, "train")
     item_id, entry = next(iter(idx["items"].items()))
@@ -111,11 +129,14 @@ def test_stats_come_from_train_only(corpus):
     assert z.min() >= -1 and z.max() <= 1
 
 
-def test_process_pool_matches_in_process(corpus, monkeypatch):
+def test_process_pool_matches_in_process(corpus, monkeypatch, write_wav):
     import specgan.features.cache as cache
+    from specgan.data.prepare import load_split
 
     r, _ = run(corpus)
     serial = {k: load_features(r.work, "train", k, mmap=False) for k in load_index(r.work, "train")["items"]}
+    victim = load_split(r, "dev")[0].path  # goes bad after prepare: the pool must report it too
+    write_wav(os.path.relpath(victim, corpus), np.zeros(SR, np.float32), SR)
     monkeypatch.setattr(cache, "_POOL_MIN_SECONDS", 0.0)
     r2, rep = run(corpus, "features.workers=2", "features.dtype=float16")  # key changes: full rebuild in a pool
     assert rep["train"]["extracted"] == len(serial)
@@ -123,4 +144,4 @@ def test_process_pool_matches_in_process(corpus, monkeypatch):
         got = load_features(r2.work, "train", k, mmap=False)
         assert got.dtype == np.float16
         np.testing.assert_allclose(got.astype(np.float32), v, atol=1e-2)
-    assert len(all_skipped(r2)) == 2
+    assert [v["reason"] for v in all_skipped(r2).values()] == ["silent"]
