@@ -151,6 +151,9 @@ def summary_lines(m: dict) -> str:
                      f"classifier test accuracy {g['classifier']['test_accuracy']:.3f}), IS {g['inception_score']:.2f} "
                      f"(real {g['inception_score_real']:.2f}), FID {g['fid']:.2f} (real train vs test "
                      f"{g['fid_real_train_vs_test']:.2f})")
+    if "label_accuracy_vocoded" in g:
+        lines.append("  generation: label accuracy after vocoding and re-analysis: "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in g["label_accuracy_vocoded"].items()))
     lines.append(f"  generation: NDB {g['ndb']}/{g['bins']}, JSD {g['jsd']:.3f}, diversity {g['diversity_generated']:.3f} "
                  f"(real {g['diversity_real']:.3f}), nearest-train distance {g['nn_train_distance_generated']:.3f} "
                  f"(real {g['nn_train_distance_real']:.3f})")

@@ -188,8 +188,31 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     out["diversity_real"] = M.mean_pairwise_distance(real.x.numpy())
     out["nn_train_distance_generated"] = float(M.nearest_neighbour_distance(fake.numpy(), train.x.numpy()).mean())
     out["nn_train_distance_real"] = float(M.nearest_neighbour_distance(real.x.numpy(), train.x.numpy()).mean())
+    if conditional and vocoder_g is not None:
+        out["label_accuracy_vocoded"] = _vocoded_accuracy(model, fake, real.y.numpy(), clf, {"trained": vocoder_g})
     if conditional and recipe.data.label == "pitch" and vocoder_g is not None:
         out["pitch"] = _pitch(recipe, model, fake, labels, real, vocoder_g)
+    return out
+
+
+@torch.inference_mode()
+def _vocoded_accuracy(model, fake: torch.Tensor, asked: np.ndarray, clf, vocoders: dict) -> dict:
+    """Label accuracy of generated clips after the whole pipeline: vocoded to audio, analysed back
+    into a log-mel, normalised, classified (what a listener gets, as far as the classifier hears)."""
+    from specgan.classifier import predict
+    from vocoder.mel import MelSpectrogram
+    from vocoder.registry import build_generator
+
+    mel_fn = MelSpectrogram(model.mel_cfg)
+    logmel = model.stats.denormalize(fake[:, 0]).float()
+    frames = model.generator.frames
+    vocoders = {**vocoders, "griffinlim": build_generator({"name": "griffinlim"}, model.mel_cfg).eval()}
+    out = {}
+    for name, g in vocoders.items():
+        wav = torch.cat([g(logmel[i : i + 16]) for i in range(0, len(logmel), 16)])[:, 0]
+        again = model.stats.normalize(mel_fn(wav)[..., :frames])
+        probs, _ = predict(clf, again[:, None].float())
+        out[name] = float((probs.argmax(1) == asked).mean())
     return out
 
 

@@ -138,6 +138,8 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     rows = [(name, gen[k]) for k, name in names.items() if k in gen]
     if "classifier" in gen:
         rows.insert(0, ("classifier test accuracy (real)", gen["classifier"]["test_accuracy"]))
+    for k, v in gen.get("label_accuracy_vocoded", {}).items():
+        rows.append((f"label accuracy after vocoding ({k}) and re-analysis", v))
     if "pitch" in gen:
         rows += [("pitch accuracy, generated (±0.5 semitone)", gen["pitch"]["generated"]["pitch_accuracy"]),
                  ("pitch accuracy, real", gen["pitch"]["real"]["pitch_accuracy"]),

@@ -122,6 +122,7 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     assert metrics["vocoder"]["clips"] == 4 and metrics["vocoder"]["griffinlim"]["mel_l1"] > 0
     assert metrics["generation"]["step"] == 4 and "label_accuracy" in metrics["generation"]
     assert 0 <= metrics["generation"]["classifier"]["test_accuracy"] <= 1
+    assert set(metrics["generation"]["label_accuracy_vocoded"]) == {"trained", "griffinlim"}
     assert (work / "eval" / "report.html").is_file() and (work / "classifier" / "model.safetensors").is_file()
 
     stamp = (work / "synth" / "synth.json").stat().st_mtime_ns
