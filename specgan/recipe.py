@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ class Recipe:
         p = Path(path).expanduser()
         if p.is_absolute() or self.path is None:
             return p
-        return Path(self.path).parent / p
+        return Path(os.path.normpath(Path(self.path).parent / p))
 
     def fingerprint(self, *sections: str) -> str:
         """Stable hash of the named top-level sections (all keys if none): keys caches."""
