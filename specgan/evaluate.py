@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -268,6 +267,3 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info) -> dic
     out["path"] = str(path)
     return out
 
-
-def load_metrics(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -58,9 +58,7 @@ def _set_aside(out: Path) -> None:
 
 
 def _train(recipe: Recipe, stage: str, force: bool, device: str, progress: bool) -> str:
-    from safetensors import safe_open
-
-    from specgan.stages import train_specgan, train_vocoder
+    from specgan.stages import checkpoint_step, train_specgan, train_vocoder
 
     out = recipe.work / stage
     target = recipe.specgan.steps if stage == "specgan" else recipe.vocoder.steps
@@ -68,9 +66,7 @@ def _train(recipe: Recipe, stage: str, force: bool, device: str, progress: bool)
         _set_aside(out)
     resume = False
     if (out / "state.pt").is_file() and (out / "model.safetensors").is_file():
-        with safe_open(str(out / "model.safetensors"), "pt") as f:
-            meta = f.metadata() or {}
-        done = int(meta["step"]) if "step" in meta else int(json.loads(meta.get("extra", "{}")).get("step", 0))
+        done = checkpoint_step(out)
         if done >= target:
             return f"up to date ({out}, step {done} of {target})"
         resume = True
@@ -165,9 +161,3 @@ def run(recipe: Recipe, stage: int = 0, stop_stage: int = len(STAGES) - 1, force
         report(f"   {name}: {msg}")
     return done
 
-
-def stage_paths(recipe: Recipe) -> dict[str, Path]:
-    """Where each stage writes (for users and tests)."""
-    w = recipe.work
-    return {"prepare": w / "data", "features": w / "features", "specgan": w / "specgan", "vocoder": w / "vocoder",
-            "synth": w / "synth", "evaluate": w / "eval"}

@@ -83,15 +83,20 @@ def _resume_state(out: Path, device) -> dict:
     return load_training_state(path, device)
 
 
-def _check_existing(out: Path, target: int, resume: bool) -> dict | None:
-    """Finished → a result to return; unfinished without --resume → an error; else None."""
-    if not (out / "state.pt").exists() or resume:
-        return None
+def checkpoint_step(out: Path) -> int:
+    """The step of ``<out>/model.safetensors`` (stage one keeps it in the metadata, vocoders in ``extra``)."""
     from safetensors import safe_open
 
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         meta = f.metadata() or {}
-    done = int(meta.get("step", 0)) if "step" in meta else int(json.loads(meta.get("extra", "{}")).get("step", 0))
+    return int(meta["step"]) if "step" in meta else int(json.loads(meta.get("extra", "{}")).get("step", 0))
+
+
+def _check_existing(out: Path, target: int, resume: bool) -> dict | None:
+    """Finished → a result to return; unfinished without --resume → an error; else None."""
+    if not (out / "state.pt").exists() or resume:
+        return None
+    done = checkpoint_step(out)
     if done >= target:
         log.info("up to date in %s (step %d >= %d); --resume --steps N trains further", out, done, target)
         return {"step": done, "out": str(out), "up_to_date": True}

@@ -1,8 +1,10 @@
-"""Copy-synthesis quality of vocoders on a recipe's held-out clips: mel-L1 and MR-STFT loss.
+"""Copy-synthesis quality of several vocoders on a recipe's held-out clips, side by side.
 
 Each clip (preprocessed exactly as in training) → log-mel with the recipe's mel → vocoder →
-waveform, compared with the original. ``griffinlim`` needs no checkpoint. Every vocoder sees
-the same clips.
+waveform, compared with the original by :func:`specgan.evaluate.copy_synthesis` (mel-L1,
+MR-STFT, F0 RMSE and V/UV, and PESQ/STOI for speech recipes) — the same numbers as
+``specgan evaluate``, for any number of checkpoints. ``griffinlim`` needs no checkpoint. Every
+vocoder sees the same clips.
 
     python tools/eval_vocoders.py --recipe recipes/speech.yaml --split dev \\
         exp/speech/vocoder/best/model.safetensors exp/speech/vocoder-hifigan-v2/best/model.safetensors griffinlim
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 
 def main() -> int:
@@ -25,49 +26,28 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
 
-    import numpy as np
     import torch
 
-    import vocoder
-    from specgan.audio import load_clip
-    from specgan.data.prepare import load_split
+    from specgan.evaluate import _clips, copy_synthesis, is_speech
     from specgan.recipe import load_recipe
-    from vocoder.losses import MelL1, MultiResolutionSTFTLoss
-    from vocoder.mel import MelSpectrogram
-    from vocoder.registry import build_generator
+    from specgan.synth import load_vocoder
 
     torch.set_num_threads(1)
     recipe = load_recipe(args.recipe)
-    mel_cfg, hop = recipe.mel, recipe.mel.hop_length
-    items = load_split(recipe, args.split)[: args.max_items]
-    clips = []
-    for it in items:
-        y = load_clip(it.path, mel_cfg.sample_rate, recipe.data.preprocess, mel_cfg.n_fft)
-        clips.append(torch.from_numpy(y[: (y.size // hop) * hop])[None, None])
-    mel_fn, mel_l1 = MelSpectrogram(mel_cfg), MelL1(mel_cfg)
-    mrstft = MultiResolutionSTFTLoss(recipe.vocoder.stft_resolutions)
+    clips = _clips(recipe, args.split, args.max_items)
     results = {}
     for spec in args.vocoders:
-        if spec == "griffinlim":
-            g, label = build_generator({"name": "griffinlim"}, mel_cfg).eval(), "griffinlim (32 it.)"
-        else:
-            g = vocoder.load(spec)
-            g.mel_cfg.check_compatible(mel_cfg, spec, args.recipe)
-            label = f"{g.registry_name} ({spec}, step {g.checkpoint_meta['extra'].get('step')})"
-        m1, m2 = [], []
-        t = time.perf_counter()
-        with torch.inference_mode():
-            for y in clips:
-                y_hat = g(mel_fn(y)[..., : y.shape[-1] // hop])
-                m1.append(float(mel_l1(y_hat, y)))
-                m2.append(float(mrstft(y_hat, y)))
-        secs = sum(c.shape[-1] for c in clips) / mel_cfg.sample_rate
-        results[label] = {"mel_l1": float(np.mean(m1)), "mrstft": float(np.mean(m2)),
-                          "xrt_1thread": secs / (time.perf_counter() - t), "clips": len(clips)}
+        g, desc = load_vocoder(recipe, spec, recipe.mel)
+        g.mel_cfg.check_compatible(recipe.mel, spec, args.recipe)
+        step = getattr(g, "checkpoint_meta", {}).get("extra", {}).get("step")
+        label = f"{g.registry_name} ({desc}{f', step {step}' if step is not None else ''})"
+        results[label] = {**copy_synthesis(g, clips, recipe, speech=is_speech(recipe)), "clips": len(clips)}
+    cols = [c for c in ("mel_l1", "mrstft", "f0_rmse_cents", "vuv_error", "pesq_wb", "stoi", "x_real_time")
+            if any(c in r for r in results.values())]
     print(f"{args.recipe}, split {args.split}, {len(clips)} clips")
-    print(f"{'vocoder':<70} {'mel-L1':>8} {'MR-STFT':>8} {'xRT':>7}")
+    print(f"{'vocoder':<70}" + "".join(f" {c:>13}" for c in cols))
     for label, r in results.items():
-        print(f"{label:<70} {r['mel_l1']:>8.4f} {r['mrstft']:>8.4f} {r['xrt_1thread']:>7.1f}")
+        print(f"{label:<70}" + "".join(f" {r.get(c, float('nan')):>13.4f}" for c in cols))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
