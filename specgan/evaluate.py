@@ -182,7 +182,7 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
                                  "real": float((p_real[sel].argmax(1) == i).mean())}
         out["label_accuracy_per_label"] = per
     k = max(2, min(ec.ndb_bins, n // 10))
-    out.update({f"{key}": v for key, v in M.ndb_jsd(real.x.numpy(), fake.numpy(), k=k, seed=ec.seed).items()})
+    out.update(M.ndb_jsd(real.x.numpy(), fake.numpy(), k=k, seed=ec.seed))
     out["diversity_generated"] = M.mean_pairwise_distance(fake.numpy())
     out["diversity_real"] = M.mean_pairwise_distance(real.x.numpy())
     out["nn_train_distance_generated"] = float(M.nearest_neighbour_distance(fake.numpy(), train.x.numpy()).mean())

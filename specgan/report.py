@@ -158,7 +158,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
             it = by_label[str(lab)][0]
             y = load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)
             real_cells = _clip(f"real {it.id}", y, mel_fn(torch.from_numpy(y)[None])[0].numpy(), sr, lim)
-        _, logmel = sample(model, per_label, labels=lab if lab is not None else None, seed=1000 * li)
+        _, logmel = sample(model, per_label, labels=lab, seed=1000 * li)
         wavs = voc(logmel.float())[:, 0]
         gen_cells = "".join(_clip(f"seed {1000 * li + j}", w[:length].numpy(), logmel[j].numpy(), sr, lim)
                             for j, w in enumerate(wavs))
