@@ -36,6 +36,7 @@ __all__ = [
     "NotesConfig",
     "Recipe",
     "RecipeError",
+    "VoicesConfig",
     "apply_overrides",
     "from_dict",
     "load_recipe",
@@ -93,10 +94,42 @@ class NotesConfig:
 
 
 @dataclass
+class VoicesConfig:
+    """``builtin:voices``: real recorded speech (asterisk prompts) plus TTS voices, for speech vocoders.
+
+    Splits are by speaker: ``test_speaker`` (a real speaker) is the whole test split,
+    ``dev_speakers`` the dev split, everyone else train. Folders of the reserved English and
+    Spanish prompts (asterisk-core-sounds-en*/-es*) are refused.
+    """
+
+    real_root: str = "/usr/share/asterisk/sounds"
+    # Voice folders under real_root (one speaker each): Debian's asterisk-core-sounds-{fr,it,ru}-g722.
+    real_speakers: list[str] = field(default_factory=lambda: ["fr_CA_f_June", "it_IT_m_Carlo", "ru_RU_f_IvrvoiceRU"])
+    # The only real male: the unseen speaker with the lowest F0, where hop-rate combs and F0
+    # errors show most.
+    test_speaker: str = "it_IT_m_Carlo"
+    dev_speakers: list[str] = field(default_factory=lambda: ["tts-rms", "espeak-f5", "espeak-caleb"])
+    max_prompts: int | None = None      # per real speaker (None: all, ~560-600 each)
+    min_seconds: float = 0.5            # shorter after trimming → skipped
+    trim_db: float = 40.0               # leading/trailing silence threshold
+    engines: list[str] = field(default_factory=lambda: ["espeak", "flite", "festival"])  # TTS; each optional
+    sentences_per_voice: int = 40       # Harvard sentences per TTS voice (per espeak variant x accent)
+    espeak_variants: list[str] = field(default_factory=lambda: ["m2", "m3", "f2", "f3", "f5", "adam", "benjamin",
+                                                                "caleb", "edward"])
+    espeak_accents: list[str] = field(default_factory=lambda: ["en-us", "en-gb"])
+    espeak_pitch: list[int] = field(default_factory=lambda: [10, 50])  # espeak-ng -p, [low, high]
+    flite_voices: list[str] = field(default_factory=lambda: ["kal16", "awb", "rms", "slt"])
+    festival_voices: list[str] = field(default_factory=lambda: ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"])
+    speed: list[float] = field(default_factory=lambda: [0.85, 1.15])   # tempo factor, every engine
+    pitch: list[float] = field(default_factory=lambda: [0.85, 1.2])    # flite awb/rms/slt: factor on the mean F0
+    workers: int = 2
+
+
+@dataclass
 class DataConfig:
     """Where audio comes from and how each clip is conditioned.
 
-    ``source``: ``builtin:digits``, ``builtin:notes``, ``sc09:PATH``, ``nsynth:PATH``,
+    ``source``: ``builtin:digits``, ``builtin:notes``, ``builtin:voices``, ``sc09:PATH``, ``nsynth:PATH``,
     ``ljspeech:PATH``, ``folder:PATH`` or a bare PATH (a folder). Relative paths are relative
     to the current directory.
     """
@@ -112,6 +145,7 @@ class DataConfig:
     preprocess: Preprocess = field(default_factory=Preprocess)
     digits: DigitsConfig = field(default_factory=DigitsConfig)
     notes: NotesConfig = field(default_factory=NotesConfig)
+    voices: VoicesConfig = field(default_factory=VoicesConfig)
 
 
 @dataclass

@@ -10,6 +10,13 @@ need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v fluidsynth >/dev/null || need+=(fluidsynth)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+# builtin:voices: ffmpeg decodes the real fr/it/ru asterisk prompts (G.722); flite speaks too.
+# (Never the -en/-es prompt packages: they are reserved for independent evaluation.)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v flite >/dev/null || need+=(flite)
+for v in fr_CA_f_June:fr it_IT_m_Carlo:it ru_RU_f_IvrvoiceRU:ru; do
+  [ -d "/usr/share/asterisk/sounds/${v%%:*}" ] || need+=("asterisk-core-sounds-${v##*:}-g722")
+done
 # headless chromium: the test that opens eval/report.html and checks its audio players load.
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then

@@ -22,13 +22,14 @@ from specgan.data.digits import build_digits
 from specgan.data.layouts import LAYOUTS
 from specgan.data.manifest import SPLITS, Item, read_manifest, split_by_group, write_manifest
 from specgan.data.notes import build_notes
+from specgan.data.voices import build_voices
 from specgan.recipe import Recipe, save_resolved
 
 __all__ = ["BUILTINS", "parse_source", "prepare", "prepare_key", "load_split"]
 
 log = logging.getLogger(__name__)
 
-BUILTINS = {"digits", "notes"}
+BUILTINS = {"digits", "notes", "voices"}
 _PREPARE_VERSION = 1  # bump when prepare's output format or rendering changes
 
 
@@ -44,7 +45,8 @@ def parse_source(source: str) -> tuple[str, str]:
             raise ValueError(f"data.source: {kind}: needs a path, e.g. {kind}:/data/{kind}")
         return kind, arg
     if sep and len(kind) > 1 and not Path(source).exists():
-        raise ValueError(f"data.source: unknown kind {kind!r} in {source!r}; use builtin:digits, builtin:notes, "
+        raise ValueError(f"data.source: unknown kind {kind!r} in {source!r}; use "
+                         f"{', '.join('builtin:' + b for b in sorted(BUILTINS))}, "
                          f"{', '.join(k + ':PATH' for k in LAYOUTS)} or a folder path")
     return "folder", source
 
@@ -108,6 +110,8 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
         if arg == "digits":
             clip = dc.preprocess.clip_seconds or 1.0
             items, build = build_digits(dc.digits, sr, clip, wavs, recipe.seed, work)
+        elif arg == "voices":  # split by speaker: the held-out real speaker is the test split
+            items, build, split_of = build_voices(dc.voices, sr, wavs, recipe.seed, work)
         else:
             items, build = build_notes(dc.notes, sr, wavs, recipe.seed, work)
     else:
