@@ -62,8 +62,8 @@ def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tens
 @torch.inference_mode()
 def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech: bool = False,
                    f0: bool = True) -> dict[str, float]:
-    """Mean mel-L1, MR-STFT distance, F0 metrics (and PESQ/STOI when ``speech``) of ``generator``
-    re-synthesising ``clips``; × real time of the generator alone."""
+    """Mean mel-L1, MR-STFT distance, F0 metrics, hop-rate buzz (and PESQ/STOI when ``speech``) of
+    ``generator`` re-synthesising ``clips``; × real time of the generator alone."""
     from specgan import metrics as M
     from vocoder.losses import MelL1, MultiResolutionSTFTLoss
     from vocoder.mel import MelSpectrogram
@@ -80,6 +80,7 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
         busy += time.perf_counter() - t
         row = {"mel_l1": float(mel_l1(y_hat, y)), "mrstft": float(mrstft(y_hat, y))}
         ref, est = y[0, 0].numpy(), y_hat[0, 0].numpy()
+        row["buzz_db"] = M.buzz_db(est, ref, sr, hop)
         if f0:
             fm = M.f0_metrics(ref, est, sr, hop=hop)
             row["vuv_error"] = fm["vuv_error"]
@@ -253,7 +254,8 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info) -> dic
     clips = _clips(recipe, ec.split, ec.max_items)
     out["vocoder"] = {"protocol": f"copy synthesis of {len(clips)} {ec.split} clips; mel-L1 of natural-log "
                                   f"magnitudes; MR-STFT = spectral convergence + log-magnitude L1 summed over "
-                                  f"{recipe.vocoder.stft_resolutions}; F0 by pYIN"
+                                  f"{recipe.vocoder.stft_resolutions}; F0 by pYIN; buzz_db = comb contrast at k·sr/hop "
+                                  f"minus the reference's (vocoder.buzz)"
                                   + ("; PESQ wideband, STOI" if speech else ""), "clips": len(clips)}
     gl = build_generator({"name": "griffinlim"}, recipe.mel).eval()
     for name, g, what in (("trained", voc, desc), ("griffinlim", gl, "griffinlim")):

@@ -14,15 +14,18 @@ Generation (the SC09 / WaveGAN protocol and its successors):
 
 Signal metrics: :func:`f0_metrics` (log-F0 RMSE in cents and voicing error from librosa's pYIN),
 :func:`pitch_accuracy` (median pYIN pitch of a note against the asked MIDI pitch), :func:`pesq_wb`
-and :func:`stoi` (the ``pesq`` and ``pystoi`` packages).
+and :func:`stoi` (the ``pesq`` and ``pystoi`` packages); :func:`buzz_db` (hop-rate comb contrast
+against the reference, from :mod:`vocoder.buzz`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["f0_metrics", "frechet_distance", "inception_score", "kmeans", "mean_pairwise_distance",
-           "ndb_jsd", "nearest_neighbour_distance", "pesq_wb", "pitch_accuracy", "stoi"]
+from vocoder.buzz import buzz_db, comb_contrast_db
+
+__all__ = ["buzz_db", "comb_contrast_db", "f0_metrics", "frechet_distance", "inception_score", "kmeans",
+           "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "pesq_wb", "pitch_accuracy", "stoi"]
 
 
 def inception_score(probs: np.ndarray, splits: int = 1, eps: float = 1e-12) -> tuple[float, float]:

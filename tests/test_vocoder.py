@@ -27,6 +27,7 @@ TINY_G = {
                           resblock_dilation_sizes=[[1, 2]]),
     "melgan": dict(upsample_rates=[8, 8], channels=8, n_residual_layers=2),
     "istft": dict(dim=32, intermediate_dim=64, num_layers=2),
+    "phase": dict(dim=32, intermediate_dim=64, num_layers=1, branch_dim=16, branch_intermediate_dim=32),
 }
 TINY_STFT = [[256, 64, 256], [128, 32, 128]]
 TINY_C = {"msd": dict(scales=2, width=0.0625), "mpd": dict(periods=[2, 3], width=0.0625),

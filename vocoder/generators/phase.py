@@ -1,0 +1,245 @@
+"""A phase-aware frame-rate vocoder: amplitude from the mel's pseudo-inverse plus a residual
+(FreeV, Lv et al. 2024), phase from two parallel outputs through atan2 (APNet, Ai & Ling 2023),
+an inverse STFT at a shorter hop than the mel's (frame features upsampled ×1/2/4).
+
+Every lever is a constructor keyword, so a recipe ablates it in one line::
+
+    generator: {name: phase, amp_prior: false}        # magnitude from scratch, as istft
+    generator: {name: phase, phase_head: direct}      # one phase output, as istft
+    generator: {name: phase, upsample: 1}             # iSTFT at the mel's hop
+
+Layout (B batch, T mel frames, u = upsample, T' = T·u, F = n_fft // 2 + 1)::
+
+    log-mel (B, n_mels, T) ─ ConvNeXt trunk at frame rate (dim) ─ upsample ×u ─┬─ ConvNeXt (phase_layers)
+                                                                               │   → Linear → (re, im) → atan2
+    log-mel → exp → pinv(mel filterbank) → clamp → log ── interpolate ×u ─────┴─ ConvNeXt (amp_layers)
+                                                                                   → Linear → + prior → log|S|
+    |S|·e^{iφ} (B, F, T') → iSTFT(n_fft, hop / u) → waveform (B, 1, T·hop)
+
+Training losses at the generator's own STFT resolution (``stft_n_fft``, ``stft_hop``,
+``stft_window``) are in :class:`vocoder.losses.PhaseAwareLoss`; :meth:`forward_with_spectrum`
+returns what they need.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from vocoder.generators.base import Generator
+from vocoder.generators.istft import _ConvNeXtBlock
+from vocoder.mel import MelConfig, mel_filterbank
+from vocoder.registry import register_generator
+
+__all__ = ["PhaseGenerator", "mel_pseudo_inverse"]
+
+
+def mel_pseudo_inverse(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray, float]:
+    """The pseudo-inverse of ``mel_cfg``'s filterbank, resampled onto an ``n_fft``-point frequency grid.
+
+    The inverse is taken where the mel was built (``mel_cfg.n_fft``), so every band counts: on a
+    coarser grid the narrow low bands would fall between bins and the least-squares solution would
+    swing negative. The smooth envelope it gives is then carried to the ``n_fft`` grid by triangular
+    weights of half width max(grid spacings) (linear interpolation onto a finer grid, local
+    averaging onto a coarser one). The STFT magnitude of the same sound at another window length
+    also differs by a constant: ``scale`` is the one for noise-like (unresolved) content, sqrt of
+    the window-energy ratio; the residual network learns what a constant misses.
+
+    Args:
+        mel_cfg: the mel definition.
+        n_fft: FFT size of the target grid.
+
+    Returns:
+        (pinv, scale): pinv (n_fft // 2 + 1, n_mels) float64; magnitude at ``n_fft`` =
+        scale · clamp(pinv @ mel)^(1 / power).
+    """
+    pinv = np.linalg.pinv(mel_filterbank(mel_cfg))  # (F_mel, n_mels)
+    if n_fft == mel_cfg.n_fft:
+        return pinv, 1.0
+    f_mel = np.fft.rfftfreq(mel_cfg.n_fft, 1.0 / mel_cfg.sample_rate)
+    f_int = np.fft.rfftfreq(n_fft, 1.0 / mel_cfg.sample_rate)
+    half = max(f_mel[1], f_int[1])
+    weights = np.clip(1.0 - np.abs(f_int[:, None] - f_mel[None, :]) / half, 0.0, None)  # (F_int, F_mel)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights @ pinv, math.sqrt(n_fft / mel_cfg.win)
+
+
+def _interpolate_frames(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """(B, C, T) → (B, C, T·factor), linear between frames: internal frame t·u + r lies r/u of the way
+    from mel frame t to t + 1 (centred STFTs), the last frame is held."""
+    if factor == 1:
+        return x
+    nxt = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
+    steps = [x + (nxt - x) * (r / factor) for r in range(factor)]
+    return torch.stack(steps, dim=-1).flatten(-2)
+
+
+def _blocks(dim: int, intermediate: int, n: int) -> nn.ModuleList:
+    return nn.ModuleList(_ConvNeXtBlock(dim, intermediate, 1.0 / max(n, 1)) for _ in range(n))
+
+
+class _Stack(nn.Module):
+    """ConvNeXt blocks → LayerNorm → Linear to ``out`` channels. (B, dim, T) → (B, out, T)."""
+
+    def __init__(self, dim: int, intermediate: int, layers: int, out: int):
+        super().__init__()
+        self.blocks = _blocks(dim, intermediate, layers)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.proj = nn.Linear(dim, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.proj(self.norm(x.transpose(1, 2))).transpose(1, 2)
+
+
+@register_generator("phase")
+class PhaseGenerator(Generator):
+    """Phase-aware frame-rate vocoder (FreeV amplitude prior + APNet phase head + short-hop iSTFT).
+
+    Args:
+        mel_cfg: The mel consumed (an un-normalised log-mel exactly as :class:`MelSpectrogram` makes it).
+        dim: Trunk channels (frame rate).
+        intermediate_dim: Hidden size of the trunk blocks' MLPs.
+        num_layers: Trunk ConvNeXt blocks (frame rate, shared by both branches).
+        upsample: 1, 2 or 4: iSTFT hop = mel hop / upsample; the branches run at that rate.
+        n_fft: Internal FFT size (default ``mel n_fft // upsample``: the mel's window-to-hop ratio
+            (75% overlap for 1024/256), and the same F·frames per second as the mel's STFT, so the
+            heads cost the same at every ``upsample`` while the frame shift shrinks — APNet's point
+            is that a short shift makes phase easy to predict per frame). Even, >= the internal hop.
+        branch_dim: Channels of the two branches after upsampling.
+        branch_intermediate_dim: Hidden size of the branch blocks' MLPs.
+        amp_layers: ConvNeXt blocks of the amplitude branch (the residual refiner when ``amp_prior``).
+        phase_layers: ConvNeXt blocks of the phase branch.
+        amp_prior: Start the log-magnitude from the pseudo-inverse of the mel filterbank and learn a
+            residual (FreeV); False predicts the log-magnitude from scratch (as ``istft``).
+        phase_head: ``"atan2"`` (two parallel outputs, real and imaginary, phase = atan2(im, re):
+            wrapped by construction, no discontinuity for the network to learn) or ``"direct"`` (one
+            output read as radians, as ``istft``).
+        max_log_magnitude: Clamp on the log-magnitude (keeps exp() finite early on).
+    """
+
+    def __init__(self, mel_cfg: MelConfig, dim: int = 256, intermediate_dim: int = 768, num_layers: int = 4,
+                 upsample: int = 4, n_fft: int | None = None, branch_dim: int = 128,
+                 branch_intermediate_dim: int = 256, amp_layers: int = 1, phase_layers: int = 2,
+                 amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6):
+        super().__init__(mel_cfg)
+        if upsample not in (1, 2, 4):
+            raise ValueError(f"phase: upsample must be 1, 2 or 4, got {upsample}")
+        if mel_cfg.hop_length % upsample:
+            raise ValueError(f"phase: the mel hop {mel_cfg.hop_length} is not divisible by upsample {upsample}")
+        if phase_head not in ("atan2", "direct"):
+            raise ValueError(f"phase: phase_head must be 'atan2' or 'direct', got {phase_head!r}")
+        self.stft_hop = mel_cfg.hop_length // upsample
+        self.stft_n_fft = int(n_fft or mel_cfg.n_fft // upsample)
+        if self.stft_n_fft < self.stft_hop or self.stft_n_fft % 2:
+            raise ValueError(f"phase: n_fft must be even and >= the internal hop {self.stft_hop}, got {self.stft_n_fft}")
+        self.config = dict(dim=dim, intermediate_dim=intermediate_dim, num_layers=num_layers, upsample=upsample,
+                           n_fft=self.stft_n_fft, branch_dim=branch_dim,
+                           branch_intermediate_dim=branch_intermediate_dim, amp_layers=amp_layers,
+                           phase_layers=phase_layers, amp_prior=bool(amp_prior), phase_head=phase_head,
+                           max_log_magnitude=max_log_magnitude)
+        self.upsample, self.amp_prior, self.phase_head = upsample, bool(amp_prior), phase_head
+        self.max_log_magnitude = max_log_magnitude
+        n_freqs = self.stft_n_fft // 2 + 1
+
+        self.embed = nn.Conv1d(mel_cfg.n_mels, dim, 7, padding=3)
+        self.norm_in = nn.LayerNorm(dim, eps=1e-6)
+        self.trunk = _blocks(dim, intermediate_dim, num_layers)
+        self.norm_trunk = nn.LayerNorm(dim, eps=1e-6)
+        if upsample == 1:
+            self.up = nn.Conv1d(dim, branch_dim, 1)
+        else:  # kernel 2u, stride u, padding u/2: exactly T·u frames out
+            self.up = nn.ConvTranspose1d(dim, branch_dim, 2 * upsample, stride=upsample, padding=upsample // 2)
+
+        if self.amp_prior:
+            pinv, scale = mel_pseudo_inverse(mel_cfg, self.stft_n_fft)
+            self.register_buffer("mel_pinv", torch.from_numpy(pinv).float(), persistent=False)
+            self.log_scale = math.log(scale)
+            self.amp_in = nn.Conv1d(n_freqs, branch_dim, 7, padding=3)
+        self.amp = _Stack(branch_dim, branch_intermediate_dim, amp_layers, n_freqs)
+        self.phase = _Stack(branch_dim, branch_intermediate_dim, phase_layers,
+                            2 * n_freqs if phase_head == "atan2" else n_freqs)
+        if self.amp_prior:  # start at the prior: the residual is zero until training moves it
+            nn.init.zeros_(self.amp.proj.weight)
+            nn.init.zeros_(self.amp.proj.bias)
+        self.register_buffer("stft_window", torch.hann_window(self.stft_n_fft), persistent=False)
+
+    # -- pieces ---------------------------------------------------------------------------
+    def log_magnitude_prior(self, mel: torch.Tensor) -> torch.Tensor:
+        """FreeV's amplitude prior at the mel's frame rate.
+
+        Args:
+            mel (Tensor): (B, n_mels, T) log-mel (the MelConfig's log base, floor and power).
+
+        Returns:
+            Tensor: (B, n_fft // 2 + 1, T) natural-log magnitude at the internal n_fft.
+        """
+        cfg = self.mel_cfg
+        linear = cfg.exp(mel.float())  # mel-weighted magnitude ** power
+        spec = torch.matmul(self.mel_pinv, linear).clamp(min=cfg.floor)
+        return torch.log(spec) / cfg.power + self.log_scale
+
+    def _features(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.norm_in(self.embed(mel).transpose(1, 2)).transpose(1, 2)
+        for block in self.trunk:
+            x = block(x)
+        x = self.norm_trunk(x.transpose(1, 2)).transpose(1, 2)
+        return self.up(x)
+
+    def log_spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network proper: log-magnitude and phase at the internal resolution.
+
+        Args:
+            mel (Tensor): (B, n_mels, T).
+
+        Returns:
+            (log_magnitude, phase): each (B, n_fft // 2 + 1, T·upsample); phase in (-π, π] for
+            ``atan2``, unbounded radians for ``direct``.
+        """
+        self.check_input(mel)
+        h = self._features(mel)
+        if self.amp_prior:
+            prior = _interpolate_frames(self.log_magnitude_prior(mel), self.upsample)
+            log_mag = prior + self.amp(h + self.amp_in(prior))
+        else:
+            log_mag = self.amp(h)
+        p = self.phase(h)
+        if self.phase_head == "atan2":
+            re, im = p.chunk(2, dim=1)
+            phase = torch.atan2(im, re)
+        else:
+            phase = p
+        return log_mag.clamp(max=self.max_log_magnitude), phase
+
+    def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel (B, n_mels, T) → (magnitude, phase), each (B, n_fft // 2 + 1, T·upsample)."""
+        log_mag, phase = self.log_spectrum(mel)
+        return torch.exp(log_mag), phase
+
+    def istft(self, spec: torch.Tensor) -> torch.Tensor:
+        """Complex (B, F, T') → waveform (B, 1, T'·stft_hop), clamped to [-1, 1]."""
+        y = torch.istft(spec, self.stft_n_fft, self.stft_hop, self.stft_n_fft, self.stft_window.to(spec.real.dtype),
+                        center=True, length=spec.shape[-1] * self.stft_hop)
+        return y.clamp(-1.0, 1.0).unsqueeze(1)
+
+    def forward_with_spectrum(self, mel: torch.Tensor):
+        """Waveform and the spectrum it came from (what the phase-aware losses need).
+
+        Args:
+            mel (Tensor): (B, n_mels, T).
+
+        Returns:
+            (wave, log_amplitude, phase, spectrum): wave (B, 1, T·hop_length); log_amplitude and
+            phase (B, F, T·upsample) real; spectrum (B, F, T·upsample) complex, F = n_fft // 2 + 1.
+        """
+        log_mag, phase = self.log_spectrum(mel)
+        spec = torch.polar(torch.exp(log_mag.float()), phase.float())
+        return self.istft(spec), log_mag, phase, spec
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
+        return self.forward_with_spectrum(mel)[0]
