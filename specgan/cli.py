@@ -7,9 +7,11 @@ overrides; it writes under the recipe's ``work_dir`` and skips work that is alre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 from specgan import __version__
 
@@ -40,11 +42,21 @@ def _load(args):
     return load_recipe(args.recipe, args.overrides)
 
 
+def _writer(recipe, args):
+    """Hold the work dir's lock (see :mod:`specgan.workdir`) while a command writes it."""
+    import shlex
+
+    from specgan.workdir import work_dir_lock
+
+    return work_dir_lock(recipe.work, shlex.join(["specgan", *getattr(args, "argv", [args.command])])[:300])
+
+
 def cmd_prepare(args) -> int:
     from specgan.data.prepare import prepare
 
     recipe = _load(args)
-    report = prepare(recipe, force=args.force)
+    with _writer(recipe, args):
+        report = prepare(recipe, force=args.force)
     if report.get("skipped_stage"):
         print(f"prepare: up to date in {recipe.work / 'data'} (use --force to rebuild)")
     else:
@@ -61,7 +73,8 @@ def cmd_features(args) -> int:
         recipe.features.workers = args.workers
     if args.threads is not None:
         recipe.features.threads = args.threads
-    report = run_features(recipe, force=args.force)
+    with _writer(recipe, args):
+        report = run_features(recipe, force=args.force)
     for split, r in report.items():
         if split != "stats":
             print(f"features/{split}: {r['items']} items ({r['extracted']} extracted, {r['reused']} reused "
@@ -74,18 +87,20 @@ def cmd_train(args) -> int:
     from specgan.stages import train_specgan, train_vocoder
 
     recipe = _load(args)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return _train_distributed(args, recipe, train_specgan)
-    if args.stage == "vocoder":
-        result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
-                               device=args.device, progress=not args.no_progress, out=args.out)
-        shown = ("dev/",)
-    else:
-        if args.init_from or args.out:
-            raise ValueError("--init-from and --out apply to --stage vocoder only")
-        result = train_specgan(recipe, steps=args.steps, resume=args.resume, device=args.device,
-                               progress=not args.no_progress)
-        shown = ("critic/", "gen/")
+    # Under torchrun every rank runs this command on the same work dir: rank 0 holds the lock for all.
+    with _writer(recipe, args) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return _train_distributed(args, recipe, train_specgan)
+        if args.stage == "vocoder":
+            result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
+                                   device=args.device, progress=not args.no_progress, out=args.out)
+            shown = ("dev/",)
+        else:
+            if args.init_from or args.out:
+                raise ValueError("--init-from and --out apply to --stage vocoder only")
+            result = train_specgan(recipe, steps=args.steps, resume=args.resume, device=args.device,
+                                   progress=not args.no_progress)
+            shown = ("critic/", "gen/")
     if result.get("up_to_date"):
         print(f"{args.stage}: up to date at step {result['step']} in {result['out']} "
               f"(--resume --steps N to train further)")
@@ -99,8 +114,9 @@ def cmd_run(args) -> int:
     from specgan.pipeline import parse_stage, run
 
     recipe = _load(args)
-    run(recipe, parse_stage(args.stage), parse_stage(args.stop_stage), force=args.force, device=args.device,
-        progress=not args.no_progress)
+    with _writer(recipe, args):
+        run(recipe, parse_stage(args.stage), parse_stage(args.stop_stage), force=args.force, device=args.device,
+            progress=not args.no_progress)
     return 0
 
 
@@ -114,9 +130,13 @@ def cmd_synth(args) -> int:
 
     recipe = _load(args)
     labels = [_label(v) for v in args.label] if args.label else None
-    result = synth(recipe, n=args.n, labels=labels, seed=args.seed, vocoder_name=args.vocoder, out=args.out,
-                   duration=args.duration, interpolate=tuple(args.interpolate) if args.interpolate else None,
-                   steps=args.steps, device=args.device, progress=not args.no_progress)
+    out = Path(args.out) if args.out else recipe.work / "synth"
+    # --out outside the work dir writes nothing there: no lock, so it can run beside a training
+    inside = out.resolve().is_relative_to(recipe.work.resolve())
+    with _writer(recipe, args) if inside else contextlib.nullcontext():
+        result = synth(recipe, n=args.n, labels=labels, seed=args.seed, vocoder_name=args.vocoder, out=out,
+                       duration=args.duration, interpolate=tuple(args.interpolate) if args.interpolate else None,
+                       steps=args.steps, device=args.device, progress=not args.no_progress)
     print(f"synth: {len(result.wavs)} WAVs → {result.out} (stage one {result.stage_one}; vocoder {result.vocoder}); "
           f"mels.npy, grid.png, synth.json beside them")
     return 0
@@ -136,7 +156,8 @@ def cmd_evaluate(args) -> int:
     from specgan.evaluate import evaluate
 
     recipe = _load(args)
-    out = evaluate(recipe, vocoder_name=args.vocoder, report=print)
+    with _writer(recipe, args):
+        out = evaluate(recipe, vocoder_name=args.vocoder, report=print)
     print(f"evaluate: → {out['path']}")
     print(summary_lines(out))
     return 0
@@ -171,7 +192,9 @@ def summary_lines(m: dict) -> str:
 def cmd_report(args) -> int:
     from specgan.report import write_report
 
-    path = write_report(_load(args), vocoder_name=args.vocoder)
+    recipe = _load(args)
+    with _writer(recipe, args):
+        path = write_report(recipe, vocoder_name=args.vocoder)
     print(f"report: → {path}")
     return 0
 
@@ -304,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder", required=True, help="a model.safetensors path or run folder, or griffinlim")
     p.add_argument("--recipe", default=None, help="recipe (needed for griffinlim: its mel settings)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
-    p.add_argument("--out", default=".", help="output folder (default: here)")
+    p.add_argument("--out", default="vocoded",
+                   help="output folder (default: ./vocoded); one <stem>.wav per input, -2, -3 ... added when "
+                        "inputs share a name; an output that would replace an input is refused")
     p.add_argument("--chunk-frames", type=int, default=512, help="frames per chunk for long inputs")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
@@ -347,16 +372,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     _set_threads(max(1, args.threads or 1))
     from specgan.audio import AudioError
     from specgan.data.manifest import MissingToolError
     from specgan.recipe import RecipeError
+    from specgan.workdir import WorkDirBusy
 
     try:
         return args.func(args)
-    except (RecipeError, MissingToolError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (RecipeError, MissingToolError, AudioError, FileNotFoundError, FileExistsError, ValueError,
+            WorkDirBusy) as e:
         print(f"specgan {args.command}: error: {e}", file=sys.stderr)
         return 2
 

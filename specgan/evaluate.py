@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from specgan.recipe import Recipe
+from vocoder.checkpoint import atomic_write
 
 __all__ = ["copy_synthesis", "evaluate", "generation_metrics", "is_speech"]
 
@@ -134,7 +135,7 @@ def _classifier(recipe: Recipe, model, progress_log=log.info):
     progress_log(f"evaluate: training the evaluation classifier into {out}")
     sets = [_split_set(recipe, s, model.stats, model.generator.frames, vocab=model.vocab) for s in ("train", "dev", "test")]
     train_classifier(*sets, out, epochs=recipe.evaluate.classifier_epochs, seed=recipe.seed)
-    key_path.write_text(key)
+    atomic_write(key_path, lambda tmp: tmp.write_text(key))
     return load_classifier(out / "model.safetensors")
 
 
@@ -233,8 +234,9 @@ def _pitch(recipe: Recipe, model, fake: torch.Tensor, labels: list, real, vocode
             "generated": gen, "real": ceiling}
 
 
-def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info) -> dict:
-    """Run both evaluations and write ``<work>/eval/metrics.json``; returns what was written."""
+def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info, extra: dict | None = None) -> dict:
+    """Run both evaluations and write ``<work>/eval/metrics.json`` (atomically, with ``extra``'s keys
+    added); returns what was written."""
     from specgan.sampling import load_stage_one
     from specgan.synth import load_vocoder, resolve_stage_one
     from vocoder.registry import build_generator
@@ -261,11 +263,8 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info) -> dic
     for name, g, what in (("trained", voc, desc), ("griffinlim", gl, "griffinlim")):
         report(f"evaluate: copy synthesis with {what}")
         out["vocoder"][name] = {"model": what, **copy_synthesis(g, clips, recipe, speech=speech)}
-    path = recipe.work / "eval" / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    tmp.replace(path)
+    out.update(extra or {})
+    path = atomic_write(recipe.work / "eval" / "metrics.json", lambda tmp: tmp.write_text(json.dumps(out, indent=1)))
     out["path"] = str(path)
     return out
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from specgan.recipe import Recipe
+from specgan.workdir import read_marker
 
 __all__ = ["STAGES", "parse_stage", "run"]
 
@@ -84,13 +85,9 @@ def _synth(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
     voc = recipe.work / "vocoder" / "model.safetensors"
     key = _key({"synth": recipe.synth, "mel": recipe.mel, "files": _file_key(g, voc),
                 "pretrained": recipe.pretrained})
-    marker = out / "synth.json"
-    if not force and marker.is_file() and json.loads(marker.read_text()).get("key") == key:
+    if not force and read_marker(out / "synth.json").get("key") == key:
         return f"up to date ({out})"
-    result = synth(recipe, out=out, device=device, progress=progress)
-    blob = json.loads(marker.read_text())
-    blob["key"] = key
-    marker.write_text(json.dumps(blob, indent=1))
+    result = synth(recipe, out=out, device=device, progress=progress, extra={"key": key})
     return f"{len(result.wavs)} clips → {out} (stage one {result.stage_one}, vocoder {result.vocoder})"
 
 
@@ -103,16 +100,12 @@ def _evaluate(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
     voc = recipe.work / "vocoder" / "model.safetensors"
     key = _key({"evaluate": recipe.evaluate, "mel": recipe.mel, "files": _file_key(g, voc),
                 "pretrained": recipe.pretrained, "data": _file_key(recipe.work / "data" / "prepare.json")})
-    if not force and path.is_file() and json.loads(path.read_text()).get("key") == key \
-            and (path.parent / "report.html").is_file():
+    if not force and read_marker(path).get("key") == key and (path.parent / "report.html").is_file():
         return f"up to date ({path})"
     from specgan.cli import summary_lines
     from specgan.report import write_report
 
-    out = evaluate(recipe)
-    blob = json.loads(path.read_text())
-    blob["key"] = key
-    path.write_text(json.dumps(blob, indent=1))
+    out = evaluate(recipe, extra={"key": key})
     report = write_report(recipe)
     return f"{path}, {report}\n" + summary_lines(out)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from specgan.recipe import Recipe
+from vocoder.checkpoint import atomic_write
 
 __all__ = ["SynthResult", "load_vocoder", "resolve_stage_one", "synth", "vocode_files"]
 
@@ -95,6 +97,62 @@ def _wav_name(label, seed: int | None, prefix: str = "") -> str:
     return "_".join(parts) + ".wav"
 
 
+_SET_FILES = ("synth.json", "mels.npy", "grid.png")
+
+
+def _check_replaceable(out: Path) -> None:
+    """``out`` is replaced as a whole by a synth call: refuse anything but a missing or empty folder,
+    or one holding a previous synth set (its synth.json, WAVs, mels.npy, grid.png; no sub-folders)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"--out {out}: exists and is not a folder")
+    entries = list(out.iterdir())
+    if not entries:
+        return
+    foreign = [p.name for p in entries if p.is_dir() or not (p.suffix == ".wav" or p.name in _SET_FILES)]
+    if not (out / "synth.json").exists() or foreign:
+        what = f"holds {', '.join(sorted(foreign)[:3])}" if foreign else "holds no synth.json"
+        raise FileExistsError(f"--out {out}: {what}; synth replaces its output folder as a whole, so give it a "
+                              f"new or empty folder, or one a previous synth call wrote")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recover(out: Path) -> None:
+    """Tidy what a killed synth call left beside ``out``: its unfinished ``.<name>.tmp-<pid>`` set is
+    removed; a set moved aside for the swap (``.<name>.old-<pid>``) is put back if ``out`` is gone."""
+    for p in sorted(out.parent.glob(f".{out.name}.*-*")):
+        kind, _, pid = p.name[len(out.name) + 2 :].rpartition("-")
+        if kind not in ("tmp", "old") or not pid.isdigit() or _pid_alive(int(pid)) or not p.is_dir():
+            continue
+        if kind == "old" and not out.exists():
+            p.rename(out)
+            log.warning("synth: restored %s from an interrupted swap (%s)", out, p.name)
+        else:
+            shutil.rmtree(p)
+            log.info("synth: removed %s left by an interrupted call", p)
+
+
+def _swap_in(stage: Path, out: Path) -> None:
+    """Replace the folder ``out`` by ``stage`` (two renames; :func:`_recover` mends a kill between them)."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        stage.rename(out)
+        shutil.rmtree(old)
+    else:
+        stage.rename(out)
+
+
 def _grid_png(path: Path, mels: np.ndarray, titles: list[str], suptitle: str) -> None:
     import matplotlib
 
@@ -122,14 +180,15 @@ def _grid_png(path: Path, mels: np.ndarray, titles: list[str], suptitle: str) ->
 def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed: int | None = None,
           vocoder_name: str | None = None, out: str | Path | None = None, duration: float | None = None,
           interpolate: tuple[int, int] | None = None, steps: int = 8, device: str = "auto",
-          progress: bool = True) -> SynthResult:
+          progress: bool = True, extra: dict | None = None) -> SynthResult:
     """Generate ``n`` clips (or a latent walk) and write WAVs, ``mels.npy``, ``grid.png`` and
-    ``synth.json`` (what made each file) into ``out`` (default ``<work>/synth``)."""
-    from tqdm import tqdm
+    ``synth.json`` (what made each file, plus ``extra``) into ``out`` (default ``<work>/synth``).
 
-    from specgan.audio import write as write_audio
-    from specgan.sampling import interpolate as walk
-    from specgan.sampling import load_stage_one, noise
+    One call writes one complete set: everything goes into a sibling ``.<out>.tmp-<pid>`` folder
+    that replaces ``out`` only when finished, so ``out`` holds either the previous set or this one,
+    never a mix, and an interrupted call (exception, Ctrl-C) leaves the previous set untouched.
+    ``out`` must therefore be new, empty, or a previous synth set (anything else is refused)."""
+    from specgan.sampling import load_stage_one
     from specgan.stages import pick_device
 
     sc = recipe.synth
@@ -164,12 +223,40 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
         raise ValueError(f"{g_path} is unconditional: --label is not accepted")
     for lab in labels or []:
         model.label_index(lab)  # unknown label → clear error before any work
-    out = Path(out) if out is not None else recipe.work / "synth"
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(os.path.abspath(out if out is not None else recipe.work / "synth"))
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _recover(out)
     need = (steps if interpolate is not None else n) * (2 * length + mel_cfg.n_mels * model.generator.frames * 4)
-    free = shutil.disk_usage(out).free
+    free = shutil.disk_usage(out.parent).free
     if need > free:
         raise ValueError(f"{out}: {need / 1e9:.2f} GB needed for the WAVs and mels, {free / 1e9:.2f} GB free")
+    stage = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir()
+    try:
+        result = _write_set(recipe, model, g_path, voc, voc_desc, stage, out, n, labels, seed, length,
+                            interpolate, steps, dev, progress, extra)
+        _swap_in(stage, out)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage)
+    return result
+
+
+def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, labels, seed, length,
+               interpolate, steps, dev, progress, extra) -> SynthResult:
+    """The body of :func:`synth`: sample, vocode and write the set into ``stage`` (paths in the
+    result are the final ones under ``out``)."""
+    from tqdm import tqdm
+
+    from specgan.audio import write as write_audio
+    from specgan.sampling import interpolate as walk
+    from specgan.sampling import noise
+
+    sc, mel_cfg = recipe.synth, model.mel_cfg
+    conditional = model.generator.n_classes > 0
 
     g = model.generator
     if interpolate is not None:
@@ -199,48 +286,73 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
             with torch.inference_mode():
                 audio = voc(logmel.to(dev).float())[:, 0, :length].clamp(-1, 1).cpu().numpy()
             for j, wav in enumerate(audio):
-                path = out / names[start + j]
-                write_audio(path, wav, mel_cfg.sample_rate, subtype="PCM_16")
-                wavs.append(path)
+                write_audio(stage / names[start + j], wav, mel_cfg.sample_rate, subtype="PCM_16")
+                wavs.append(out / names[start + j])
             all_logmel.append(logmel.cpu().numpy())
             bar.update(len(audio))
     mels = np.concatenate(all_logmel).astype(np.float32)
-    np.save(out / "mels.npy", mels)
+    np.save(stage / "mels.npy", mels)
     titles = [p.stem for p in wavs]
-    _grid_png(out / "grid.png", mels, titles,
+    _grid_png(stage / "grid.png", mels, titles,
               f"{recipe.name}: stage one {g_path.name} (step {model.step}), vocoder {Path(voc_desc).name}")
     result = SynthResult(out, wavs, [lab for lab, _ in plan], [s for _, s in plan], str(g_path), voc_desc)
-    (out / "synth.json").write_text(json.dumps({
+    blob = {
         "recipe": recipe.path, "stage_one": str(g_path), "stage_one_step": model.step, "vocoder": voc_desc,
         "sample_rate": mel_cfg.sample_rate, "samples_per_clip": length,
         "interpolate": list(interpolate) if interpolate else None,
         "clips": [{"wav": p.name, "label": lab, "seed": s} for p, (lab, s) in zip(wavs, plan, strict=True)],
-    }, indent=1))
+        **(extra or {}),
+    }
+    atomic_write(stage / "synth.json", lambda tmp: tmp.write_text(json.dumps(blob, indent=1)))
     return result
 
 
+def _vocode_targets(inputs: list[Path], out: Path) -> list[Path]:
+    """``<out>/<stem>.wav`` per input; a stem already taken (a/x.wav and b/x.wav, or x.wav and x.npy)
+    gets ``-2``, ``-3``... An output that is one of the inputs is refused before any work."""
+    taken: set[str] = set()
+    targets = []
+    for item in inputs:
+        name, k = f"{item.stem}.wav", 1
+        while name.lower() in taken:  # lower(): two names that differ in case are one file on some filesystems
+            k += 1
+            name = f"{item.stem}-{k}.wav"
+        taken.add(name.lower())
+        targets.append(out / name)
+    for target in targets:
+        for item in inputs:
+            if target.resolve() == item.resolve() or (target.exists() and os.path.samefile(target, item)):
+                raise FileExistsError(f"{target}: is the input {item}; refusing to write over an input "
+                                      f"(give another --out)")
+    return targets
+
+
 def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | None = None,
-                 out: str | Path = ".", chunk_frames: int = 512, device: str = "auto") -> list[Path]:
+                 out: str | Path = "vocoded", chunk_frames: int = 512, device: str = "auto") -> list[Path]:
     """Copy synthesis: each ``.wav`` (→ its log-mel in the vocoder's MelConfig) or ``.npy`` log-mel
-    ((n_mels, T), the vocoder's MelConfig) → ``<out>/<stem>.wav``, long inputs in overlapping chunks."""
+    ((n_mels, T), the vocoder's MelConfig) → ``<out>/<stem>.wav`` (see :func:`_vocode_targets`: never
+    over an input, never two inputs onto one file), long inputs in overlapping chunks."""
     from specgan.audio import read as read_audio
     from specgan.audio import write as write_audio
     from specgan.stages import pick_device
     from vocoder.inference import vocode
     from vocoder.mel import MelSpectrogram
 
+    inputs = [Path(p) for p in inputs]
+    for item in inputs:
+        if not item.is_file():
+            raise FileNotFoundError(f"{item}: not found")
+    out = Path(out)
+    targets = _vocode_targets(inputs, out)
     dev = pick_device(device)
     mel_cfg = recipe.mel if recipe is not None else None
     if mel_cfg is None and not Path(vocoder_name).exists():
         raise ValueError(f"--vocoder {vocoder_name}: give --recipe so its mel settings are known")
     voc, desc = load_vocoder(recipe, vocoder_name, mel_cfg, dev)
     mel_cfg = voc.mel_cfg
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for item in map(Path, inputs):
-        if not item.is_file():
-            raise FileNotFoundError(f"{item}: not found")
+    for item, path in zip(inputs, targets, strict=True):
         if item.suffix == ".npy":
             mel = torch.from_numpy(np.load(item, allow_pickle=False).astype(np.float32))
             if mel.dim() != 2 or mel.shape[0] != mel_cfg.n_mels:
@@ -251,7 +363,6 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
             y, _ = read_audio(item, mel_cfg.sample_rate)
             mel = MelSpectrogram(mel_cfg)(torch.from_numpy(np.ascontiguousarray(y, np.float32))[None])[0]
         wav = vocode(voc, mel.to(dev), chunk_frames=chunk_frames).clamp(-1, 1).cpu().numpy()
-        path = out / f"{item.stem}.wav"
         write_audio(path, wav, mel_cfg.sample_rate, subtype="PCM_16")
         written.append(path)
         log.info("vocode: %s → %s (%s, %.2f s)", item, path, Path(desc).name, len(wav) / mel_cfg.sample_rate)

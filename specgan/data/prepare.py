@@ -24,6 +24,8 @@ from specgan.data.manifest import SPLITS, Item, read_manifest, split_by_group, w
 from specgan.data.notes import build_notes
 from specgan.data.voices import build_voices
 from specgan.recipe import Recipe, save_resolved
+from specgan.workdir import read_marker
+from vocoder.checkpoint import atomic_write
 
 __all__ = ["BUILTINS", "parse_source", "prepare", "prepare_key", "load_split"]
 
@@ -91,7 +93,7 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
     marker = data_dir / "prepare.json"
     key = prepare_key(recipe)
     if not force and marker.is_file() and all((data_dir / f"{s}.jsonl").is_file() for s in SPLITS):
-        old = json.loads(marker.read_text())
+        old = read_marker(marker)
         if old.get("key") == key:
             log.info("prepare: up to date (%s), skipping; --force to redo", marker)
             return {**old, "skipped_stage": True}
@@ -147,7 +149,7 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
         "groups": {s: len({it.group for it in splits[s]}) for s in SPLITS},
     }
     save_resolved(recipe, data_dir)
-    marker.write_text(json.dumps(report, indent=1))
+    atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
     log.info("prepare: %s → %s; %s", dc.source, counts, report["skipped"])
     return report
 

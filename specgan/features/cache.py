@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,8 @@ from specgan.data.manifest import SPLITS
 from specgan.data.prepare import load_split
 from specgan.features.extract import LogMelExtractor
 from specgan.recipe import Recipe, save_resolved, to_dict
+from specgan.workdir import read_marker
+from vocoder.checkpoint import atomic_write
 from vocoder.mel import MelConfig, MelStats
 
 __all__ = ["FEATURE_VERSION", "compute_stats", "extract_split", "features_key", "load_features", "load_index",
@@ -55,9 +58,21 @@ def _safe_name(item_id: str) -> str:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1)))
+
+
+def _usable(path: Path, shape: tuple[int, int], dtype: str) -> bool:
+    """Is a cached feature file readable with the shape and dtype the index promises? (A file cut
+    short by a crash or a full disk fails here, named in one warning line, and is re-extracted.)"""
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+        problem = None if (x.shape, x.dtype) == (shape, np.dtype(dtype)) else \
+            f"shape {x.shape} {x.dtype}, expected {shape} {dtype}"
+    except (OSError, ValueError, EOFError) as e:
+        problem = " ".join(str(e).split())[:120] or type(e).__name__
+    if problem:
+        log.warning("features: %s is corrupt (%s); re-extracting it", path, problem)
+    return problem is None
 
 
 # -- worker side --------------------------------------------------------------------------
@@ -83,7 +98,8 @@ def _extract_one(task: tuple[str, str, str]) -> tuple[str, int | None, str | Non
     except AudioError as e:
         return item_id, None, e.reason, str(e)
     mel = ex(y).astype(_W["dtype"])
-    tmp = out + ".tmp.npy"
+    # Atomic (rename) without an fsync per clip: a file a power cut leaves short fails _usable next time.
+    tmp = out + f".tmp-{os.getpid()}.npy"
     np.save(tmp, mel)
     os.replace(tmp, out)
     return item_id, int(mel.shape[1]), None, None
@@ -105,12 +121,7 @@ def extract_split(recipe: Recipe, split: str, force: bool = False, workers: int 
     out_dir.mkdir(parents=True, exist_ok=True)
     index_path = out_dir / "index.json"
     key = features_key(recipe)
-    old: dict = {}
-    if index_path.is_file() and not force:
-        try:
-            old = json.loads(index_path.read_text())
-        except json.JSONDecodeError:
-            log.warning("features: %s is corrupt; rebuilding the split", index_path)
+    old = {} if force else read_marker(index_path)
     if old.get("key") != key:
         if old:
             log.info("features/%s: config changed, rebuilding", split)
@@ -131,7 +142,8 @@ def extract_split(recipe: Recipe, split: str, force: bool = False, workers: int 
         entry = {"file": _safe_name(it.id), "audio": it.path, "sig": sig, "label": it.label,
                  "duration": it.duration}
         prev = old_items.get(it.id)
-        if prev and prev["sig"] == sig and prev["audio"] == it.path and (out_dir / prev["file"]).is_file():
+        if prev and prev["sig"] == sig and prev["audio"] == it.path and (out_dir / prev["file"]).is_file() \
+                and _usable(out_dir / prev["file"], (recipe.mel.n_mels, prev.get("frames", -1)), fc.dtype):
             new_items[it.id] = prev | {"label": it.label}
             reused += 1
             continue
@@ -230,11 +242,21 @@ def run_features(recipe: Recipe, force: bool = False) -> dict:
     key = _stats_key(recipe)
     fresh = False
     if stats_path.is_file() and not force:
-        with np.load(stats_path) as z:
-            fresh = "key" in z and str(z["key"]) == key
+        try:
+            with np.load(stats_path) as z:
+                n = recipe.mel.n_mels
+                fresh = "key" in z and str(z["key"]) == key and z["mean"].shape == z["std"].shape == (n,)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            log.warning("features: %s is corrupt (%s); recomputing it", stats_path,
+                        " ".join(str(e).split())[:120] or type(e).__name__)
     if not fresh:
         stats = compute_stats(recipe)
-        stats.save(stats_path, key=key)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to the temporary name
+                stats.save(f, key=key)
+
+        atomic_write(stats_path, write)
         log.info("features: train statistics over %d frames → %s", stats.count, stats_path)
     report["stats"] = {"path": str(stats_path), "recomputed": not fresh}
     save_resolved(recipe, recipe.work / "features")
