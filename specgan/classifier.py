@@ -65,11 +65,11 @@ def _accuracy(model: MelClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
                      width: int = 32, seed: int = 0, max_shift: int = 4, patience: int = 4) -> dict:
-    """Train on ``train`` (a :class:`specgan.train_gan.MelDataset` with labels), keep the epoch
+    """Train on ``train`` (a :class:`specgan.features.dataset.MelDataset` with labels), keep the epoch
     with the best ``dev`` accuracy (stopping after ``patience`` epochs without a gain), report
     ``test`` accuracy; writes ``out/model.safetensors`` and ``out/metrics.json``. Augmentation: a
     random circular time shift of up to ``max_shift`` frames."""
-    from safetensors.torch import save_file
+    from vocoder.checkpoint import atomic_write, save_model
 
     if train.y is None:
         raise ValueError("the evaluation classifier needs labels (set data.label)")
@@ -109,28 +109,23 @@ def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_
                "history": history}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"),
-              metadata={"format": "specgan-classifier/1", "vocab": json.dumps(train.vocab),
-                        "width": str(width), "shape": json.dumps(list(train.x.shape[2:]))})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    save_model(out / "model.safetensors", model, kind="classifier", name="classifier",
+               kwargs={"n_classes": len(train.vocab), "width": width}, step=len(history),
+               extra={"vocab": list(train.vocab), "shape": list(train.x.shape[2:])})
+    atomic_write(out / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=1)))
     return metrics
 
 
 def load_classifier(path: str | Path) -> tuple[MelClassifier, list, dict]:
     """(model in eval mode, vocabulary, metrics.json beside it or {})."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from vocoder.checkpoint import load_model
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"classifier {path} not found")
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != "specgan-classifier/1":
-        raise ValueError(f"{path}: not a specgan classifier (format {meta.get('format')!r})")
-    vocab = json.loads(meta["vocab"])
-    model = MelClassifier(len(vocab), int(meta["width"]))
-    model.load_state_dict(load_file(str(path)))
+    model, info = load_model(path, lambda i: MelClassifier(int(i.kwargs["n_classes"]), int(i.kwargs["width"])),
+                             "classifier")
     metrics_path = path.parent / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    return model.eval(), vocab, metrics
+    try:
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    except json.JSONDecodeError:
+        metrics = {}
+    return model, list(info.extra.get("vocab", [])), metrics

@@ -84,26 +84,18 @@ def cmd_features(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from specgan.stages import train_specgan, train_vocoder
+    from specgan.training import train_specgan, train_vocoder
 
     recipe = _load(args)
     # Under torchrun every rank runs this command on the same work dir: rank 0 holds the lock for all.
     with _writer(recipe, args) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            return _train_distributed(args, recipe, train_specgan)
-        if args.stage == "vocoder":
-            result = train_vocoder(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from,
-                                   device=args.device, progress=not args.no_progress, out=args.out)
-            shown = ("dev/",)
-        else:
-            if args.init_from or args.out:
-                raise ValueError("--init-from and --out apply to --stage vocoder only")
-            result = train_specgan(recipe, steps=args.steps, resume=args.resume, device=args.device,
-                                   progress=not args.no_progress)
-            shown = ("critic/", "gen/")
+            return _train_distributed(args, recipe)
+        result = _train_stage(args, recipe, args.device)
+    shown = ("dev/",) if args.stage == "vocoder" else ("critic/", "gen/")
     if result.get("up_to_date"):
         print(f"{args.stage}: up to date at step {result['step']} in {result['out']} "
-              f"(--resume --steps N to train further)")
+              f"(--steps N to train further)")
     else:
         print(f"{args.stage}: step {result['step']} → {result['out']}; "
               + ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith(shown)))
@@ -211,25 +203,34 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _train_distributed(args, recipe, train_specgan) -> int:
-    """Under torchrun: one process per rank (gloo on CPU, nccl on CUDA); rank 0 reports."""
+def _train_stage(args, recipe, device: str) -> dict:
+    """``specgan train``: one stage through the shared skip/resume policy (specgan.training)."""
+    from specgan.training import train_specgan, train_vocoder
+
+    if args.out and args.stage != "vocoder":
+        raise ValueError("--out applies to --stage vocoder only")
+    train = train_vocoder if args.stage == "vocoder" else train_specgan
+    kwargs = {"out": args.out} if args.stage == "vocoder" else {}
+    return train(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from, device=device,
+                 progress=not args.no_progress, mode="train", force=args.force, **kwargs)
+
+
+def _train_distributed(args, recipe) -> int:
+    """Under torchrun: one process per rank (gloo on CPU, nccl on CUDA), either stage; rank 0 reports."""
     import torch
     import torch.distributed as dist
 
-    if args.stage != "specgan":
-        raise ValueError("data-parallel training (torchrun) is implemented for --stage specgan only")
     cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if cuda:
         torch.cuda.set_device(local)
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
-        result = train_specgan(recipe, steps=args.steps, resume=args.resume,
-                               device=f"cuda:{local}" if cuda else "cpu", progress=not args.no_progress)
+        result = _train_stage(args, recipe, f"cuda:{local}" if cuda else "cpu")
     finally:
         dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"specgan: step {result['step']} → {result['out']} ({os.environ['WORLD_SIZE']} processes)")
+        print(f"{args.stage}: step {result['step']} → {result['out']} ({os.environ['WORLD_SIZE']} processes)")
     return 0
 
 
@@ -277,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--stage", required=True, choices=["specgan", "vocoder"], help="what to train")
     p.add_argument("--steps", type=int, default=None, help="train until this many steps (default: vocoder.steps)")
-    p.add_argument("--resume", action="store_true", help="continue from <work_dir>/<stage>/state.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="require a checkpoint to continue (an unfinished run of the same recipe resumes anyway)")
+    p.add_argument("--force", action="store_true",
+                   help="train from scratch (the previous run is kept as <name>.prev/); also retrains a run "
+                        "whose architecture, mel or data changed")
     p.add_argument("--init-from", default=None, metavar="STATE_PT",
                    help="initialise generator and critics from another run's state.pt (fine-tuning)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")

@@ -56,7 +56,7 @@ def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tens
     clips = []
     for it in items:
         y = load_clip(it.path, mel_cfg.sample_rate, recipe.data.preprocess, mel_cfg.n_fft)
-        clips.append(torch.from_numpy(y[: (y.size // hop) * hop])[None, None])
+        clips.append(torch.from_numpy(mel_cfg.crop_samples(y))[None, None])
     return clips
 
 
@@ -75,7 +75,7 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
     rows: dict[str, list[float]] = {}
     busy = 0.0
     for y in clips:
-        mel = mel_fn(y)[..., : y.shape[-1] // hop]
+        mel = mel_cfg.crop_frames(mel_fn(y), y.shape[-1])
         t = time.perf_counter()
         y_hat = generator(mel)
         busy += time.perf_counter() - t
@@ -104,7 +104,7 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
 def _split_set(recipe: Recipe, split: str, stats, frames: int, vocab=None, max_items=None, seed: int = 0):
     """A :class:`MelDataset` of a split's cached features (optionally a seeded random subset)."""
     from specgan.features.cache import load_features, load_index
-    from specgan.train_gan import MelDataset
+    from specgan.features.dataset import MelDataset
 
     index = load_index(recipe.work, split)
     ids = list(index["items"])
@@ -115,7 +115,7 @@ def _split_set(recipe: Recipe, split: str, stats, frames: int, vocab=None, max_i
         keep = [i for i, lab in enumerate(labels) if lab in vocab]
         ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
     mels = [load_features(recipe.work, split, i, index) for i in ids]
-    ds = MelDataset(mels, labels, stats, frames, float(recipe.mel.log(np.float64(recipe.mel.floor))), vocab=vocab)
+    ds = MelDataset(mels, labels, stats, frames, recipe.mel.log_floor, vocab=vocab)
     ds.ids = ids
     ds.paths = [index["items"][i]["audio"] for i in ids]
     return ds

@@ -18,7 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Critic", "Generator", "stages_for"]
+from vocoder.registry import build, check_spec, registrar
+
+__all__ = ["CRITICS", "GENERATORS", "Critic", "Generator", "build_critic", "build_generator", "check_critic_spec",
+           "check_generator_spec", "stages_for"]
+
+# Stage-one models by name: a recipe's ``specgan.generator`` / ``specgan.critic`` section is the
+# constructor's keyword arguments verbatim; n_mels, frames and n_classes come from the data.
+GENERATORS: dict[str, type] = {}
+CRITICS: dict[str, type] = {}
+_DERIVED = ("n_classes",)
 
 
 def stages_for(n_mels: int, frames: int) -> int:
@@ -29,6 +38,7 @@ def stages_for(n_mels: int, frames: int) -> int:
     return int(math.log2(min(n_mels, frames))) - 2
 
 
+@registrar(GENERATORS, "stage-one generator")("specgan")
 class Generator(nn.Module):
     """Noise (+ label) → normalised log-mel.
 
@@ -80,6 +90,7 @@ class Generator(nn.Module):
         return torch.tanh(self.net(x))
 
 
+@registrar(CRITICS, "stage-one critic")("specgan")
 class Critic(nn.Module):
     """Normalised log-mel (+ label) → unbounded score (Wasserstein critic).
 
@@ -114,3 +125,23 @@ class Critic(nn.Module):
                 raise ValueError("this critic is conditional: pass labels")
             score = score + (self.embed(labels) * h).sum(dim=1)
         return score
+
+
+def check_generator_spec(spec) -> None:
+    """Validate ``specgan.generator`` (name and parameter names) without building it."""
+    check_spec(GENERATORS, "stage-one generator", spec, 2, _DERIVED)
+
+
+def check_critic_spec(spec) -> None:
+    """Validate ``specgan.critic`` (name and parameter names) without building it."""
+    check_spec(CRITICS, "stage-one critic", spec, 2, _DERIVED)
+
+
+def build_generator(spec, n_mels: int, frames: int, n_classes: int = 0) -> nn.Module:
+    """``{name: specgan, d: 16, ...}`` → a generator for (n_mels x frames) and n_classes labels."""
+    return build(GENERATORS, "stage-one generator", spec, n_mels, frames, n_classes=n_classes)
+
+
+def build_critic(spec, n_mels: int, frames: int, n_classes: int = 0) -> nn.Module:
+    """``{name: specgan, d: 16, ...}`` → a critic for (n_mels x frames) and n_classes labels."""
+    return build(CRITICS, "stage-one critic", spec, n_mels, frames, n_classes=n_classes)

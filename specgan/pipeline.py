@@ -49,32 +49,16 @@ def _key(blob) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _set_aside(out: Path) -> None:
-    if out.exists():
-        prev = out.with_name(out.name + ".prev")
-        if prev.exists():
-            shutil.rmtree(prev)
-        out.rename(prev)
-        log.info("--force: previous run kept as %s", prev)
-
-
 def _train(recipe: Recipe, stage: str, force: bool, device: str, progress: bool) -> str:
-    from specgan.stages import checkpoint_step, train_specgan, train_vocoder
+    from specgan.training import train_specgan, train_vocoder
 
-    out = recipe.work / stage
-    target = recipe.specgan.steps if stage == "specgan" else recipe.vocoder.steps
-    if force:
-        _set_aside(out)
-    resume = False
-    if (out / "state.pt").is_file() and (out / "model.safetensors").is_file():
-        done = checkpoint_step(out)
-        if done >= target:
-            return f"up to date ({out}, step {done} of {target})"
-        resume = True
-        log.info("%s: resuming %s at step %d of %d", stage, out, done, target)
     train = train_specgan if stage == "specgan" else train_vocoder
-    result = train(recipe, resume=resume, device=device, progress=progress)
-    return f"{'resumed and trained' if resume else 'trained'} to step {result['step']} → {out}"
+    result = train(recipe, device=device, progress=progress, mode="run", force=force)
+    out = result["out"]
+    if result.get("up_to_date"):
+        target = recipe.specgan.steps if stage == "specgan" else recipe.vocoder.steps
+        return f"up to date ({out}, step {result['step']} of {target})"
+    return f"{'resumed and trained' if result.get('resumed') else 'trained'} to step {result['step']} → {out}"
 
 
 def _synth(recipe: Recipe, force: bool, device: str, progress: bool) -> str:

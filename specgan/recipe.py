@@ -25,7 +25,7 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 import yaml
 
 from specgan.audio import Preprocess
-from specgan.train_gan import SpecGANConfig
+from specgan.config import SpecGANConfig
 from vocoder.config import VocoderConfig
 from vocoder.mel import MelConfig
 
@@ -372,9 +372,13 @@ def to_dict(obj: Any) -> Any:
 
 # -- loading ------------------------------------------------------------------------------
 def _deep_merge(base: dict, over: Mapping) -> dict:
+    """``over`` layered on ``base``; a model spec (a mapping with ``name``) naming another model
+    replaces the base's spec instead of inheriting its parameters."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+        other_model = isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and "name" in v \
+            and out[k].get("name") != v["name"]
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and not other_model:
             out[k] = _deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -460,6 +464,10 @@ def _check_model_specs(recipe: Recipe) -> None:
     checks = [("vocoder.generator", check_generator_spec, recipe.vocoder.generator),
               ("vocoder.weights", LossWeights.from_dict, recipe.vocoder.weights)]
     checks += [(f"vocoder.critics[{i}]", check_critic_spec, c) for i, c in enumerate(recipe.vocoder.critics)]
+    from specgan import models
+
+    checks += [("specgan.generator", models.check_generator_spec, recipe.specgan.generator),
+               ("specgan.critic", models.check_critic_spec, recipe.specgan.critic)]
     for where, check, spec in checks:
         try:
             check(spec)
@@ -476,6 +484,17 @@ def _check_model_specs(recipe: Recipe) -> None:
             build_generator(recipe.vocoder.generator, recipe.mel)
     except (ValueError, TypeError) as e:
         raise RecipeError(f"vocoder.generator: {e}") from None
+    # Stage one likewise (sizes: a negative width fails here, in one line). n_mels must be a power
+    # of two for stage one only; that is checked when stage one trains, so a recipe that trains
+    # only a vocoder may use any n_mels.
+    n_mels = recipe.mel.n_mels if recipe.mel.n_mels >= 8 and not recipe.mel.n_mels & (recipe.mel.n_mels - 1) else 64
+    for where, build_fn, spec in (("specgan.generator", models.build_generator, recipe.specgan.generator),
+                                  ("specgan.critic", models.build_critic, recipe.specgan.critic)):
+        try:
+            with torch.device("meta"):
+                build_fn(spec, n_mels, recipe.specgan.frames, 2 if recipe.specgan.conditional else 0)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise RecipeError(f"{where}: {' '.join(str(e).split())}") from None
 
 
 def save_resolved(recipe: Recipe, directory: str | Path, name: str = "config.yaml") -> Path:

@@ -111,7 +111,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     mel_cfg, sr = model.mel_cfg, model.mel_cfg.sample_rate
     mel_fn = MelSpectrogram(mel_cfg)
     length = int(round(recipe.data.preprocess.clip_seconds * sr)) if recipe.data.preprocess.clip_seconds else None
-    lim = (float(mel_cfg.log(np.float64(mel_cfg.floor))), float(model.stats.mean.max() + 3 * model.stats.std.max()))
+    lim = (mel_cfg.log_floor, float(model.stats.mean.max() + 3 * model.stats.std.max()))
 
     test = load_split(recipe, m.get("split", "test"))
     by_label: dict = {}
@@ -175,8 +175,8 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     hop = mel_cfg.hop_length
     for it in test[:ab_clips]:
         y = load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)
-        y = y[: (y.size // hop) * hop]
-        mel = mel_fn(torch.from_numpy(y)[None])[..., : y.size // hop]
+        y = mel_cfg.crop_samples(y)
+        mel = mel_cfg.crop_frames(mel_fn(torch.from_numpy(y)[None]), y.size)
         cells = [_clip("ground truth", y, mel[0].numpy(), sr, lim)]
         for name, g in (("trained", voc), ("Griffin-Lim", gl)):
             y_hat = g(mel)[0, 0].numpy()

@@ -2,53 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 
-from specgan.models import Generator
-from vocoder.mel import MelConfig, MelStats
+from specgan.checkpoints import StageOne, load_stage_one
 
 __all__ = ["StageOne", "interpolate", "load_stage_one", "noise", "sample"]
-
-
-@dataclass
-class StageOne:
-    """A loaded EMA generator with what it needs to produce vocoder-ready log-mels."""
-
-    generator: Generator
-    mel_cfg: MelConfig
-    stats: MelStats
-    vocab: list
-    step: int
-
-    def label_index(self, label) -> int:
-        """A label (``"seven"``, ``60``, or its string form) → the generator's class index."""
-        for i, v in enumerate(self.vocab):
-            if v == label or str(v) == str(label):
-                return i
-        raise ValueError(f"unknown label {label!r}; this model knows: {', '.join(map(str, self.vocab))}")
-
-
-def load_stage_one(path: str | Path, device: str | torch.device = "cpu") -> StageOne:
-    """Load ``model.safetensors`` written by stage-one training (strict weight match)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"stage-one model {path} not found")
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != "specgan-generator/1":
-        raise ValueError(f"{path}: not a specgan stage-one model (format {meta.get('format')!r})")
-    g = Generator(**json.loads(meta["g_kwargs"]))
-    g.load_state_dict(load_file(str(path)), strict=True)
-    extra = json.loads(meta["meta"])
-    return StageOne(g.to(device).eval(), MelConfig.from_dict(extra["mel"]), MelStats.from_dict(extra["stats"]),
-                    json.loads(meta["vocab"]), int(meta["step"]))
 
 
 @torch.no_grad()

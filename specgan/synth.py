@@ -189,7 +189,7 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
     never a mix, and an interrupted call (exception, Ctrl-C) leaves the previous set untouched.
     ``out`` must therefore be new, empty, or a previous synth set (anything else is refused)."""
     from specgan.sampling import load_stage_one
-    from specgan.stages import pick_device
+    from specgan.training import pick_device
 
     sc = recipe.synth
     n = sc.n if n is None else n
@@ -334,7 +334,7 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
     over an input, never two inputs onto one file), long inputs in overlapping chunks."""
     from specgan.audio import read as read_audio
     from specgan.audio import write as write_audio
-    from specgan.stages import pick_device
+    from specgan.training import pick_device
     from vocoder.inference import vocode
     from vocoder.mel import MelSpectrogram
 

@@ -1,5 +1,9 @@
-"""Run under torchrun by tests/test_specgan_train.py: a few data-parallel steps, then each rank
-writes its weights so the test can compare them."""
+"""Run under torchrun by tests/test_skeleton.py: a few data-parallel steps of one stage (resuming
+from the folder's state.pt when there is one); each rank records the batches it drew after the
+(re)start and its final weights, so the test can compare ranks.
+
+    torchrun --nproc_per_node 2 tests/ddp_worker.py OUT {specgan,vocoder} STEPS
+"""
 
 import sys
 from pathlib import Path
@@ -8,14 +12,34 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_specgan_train import cfg, data  # noqa: E402
-
-from specgan.train_gan import SpecGANTrainer  # noqa: E402
 
 dist.init_process_group("gloo")
-out = Path(sys.argv[1])
-tr = SpecGANTrainer(cfg(steps=3), data(), out / "run", seed=5)
-tr.fit()
-torch.save({"G": tr.G.state_dict(), "D": tr.D.state_dict(), "sampler": tr.sampler.get_state()},
-           out / f"rank{dist.get_rank()}.pt")
+out, stage, steps = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+torch.set_num_threads(1)
+if stage == "specgan":
+    from test_specgan_train import cfg, data
+
+    from specgan.train_gan import SpecGANTrainer
+
+    tr = SpecGANTrainer(cfg(steps=steps, save_every=2), data(), out / "run", seed=5)
+else:
+    from test_skeleton import tiny_vocoder
+
+    tr = tiny_vocoder(out / "clips", out / "run", steps=steps)
+if (out / "run" / "state.pt").is_file():
+    tr.resume()
+drawn = []
+draw = tr.next_batch
+
+
+def recording():
+    batch = draw()
+    drawn.append(batch[0] if isinstance(batch, tuple) else batch)
+    return batch
+
+
+tr.next_batch = recording
+tr.fit(progress=False, tensorboard=False)
+torch.save({"modules": {k: m.state_dict() for k, m in tr.modules().items()}, "drawn": drawn, "step": tr.step},
+           out / f"rank{dist.get_rank()}-{steps}.pt")
 dist.destroy_process_group()

@@ -12,17 +12,17 @@ from test_specgan_train import cfg, data  # noqa: E402
 
 import specgan  # noqa: E402
 import vocoder  # noqa: E402
-from specgan.pretrained import half_copy  # noqa: E402
+from specgan.checkpoints import half_copy  # noqa: E402
 from specgan.train_gan import SpecGANTrainer  # noqa: E402
-from vocoder.checkpoint import save_model  # noqa: E402
+from vocoder.checkpoint import save_generator  # noqa: E402
 from vocoder.mel import MelConfig, MelStats  # noqa: E402
 from vocoder.registry import build_generator  # noqa: E402
 
 
 def test_half_copy_of_stage_one_and_vocoder(tmp_path):
     mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
-    tr = SpecGANTrainer(cfg(steps=2), data(), tmp_path / "g",
-                        meta={"mel": mel.to_dict(), "stats": MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()})
+    tr = SpecGANTrainer(cfg(steps=2), data(), tmp_path / "g", mel=mel,
+                        stats=MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict())
     tr.fit(progress=False, tensorboard=False)
     src = tmp_path / "g" / "model.safetensors"
     dst = half_copy(src, tmp_path / "ship" / "specgan.safetensors")
@@ -33,21 +33,24 @@ def test_half_copy_of_stage_one_and_vocoder(tmp_path):
                                atol=2e-2, rtol=0)
 
     g = build_generator({"name": "istft", "dim": 32, "intermediate_dim": 64, "num_layers": 2}, mel)
-    vsrc = save_model(tmp_path / "v" / "model.safetensors", g, {"name": "istft", "dim": 32, "intermediate_dim": 64,
-                                                                "num_layers": 2}, {"step": 7})
+    vsrc = save_generator(tmp_path / "v" / "model.safetensors", g, {"name": "istft", "dim": 32, "intermediate_dim": 64,
+                                                                    "num_layers": 2}, step=7, extra={"recipe": "x"})
     vdst = half_copy(vsrc, tmp_path / "ship" / "vocoder.safetensors")
     va, vb = vocoder.load(vsrc), vocoder.load(vdst)
-    assert vb.checkpoint_meta["extra"] == {"step": 7}
+    assert vb.checkpoint_meta["extra"] == {"recipe": "x"} and vb.checkpoint_meta["step"] == 7
     m = torch.randn(1, 16, 20) - 4
     ya, yb = va(m), vb(m)
     assert ya.shape == yb.shape and (ya - yb).abs().max() < 0.05 * ya.abs().max() + 1e-4
 
 
 def test_half_copy_refuses_what_float16_cannot_hold(tmp_path):
-    from safetensors.torch import save_file
+    from vocoder.checkpoint import save_model
 
-    save_file({"w": torch.tensor([1e6])}, str(tmp_path / "big.safetensors"))
-    with pytest.raises(ValueError, match="tensor w exceeds the float16 range"):
+    big = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        big.weight.fill_(1e6)
+    save_model(tmp_path / "big.safetensors", big, kind="classifier", name="x", kwargs={}, step=0)
+    with pytest.raises(ValueError, match="tensor weight exceeds the float16 range"):
         half_copy(tmp_path / "big.safetensors", tmp_path / "out.safetensors")
     assert not (tmp_path / "out.safetensors").exists()
 
@@ -58,7 +61,7 @@ def test_synth_falls_back_to_the_recipes_pretrained_models(tmp_path):
 
     mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
     tr = SpecGANTrainer(cfg(steps=2), data(), tmp_path / "g",
-                        meta={"mel": mel.to_dict(), "stats": MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()})
+                        mel=mel, stats=MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict())
     tr.fit(progress=False, tensorboard=False)
     shipped = half_copy(tmp_path / "g" / "model.safetensors", tmp_path / "ship" / "specgan.safetensors")
     work = tmp_path / "fresh"  # nothing trained here
@@ -83,7 +86,7 @@ def test_synth_refuses_absurd_requests_before_doing_any_work(tmp_path):
 
     mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
     tr = SpecGANTrainer(cfg(steps=1), data(), tmp_path / "g",
-                        meta={"mel": mel.to_dict(), "stats": MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()})
+                        mel=mel, stats=MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict())
     tr.fit(progress=False, tensorboard=False)
     recipe = load_recipe("recipes/tiny.yaml", [f"work_dir={tmp_path / 'w'}",
                                                f"pretrained.specgan={tmp_path / 'g' / 'model.safetensors'}",

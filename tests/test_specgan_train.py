@@ -19,7 +19,8 @@ def data(n=12, n_mels=16, frames=15, seed=0):
 
 
 def cfg(**kw):
-    base = dict(frames=16, z_dim=8, d=4, batch_size=4, n_critic=2, steps=4, log_every=1, save_every=2, embed_dim=4)
+    base = dict(frames=16, generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4},
+                critic={"name": "specgan", "d": 4}, batch_size=4, n_critic=2, steps=4, log_every=1, save_every=2, sample_every=2)
     return SpecGANConfig(**{**base, **kw})
 
 
@@ -72,7 +73,7 @@ def test_nan_before_any_checkpoint_is_an_error(tmp_path):
 
 def test_lazy_gp_and_unconditional(tmp_path):
     tr = SpecGANTrainer(cfg(conditional=False, gp_every=2, n_critic=4), data(), tmp_path)
-    out = tr.iteration()
+    out = tr.train_step(tr.next_batch())
     assert tr.G.embed is None and "critic/gp" in out and torch.isfinite(out["critic/wdist"])
     with pytest.raises(ValueError, match="no labels"):
         ds = data()
@@ -86,8 +87,8 @@ def test_sampling_api_roundtrip(tmp_path):
     from vocoder.mel import MelConfig
 
     ds = data()
-    tr = SpecGANTrainer(cfg(), ds, tmp_path, meta={"mel": MelConfig(n_mels=16).to_dict(),
-                                                  "stats": MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()})
+    tr = SpecGANTrainer(cfg(), ds, tmp_path, mel=MelConfig(n_mels=16),
+                        stats=MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict())
     tr.fit()
     model = specgan.load_stage_one(tmp_path / "model.safetensors")
     assert model.step == 4 and model.vocab == ["a", "b", "c"]
@@ -105,31 +106,6 @@ def test_sampling_api_roundtrip(tmp_path):
         specgan.sample(model, 1, labels="z")
     with pytest.raises(ValueError, match="conditional: pass labels"):
         specgan.sample(model, 1)
-
-
-@pytest.mark.slow
-def test_two_process_data_parallel_keeps_ranks_identical(tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    worker = Path(__file__).parent / "ddp_worker.py"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(worker), str(tmp_path)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
-    for part in ("G", "D"):
-        for k in r0[part]:
-            torch.testing.assert_close(r0[part][k], r1[part][k], rtol=0, atol=0)
-    assert not torch.equal(r0["sampler"], r1["sampler"])  # each rank drew its own batches and noise
-    # Trained: the weights moved away from a fresh trainer's (same seed) initialisation.
-    fresh = SpecGANTrainer(cfg(steps=3), data(), tmp_path / "fresh", seed=5)
-    assert any(not torch.equal(v, r0["G"][k]) for k, v in fresh.G.state_dict().items())
-    assert (tmp_path / "run" / "model.safetensors").is_file()  # written once, by rank 0
-    hist = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
-    assert len(hist) == 3  # one line per step, not one per rank
 
 
 def test_resume_drops_history_logged_after_the_checkpoint(tmp_path):
@@ -163,7 +139,7 @@ def test_bf16_autocast_and_channels_last_keep_the_penalty_in_float32(tmp_path):
     hook = torch.nn.modules.module.register_module_forward_hook(
         lambda m, args, out: seen.append(out.dtype) if isinstance(m, torch.nn.Conv2d) else None)
     try:
-        out = tr.iteration()
+        out = tr.train_step(tr.next_batch())
     finally:
         hook.remove()
     assert torch.bfloat16 in seen and torch.float32 in seen  # D(x), D(G(z)) in bf16; the penalty's pass in fp32
@@ -178,4 +154,4 @@ def test_compiled_generator_trains_and_saves_plain_weights(tmp_path):
     z, y = torch.randn(2, 8), torch.tensor([0, 1])
     torch.testing.assert_close(tr.G_fwd(z, y), tr.G(z, y))
     state = torch.load(tmp_path / "state.pt", weights_only=True)
-    assert state["step"] == 2 and not any("_orig_mod" in k for k in state["G"])
+    assert state["step"] == 2 and not any("_orig_mod" in k for k in state["modules"]["G"])

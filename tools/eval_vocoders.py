@@ -39,7 +39,7 @@ def main() -> int:
     for spec in args.vocoders:
         g, desc = load_vocoder(recipe, spec, recipe.mel)
         g.mel_cfg.check_compatible(recipe.mel, spec, args.recipe)
-        step = getattr(g, "checkpoint_meta", {}).get("extra", {}).get("step")
+        step = getattr(g, "checkpoint_meta", {}).get("step")
         label = f"{g.registry_name} ({desc}{f', step {step}' if step is not None else ''})"
         results[label] = {**copy_synthesis(g, clips, recipe, speech=is_speech(recipe)), "clips": len(clips)}
     cols = [c for c in ("mel_l1", "mrstft", "f0_rmse_cents", "vuv_error", "pesq_wb", "stoi", "x_real_time")

@@ -22,7 +22,7 @@ def main() -> int:
     ap.add_argument("--vocoder", default=None, help="vocoder model.safetensors (default <work>/vocoder)")
     args = ap.parse_args()
 
-    from specgan.pretrained import half_copy
+    from specgan.checkpoints import half_copy
     from specgan.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)

@@ -41,6 +41,8 @@ class VocoderConfig:
     eval_every: int = 500
     save_every: int = 500
     eval_items: int = 16                 # dev clips for validation mel-L1 / MR-STFT
+    phase_weighting: Literal["none", "magnitude"] = "none"   # phase-aware losses: plain means or |S|-weighted
+    amp: Literal["auto", "bf16", "off"] = "auto"   # bf16 autocast of G and the critics (auto: CUDA only)
 
     def __post_init__(self) -> None:
         for name in ("segment_samples", "batch_size", "log_every", "eval_every", "save_every", "lr_decay_every"):

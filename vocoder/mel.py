@@ -141,6 +141,27 @@ class MelConfig:
             return 0
         return 1 + (n_samples - self.n_fft) // self.hop_length
 
+    # -- the frame contract: T frames <-> T * hop_length samples ----------------------------
+    def frames_in(self, n_samples: int) -> int:
+        """Whole vocoder frames in ``n_samples`` samples: a vocoder turns T frames into exactly
+        T * hop_length samples, so a clip is cut to ``frames_in(n) * hop_length`` samples and its
+        (centred) mel to the first ``frames_in(n)`` frames."""
+        return int(n_samples) // self.hop_length
+
+    def crop_samples(self, y):
+        """``y`` (..., S) cut to whole frames: (..., frames_in(S) * hop_length)."""
+        return y[..., : self.frames_in(y.shape[-1]) * self.hop_length]
+
+    def crop_frames(self, mel, n_samples: int):
+        """The mel (..., T') of a signal of ``n_samples`` samples cut to the frames a vocoder
+        turns back into it: (..., frames_in(n_samples)) (a centred STFT has one more)."""
+        return mel[..., : self.frames_in(n_samples)]
+
+    @property
+    def log_floor(self) -> float:
+        """The log-mel value of silence (the floor through :meth:`log`)."""
+        return float(self.log(np.float64(self.floor)))
+
     def log(self, x):
         """Apply this config's floor and log to a numpy array or torch tensor."""
         scale = _LOG_BASES[self.log_base]

@@ -10,12 +10,17 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Mapping
 
-__all__ = ["CRITICS", "GENERATORS", "build_critic", "build_generator", "check_critic_spec", "check_generator_spec",
+__all__ = ["CRITICS", "GENERATORS", "build", "build_critic", "check_spec", "registrar", "build_generator", "check_critic_spec", "check_generator_spec",
            "critic_names", "generator_names",
            "register_critic", "register_generator"]
 
 GENERATORS: dict[str, type] = {}
 CRITICS: dict[str, type] = {}
+
+
+def registrar(table: dict[str, type], kind: str) -> Callable[[str], Callable[[type], type]]:
+    """A ``@register(name)`` decorator filling ``table`` (used by specgan's stage-one models too)."""
+    return _register(table, kind)
 
 
 def _register(table: dict[str, type], kind: str) -> Callable[[str], Callable[[type], type]]:
@@ -36,7 +41,11 @@ register_generator = _register(GENERATORS, "generator")
 register_critic = _register(CRITICS, "critic")
 
 
-def _check(table: dict[str, type], kind: str, spec: Mapping[str, Any], n_positional: int) -> tuple[type, dict]:
+def check_spec(table: dict[str, type], kind: str, spec: Mapping[str, Any], n_positional: int,
+               derived: tuple[str, ...] = ()) -> tuple[type, dict]:
+    """(class, params) of ``spec`` = ``{name: ..., **params}`` in ``table``; an unknown name or
+    parameter is a ValueError listing the valid ones. The first ``n_positional`` constructor
+    arguments and the ``derived`` ones are supplied by the caller, not the spec."""
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise ValueError(f"a {kind} spec needs a 'name' key (one of {', '.join(sorted(table))}), got {spec!r}")
     params = dict(spec)
@@ -46,16 +55,21 @@ def _check(table: dict[str, type], kind: str, spec: Mapping[str, Any], n_positio
     cls = table[name]
     sig = inspect.signature(cls.__init__)
     accepted = [p for p in list(sig.parameters)[1 + n_positional:]
-                if sig.parameters[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+                if sig.parameters[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+                and p not in derived]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ValueError(f"{kind} {name!r}: unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
     return cls, params
 
 
-def _build(table: dict[str, type], kind: str, spec: Mapping[str, Any], *args):
-    cls, params = _check(table, kind, spec, len(args))
-    return cls(*args, **params)
+def build(table: dict[str, type], kind: str, spec: Mapping[str, Any], *args, **derived):
+    """Build ``spec`` from ``table`` with the caller's positional and ``derived`` arguments."""
+    cls, params = check_spec(table, kind, spec, len(args), tuple(derived))
+    return cls(*args, **params, **derived)
+
+
+_check, _build = check_spec, build
 
 
 def check_generator_spec(spec: Mapping[str, Any]) -> None:

@@ -1,0 +1,66 @@
+"""The ``specgan:`` recipe section (stage one): model specs verbatim, then the optimisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["SpecGANConfig"]
+
+
+@dataclass
+class SpecGANConfig:
+    """The ``specgan:`` recipe section (SpecGAN's defaults for the optimisation).
+
+    ``generator`` and ``critic`` are ``{name: ..., **constructor params}`` looked up in
+    :mod:`specgan.models` (n_mels, frames and the number of labels come from the data).
+    """
+
+    generator: dict[str, Any] = field(default_factory=lambda: {
+        "name": "specgan", "z_dim": 100, "d": 32, "kernel_size": 5, "upsample": "transposed", "embed_dim": 32})
+    critic: dict[str, Any] = field(default_factory=lambda: {"name": "specgan", "d": 32, "kernel_size": 5})
+    frames: int = 64                  # model width in frames (features are padded/cropped to it)
+    conditional: bool = True          # condition on data.label
+    batch_size: int = 64
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    gp_every: int = 1                 # lazy GP: every k-th critic step, weighted by k
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4                # TTUR: set lr_d > lr_g
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    ema: float = 0.999
+    steps: int = 10_000               # generator iterations
+    log_every: int = 10
+    sample_every: int = 250
+    save_every: int = 250
+    nan_lr_factor: float = 0.5
+    max_rollbacks: int = 5            # ... without a checkpoint in between, then stop with an error
+    # Speed options; "auto" turns each on where it helps (CUDA) and off on CPU.
+    channels_last: Literal["auto", "on", "off"] = "auto"   # NHWC memory format for the convolutions
+    amp: Literal["auto", "bf16", "off"] = "auto"           # bf16 autocast for G and the critic's D(x), D(G(z))
+    compile: bool = False             # torch.compile the generator (the critic is differentiated twice
+                                      # by the gradient penalty, which torch.compile does not support)
+
+
+    def __post_init__(self) -> None:
+        for which in ("generator", "critic"):
+            if "name" not in getattr(self, which):
+                raise ValueError(f"{which} needs a 'name' key")
+        for name in ("frames", "batch_size", "n_critic", "gp_every",
+                     "log_every", "sample_every", "save_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.steps < 0:
+            raise ValueError(f"steps: must be 0 or more, got {self.steps}")
+        if self.frames & (self.frames - 1):
+            raise ValueError(f"frames: must be a power of two (the generator doubles its size per layer), "
+                             f"got {self.frames}")
+        if self.gp_weight < 0 or self.lr_g <= 0 or self.lr_d <= 0:
+            raise ValueError(f"gp_weight must be >= 0 and lr_g, lr_d > 0 (got {self.gp_weight}, {self.lr_g}, "
+                             f"{self.lr_d})")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas: must be two numbers in [0, 1), got {self.betas}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema: must be in [0, 1), got {self.ema}")
+        if not 0 < self.nan_lr_factor < 1:
+            raise ValueError(f"nan_lr_factor: must be in (0, 1), got {self.nan_lr_factor}")

@@ -1,0 +1,252 @@
+"""Recipes → the two trainers, with the one skip/resume policy that ``specgan train`` and
+``specgan run`` share (:func:`plan`).
+
+A training output folder (``<work>/specgan``, ``<work>/vocoder``) is, given the recipe:
+
+* **up to date** — ``state.pt`` reached the recipe's steps and was trained with the same
+  *shape* (architecture, critics, mel, data: the fingerprint stored in the checkpoint);
+* **to resume** — same shape, fewer steps;
+* **changed** — another shape: ``run`` moves it to ``<name>.prev/`` and retrains, naming the
+  changed keys; ``train`` refuses with the changed keys (``--force`` retrains);
+* **empty** — trained from scratch.
+
+``state.pt`` is authoritative for the step (the model file is written before it, so it is never
+older); a missing or stale ``model.safetensors`` is rewritten from the state.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from specgan.audio import load_clip
+from specgan.data.prepare import load_split
+from specgan.recipe import Recipe, save_resolved
+from vocoder.checkpoint import (CheckpointError, ModelFileError, changed_keys, fingerprint, load_training_state,
+                                read_header)
+
+__all__ = ["Plan", "pick_device", "plan", "specgan_shape", "train_specgan", "train_vocoder", "vocoder_shape"]
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA GPU is available here (use --device cpu or auto)")
+    return dev
+
+
+# -- shapes: what a model's weights depend on ------------------------------------------------
+def _data_key(recipe: Recipe) -> dict[str, Any]:
+    from specgan.recipe import to_dict
+
+    return {"source": recipe.data.source, "label": recipe.data.label,
+            "preprocess": to_dict(recipe.data.preprocess)}
+
+
+def vocoder_shape(recipe: Recipe) -> dict[str, Any]:
+    """What shapes the recipe's vocoder (a change means another model, not more steps)."""
+    vc = recipe.vocoder
+    return {"model": dict(vc.generator), "critics": [dict(c) for c in vc.critics], "mel": recipe.mel.to_dict(),
+            "data": _data_key(recipe)}
+
+
+def specgan_shape(recipe: Recipe, vocab: list | None) -> dict[str, Any]:
+    """What shapes the recipe's stage-one model."""
+    cfg = recipe.specgan
+    return {"model": {"generator": dict(cfg.generator), "critic": dict(cfg.critic), "frames": cfg.frames,
+                      "conditional": cfg.conditional},
+            "mel": recipe.mel.to_dict(), "data": _data_key(recipe),
+            "labels": [str(v) for v in vocab] if cfg.conditional and vocab is not None else None}
+
+
+# -- the policy ------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    """What to do with a training output folder."""
+
+    action: str                     # "fresh" | "resume" | "up-to-date" | "retrain"
+    step: int = 0                   # the checkpoint's step
+    changed: list[str] = field(default_factory=list)   # keys whose change forces a retrain
+    model_stale: bool = False       # model.safetensors missing or older than state.pt
+
+
+def _model_step(path: Path) -> int | None:
+    try:
+        meta, _ = read_header(path)
+        return int(meta.get("step", -1))
+    except (ModelFileError, ValueError):
+        return None
+
+
+def plan(out: Path, target: int, shape: dict[str, Any]) -> Plan:
+    """Decide, from ``out/state.pt`` (or ``state.prev.pt``) and the shape the recipe asks for."""
+    state_path = out / "state.pt"
+    if not state_path.is_file() and not (out / "state.prev.pt").is_file():
+        return Plan("fresh")
+    try:
+        state = load_training_state(state_path)
+    except CheckpointError as e:
+        log.warning("%s: %s; training from scratch", out, e)
+        return Plan("retrain", changed=["(unreadable checkpoint)"])
+    extra = state.get("extra", {})
+    saved = extra.get("shape")
+    step = int(state.get("step", 0))
+    if saved is None or fingerprint(saved) != fingerprint(shape):
+        return Plan("retrain", step, changed_keys(saved or {}, shape) if saved else ["(no fingerprint: older run)"])
+    model_step = _model_step(out / "model.safetensors")
+    stale = model_step is None or model_step < step
+    return Plan("up-to-date" if step >= target else "resume", step, model_stale=stale)
+
+
+def set_aside(out: Path) -> Path | None:
+    """Move a training folder to ``<name>.prev/`` (one generation kept)."""
+    if not out.exists():
+        return None
+    prev = out.with_name(out.name + ".prev")
+    if prev.exists():
+        shutil.rmtree(prev)
+    out.rename(prev)
+    log.info("previous run kept as %s", prev)
+    return prev
+
+
+def _decide(out: Path, target: int, shape: dict[str, Any], mode: str, force: bool, resume: bool,
+            init_from: str | None = None) -> Plan:
+    """Apply the policy: ``mode`` is ``run`` (retrain a changed run) or ``train`` (refuse it)."""
+    if init_from and not force and plan(out, target, shape).action != "fresh":
+        raise FileExistsError(f"--init-from: {out} already holds a run; pass --force to set it aside "
+                              f"(kept as {out.name}.prev/) or --out elsewhere")
+    if force:
+        set_aside(out)
+        return Plan("fresh")
+    p = plan(out, target, shape)
+    if p.action == "retrain":
+        what = ", ".join(p.changed[:6]) + (" ..." if len(p.changed) > 6 else "")
+        if mode == "train":
+            raise ValueError(f"{out} was trained with another {what}: pass --force to retrain it "
+                             f"(the old run is kept as {out.name}.prev/), or restore those keys")
+        log.warning("%s: the recipe changed (%s): retraining; the old run is kept as %s.prev/", out, what, out.name)
+        set_aside(out)
+        return Plan("fresh", changed=p.changed)
+    if resume and p.action == "fresh":
+        raise FileNotFoundError(f"--resume: {out / 'state.pt'} not found")
+    return p
+
+
+# -- the two stages --------------------------------------------------------------------------
+def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False, init_from: str | None = None,
+                  device: str = "auto", progress: bool = True, out: str | Path | None = None,
+                  mode: str = "train", force: bool = False, cpu_seconds: float | None = None) -> dict:
+    """Train the recipe's vocoder on its prepared data into ``<work>/vocoder`` (or ``out``).
+
+    The clips go through the same preprocessing as the features stage, and the vocoder's mel is
+    the recipe's ``mel`` block, so the vocoder consumes exactly what stage one is trained on.
+    """
+    from vocoder.data import SegmentDataset
+    from vocoder.train import VocoderTrainer
+
+    out = Path(out) if out else recipe.work / "vocoder"
+    target = recipe.vocoder.steps if steps is None else steps
+    shape = vocoder_shape(recipe)
+    p = _decide(out, target, shape, mode, force, resume, init_from)
+    if p.action == "up-to-date" and not p.model_stale:
+        return {"step": p.step, "out": str(out), "up_to_date": True}
+    sr, pre = recipe.mel.sample_rate, recipe.data.preprocess
+
+    def load(path: str, sample_rate: int):
+        return load_clip(path, sample_rate, pre, recipe.mel.n_fft)
+
+    vc = recipe.vocoder
+    train_items, dev_items = load_split(recipe, "train"), load_split(recipe, "dev")
+    train_set = SegmentDataset([it.path for it in train_items], sr, vc.segment_samples, load, seed=recipe.seed)
+    dev_set = SegmentDataset([it.path for it in dev_items[: vc.eval_items]], sr, None, load) if dev_items else None
+    for name, ds in (("train", train_set), ("dev", dev_set)):
+        if ds is not None and ds.skipped:
+            log.warning("vocoder data/%s: skipped %d unusable files (e.g. %s)", name, len(ds.skipped), ds.skipped[0][1])
+    stats = None
+    stats_path = recipe.work / "features" / "stats.npz"
+    if stats_path.is_file():  # the normalisation stage one uses, so a checkpoint carries both
+        from vocoder.mel import MelStats
+
+        stats = MelStats.load(stats_path).to_dict()
+    trainer = VocoderTrainer(vc, recipe.mel, train_set, dev_set, out, pick_device(device), seed=recipe.seed,
+                             stats=stats, data=shape["data"], extra_meta={"recipe": recipe.name})
+    if init_from:
+        _init_from(trainer, Path(init_from))
+    elif p.action in ("resume", "up-to-date"):
+        trainer.resume()
+        log.info("vocoder: resumed at step %d from %s", trainer.step, out / "state.pt")
+    if trainer.rank == 0:
+        save_resolved(recipe, out)
+    if p.model_stale and trainer.step >= target:  # killed between the two files, or the model was removed
+        trainer.save()
+    metrics = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
+    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume", **metrics}
+
+
+def _init_from(trainer, path: Path) -> None:
+    """Fine-tuning: weights from another run's state.pt (same architecture; one line otherwise)."""
+    try:
+        state = load_training_state(path, trainer.device)
+        saved = state.get("extra", {}).get("shape", {})
+        if saved and saved.get("model") != trainer.shape["model"]:
+            raise ValueError(f"--init-from {path}: another architecture "
+                             f"({', '.join(changed_keys(saved.get('model', {}), trainer.shape['model'])[:4])})")
+        trainer.load_state_dict(state, weights_only=True)
+    except CheckpointError as e:
+        raise ValueError(f"--init-from {path}: {e}") from None
+    except RuntimeError as e:  # load_state_dict's size mismatches
+        raise ValueError(f"--init-from {path}: weights do not fit this model "
+                         f"({' '.join(str(e).split())[:160]})") from None
+    log.info("%s: initialised from %s", trainer.progress_name, path)
+
+
+def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
+                  progress: bool = True, init_from: str | None = None, mode: str = "train",
+                  force: bool = False) -> dict:
+    """Train stage one on the recipe's cached train features into ``<work>/specgan``."""
+    from specgan.features.cache import features_key, load_features, load_index, load_stats
+    from specgan.features.dataset import MelDataset
+    from specgan.train_gan import SpecGANTrainer
+
+    cfg = recipe.specgan
+    out = recipe.work / "specgan"
+    target = cfg.steps if steps is None else steps
+    index = load_index(recipe.work, "train")
+    if index["key"] != features_key(recipe):
+        raise ValueError(f"{recipe.work / 'features'} was made with another mel/preprocessing config: "
+                         f"run `specgan features --recipe {recipe.path}` first")
+    ids = list(index["items"])
+    labels = [index["items"][i]["label"] for i in ids] if cfg.conditional else [None] * len(ids)
+    vocab = sorted(set(labels)) if cfg.conditional and labels and labels[0] is not None else []
+    shape = specgan_shape(recipe, vocab)
+    p = _decide(out, target, shape, mode, force, resume, init_from)
+    if p.action == "up-to-date" and not p.model_stale:
+        return {"step": p.step, "out": str(out), "up_to_date": True}
+    stats = load_stats(recipe.work)
+    mels = [load_features(recipe.work, "train", i, index, mmap=False) for i in ids]
+    data = MelDataset(mels, labels, stats, cfg.frames, recipe.mel.log_floor)
+    trainer = SpecGANTrainer(cfg, data, out, pick_device(device), seed=recipe.seed, mel=recipe.mel,
+                             stats=stats.to_dict(), data_key=shape["data"],
+                             meta={"recipe": recipe.name, "label": recipe.data.label})
+    if init_from:
+        _init_from(trainer, Path(init_from))
+    elif p.action in ("resume", "up-to-date"):
+        trainer.resume()
+        log.info("specgan: resumed at step %d from %s", trainer.step, out / "state.pt")
+    if trainer.rank == 0:
+        save_resolved(recipe, out)
+    if p.model_stale and trainer.step >= target:
+        trainer.save()
+    last = trainer.fit(target, progress=progress)
+    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume", **last}

@@ -1,0 +1,166 @@
+"""Vocoder ablation at an equal CPU budget: each candidate trains for the same CPU time (one
+thread, same data, same seed), then is measured by copy synthesis on the recipe's test split
+(for recipes/voices.yaml: a real speaker no candidate trained on) beside Griffin-Lim.
+
+    python tools/ablate_vocoders.py --recipe recipes/voices.yaml --cpu-minutes 20 --jobs 2
+    python tools/ablate_vocoders.py --recipe recipes/voices.yaml --only phase,istft   # a subset
+
+Candidates are recipe overlays (``--set`` lines, below), so an ablation is a config line.
+Outputs: ``<work>/ablation/<name>/`` (the run; resumable: an interrupted candidate continues
+with the CPU time it has left), ``<work>/ablation/<name>/result.json`` and a markdown table
+``<work>/ablation/table.md``. Budget is CPU time of the training process (``time.process_time``),
+so other load on the machine does not change what a candidate gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_PHASE_LOSSES = ["vocoder.weights.amp=45", "vocoder.weights.phase_ip=100", "vocoder.weights.phase_gd=100",
+                 "vocoder.weights.phase_iaf=100", "vocoder.weights.consistency=20"]
+_MPD_MRD = ["vocoder.critics=[{name: mpd, width: 0.25}, {name: mrd, width: 0.25}]", "vocoder.adversarial=hinge"]
+_PHASE = ["vocoder.generator={name: phase}", *_PHASE_LOSSES, *_MPD_MRD]
+
+# name → (what it tests, overrides on top of the recipe)
+CANDIDATES: dict[str, tuple[str, list[str]]] = {
+    "istft": ("today's speech recipe: istft, MSD+MPD (LSGAN), mel + MR-STFT", []),
+    "phase": ("the new design: phase (FreeV prior, atan2, hop/4 iSTFT), APNet losses, MPD+MRD hinge", _PHASE),
+    "phase-no-prior": ("phase minus the amplitude prior", [*_PHASE, "vocoder.generator.amp_prior=false"]),
+    "phase-direct": ("phase minus atan2 (phase predicted directly)", [*_PHASE, "vocoder.generator.phase_head=direct"]),
+    "phase-hop1": ("phase minus the short internal hop (upsample 1)", [*_PHASE, "vocoder.generator.upsample=1"]),
+    "phase-no-phase-loss": ("phase minus the phase/amplitude/consistency losses",
+                            ["vocoder.generator={name: phase}", *_MPD_MRD]),
+    "phase-mpd-only": ("phase minus MRD (MPD only)",
+                       [*_PHASE, "vocoder.critics=[{name: mpd, width: 0.25}]"]),
+    "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}",
+                                                       "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
+}
+METRICS = ("pesq_wb", "stoi", "f0_rmse_cents", "vuv_error", "buzz_db", "mel_l1", "x_real_time")
+
+
+def _recipe(recipe_path: str, name: str, work: str | None):
+    from specgan.recipe import load_recipe
+
+    sets = CANDIDATES[name][1] if name != "griffinlim" else []
+    return load_recipe(recipe_path, [*sets, *([f"work_dir={work}"] if work else [])])
+
+
+def run_one(args, name: str) -> dict:
+    """Train ``name`` until its CPU budget is used (resuming), then measure it."""
+    import torch
+
+    torch.set_num_threads(1)
+    from specgan.evaluate import _clips, copy_synthesis, is_speech
+    from specgan.training import train_vocoder
+
+    recipe = _recipe(args.recipe, name, args.work_dir)
+    out = recipe.work / "ablation" / name
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = out / "budget.json"
+    used = json.loads(ledger.read_text())["cpu_seconds"] if ledger.is_file() else 0.0
+    budget = args.cpu_minutes * 60
+    while used < budget - 1:
+        t0 = time.process_time()
+        try:
+            res = train_vocoder(recipe, steps=10**7, out=out, progress=False, mode="run",
+                                cpu_seconds=min(budget - used, 600))
+        finally:
+            used += time.process_time() - t0
+            ledger.write_text(json.dumps({"cpu_seconds": used}))
+        step = res["step"]
+    import vocoder
+
+    g = vocoder.load(out / "model.safetensors")
+    clips = _clips(recipe, args.split, args.max_items)
+    m = copy_synthesis(g, clips, recipe, speech=is_speech(recipe))
+    result = {"name": name, "what": CANDIDATES[name][0], "step": g.checkpoint_meta["step"],
+              "cpu_minutes": used / 60, "clips": len(clips), **m}
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def griffinlim(args) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    from specgan.evaluate import _clips, copy_synthesis, is_speech
+    from vocoder.registry import build_generator
+
+    recipe = _recipe(args.recipe, "istft", args.work_dir)
+    path = recipe.work / "ablation" / "griffinlim.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    g = build_generator({"name": "griffinlim"}, recipe.mel)
+    clips = _clips(recipe, args.split, args.max_items)
+    result = {"name": "griffinlim", "what": "Griffin-Lim, 32 iterations (the floor)", "step": 0,
+              "cpu_minutes": 0.0, "clips": len(clips), **copy_synthesis(g, clips, recipe, speech=is_speech(recipe))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def table(rows: list[dict]) -> str:
+    head = "| candidate | what | steps | CPU-min | " + " | ".join(METRICS) + " |"
+    lines = [head, "|" + "---|" * (4 + len(METRICS))]
+    for r in rows:
+        cells = [f"{r.get(k, float('nan')):.3g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in METRICS]
+        lines.append(f"| {r['name']} | {r['what']} | {r['step']} | {r['cpu_minutes']:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="recipes/voices.yaml")
+    ap.add_argument("--work-dir", default=None)
+    ap.add_argument("--cpu-minutes", type=float, default=60.0, help="training CPU time per candidate")
+    ap.add_argument("--only", default=None, help="comma-separated candidate names")
+    ap.add_argument("--jobs", type=int, default=1, help="candidates trained at once (one thread each)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--max-items", type=int, default=24, help="test clips measured")
+    ap.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one candidate, in a worker process
+    args = ap.parse_args()
+    if args.run:
+        print(json.dumps(griffinlim(args) if args.run == "griffinlim" else run_one(args, args.run)))
+        return 0
+    names = args.only.split(",") if args.only else list(CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        ap.error(f"unknown candidate(s) {unknown}; known: {', '.join(CANDIDATES)}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    base = [sys.executable, str(Path(__file__).resolve()), "--recipe", args.recipe, "--cpu-minutes",
+            str(args.cpu_minutes), "--split", args.split, "--max-items", str(args.max_items)]
+    if args.work_dir:
+        base += ["--work-dir", args.work_dir]
+    queue, running, failed = ["griffinlim", *names], [], []
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            name = queue.pop(0)
+            print(f"ablation: {name} ...", flush=True)
+            running.append((name, subprocess.Popen([*base, "--run", name], env=env, cwd=ROOT)))
+        time.sleep(2)
+        for item in list(running):
+            if item[1].poll() is not None:
+                running.remove(item)
+                if item[1].returncode:
+                    failed.append(item[0])
+                print(f"ablation: {item[0]} {'failed' if item[1].returncode else 'done'}", flush=True)
+    recipe = _recipe(args.recipe, "istft", args.work_dir)
+    rows = [json.loads(p.read_text()) for p in [recipe.work / "ablation" / "griffinlim.json",
+                                                *(recipe.work / "ablation" / n / "result.json" for n in names)]
+            if p.is_file()]
+    text = table(rows)
+    (recipe.work / "ablation" / "table.md").write_text(text)
+    print(text)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
