@@ -52,28 +52,49 @@ class RecipeError(ValueError):
 # -- sections -----------------------------------------------------------------------------
 @dataclass
 class DigitsConfig:
-    """``builtin:digits``: spoken digits "zero".."nine" by espeak-ng voices (SC09-like).
+    """``builtin:digits``: spoken digits "zero".."nine" by offline TTS engines (SC09-like).
 
-    A *voice* is one espeak-ng variant (``m3``, ``f2``, ``edward``...); each voice speaks every
-    word in every accent ``repeats`` times with random speed and pitch. Splits are by voice.
+    ``engines``: any of ``espeak-ng``, ``flite``, ``festival``. An espeak-ng *voice* is one
+    variant (``m3``, ``f2``, ``edward``...) and speaks every word in every accent ``repeats`` times
+    with random ``speed`` and ``pitch``; a flite/festival voice speaks every word ``tts_repeats``
+    times with a random tempo (``tts_tempo``) and sox pitch shift (``tts_cents``). Splits are by
+    speaker (a variant, or the recorded person behind a flite/festival voice).
     """
 
+    engines: list[str] = field(default_factory=lambda: ["espeak-ng"])
     words: list[str] = field(default_factory=lambda: ["zero", "one", "two", "three", "four",
                                                       "five", "six", "seven", "eight", "nine"])
     # Variants reported clear on single words (m2, f2, f3, f5, adam, benjamin, caleb, edward
     # among them); norbert, Andrea, Lee, boris (reported barely intelligible) and the
-    # whisper/croak effects are left out.
+    # whisper/croak effects are left out. recipes/speech-multi.yaml uses a list pruned by
+    # tools/digit_intelligibility.py (docs/pipeline.md).
     variants: list[str] = field(default_factory=lambda: [
         "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
         "adam", "benjamin", "caleb", "edward", "edward2", "david", "john", "linda", "paul",
         "robert", "steph", "steph2", "max", "klatt", "klatt2", "klatt3",
     ])
     accents: list[str] = field(default_factory=lambda: ["en-us", "en-gb", "en-gb-scotland", "en-029"])
-    repeats: int = 1
-    speed: list[int] = field(default_factory=lambda: [120, 200])   # words per minute, [low, high]
+    repeats: int = 1                # espeak-ng takes per variant x accent x word
+    speed: list[int] = field(default_factory=lambda: [120, 200])   # espeak-ng -s words per minute, [low, high]
     pitch: list[int] = field(default_factory=lambda: [10, 70])     # espeak-ng -p, [low, high]
+    flite_voices: list[str] = field(default_factory=lambda: ["kal16", "awb", "rms", "slt"])
+    festival_voices: list[str] = field(default_factory=lambda: ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"])
+    tts_repeats: int = 20           # flite/festival takes per voice x word
+    tts_tempo: list[float] = field(default_factory=lambda: [0.85, 1.2])    # tempo factor (>1 faster), [low, high]
+    tts_cents: list[float] = field(default_factory=lambda: [-300.0, 300.0])  # sox pitch shift, [low, high]
     jitter_seconds: float = 0.1     # random shift of the word inside the clip
     workers: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("speed", "pitch", "tts_tempo", "tts_cents"):
+            v = getattr(self, name)
+            if len(v) != 2 or v[0] > v[1]:
+                raise ValueError(f"{name}: expected [low, high] with low <= high, got {v}")
+        if self.tts_tempo[0] <= 0:
+            raise ValueError(f"tts_tempo: must be positive, got {self.tts_tempo}")
+        _positive(self, "workers")
+        if self.repeats < 0 or self.tts_repeats < 0:
+            raise ValueError("repeats: must be >= 0")
 
 
 @dataclass

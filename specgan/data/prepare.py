@@ -111,7 +111,8 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
             shutil.rmtree(wavs)   # stale renders from another config must not linger
         if arg == "digits":
             clip = dc.preprocess.clip_seconds or 1.0
-            items, build = build_digits(dc.digits, sr, clip, wavs, recipe.seed, work)
+            items, build, split_of = build_digits(dc.digits, sr, clip, wavs, recipe.seed, work,
+                                                  dc.dev_fraction, dc.test_fraction)
         elif arg == "voices":  # split by speaker: the held-out real speaker is the test split
             items, build, split_of = build_voices(dc.voices, sr, wavs, recipe.seed, work)
         else:

@@ -23,22 +23,20 @@ flite ``kal16`` and festival ``kal_diphone``) is one speaker, so never in two sp
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 import re
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from specgan.audio import peak_normalize, resample, trim_silence, write
 from specgan.data.manifest import Item, MissingToolError, require_tool
 from specgan.data.sentences import HARVARD
+from specgan.data.tts import ENGINE_PACKAGES, FESTIVAL_PACKAGES, TTS_VOICES, festival_voice_ok, run_tts
 
 __all__ = ["RESERVED_LANGUAGES", "ReservedVoiceError", "build_voices", "check_not_reserved", "real_speaker_info"]
 
@@ -50,25 +48,11 @@ _PEAK = 0.9
 _NOT_SPEECH = {"beep", "beeperr", "ascending-2tone", "descending-2tone"}
 _SKIP_DIRS = {"silence"}
 
-# flite/festival voice → (speaker id, gender, natural median F0 in Hz measured here, or None
-# where the pitch is left alone). The same recorded person behind two engines shares one speaker
-# id. flite's diphone kal16 turns breathy when its F0 target is lowered (pYIN finds half as many
-# voiced frames at 95 Hz), so only its speed varies; the clustergen voices (awb, rms, slt) shift
-# cleanly.
-_TTS_VOICES = {
-    ("flite", "kal16"): ("tts-kal", "m", None),
-    ("flite", "kal"): ("tts-kal", "m", None),
-    ("flite", "awb"): ("tts-awb", "m", 124.0),
-    ("flite", "rms"): ("tts-rms", "m", 104.0),
-    ("flite", "slt"): ("tts-slt", "f", 170.0),
-    ("festival", "kal_diphone"): ("tts-kal", "m", 101.0),
-    ("festival", "ked_diphone"): ("tts-ked", "m", 100.0),
-    ("festival", "cmu_us_slt_arctic_hts"): ("tts-slt", "f", 176.0),
-}
-_FESTIVAL_PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k",
-                      "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"}
-_ENGINE_PACKAGES = {"espeak": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite"),
-                    "festival": ("text2wave", "festival")}
+_TTS_VOICES = TTS_VOICES                  # shared with builtin:digits (specgan.data.tts)
+_FESTIVAL_PACKAGES = FESTIVAL_PACKAGES
+_ENGINE_PACKAGES = ENGINE_PACKAGES
+_run_tts = run_tts
+_festival_voice_ok = festival_voice_ok
 
 
 class ReservedVoiceError(ValueError):
@@ -140,38 +124,6 @@ def _decode_g722(ffmpeg: str, path: Path) -> tuple[np.ndarray, int]:
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed on {path}: {proc.stderr.decode(errors='replace').strip()}")
     return np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) / 32768.0, 16000
-
-
-def _run_tts(engine: str, tool: str, voice: str, text: str, speed: float, pitch) -> tuple[np.ndarray, int]:
-    """One sentence. speed: tempo factor (>1 faster); pitch: espeak -p, flite F0 mean in Hz, or None."""
-    with tempfile.TemporaryDirectory(prefix="specgan-voices-") as tmp:
-        wav = Path(tmp) / "out.wav"
-        if engine == "espeak":
-            cmd = [tool, "-v", voice, "-s", str(int(round(165 * speed))), "-p", str(pitch), "-w", str(wav), text]
-        elif engine == "flite":
-            cmd = [tool, "-voice", voice, "--setf", f"duration_stretch={1 / speed:.3f}"]
-            if pitch is not None:
-                cmd += ["--setf", f"int_f0_target_mean={pitch:.1f}"]
-            cmd += ["-t", text, "-o", str(wav)]
-        else:  # festival: speed only (its pitch controls differ per voice type)
-            txt = Path(tmp) / "in.txt"
-            txt.write_text(text + "\n")
-            cmd = [tool, "-eval", f"(voice_{voice})", "-eval", f"(Parameter.set 'Duration_Stretch {1 / speed:.3f})",
-                   "-o", str(wav), str(txt)]
-        proc = subprocess.run(cmd, capture_output=True, timeout=120)
-        if proc.returncode != 0 or not wav.is_file() or wav.stat().st_size <= 44:
-            raise RuntimeError(f"{engine} failed for voice {voice!r}: "
-                               f"{proc.stderr.decode(errors='replace').strip()[-300:] or 'no audio produced'}")
-        y, sr = sf.read(io.BytesIO(wav.read_bytes()), dtype="float32", always_2d=True)
-    return y.mean(axis=1), sr
-
-
-def _festival_voice_ok(voice: str) -> str | None:
-    """None if festival has ``voice``, else the reason (naming the Debian package)."""
-    if not any(Path("/usr/share/festival/voices").glob(f"*/{voice}")):
-        pkg = _FESTIVAL_PACKAGES.get(voice)
-        return f"festival voice {voice} not installed" + (f" (apt-get install -y {pkg})" if pkg else "")
-    return None
 
 
 def _tts_jobs(cfg, seed: int, engines: dict[str, str], skipped: dict[str, str]) -> list[dict]:
