@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from specgan import __version__
@@ -28,18 +30,27 @@ def _set_threads(n: int) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", required=True, help="recipe YAML, e.g. recipes/tiny.yaml")
+    p.add_argument("--recipe", required=True,
+                   help="recipe YAML, e.g. recipes/tiny.yaml; a bundled recipe by name (music.yaml, speech) "
+                        "from any folder")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a recipe key (repeatable), e.g. --set features.workers=1")
     p.add_argument("--threads", type=int, default=None,
                    help="threads per process (default 1, or the recipe's features.threads for `features`)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
 
 
 def _load(args):
     from specgan.recipe import load_recipe
 
     return load_recipe(args.recipe, args.overrides)
+
+
+def _check_device(args) -> None:
+    """``--device`` checked before any work (``cuda`` without a GPU is one line, not a late failure)."""
+    from specgan.training import pick_device
+
+    pick_device(args.device)
 
 
 def _writer(recipe, args):
@@ -87,6 +98,7 @@ def cmd_train(args) -> int:
     from specgan.training import train_specgan, train_vocoder
 
     recipe = _load(args)
+    _check_device(args)
     # Under torchrun every rank runs this command on the same work dir: rank 0 holds the lock for all.
     with _writer(recipe, args) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -106,6 +118,7 @@ def cmd_run(args) -> int:
     from specgan.pipeline import parse_stage, run
 
     recipe = _load(args)
+    _check_device(args)
     with _writer(recipe, args):
         run(recipe, parse_stage(args.stage), parse_stage(args.stop_stage), force=args.force, device=args.device,
             progress=not args.no_progress)
@@ -121,6 +134,7 @@ def cmd_synth(args) -> int:
     from specgan.synth import synth
 
     recipe = _load(args)
+    _check_device(args)
     labels = [_label(v) for v in args.label] if args.label else None
     out = Path(args.out) if args.out else recipe.work / "synth"
     # --out outside the work dir writes nothing there: no lock, so it can run beside a training
@@ -128,7 +142,7 @@ def cmd_synth(args) -> int:
     with _writer(recipe, args) if inside else contextlib.nullcontext():
         result = synth(recipe, n=args.n, labels=labels, seed=args.seed, vocoder_name=args.vocoder, out=out,
                        duration=args.duration, interpolate=tuple(args.interpolate) if args.interpolate else None,
-                       steps=args.steps, device=args.device, progress=not args.no_progress)
+                       points=args.points, device=args.device, progress=not args.no_progress)
     print(f"synth: {len(result.wavs)} WAVs → {result.out} (stage one {result.stage_one}; vocoder {result.vocoder}); "
           f"mels.npy, grid.png, synth.json beside them")
     return 0
@@ -138,6 +152,7 @@ def cmd_vocode(args) -> int:
     from specgan.synth import vocode_files
 
     recipe = _load(args) if args.recipe else None
+    _check_device(args)
     paths = vocode_files(args.inputs, args.vocoder, recipe, out=args.out, chunk_frames=args.chunk_frames,
                          device=args.device)
     print(f"vocode: {len(paths)} WAVs → {args.out}")
@@ -195,7 +210,7 @@ def cmd_export(args) -> int:
     import vocoder
     from vocoder.export import export_onnx
 
-    g = vocoder.load(args.vocoder)
+    g = vocoder.load(args.vocoder)  # a model.safetensors or its run folder
     path = export_onnx(g, args.onnx, opset=args.opset)
     head = "(mel → magnitude, phase; run the iSTFT outside: vocoder.export.OnnxVocoder does)" \
         if g.registry_name == "istft" else "(mel → waveform)"
@@ -253,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"specgan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("prepare", help="build or scan the dataset into data/{train,dev,test}.jsonl",
+    p = sub.add_parser("prepare", help="stage 0: build or scan the dataset into data/{train,dev,test}.jsonl",
                        description="Stage 0: render a builtin dataset (builtin:digits via espeak-ng, "
                                    "builtin:notes via fluidsynth) or scan a corpus (sc09:, nsynth:, "
                                    "ljspeech:, folder) into manifests under <work_dir>/data.")
@@ -261,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("features", help="extract log-mels (numba) into features/, with train statistics",
+    p = sub.add_parser("features", help="stage 1: extract log-mels (numba) into features/, with train statistics",
                        description="Stage 1: extract log-mel features of every split into "
                                    "<work_dir>/features/{split}/*.npy, reusing cached items whose audio "
                                    "and config are unchanged; per-bin statistics from train only.")
@@ -270,23 +285,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-extract everything")
     p.set_defaults(func=cmd_features)
 
-    p = sub.add_parser("train", help="train stage one (--stage specgan) or the vocoder (--stage vocoder)",
+    p = sub.add_parser("train", help="stages 2-3: train stage one (--stage specgan) or the vocoder (--stage vocoder)",
                        description="--stage specgan: the WGAN-GP on the cached features into <work_dir>/specgan "
                                    "(model.safetensors = EMA generator, state.pt, samples/*.png, history.jsonl). "
                                    "--stage vocoder: the recipe's vocoder on its prepared audio into "
                                    "<work_dir>/vocoder (model.safetensors, best/, state.pt, logs/, history.jsonl).")
     _common(p)
     p.add_argument("--stage", required=True, choices=["specgan", "vocoder"], help="what to train")
-    p.add_argument("--steps", type=int, default=None, help="train until this many steps (default: vocoder.steps)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps: train until this many (default: specgan.steps or vocoder.steps, "
+                        "by --stage)")
     p.add_argument("--resume", action="store_true",
                    help="require a checkpoint to continue (an unfinished run of the same recipe resumes anyway)")
     p.add_argument("--force", action="store_true",
                    help="train from scratch (the previous run is kept as <name>.prev/); also retrains a run "
                         "whose architecture, mel or data changed")
     p.add_argument("--init-from", default=None, metavar="STATE_PT",
-                   help="initialise generator and critics from another run's state.pt (fine-tuning)")
+                   help="initialise generator and critics from another run's state.pt of the same stage "
+                        "(fine-tuning)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
-    p.add_argument("--out", default=None, help="output folder (default <work_dir>/vocoder)")
+    p.add_argument("--out", default=None, help="--stage vocoder only: output folder (default <work_dir>/vocoder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=cmd_train)
 
@@ -303,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("synth", help="generate WAVs with stage one + a vocoder",
+    p = sub.add_parser("synth", help="stage 4: generate WAVs with stage one + a vocoder",
                        description="Sample the stage-one generator (the work dir's, else the recipe's pretrained "
                                    "one) and vocode: WAVs, mels.npy (log-mels), grid.png and synth.json into "
                                    "--out (default <work_dir>/synth).")
@@ -319,26 +337,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per clip, at most the model's span (default data.preprocess.clip_seconds)")
     p.add_argument("--interpolate", type=int, nargs=2, metavar=("SEED_A", "SEED_B"), default=None,
                    help="write a latent walk between two seeds instead of --n clips")
-    p.add_argument("--steps", type=int, default=8, help="points on the --interpolate walk")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--points", type=int, default=8,
+                   help=f"WAVs on the --interpolate walk (2 to {100_000}; default 8)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("vocode", help="copy synthesis: WAV or log-mel .npy files through a vocoder",
+    p = sub.add_parser("vocode", help="stage 4 (vocoder only): WAV or log-mel .npy files through a vocoder",
                        description="Each input .wav is turned into the vocoder's log-mel and back; each .npy must "
-                                   "hold a (n_mels, frames) log-mel in the vocoder's mel settings. Long inputs "
-                                   "run in overlapping, cross-faded chunks (bounded memory).")
-    p.add_argument("inputs", nargs="+", help=".wav or .npy files")
+                                   "hold a (n_mels, frames) log-mel, or a stack (N, n_mels, frames) such as "
+                                   "synth's mels.npy, in the vocoder's mel settings. Long inputs run in "
+                                   "overlapping, cross-faded chunks (bounded memory).")
+    p.add_argument("inputs", nargs="+", help=".wav or .npy files (synth's mels.npy: one WAV per row)")
     p.add_argument("--vocoder", required=True, help="a model.safetensors path or run folder, or griffinlim")
     p.add_argument("--recipe", default=None, help="recipe (needed for griffinlim: its mel settings)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     p.add_argument("--out", default="vocoded",
-                   help="output folder (default: ./vocoded); one <stem>.wav per input, -2, -3 ... added when "
-                        "inputs share a name; an output that would replace an input is refused")
+                   help="output folder (default: ./vocoded); one <stem>.wav per input (<stem>_000.wav ... per "
+                        "row of an (N, n_mels, frames) .npy), -2, -3 ... added when names collide; an output "
+                        "that would replace an input is refused")
     p.add_argument("--chunk-frames", type=int, default=512, help="frames per chunk for long inputs")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=None, help="threads (default 1)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     p.set_defaults(func=cmd_vocode)
 
     p = sub.add_parser("evaluate", help="stage 5: generation and vocoder metrics → eval/metrics.json",
@@ -350,22 +371,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder", default="auto", help="auto | a model.safetensors path or run folder")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("report", help="eval/report.html: metrics, audio players, spectrograms",
+    p = sub.add_parser("report", help="after stage 5: eval/report.html: metrics, audio players, spectrograms",
                        description="A self-contained HTML page (WAVs and images embedded) from eval/metrics.json: "
                                    "tables, real vs generated clips per label, vocoder A/B against Griffin-Lim.")
     _common(p)
     p.add_argument("--vocoder", default="auto", help="auto | a model.safetensors path or run folder")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("export", help="export a trained vocoder to ONNX",
+    p = sub.add_parser("export", help="after stage 3: export a trained vocoder to ONNX",
                        description="Export a vocoder checkpoint (model.safetensors) to ONNX with dynamic batch and "
                                    "frame axes. The istft generator exports up to magnitude and phase (torch.istft "
                                    "has no ONNX form); vocoder.export.OnnxVocoder runs either kind.")
-    p.add_argument("--vocoder", required=True, help="model.safetensors of a trained vocoder")
+    p.add_argument("--vocoder", required=True,
+                   help="a trained vocoder: its model.safetensors or run folder (e.g. exp/speech/vocoder)")
     p.add_argument("--onnx", required=True, help="output .onnx path")
-    p.add_argument("--opset", type=int, default=18)
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
+    p.add_argument("--threads", type=int, default=None, help="threads (default 1)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("recipe", help="print a recipe resolved (defaults filled, overrides applied)",
@@ -388,10 +410,57 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (RecipeError, MissingToolError, AudioError, FileNotFoundError, FileExistsError, ValueError,
-            WorkDirBusy) as e:
-        print(f"specgan {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"specgan {args.command}: interrupted (Ctrl-C); finished outputs are kept, an unfinished training "
+              f"resumes from its last state.pt when run again", file=sys.stderr)
+        return 130
+    except (RecipeError, MissingToolError, AudioError, WorkDirBusy, ValueError, OSError, MemoryError,
+            FloatingPointError, RuntimeError) as e:
+        message = user_error(e)
+        if message is None:  # a bug, not a user's mistake: the traceback is the report
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        print(f"specgan {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _oom(e: BaseException) -> bool:
+    import torch
+
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(e, RuntimeError) and any(s in str(e) for s in ("out of memory", "can't allocate memory")))
+
+
+def user_error(e: BaseException) -> str | None:
+    """One line for an error a user can cause (naming the file or key and what to do), or None for
+    anything else (a bug: its traceback is shown)."""
+    from specgan.data.manifest import MissingToolError
+    from specgan.workdir import WorkDirBusy
+
+    if _oom(e):
+        return ("out of memory; lower the batch size (--set specgan.batch_size=..., vocoder.batch_size, "
+                "synth.batch_size), --n, --points or --chunk-frames, or use a machine with more memory "
+                f"({' '.join(str(e).split())[:200] or type(e).__name__})")
+    if isinstance(e, OSError) and not isinstance(e, (FileNotFoundError, FileExistsError)) or \
+            isinstance(e, (FileNotFoundError, FileExistsError)) and e.filename is not None:
+        name = e.filename or "a file"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{name}: disk full (or over quota); free some space or write elsewhere (--out, work_dir)"
+        if e.errno == errno.ENAMETOOLONG:
+            return f"{str(name)[:120]}...: file name too long for this filesystem; use a shorter name or folder"
+        if e.errno in (errno.EISDIR, errno.ENOTDIR):
+            return f"{name}: {e.strerror}; give a file where a file is expected and a folder where a folder is"
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{name}: {e.strerror}; write somewhere you may (--out, --set work_dir=...)"
+        return f"{name}: {e.strerror or e}"
+    if isinstance(e, FloatingPointError):
+        return " ".join(str(e).split())
+    if isinstance(e, (ValueError, FileNotFoundError, FileExistsError, MissingToolError, WorkDirBusy)):
+        return " ".join(str(e).split())
+    return None
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ import copy
 import dataclasses
 import hashlib
 import json
+import logging
+import math
 import os
+import re
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +47,11 @@ __all__ = [
     "save_resolved",
     "to_dict",
 ]
+
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML; anything bigger is the wrong file
 
 
 class RecipeError(ValueError):
@@ -306,6 +315,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
                 return _convert(value, a, path)
             except RecipeError as e:
                 errors.append(e)
+        if len(errors) == 1 and "finite" in str(errors[0]):  # `number or null` given nan: say what is wrong
+            raise errors[0]
         raise RecipeError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
     if origin is Literal:
         if value not in get_args(tp):
@@ -336,6 +347,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):
+            raise RecipeError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -406,22 +419,107 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
     return out
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` for recipes: no anchors or aliases (a few hundred bytes of aliases expand
+    to 10^8 nodes), no duplicate keys (the second silently won), and ``1e-4`` read as a number
+    (YAML 1.1, and so PyYAML, wants ``1.0e-4``)."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise yaml.MarkedYAMLError(problem=f"YAML {kind}{event.anchor} is not allowed in a recipe "
+                                               f"(write the value out, or use extends: / --set)",
+                                       problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                                           problem_mark=key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _yaml(text: str, where: str) -> Any:
+    """Parse recipe YAML with :class:`_RecipeLoader`; errors name ``where`` and the line."""
+    try:
+        return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
+        what = " ".join(str(getattr(e, "problem", None) or e).split())
+        context = getattr(e, "context", None)
+        raise RecipeError(f"{at}: invalid YAML: {what}" + (f" ({context})" if context else "")) from e
+
+
+def bundled_dir() -> Path:
+    """The folder holding the shipped ``recipes/`` and ``pretrained/`` (package data; in a checkout
+    ``specgan/_bundled/*`` are links to the repository's own folders)."""
+    return Path(__file__).resolve().parent / "_bundled"
+
+
+def find_recipe(path: str | Path) -> Path:
+    """``path`` itself if it exists; else, for a bare name (``music.yaml``, ``music``) or
+    ``recipes/<name>``, the bundled recipe of that name, so the README's commands work from any
+    folder and after ``pip install``."""
+    path = Path(path).expanduser()
+    if path.exists() or path.is_symlink():
+        return path
+    parts = path.parts
+    if len(parts) == 1 or (len(parts) == 2 and parts[0] == "recipes"):
+        name = parts[-1] if path.suffix in (".yaml", ".yml") else parts[-1] + ".yaml"
+        shipped = bundled_dir() / "recipes" / name
+        if shipped.is_file():
+            log.debug("recipe %s: not in %s; using the bundled %s", path, Path.cwd(), shipped)
+            return shipped
+        names = sorted(p.stem for p in (bundled_dir() / "recipes").glob("*.yaml"))
+        raise RecipeError(f"cannot read recipe {path}: no such file here, and no bundled recipe of that name "
+                          f"(bundled: {', '.join(names)})")
+    raise RecipeError(f"cannot read recipe {path}: no such file")
+
+
+def _read_text(path: Path) -> str:
+    """A recipe file's text: a regular file of at most MAX_RECIPE_BYTES (checked before reading, so
+    ``--recipe /dev/zero`` or a FIFO is refused, not read without end)."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe {path}: {e.strerror or e}") from e
+    if stat.S_ISDIR(st.st_mode):
+        raise RecipeError(f"recipe {path}: is a folder; give a recipe .yaml file")
+    if not stat.S_ISREG(st.st_mode):
+        raise RecipeError(f"recipe {path}: not a regular file (a device, FIFO or socket); give a recipe .yaml file")
+    if st.st_size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"recipe {path}: {st.st_size} bytes, over the {MAX_RECIPE_BYTES}-byte limit for a recipe; "
+                          f"is it the right file?")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECIPE_BYTES + 1)
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe {path}: {e.strerror or e}") from e
+    if len(data) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"recipe {path}: over the {MAX_RECIPE_BYTES}-byte limit for a recipe")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"recipe {path}: not UTF-8 text (byte {e.start}); is it the right file?") from e
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     path = path.resolve()
     if path in seen:
         raise RecipeError(f"{path}: 'extends' cycle: {' -> '.join(map(str, seen + (path,)))}")
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise RecipeError(f"cannot read recipe {path}: {e.strerror or e}") from e
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        what = " ".join(str(getattr(e, "problem", None) or e).split())
-        context = getattr(e, "context", None)
-        raise RecipeError(f"{where}: invalid YAML: {what}" + (f" ({context})" if context else "")) from e
+    raw = _yaml(_read_text(path), str(path))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -435,10 +533,12 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 def _parse_scalar(text: str) -> Any:
-    """A ``--set`` value is parsed as YAML, so ``3``, ``1e-4``, ``null``, ``[1, 2]`` work."""
+    """A ``--set`` value is parsed as recipe YAML, so ``3``, ``1e-4``, ``null``, ``[1, 2]`` work."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return _yaml(text, "--set")
+    except RecipeError as e:
+        if "not allowed" in str(e):
+            raise
         return text
 
 
@@ -466,15 +566,50 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Load, layer (``extends``), override (``--set``) and validate a recipe YAML."""
-    path = Path(path)
+    path = find_recipe(path)
     raw = apply_overrides(_read_yaml(path), overrides)
     try:
         recipe = from_dict(Recipe, raw)
+        _check_ranges(raw)
         _check_model_specs(recipe)
     except RecipeError as e:
         raise RecipeError(f"{path}: {e}") from None
+    recipe.work_dir = os.path.expanduser(recipe.work_dir)
     recipe.path = str(path)
     return recipe
+
+
+# Keys whose value means nothing below zero (a rate, a duration, a size...), matched on the last
+# part of the key path: those in _NON_NEGATIVE must be >= 0, those in _POSITIVE > 0. Checked on
+# the raw mapping, so the message names the key as the user wrote it (list items included:
+# ``vocoder.critics[1].periods[0]``).
+_NON_NEGATIVE = re.compile(r"^(gp_weight|weight_decay|fmin|fmax|grad_clip|critic_warmup_steps|steps|ema|"
+                           r"dev_fraction|test_fraction|jitter_seconds|min_seconds|max_rollbacks|"
+                           r".*_weight|mel|fm|adv|stft|feature|power|seed)$")
+_POSITIVE = re.compile(r"^(lr|lr_[gd]|learning_rate|floor|clip_sigma|peak|gain|lr_decay|.*_seconds|duration|"
+                       r"max_items|max_prompts|sample_rate|n_fft|hop_length|win_length|n_mels|batch_size|"
+                       r"segment_samples|.*_every|d|z_dim|embed_dim|dim|intermediate_dim|num_layers|kernel_size|"
+                       r"width|periods|scales|resolutions|frames|n|n_critic|n_generated|eval_items|ndb_bins|"
+                       r"classifier_epochs|nan_lr_factor|repeats|workers|threads|sentences_per_voice)$")
+
+
+def _check_ranges(raw: Any, path: str = "") -> None:
+    if isinstance(raw, Mapping):
+        for k, v in raw.items():
+            _check_ranges(v, f"{path}.{k}" if path else str(k))
+        return
+    if isinstance(raw, list):
+        for i, v in enumerate(raw):
+            _check_ranges(v, f"{path}[{i}]")
+        return
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return
+    key = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    if _NON_NEGATIVE.match(key):
+        if not raw >= 0:
+            raise RecipeError(f"{path}: must be zero or positive, got {raw!r}")
+    elif _POSITIVE.match(key) and not raw > 0:
+        raise RecipeError(f"{path}: must be positive, got {raw!r}")
 
 
 def _check_model_specs(recipe: Recipe) -> None:
@@ -503,8 +638,16 @@ def _check_model_specs(recipe: Recipe) -> None:
     try:
         with torch.device("meta"):
             build_generator(recipe.vocoder.generator, recipe.mel)
-    except (ValueError, TypeError) as e:
-        raise RecipeError(f"vocoder.generator: {e}") from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise RecipeError(f"vocoder.generator: {' '.join(str(e).split())}") from None
+    from vocoder.registry import build_critic
+
+    for i, spec in enumerate(recipe.vocoder.critics):  # sizes too: a width of 0 fails here, not at stage 3
+        try:
+            with torch.device("meta"):
+                build_critic(spec)
+        except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as e:
+            raise RecipeError(f"vocoder.critics[{i}]: {' '.join(str(e).split())}") from None
     # Stage one likewise (sizes: a negative width fails here, in one line). n_mels must be a power
     # of two for stage one only; that is checked when stage one trains, so a recipe that trains
     # only a vocoder may use any n_mels.

@@ -6,7 +6,7 @@ import torch
 
 from specgan.checkpoints import StageOne, load_stage_one
 
-__all__ = ["StageOne", "interpolate", "load_stage_one", "noise", "sample"]
+__all__ = ["StageOne", "interpolate", "load_stage_one", "noise", "sample", "walk_latents"]
 
 
 @torch.no_grad()
@@ -36,16 +36,20 @@ def interpolate(model: StageOne, seed_a: int, seed_b: int, steps: int = 8, label
     """A latent walk: spherical interpolation from seed_a's z to seed_b's z in ``steps`` points."""
     g = model.generator
     device = next(g.parameters()).device
-    za, zb = noise(g.z_dim, seed_a), noise(g.z_dim, seed_b)
-    t = torch.linspace(0, 1, steps)[:, None]
-    omega = torch.arccos((za / za.norm() * zb / zb.norm()).sum().clamp(-1, 1))
-    if omega.abs() < 1e-6:
-        z = (1 - t) * za + t * zb
-    else:
-        z = (torch.sin((1 - t) * omega) * za + torch.sin(t * omega) * zb) / torch.sin(omega)
+    z = walk_latents(g.z_dim, seed_a, seed_b, steps)
     y = _labels(model, label, steps, device)
     norm = (g(z.to(device), y) if y is not None else g(z.to(device)))[:, 0]
     return norm, model.stats.denormalize(norm)
+
+
+def walk_latents(z_dim: int, seed_a: int, seed_b: int, points: int) -> torch.Tensor:
+    """(points, z_dim): spherical interpolation from seed_a's latent to seed_b's (CPU)."""
+    za, zb = noise(z_dim, seed_a), noise(z_dim, seed_b)
+    t = torch.linspace(0, 1, points)[:, None]
+    omega = torch.arccos((za / za.norm() * zb / zb.norm()).sum().clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        return (1 - t) * za + t * zb
+    return (torch.sin((1 - t) * omega) * za + torch.sin(t * omega) * zb) / torch.sin(omega)
 
 
 def noise(z_dim: int, seed: int) -> torch.Tensor:

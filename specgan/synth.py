@@ -74,7 +74,9 @@ def load_vocoder(recipe: Recipe | None, which: str, mel_cfg, device="cpu"):
         if any(True for _ in g.parameters()):
             raise ValueError(f"--vocoder {which}: a trainable vocoder needs its trained weights; "
                              f"give the path of its model.safetensors")
-        return g.to(device).eval(), which
+        from vocoder.inference import for_inference
+
+        return for_inference(g.to(device)), which
     raise FileNotFoundError(f"--vocoder {which!r}: no such file, and not one of: auto, griffinlim, "
                             f"or a model.safetensors path")
 
@@ -179,7 +181,7 @@ def _grid_png(path: Path, mels: np.ndarray, titles: list[str], suptitle: str) ->
 
 def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed: int | None = None,
           vocoder_name: str | None = None, out: str | Path | None = None, duration: float | None = None,
-          interpolate: tuple[int, int] | None = None, steps: int = 8, device: str = "auto",
+          interpolate: tuple[int, int] | None = None, points: int = 8, device: str = "auto",
           progress: bool = True, extra: dict | None = None) -> SynthResult:
     """Generate ``n`` clips (or a latent walk) and write WAVs, ``mels.npy``, ``grid.png`` and
     ``synth.json`` (what made each file, plus ``extra``) into ``out`` (default ``<work>/synth``).
@@ -200,8 +202,8 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
     if interpolate is None and n > MAX_CLIPS:
         raise ValueError(f"--n {n} is more than {MAX_CLIPS} clips in one call; run several calls with --seed "
                          f"offsets (clip i uses seed + i) and different --out folders")
-    if interpolate is not None and steps < 2:
-        raise ValueError(f"--steps must be at least 2 for a latent walk, got {steps}")
+    if interpolate is not None and not 2 <= points <= MAX_CLIPS:
+        raise ValueError(f"--points must be 2 to {MAX_CLIPS} for a latent walk, got {points}")
     g_path = resolve_stage_one(recipe)
     model = load_stage_one(g_path, dev)
     voc, voc_desc = load_vocoder(recipe, vocoder_name or sc.vocoder, model.mel_cfg, dev)
@@ -227,7 +229,11 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
-    need = (steps if interpolate is not None else n) * (2 * length + mel_cfg.n_mels * model.generator.frames * 4)
+    # WAV data + headers (44 bytes; a file takes whole blocks) + mels.npy rows, grid.png and
+    # synth.json, then a 10 % margin: a disk filled to the last byte fails the next write anyway.
+    clips = points if interpolate is not None else n
+    need = clips * (2 * length + 4096 + mel_cfg.n_mels * model.generator.frames * 4 + 200) + (2 << 20)
+    need = int(need * 1.1)
     free = shutil.disk_usage(out.parent).free
     if need > free:
         raise ValueError(f"{out}: {need / 1e9:.2f} GB needed for the WAVs and mels, {free / 1e9:.2f} GB free")
@@ -237,7 +243,7 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
     stage.mkdir()
     try:
         result = _write_set(recipe, model, g_path, voc, voc_desc, stage, out, n, labels, seed, length,
-                            interpolate, steps, dev, progress, extra)
+                            interpolate, points, dev, progress, extra)
         _swap_in(stage, out)
     finally:
         if stage.exists():
@@ -246,39 +252,42 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
 
 
 def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, labels, seed, length,
-               interpolate, steps, dev, progress, extra) -> SynthResult:
+               interpolate, points, dev, progress, extra) -> SynthResult:
     """The body of :func:`synth`: sample, vocode and write the set into ``stage`` (paths in the
     result are the final ones under ``out``)."""
     from tqdm import tqdm
 
     from specgan.audio import write as write_audio
-    from specgan.sampling import interpolate as walk
-    from specgan.sampling import noise
+    from specgan.sampling import noise, walk_latents
 
     sc, mel_cfg = recipe.synth, model.mel_cfg
     conditional = model.generator.n_classes > 0
 
     g = model.generator
-    if interpolate is not None:
+
+    def draw(z, chunk):
+        with torch.no_grad():
+            if not conditional:
+                return model.stats.denormalize(g(z.to(dev))[:, 0])
+            y = torch.tensor([model.label_index(lab) for lab, _ in chunk], device=dev)
+            return model.stats.denormalize(g(z.to(dev), y)[:, 0])
+
+    if interpolate is not None:  # the walk's latents are cheap; its points are drawn in batches like clips
         a, b = interpolate
         lab = (labels or model.vocab)[0] if conditional else None
-        plan = [(lab, None)] * steps
-        names = [_wav_name(lab, None, prefix=f"walk{a}-{b}_{i:02d}") for i in range(steps)]
-        batches = [(0, walk(model, a, b, steps, label=lab)[1])]
+        plan = [(lab, None)] * points
+        width = max(2, len(str(points - 1)))
+        names = [_wav_name(lab, None, prefix=f"walk{a}-{b}_{i:0{width}d}") for i in range(points)]
+        z_walk = walk_latents(g.z_dim, a, b, points)
+        batches = ((i, draw(z_walk[i : i + sc.batch_size], plan[i : i + sc.batch_size]))
+                   for i in range(0, points, sc.batch_size))
     else:
         chosen = list(labels) if labels else (list(model.vocab) if conditional else [None])
         plan = [(chosen[i % len(chosen)], seed + i) for i in range(n)]
         names = [_wav_name(lab, s) for lab, s in plan]
-
-        def draw(chunk):
-            z = torch.cat([noise(g.z_dim, s) for _, s in chunk]).to(dev)
-            with torch.no_grad():
-                if not conditional:
-                    return model.stats.denormalize(g(z)[:, 0])
-                y = torch.tensor([model.label_index(lab) for lab, _ in chunk], device=dev)
-                return model.stats.denormalize(g(z, y)[:, 0])
-
-        batches = ((i, draw(plan[i : i + sc.batch_size])) for i in range(0, len(plan), sc.batch_size))
+        batches = ((i, draw(torch.cat([noise(g.z_dim, s) for _, s in plan[i : i + sc.batch_size]]),
+                            plan[i : i + sc.batch_size]))
+                   for i in range(0, len(plan), sc.batch_size))
 
     wavs, all_logmel = [], []
     with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= sc.batch_size) as bar:
@@ -307,31 +316,53 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
     return result
 
 
-def _vocode_targets(inputs: list[Path], out: Path) -> list[Path]:
-    """``<out>/<stem>.wav`` per input; a stem already taken (a/x.wav and b/x.wav, or x.wav and x.npy)
-    gets ``-2``, ``-3``... An output that is one of the inputs is refused before any work."""
+def _npy_rows(item: Path) -> int | None:
+    """Rows of a log-mel ``.npy`` from its header only: None for (n_mels, T), N for (N, n_mels, T)
+    (synth's own ``mels.npy``); anything else is refused, naming the file."""
+    try:
+        arr = np.load(item, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{item}: not a NumPy .npy array of log-mels ({' '.join(str(e).split())})") from e
+    if arr.ndim == 2:
+        return None
+    if arr.ndim == 3 and arr.shape[0] >= 1:
+        return arr.shape[0]
+    raise ValueError(f"{item}: expected a (n_mels, frames) log-mel or a stack (N, n_mels, frames) like synth's "
+                     f"mels.npy, got shape {tuple(arr.shape)}")
+
+
+def _vocode_targets(inputs: list[Path], out: Path) -> list[tuple[Path, int | None, Path]]:
+    """(input, row, output) per WAV to write: ``<out>/<stem>.wav`` per input, ``<out>/<stem>_<i>.wav``
+    per row of an (N, n_mels, T) ``.npy``; a name already taken (a/x.wav and b/x.wav, or x.wav and
+    x.npy) gets ``-2``, ``-3``... An output that is one of the inputs is refused before any work."""
     taken: set[str] = set()
-    targets = []
+    jobs = []
     for item in inputs:
-        name, k = f"{item.stem}.wav", 1
-        while name.lower() in taken:  # lower(): two names that differ in case are one file on some filesystems
-            k += 1
-            name = f"{item.stem}-{k}.wav"
-        taken.add(name.lower())
-        targets.append(out / name)
+        rows = _npy_rows(item) if item.suffix == ".npy" else None
+        width = len(str(rows - 1)) if rows else 0
+        for row in range(rows) if rows else [None]:
+            stem = item.stem if row is None else f"{item.stem}_{row:0{max(3, width)}d}"
+            name, k = f"{stem}.wav", 1
+            while name.lower() in taken:  # lower(): two names that differ in case are one file on some filesystems
+                k += 1
+                name = f"{stem}-{k}.wav"
+            taken.add(name.lower())
+            jobs.append((item, row, out / name))
+    targets = [t for _, _, t in jobs]
     for target in targets:
         for item in inputs:
             if target.resolve() == item.resolve() or (target.exists() and os.path.samefile(target, item)):
                 raise FileExistsError(f"{target}: is the input {item}; refusing to write over an input "
                                       f"(give another --out)")
-    return targets
+    return jobs
 
 
 def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | None = None,
                  out: str | Path = "vocoded", chunk_frames: int = 512, device: str = "auto") -> list[Path]:
     """Copy synthesis: each ``.wav`` (→ its log-mel in the vocoder's MelConfig) or ``.npy`` log-mel
-    ((n_mels, T), the vocoder's MelConfig) → ``<out>/<stem>.wav`` (see :func:`_vocode_targets`: never
-    over an input, never two inputs onto one file), long inputs in overlapping chunks."""
+    ((n_mels, T), or synth's (N, n_mels, T) ``mels.npy``; the vocoder's MelConfig) → ``<out>/<stem>.wav``
+    (``<stem>_000.wav``... per row; see :func:`_vocode_targets`: never over an input, never two
+    inputs onto one file), long inputs in overlapping chunks."""
     from specgan.audio import read as read_audio
     from specgan.audio import write as write_audio
     from specgan.training import pick_device
@@ -343,7 +374,7 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
         if not item.is_file():
             raise FileNotFoundError(f"{item}: not found")
     out = Path(out)
-    targets = _vocode_targets(inputs, out)
+    jobs = _vocode_targets(inputs, out)
     dev = pick_device(device)
     mel_cfg = recipe.mel if recipe is not None else None
     if mel_cfg is None and not Path(vocoder_name).exists():
@@ -352,11 +383,13 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
     mel_cfg = voc.mel_cfg
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for item, path in zip(inputs, targets, strict=True):
+    for item, row, path in jobs:
         if item.suffix == ".npy":
-            mel = torch.from_numpy(np.load(item, allow_pickle=False).astype(np.float32))
+            arr = np.load(item, mmap_mode="r", allow_pickle=False)
+            mel = torch.from_numpy(np.array(arr if row is None else arr[row], dtype=np.float32))
             if mel.dim() != 2 or mel.shape[0] != mel_cfg.n_mels:
-                raise ValueError(f"{item}: expected a (n_mels={mel_cfg.n_mels}, frames) log-mel, got {tuple(mel.shape)}")
+                raise ValueError(f"{item}: expected log-mels of n_mels={mel_cfg.n_mels} (the vocoder's), "
+                                 f"got shape {tuple(arr.shape)}")
             if not torch.isfinite(mel).all():
                 raise ValueError(f"{item}: contains NaN or Inf")
         else:

@@ -139,7 +139,7 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     specgan("synth", *common, "--vocoder", "griffinlim", "--label", "seven", "--n", "2", "--seed", "40",
             "--out", str(tmp_path / "gl"))
     assert sorted(p.name for p in (tmp_path / "gl").glob("*.wav")) == ["seven_seed00040.wav", "seven_seed00041.wav"]
-    specgan("synth", *common, "--interpolate", "1", "2", "--steps", "3", "--label", "two", "--out", str(tmp_path / "w"))
+    specgan("synth", *common, "--interpolate", "1", "2", "--points", "3", "--label", "two", "--out", str(tmp_path / "w"))
     assert sorted(p.name for p in (tmp_path / "w").glob("*.wav")) == [f"walk1-2_0{i}_two.wav" for i in range(3)]
     for bad, msg in ((["--label", "eleven"], "unknown label 'eleven'"), (["--n", "0"], "--n must be at least 1"),
                      (["--duration", "3"], "this model generates 1 to 16384 samples"),

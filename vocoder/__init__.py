@@ -8,10 +8,21 @@ from vocoder.mel import MelConfig, MelConfigMismatch, MelSpectrogram, MelStats
 
 
 def load(path, device="cpu"):
-    """Load a trained generator from ``model.safetensors`` (see :mod:`vocoder.checkpoint`)."""
-    from vocoder.checkpoint import load as _load
+    """Load a trained generator from ``model.safetensors`` or its run folder, ready for inference.
 
-    return _load(path, device)
+    The result runs without autograd, takes a log-mel as a tensor or numpy array, (n_mels, T) →
+    (T * hop,) or (B, n_mels, T) → (B, 1, T * hop), and has ``sample_rate`` and ``mel_cfg``::
+
+        g = vocoder.load("pretrained/speech/vocoder.safetensors")
+        wav = g(logmel).numpy()      # logmel: (n_mels, T) in g.mel_cfg
+    """
+    from pathlib import Path
+
+    from vocoder.checkpoint import load as _load
+    from vocoder.inference import for_inference
+
+    path = Path(path)
+    return for_inference(_load(path / "model.safetensors" if path.is_dir() else path, device))
 
 
 __all__ = ["MelConfig", "MelConfigMismatch", "MelSpectrogram", "MelStats", "load"]

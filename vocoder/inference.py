@@ -1,13 +1,15 @@
-"""Inference helpers: mel → waveform in batches, long inputs in overlapping chunks."""
+"""Inference helpers: mel → waveform in batches, long inputs in overlapping chunks; loaded
+generators made notebook-friendly (:func:`for_inference`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from vocoder.generators.base import Generator
 from vocoder.mel import MelConfig
 
-__all__ = ["vocode"]
+__all__ = ["for_inference", "vocode"]
 
 
 @torch.inference_mode()
@@ -60,3 +62,49 @@ def vocode(generator: Generator, mel: torch.Tensor, mel_cfg: MelConfig | None = 
         start += step
     y = out / weight.clamp(min=1e-8)
     return y[0] if squeeze else y
+
+
+class _Inference:
+    """Mixed into a loaded generator's class by :func:`for_inference` (the instance keeps its type
+    for ``isinstance``, its weights, ``mel_cfg`` and ``checkpoint_meta``)."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Samples per second of the waveform this vocoder writes (its MelConfig's)."""
+        return self.mel_cfg.sample_rate
+
+    def forward(self, mel):
+        """Log-mel → waveform, without autograd.
+
+        Args:
+            mel (Tensor or ndarray): (n_mels, T) or (B, n_mels, T), log-mel in ``self.mel_cfg``.
+
+        Returns:
+            Tensor: (T * hop,) for a 2-D input, (B, 1, T * hop) for a 3-D one; ``.numpy()`` works
+            directly (no grad).
+        """
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # export traces the plain network
+            return super().forward(mel)
+        if isinstance(mel, np.ndarray):
+            mel = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+        device = next((p.device for p in self.parameters()), torch.device("cpu"))
+        squeeze = mel.dim() == 2
+        with torch.inference_mode():
+            y = super().forward((mel[None] if squeeze else mel).to(device, torch.float32))
+        return y[0, 0] if squeeze else y
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def for_inference(generator: Generator) -> Generator:
+    """Put a generator in eval mode and make its forward notebook-friendly: no autograd
+    (``torch.inference_mode``), numpy or tensor input, (n_mels, T) or (B, n_mels, T), on its own
+    device; ``sample_rate`` added. Returns the same object (its class swapped for a subclass)."""
+    cls = type(generator)
+    if not isinstance(generator, _Inference):
+        if cls not in _CLASSES:
+            _CLASSES[cls] = type(cls.__name__, (_Inference, cls), {"__module__": cls.__module__,
+                                                                   "__qualname__": cls.__qualname__})
+        generator.__class__ = _CLASSES[cls]
+    return generator.eval()
