@@ -5,7 +5,42 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["SpecGANConfig"]
+__all__ = ["OPS", "AugmentConfig", "SpecGANConfig"]
+
+# DiffAugment ops (specgan.augment), applied in this order. No frequency shifts or flips: on a mel
+# axis they are pitch changes.
+OPS = ("gain", "translation", "cutout")
+
+
+@dataclass
+class AugmentConfig:
+    """The ``specgan.augment`` recipe section; an empty ``policy`` (the default) turns it off."""
+
+    policy: list[str] = field(default_factory=list)   # any of gain, translation, cutout (always applied in that order)
+    p: float = 1.0                # probability that each op is applied to a sample
+    translation: float = 0.125    # largest time shift, as a fraction of the frames
+    cutout: float = 0.25          # cutout width, as a fraction of the frames
+    cutout_mels: float = 0.0      # cutout height as a fraction of the mel bins; 0 = full height (time cutout)
+    gain_db: float = 6.0          # largest level change, dB either way
+
+    def __post_init__(self) -> None:
+        unknown = [op for op in self.policy if op not in OPS]
+        if unknown:
+            raise ValueError(f"policy: unknown op(s) {unknown}; known: {', '.join(OPS)} "
+                             f"(no frequency shifts or flips: they change the pitch)")
+        if len(set(self.policy)) != len(self.policy):
+            raise ValueError(f"policy: an op is listed twice: {self.policy}")
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"p: must be in [0, 1], got {self.p}")
+        for name in ("translation", "cutout", "cutout_mels"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+        if self.gain_db < 0:
+            raise ValueError(f"gain_db: must be >= 0, got {self.gain_db}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.policy) and self.p > 0
 
 
 @dataclass
@@ -29,6 +64,12 @@ class SpecGANConfig:
     lr_d: float = 1e-4                # TTUR: set lr_d > lr_g
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     ema: float = 0.999
+    # Data-efficient training: DiffAugment of real and generated mels before the critic (both
+    # steps, and so inside the gradient penalty's interpolates). Off by default.
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Auxiliary classifier (critic kwarg aux_classifier: true): cross-entropy on the real labels in
+    # the critic step and on the asked labels in the generator step, weighted by this. 0 = off.
+    aux_weight: float = 0.0
     steps: int = 10_000               # generator iterations
     log_every: int = 10
     sample_every: int = 250
@@ -60,6 +101,14 @@ class SpecGANConfig:
                              f"{self.lr_d})")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas: must be two numbers in [0, 1), got {self.betas}")
+        if self.aux_weight < 0:
+            raise ValueError(f"aux_weight: must be >= 0, got {self.aux_weight}")
+        if self.aux_weight > 0 and not self.critic.get("aux_classifier", False):
+            raise ValueError("aux_weight > 0 needs the critic's auxiliary classifier (critic.aux_classifier: true)")
+        if self.critic.get("aux_classifier", False) and not self.aux_weight:
+            raise ValueError("critic.aux_classifier: true needs aux_weight > 0 (the head would never be trained)")
+        if self.aux_weight > 0 and not self.conditional:
+            raise ValueError("aux_weight > 0 needs conditional: true (the classifier predicts the label)")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema: must be in [0, 1), got {self.ema}")
         if not 0 < self.nan_lr_factor < 1:

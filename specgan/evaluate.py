@@ -11,7 +11,10 @@
 - diversity (mean pairwise distance, generated vs real) and the distance of each clip to its
   nearest training clip (generated vs real held-out: much smaller for generated = memorised);
 - for pitch labels: the generated notes, vocoded, tracked with pYIN against the asked pitch (real
-  held-out notes give the tracker's own ceiling).
+  held-out notes give the tracker's own ceiling);
+- for speech: harmonicity (:func:`specgan.metrics.harmonicity`, the periodicity of active frames)
+  of the generated clips vocoded, against the real held-out mels through the same vocoder (and
+  the real audio itself).
 
 **Vocoder** (stage two), by copy synthesis of the held-out split (preprocessed as in training →
 log-mel → vocoder → compared with the original): mel-L1, multi-resolution STFT distance, log-F0
@@ -193,7 +196,30 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
         out["label_accuracy_vocoded"] = _vocoded_accuracy(model, fake, real.y.numpy(), clf, {"trained": vocoder_g})
     if conditional and recipe.data.label == "pitch" and vocoder_g is not None:
         out["pitch"] = _pitch(recipe, model, fake, labels, real, vocoder_g)
+    if vocoder_g is not None and is_speech(recipe):
+        out["harmonicity"] = _harmonicity(recipe, model, fake, real, vocoder_g)
     return out
+
+
+@torch.inference_mode()
+def _vocode(model, normalised: torch.Tensor, g, batch: int = 16) -> list[np.ndarray]:
+    """Normalised mels (N, 1, n_mels, frames) → N waveforms through vocoder ``g``."""
+    logmel = model.stats.denormalize(normalised[:, 0]).float()
+    return [w[0].numpy() for i in range(0, len(logmel), batch) for w in g(logmel[i : i + batch])]
+
+
+def _harmonicity(recipe: Recipe, model, fake: torch.Tensor, real, vocoder_g) -> dict:
+    from specgan import metrics as M
+    from specgan.audio import load_clip
+
+    sr, hop = model.mel_cfg.sample_rate, model.mel_cfg.hop_length
+    real_audio = [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft) for p in real.paths]
+    return {"protocol": "periodicity (peak normalised autocorrelation, lags 2-16.7 ms) of frames within 30 dB of "
+                        "each clip's loudest; generated and real held-out mels through the same vocoder, and the "
+                        "real audio itself",
+            "generated": M.harmonicity(_vocode(model, fake, vocoder_g), sr, hop),
+            "real_vocoded": M.harmonicity(_vocode(model, real.x, vocoder_g), sr, hop),
+            "real_audio": M.harmonicity(real_audio, sr, hop)}
 
 
 @torch.inference_mode()
@@ -223,8 +249,7 @@ def _pitch(recipe: Recipe, model, fake: torch.Tensor, labels: list, real, vocode
     from specgan.audio import load_clip
 
     sr = model.mel_cfg.sample_rate
-    logmel = model.stats.denormalize(fake[:, 0])
-    wavs = [w[0].numpy() for w in vocoder_g(logmel.float())]
+    wavs = _vocode(model, fake, vocoder_g)
     midi = [int(v) for v in labels]
     gen = M.pitch_accuracy(wavs, midi, sr, hop=model.mel_cfg.hop_length)
     real_wavs = [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft) for p in real.paths]

@@ -15,7 +15,8 @@ Generation (the SC09 / WaveGAN protocol and its successors):
 Signal metrics: :func:`f0_metrics` (log-F0 RMSE in cents and voicing error from librosa's pYIN),
 :func:`pitch_accuracy` (median pYIN pitch of a note against the asked MIDI pitch), :func:`pesq_wb`
 and :func:`stoi` (the ``pesq`` and ``pystoi`` packages); :func:`buzz_db` (hop-rate comb contrast
-against the reference, from :mod:`vocoder.buzz`).
+against the reference, from :mod:`vocoder.buzz`); :func:`harmonicity` (how periodic the active
+frames are: a voiced vowel near 1, breath and noise near 0).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import numpy as np
 
 from vocoder.buzz import buzz_db, comb_contrast_db
 
-__all__ = ["buzz_db", "comb_contrast_db", "f0_metrics", "frechet_distance", "inception_score", "kmeans",
-           "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "pesq_wb", "pitch_accuracy", "stoi"]
+__all__ = ["buzz_db", "comb_contrast_db", "f0_metrics", "frechet_distance", "harmonicity", "inception_score", "kmeans",
+           "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "periodicity", "pesq_wb", "pitch_accuracy",
+           "stoi"]
 
 
 def inception_score(probs: np.ndarray, splits: int = 1, eps: float = 1e-12) -> tuple[float, float]:
@@ -191,3 +193,56 @@ def stoi(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
 
     n = min(len(ref), len(est))
     return float(_stoi(np.asarray(ref[:n], np.float64), np.asarray(est[:n], np.float64), sr, extended=False))
+
+
+def periodicity(y: np.ndarray, sr: int, hop: int = 256, fmin: float = 60.0, fmax: float = 500.0,
+                frame_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: (peak normalised autocorrelation over lags 1/fmax … 1/fmin, RMS).
+
+    The normalised autocorrelation ``Σ x[n]x[n+τ] / √(Σ x[n]² · Σ x[n+τ]²)`` (over the frame's
+    overlapping part, DC removed) is 1 at the period of a periodic frame and near 0 for noise.
+    Frames are ``frame_length`` samples (default: two periods of ``fmin``) every ``hop``.
+    """
+    y = np.asarray(y, np.float64)
+    n = frame_length or int(np.ceil(2 * sr / fmin))
+    lo, hi = max(1, int(np.floor(sr / fmax))), int(np.ceil(sr / fmin))
+    if hi >= n:
+        raise ValueError(f"periodicity: frame_length {n} must exceed the longest lag {hi} (sr / fmin)")
+    if len(y) < n:
+        y = np.pad(y, (0, n - len(y)))
+    frames = np.lib.stride_tricks.sliding_window_view(y, n)[::hop]
+    frames = frames - frames.mean(1, keepdims=True)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spec = np.fft.rfft(frames, size)
+    acf = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, size)[:, : hi + 1]
+    c = np.concatenate([np.zeros((len(frames), 1)), np.cumsum(frames ** 2, 1)], 1)
+    lags = np.arange(hi + 1)
+    head = c[:, n - lags]                # Σ_{i < n-τ} x[i]²
+    tail = c[:, n:n + 1] - c[:, lags]    # Σ_{i >= τ} x[i]²
+    r = acf / np.sqrt(np.maximum(head * tail, 1e-20))
+    return r[:, lo:].max(1).clip(0, 1), np.sqrt(c[:, -1] / n)
+
+
+def harmonicity(wavs: list[np.ndarray], sr: int, hop: int = 256, fmin: float = 60.0, fmax: float = 500.0,
+                active_db: float = 30.0, voiced: float = 0.5) -> dict[str, float]:
+    """How harmonic a set of clips is, over their *active* frames (RMS within ``active_db`` of
+    the clip's loudest frame; silence says nothing about a voice).
+
+    Returns:
+        ``periodicity``: mean peak normalised autocorrelation of the active frames (a sung vowel
+        ~1, a whisper or noise ~0.1); ``voiced_fraction``: share of active frames above
+        ``voiced``; ``voiced_periodicity``: the mean over those frames (NaN if none);
+        ``frames``: active frames counted.
+    """
+    peaks = []
+    for y in wavs:
+        p, rms = periodicity(y, sr, hop, fmin, fmax)
+        if rms.max() <= 1e-6:  # digital silence: no active frames
+            continue
+        active = rms >= rms.max() * 10 ** (-active_db / 20)
+        peaks.append(p[active])
+    p = np.concatenate(peaks) if peaks else np.zeros(0)
+    v = p[p > voiced]
+    return {"periodicity": float(p.mean()) if p.size else float("nan"),
+            "voiced_fraction": float((p > voiced).mean()) if p.size else float("nan"),
+            "voiced_periodicity": float(v.mean()) if v.size else float("nan"), "frames": int(p.size)}

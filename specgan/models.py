@@ -20,7 +20,7 @@ from torch import nn
 
 from vocoder.registry import build, check_spec, registrar
 
-__all__ = ["CRITICS", "GENERATORS", "Critic", "Generator", "build_critic", "build_generator", "check_critic_spec",
+__all__ = ["CRITICS", "GENERATORS", "Critic", "FiLM", "Generator", "build_critic", "build_generator", "check_critic_spec",
            "check_generator_spec", "stages_for"]
 
 # Stage-one models by name: a recipe's ``specgan.generator`` / ``specgan.critic`` section is the
@@ -47,17 +47,25 @@ class Generator(nn.Module):
         z_dim: Latent size.
         d: Width: the last hidden stage has d channels, each earlier stage twice as many.
         kernel_size: Convolution kernel (SpecGAN: 5).
-        upsample: ``"transposed"`` (SpecGAN) or ``"nearest"`` (nearest-neighbour x2 + conv: no
-            checkerboard artefacts).
+        upsample: ``"transposed"`` (SpecGAN), ``"nearest"`` or ``"bilinear"`` (resize x2 + conv: no
+            checkerboard artefacts; bilinear also smooths the resize's blocks).
         n_classes: Number of labels for conditioning (0 = unconditional).
         embed_dim: Label embedding size, concatenated to z.
+        conditioning: ``"input"`` (SpecGAN: the embedding joins z, so the label reaches later
+            stages only through the first) or ``"film"`` (also FiLM, Perez et al. 2018: every
+            stage's features are scaled and shifted per channel, ``h·(1 + γ(e)) + β(e)``, by
+            linear maps of the label embedding e, before each ReLU — the label modulates every
+            upsampling stage, as BigGAN's conditional normalisation does, without the
+            normalisation).
     """
 
     def __init__(self, n_mels: int = 64, frames: int = 64, z_dim: int = 100, d: int = 32, kernel_size: int = 5,
-                 upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32):
+                 upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input"):
         super().__init__()
-        if upsample not in ("transposed", "nearest"):
-            raise ValueError(f"upsample must be 'transposed' or 'nearest', got {upsample!r}")
+        if upsample not in ("transposed", "nearest", "bilinear"):
+            raise ValueError(f"upsample must be 'transposed', 'nearest' or 'bilinear', got {upsample!r}")
+        if conditioning not in ("input", "film"):
+            raise ValueError(f"conditioning must be 'input' or 'film', got {conditioning!r}")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.n_mels, self.frames, self.z_dim, self.n_classes = n_mels, frames, z_dim, n_classes
@@ -74,20 +82,56 @@ class Generator(nn.Module):
             if upsample == "transposed":
                 layers.append(nn.ConvTranspose2d(c, c_out, kernel_size, 2, padding=pad, output_padding=1))
             else:
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c_out, kernel_size, padding=pad)]
+                resize = nn.Upsample(scale_factor=2, mode=upsample, **({"align_corners": False}
+                                                                        if upsample == "bilinear" else {}))
+                layers += [resize, nn.Conv2d(c, c_out, kernel_size, padding=pad)]
             if i < n - 1:
                 layers.append(nn.ReLU())
             c = c_out
         self.net = nn.Sequential(*layers)
+        # FiLM: one (γ, β) pair per hidden stage (the dense stage and each upsampling stage but the
+        # last), in self.net's order of ReLUs. "input" models have none, so their weights (the
+        # shipped ones) keep their names.
+        self.film = None
+        if conditioning == "film" and n_classes:
+            widths = [self.c0] + [self.c0 >> (i + 1) for i in range(n - 1)]
+            self.film = nn.ModuleList(FiLM(embed_dim, w) for w in widths)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, z_dim), labels (B,) long → mels (B, 1, n_mels, frames) in [-1, 1]."""
+        e = None
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this generator is conditional: pass labels")
-            z = torch.cat([z, self.embed(labels)], dim=1)
-        x = F.relu(self.fc(z)).view(-1, self.c0, self.h0, self.w0)
-        return torch.tanh(self.net(x))
+            e = self.embed(labels)
+            z = torch.cat([z, e], dim=1)
+        x = self.fc(z).view(-1, self.c0, self.h0, self.w0)
+        if self.film is None:
+            return torch.tanh(self.net(F.relu(x)))
+        x = F.relu(self.film[0](x, e))
+        k = 1
+        for layer in self.net:
+            if isinstance(layer, nn.ReLU):
+                x = self.film[k](x, e)
+                k += 1
+            x = layer(x)
+        return torch.tanh(x)
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation: h (B, C, H, W), e (B, E) → h·(1 + γ(e)) + β(e), γ, β (B, C).
+
+    Default (non-zero) initialisation, as BigGAN's class-conditional gains: the label already
+    steers every stage at step 0.
+    """
+
+    def __init__(self, embed_dim: int, channels: int):
+        super().__init__()
+        self.proj = nn.Linear(embed_dim, 2 * channels)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.proj(e).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
+        return h * (1 + gamma) + beta
 
 
 @registrar(CRITICS, "stage-one critic")("specgan")
@@ -99,10 +143,17 @@ class Critic(nn.Module):
         d: Width: the first stage has d channels, each later stage twice as many.
         kernel_size: Convolution kernel (SpecGAN: 5).
         n_classes: Labels for the projection term (0 = unconditional).
+        aux_classifier: Also an auxiliary classifier head (AC-GAN, Odena et al. 2017; GANSynth's
+            pitch classifier): a linear map of the same features to label logits, returned by
+            ``forward(..., return_logits=True)``. The Wasserstein score (and so the gradient
+            penalty) does not depend on it.
     """
 
-    def __init__(self, n_mels: int = 64, frames: int = 64, d: int = 32, kernel_size: int = 5, n_classes: int = 0):
+    def __init__(self, n_mels: int = 64, frames: int = 64, d: int = 32, kernel_size: int = 5, n_classes: int = 0,
+                 aux_classifier: bool = False):
         super().__init__()
+        if aux_classifier and not n_classes:
+            raise ValueError("aux_classifier needs labels (a conditional model)")
         n = stages_for(n_mels, frames)
         pad = kernel_size // 2
         layers: list[nn.Module] = []
@@ -114,16 +165,22 @@ class Critic(nn.Module):
         features = c_in * (n_mels >> n) * (frames >> n)
         self.fc = nn.Linear(features, 1)
         self.embed = nn.Embedding(n_classes, features) if n_classes else None
+        self.aux = nn.Linear(features, n_classes) if aux_classifier else None
         self.n_classes = n_classes
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, 1, n_mels, frames), labels (B,) → scores (B,)."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_logits: bool = False):
+        """x (B, 1, n_mels, frames), labels (B,) → scores (B,); with ``return_logits`` also the
+        auxiliary classifier's logits (B, n_classes)."""
         h = self.net(x).flatten(1)
         score = self.fc(h).squeeze(1)
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this critic is conditional: pass labels")
             score = score + (self.embed(labels) * h).sum(dim=1)
+        if return_logits:
+            if self.aux is None:
+                raise ValueError("this critic has no auxiliary classifier (aux_classifier: true)")
+            return score, self.aux(h)
         return score
 
 

@@ -2,8 +2,13 @@
 
 One step (a generator iteration) = ``n_critic`` critic steps, each on a fresh real batch and
 fresh fakes, + one generator step. The gradient penalty can be lazy: computed every
-``gp_every``-th critic step and weighted by ``gp_every`` so its average pull is unchanged. An
-EMA copy of G is what is saved for sampling. Rollback on NaN, logging, checkpoints, every
+``gp_every``-th critic step (counted across generator iterations) and weighted by ``gp_every``
+so its average pull is unchanged. With ``augment`` on, real and generated mels pass through the
+same random DiffAugment (:mod:`specgan.augment`) before the critic in both steps, so the penalty
+is on interpolates of augmented mels — the critic's actual inputs. With ``aux_weight`` the
+critic's auxiliary classifier adds a cross-entropy on real labels (critic step) and on the
+asked labels (generator step); the penalty stays on the score. An EMA copy of G is what is
+saved for sampling. Rollback on NaN, logging, checkpoints, every
 rank's RNG, data parallelism (gradients averaged by hand: the penalty differentiates through
 the critic twice, which DistributedDataParallel's reducer does not support) and bf16 autocast
 come from the skeleton.
@@ -18,9 +23,10 @@ from typing import Any
 
 import torch
 
+from specgan.augment import DiffAugment, gain_per_db
 from specgan.config import SpecGANConfig
 from specgan.features.dataset import MelDataset
-from specgan.gan import fused_critic_losses, generator_loss
+from specgan.gan import fused_critic_losses, generator_losses
 from specgan.models import build_critic, build_generator
 from vocoder.checkpoint import changed_keys, fingerprint, save_model
 from vocoder.mel import MelConfig
@@ -88,6 +94,10 @@ class SpecGANTrainer(Trainer):
         betas = tuple(cfg.betas)
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas)
+        floor = getattr(data, "floor", -1.0)
+        data_stats = getattr(data, "stats", None)
+        self.augment = DiffAugment(cfg.augment, floor,
+                                   gain_per_db(data_stats, mel) if data_stats is not None else 1.0 / 20)
         self.broadcast_parameters()
 
     # -- the skeleton's hooks -------------------------------------------------------------
@@ -145,15 +155,22 @@ class SpecGANTrainer(Trainer):
         z_dim = self.G.z_dim
         out: dict[str, torch.Tensor] = {}
         b = cfg.batch_size
+        aug = self.augment
         for k in range(cfg.n_critic):
             real = self._real(reals[k])
             labels = labels_all[k].to(self.device) if labels_all is not None else None
             z = torch.randn(b, z_dim, generator=self.sampler).to(self.device)
             with torch.no_grad(), self.autocast():  # the critic step needs no graph through G
                 fake = self._fake(z, labels).float()
+                # DiffAugment: independent draws for the real and the fake batch, the critic (and
+                # the penalty's interpolates, made inside from these) sees only augmented mels.
+                real, fake = aug(real, self.sampler), aug(fake, self.sampler)
+            # Lazy GP counted over all critic steps (not restarted per iteration), so exactly one
+            # step in gp_every carries it whatever n_critic is; self.step is restored on resume.
+            with_gp = (self.step * cfg.n_critic + k) % cfg.gp_every == 0
             with self.autocast():
                 losses = fused_critic_losses(self.D, real, fake, labels, cfg.gp_weight * cfg.gp_every,
-                                             with_gp=k % cfg.gp_every == 0)
+                                             with_gp=with_gp, aux_weight=cfg.aux_weight)
             loss = losses.pop("critic/loss")
             out["critic/param_grad_norm"] = self.optimize(loss, self.opt_d, self.D)
             out.update(losses)
@@ -161,11 +178,13 @@ class SpecGANTrainer(Trainer):
         labels = self._labels(b)
         z = torch.randn(b, z_dim, generator=self.sampler).to(self.device)
         with self.autocast():
-            loss_g = generator_loss(self.D, self._fake(z, labels), labels)
+            gen = generator_losses(self.D, aug(self._fake(z, labels), self.sampler), labels, cfg.aux_weight)
+        loss_g = gen.pop("gen/loss")
         out["gen/grad_norm"] = self.optimize(loss_g, self.opt_g, self.G)
         with torch.no_grad():
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
                 pe.lerp_(p, 1.0 - cfg.ema)
+        out.update(gen)
         out["gen/loss"] = loss_g.detach()
         return out
 
@@ -213,11 +232,13 @@ class SpecGANTrainer(Trainer):
         plt.close(fig)
         return path
 
-    def fit(self, steps: int | None = None, progress: bool = True, tensorboard: bool = True) -> dict[str, float]:
-        """Train until ``steps`` (default ``cfg.steps``) generator iterations; returns the last logged losses.
+    def fit(self, steps: int | None = None, progress: bool = True, tensorboard: bool = True,
+            cpu_seconds: float | None = None) -> dict[str, float]:
+        """Train until ``steps`` (default ``cfg.steps``) generator iterations, or until this call has
+        used ``cpu_seconds`` of CPU time (equal-budget ablations); returns the last logged losses.
 
         Every ``log_every`` iterations the losses go to ``history.jsonl``, TensorBoard (``logs/``)
         and the progress bar (or a plain line); every ``sample_every`` a sample grid is drawn and
         every ``save_every`` a checkpoint written.
         """
-        return super().fit(self.cfg.steps if steps is None else steps, progress, tensorboard)
+        return super().fit(self.cfg.steps if steps is None else steps, progress, tensorboard, cpu_seconds=cpu_seconds)

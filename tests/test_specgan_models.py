@@ -37,7 +37,7 @@ def test_bad_sizes_are_errors():
     with pytest.raises(ValueError, match="frames must be a power of two"):
         Generator(64, 63)
     with pytest.raises(ValueError, match="upsample must be"):
-        Generator(64, 64, upsample="bilinear")
+        Generator(64, 64, upsample="bicubic")
 
 
 def test_conditioning_changes_outputs_and_is_required():

@@ -30,6 +30,8 @@ class MelDataset:
             x[i, 0, :, : z.shape[1]] = z
             x[i, 0, :, z.shape[1]:] = pad
         self.x = torch.from_numpy(x)
+        self.stats = stats
+        self.floor = torch.from_numpy(np.ascontiguousarray(pad[:, 0]))  # (n_mels,) normalised silence (augment fills)
         self.vocab = vocab if vocab is not None else (sorted(set(labels)) if labels and labels[0] is not None else [])
         index = {v: i for i, v in enumerate(self.vocab)}
         if self.vocab:

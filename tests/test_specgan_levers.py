@@ -1,0 +1,281 @@
+"""Issue 13's stage-one levers: DiffAugment, FiLM conditioning, the auxiliary classifier, lazy GP
+across iterations, the full-size overlays and the equal-budget ablation tool."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import speech_like
+
+from specgan.augment import DiffAugment, gain_per_db
+from specgan.config import AugmentConfig
+from specgan.gan import fused_critic_losses, gradient_penalty
+from specgan.metrics import harmonicity
+from specgan.models import Critic, Generator
+from specgan.recipe import RecipeError, load_recipe
+from specgan.train_gan import MelDataset, SpecGANConfig, SpecGANTrainer
+from vocoder.mel import MelStats
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL = ["gain", "translation", "cutout"]
+
+
+def aug(policy, floor=-1.0, gain_scale=0.05, **kw):
+    return DiffAugment(AugmentConfig(policy=policy, **kw), floor, gain_scale)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# -- DiffAugment -------------------------------------------------------------------------------
+def test_augment_keeps_the_shape_and_is_the_identity_when_off():
+    x = torch.rand(5, 1, 16, 32) * 2 - 1
+    assert aug(ALL)(x, gen()).shape == x.shape
+    assert torch.equal(aug(ALL, p=0.0)(x, gen()), x)
+    assert torch.equal(aug([])(x, gen()), x)
+
+
+def test_translation_shifts_time_only_and_pads_with_the_floor():
+    x = torch.full((64, 1, 16, 32), -1.0)
+    x[:, :, 5, :] = 0.7  # one lit mel row across time
+    y = aug(["translation"], translation=0.25)(x, gen())
+    assert torch.equal(y[:, :, 5, :] == 0.7, (y != -1.0).any(dim=2))  # anything lit is on row 5
+    assert torch.all(y[:, :, torch.arange(16) != 5, :] == -1.0)       # the other rows: floor only
+    shifts = (y[:, 0, 5] == -1.0).sum(1)
+    assert shifts.max() > 0 and shifts.max() <= 8  # some samples shifted, by at most 1/4 of 32 frames
+    # a time pattern moves as a whole: a lit frame lands a whole number of frames away
+    z = torch.full((8, 1, 16, 32), -1.0)
+    z[..., 10] = 0.5
+    w = aug(["translation"], translation=0.25)(z, gen(1))
+    lit = w[:, 0] == 0.5
+    assert torch.all(lit.all(1).sum(1) == 1) and torch.all(lit.sum((1, 2)) == 16)  # one whole frame each
+
+
+def test_cutout_fills_with_the_per_bin_floor_not_zero():
+    floor = torch.linspace(-1.0, -0.6, 16)
+    x = torch.full((16, 1, 16, 32), 0.5)
+    y = aug(["cutout"], floor=floor, cutout=0.25)(x, gen())
+    hole = y != 0.5
+    assert torch.all(hole.sum(-1) == 8)  # 1/4 of the frames, every row (a time cutout)
+    assert torch.allclose(y[hole], floor.view(1, 1, 16, 1).expand_as(y)[hole])
+    rect = aug(["cutout"], floor=-1.0, cutout=0.25, cutout_mels=0.5)(x, gen())
+    assert torch.all((rect != 0.5).sum((1, 2, 3)) == 8 * 8)
+
+
+def test_gain_is_one_shift_per_clip_scaled_per_bin():
+    scale = torch.linspace(0.01, 0.02, 16)
+    x = torch.rand(32, 1, 16, 8) * 2 - 1
+    y = aug(["gain"], gain_scale=scale, gain_db=6.0)(x, gen())
+    db = (y - x) / scale.view(1, 1, 16, 1)
+    assert torch.allclose(db, db[:, :, :1, :1].expand_as(db), atol=1e-4)  # one dB value per clip
+    assert db.abs().max() <= 6.0 + 1e-4 and db.abs().max() > 1.0
+    stats = MelStats(np.zeros(4), np.full(4, 2.0), clip_sigma=3.0)
+    # 20 dB = x10 in magnitude = ln(10) in a natural-log mel; / (3 sigma) in normalised units
+    assert torch.allclose(gain_per_db(stats) * 20, torch.full((4,), np.log(10) / 6.0, dtype=torch.float32))
+
+
+def test_augment_is_differentiable_and_deterministic_per_stream():
+    x = (torch.rand(6, 1, 16, 32) * 2 - 1).requires_grad_(True)
+    a = aug(ALL, cutout_mels=0.5)
+    a(x, gen()).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(a(x, gen(3)), a(x, gen(3)))
+
+
+def test_unknown_or_frequency_ops_are_refused():
+    with pytest.raises(ValueError, match="unknown op"):
+        AugmentConfig(policy=["frequency_shift"])
+    with pytest.raises(RecipeError, match="specgan.augment"):
+        load_recipe(ROOT / "recipes" / "tiny.yaml", ["specgan.augment.policy=[flip]"])
+
+
+# -- conditioning ------------------------------------------------------------------------------
+def test_film_generator_differs_per_label_at_every_stage():
+    torch.manual_seed(0)
+    g = Generator(32, 32, z_dim=8, d=4, n_classes=3, embed_dim=4, conditioning="film").eval()  # 3 stages
+    seen: list[list[torch.Tensor]] = []
+    hooks = [f.register_forward_hook(lambda m, i, o: seen[-1].append(o)) for f in g.film]
+    z = torch.randn(1, 8)
+    for label in (0, 1):
+        seen.append([])
+        g(z, torch.tensor([label]))
+    for h in hooks:
+        h.remove()
+    assert len(seen[0]) == len(g.film) == 3  # the dense stage and both hidden upsampling stages
+    for a, b in zip(*seen, strict=True):
+        assert not torch.allclose(a, b)
+    # "input" (the default) has no FiLM weights: the shipped models' names are unchanged
+    assert not any("film" in k for k in Generator(16, 32, z_dim=8, d=4, n_classes=3).state_dict())
+
+
+def test_aux_classifier_learns_a_separable_toy_and_its_loss_is_finite():
+    torch.manual_seed(0)
+    x = torch.full((32, 1, 16, 16), -1.0)
+    y = torch.arange(32) % 2
+    x[y == 0, :, :4] = 0.8   # class 0: low bins lit
+    x[y == 1, :, -4:] = 0.8  # class 1: high bins lit
+    critic = Critic(16, 16, d=4, n_classes=2, aux_classifier=True)
+    opt = torch.optim.Adam(critic.parameters(), 1e-2)
+    for _ in range(30):
+        _, logits = critic(x, y, return_logits=True)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert (critic(x, y, return_logits=True)[1].argmax(1) == y).float().mean() == 1.0
+
+
+def test_the_gradient_penalty_is_on_the_score_alone_with_the_aux_head():
+    torch.manual_seed(0)
+    critic = Critic(16, 16, d=4, n_classes=3, aux_classifier=True)
+    real, fake = torch.rand(6, 1, 16, 16) * 2 - 1, torch.rand(6, 1, 16, 16) * 2 - 1
+    labels, eps = torch.tensor([0, 1, 2, 0, 1, 2]), torch.rand(6)
+    with_aux = fused_critic_losses(critic, real, fake, labels, 10.0, eps=eps, aux_weight=2.0)
+    without = fused_critic_losses(critic, real, fake, labels, 10.0, eps=eps)
+    gp, _ = gradient_penalty(critic, real, fake, labels, eps)
+    torch.testing.assert_close(with_aux["critic/gp"], gp.detach())
+    torch.testing.assert_close(with_aux["critic/gp"], without["critic/gp"])
+    torch.testing.assert_close(with_aux["critic/loss"], without["critic/loss"] + 2.0 * with_aux["critic/aux_ce"])
+    # and the norm is that of d score / d x (by hand)
+    x_hat = (eps.view(6, 1, 1, 1) * real + (1 - eps.view(6, 1, 1, 1)) * fake).requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x_hat, labels).sum(), x_hat)
+    torch.testing.assert_close(with_aux["critic/grad_norm"], g.flatten(1).norm(dim=1).mean())
+
+
+# -- the trainer ---------------------------------------------------------------------------------
+def data(n=12, n_mels=16, frames=15, seed=0):
+    rng = np.random.default_rng(seed)
+    mels = [rng.normal(-5, 2, (n_mels, frames)).astype(np.float32) for _ in range(n)]
+    labels = ["a", "b", "c"] * (n // 3)
+    stats = MelStats(np.full(n_mels, -5.0), np.full(n_mels, 2.0))
+    return MelDataset(mels, labels, stats, frames=16, floor_log=float(np.log(1e-5)))
+
+
+def cfg(**kw):
+    base = dict(frames=16, generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
+                                      "upsample": "nearest"},
+                critic={"name": "specgan", "d": 4, "aux_classifier": True}, aux_weight=1.0,
+                augment=AugmentConfig(policy=ALL), batch_size=4, n_critic=2, gp_every=3, lr_d=4e-4, steps=4,
+                log_every=1, save_every=2, sample_every=100)
+    return SpecGANConfig(**{**base, **kw})
+
+
+def test_every_lever_on_resumes_exactly(tmp_path):
+    whole = SpecGANTrainer(cfg(), data(), tmp_path / "a", seed=1)
+    whole.fit(progress=False, tensorboard=False)
+    part = SpecGANTrainer(cfg(), data(), tmp_path / "b", seed=1)
+    part.fit(steps=2, progress=False, tensorboard=False)
+    resumed = SpecGANTrainer(cfg(), data(), tmp_path / "b", seed=1)
+    resumed.resume()
+    assert resumed.step == 2
+    resumed.fit(progress=False, tensorboard=False)
+    for a, b in zip(whole.G_ema.state_dict().values(), resumed.G_ema.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    hist = [json.loads(line) for line in open(tmp_path / "b" / "history.jsonl")]
+    assert {"critic/aux_ce", "gen/aux_ce", "gen/adv"} <= set(hist[-1])
+    assert np.isfinite([h["gen/loss"] for h in hist]).all()
+
+
+def test_the_augment_uses_the_datasets_floor(tmp_path):
+    ds = data()
+    tr = SpecGANTrainer(cfg(), ds, tmp_path)
+    assert torch.equal(tr.augment.floor, ds.floor) and torch.all(ds.floor == -1.0)
+
+
+def test_lazy_gp_counts_critic_steps_across_iterations(tmp_path):
+    tr = SpecGANTrainer(cfg(n_critic=1, gp_every=2, augment=AugmentConfig()), data(), tmp_path)
+    with_gp = []
+    for step in range(4):
+        tr.step = step
+        with_gp.append("critic/gp" in tr.train_step(tr.next_batch()))
+    assert with_gp == [True, False, True, False]
+
+
+def test_aux_weight_and_the_head_go_together():
+    with pytest.raises(ValueError, match="aux_classifier"):
+        cfg(critic={"name": "specgan", "d": 4})
+    with pytest.raises(ValueError, match="aux_weight > 0"):
+        cfg(aux_weight=0.0)
+
+
+# -- the full-size overlays ----------------------------------------------------------------------
+@pytest.mark.parametrize("overlay", ["sc09", "nsynth"])
+def test_full_size_overlays_build_and_take_one_step(overlay, tmp_path):
+    """The published sizes (128 x 128, d 64) built and trained one step on tiny data; only the
+    batch (2) and the critic steps (1) are cut, so the step takes seconds on a CPU."""
+    from vocoder.registry import build_critic
+
+    recipe = load_recipe(ROOT / "recipes" / f"{overlay}.yaml")
+    sc = recipe.specgan
+    assert (sc.generator["d"], sc.critic["d"], sc.frames, recipe.mel.n_mels, sc.batch_size) == (64, 64, 128, 128, 64)
+    assert all(c["width"] == 1.0 for c in recipe.vocoder.critics)
+    for spec in recipe.vocoder.critics:
+        assert sum(p.numel() for p in build_critic(spec).parameters()) > 0
+    n_mels = recipe.mel.n_mels
+    rng = np.random.default_rng(0)
+    mels = [rng.normal(-5, 2, (n_mels, 126)).astype(np.float32) for _ in range(4)]
+    stats = MelStats(np.full(n_mels, -5.0), np.full(n_mels, 2.0))
+    ds = MelDataset(mels, ["x", "y"] * 2, stats, sc.frames, recipe.mel.log_floor)
+    tr = SpecGANTrainer(dataclasses.replace(sc, batch_size=2, n_critic=1), ds, tmp_path, mel=recipe.mel)
+    assert tr.G.c0 == 64 * 16 and tr.G.film is not None and tr.D.aux is not None
+    out = tr.train_step(tr.next_batch())
+    assert all(torch.isfinite(v) for v in out.values())
+
+
+# -- harmonicity ---------------------------------------------------------------------------------
+def test_harmonicity_known_answers():
+    sr = 16000
+    t = np.arange(sr) / sr
+    tone = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 11))
+    noise = np.random.default_rng(0).standard_normal(sr)
+    assert harmonicity([tone], sr)["periodicity"] > 0.95 and harmonicity([tone], sr)["voiced_fraction"] == 1.0
+    h = harmonicity([noise], sr)
+    assert h["periodicity"] < 0.3 and h["voiced_fraction"] == 0.0 and np.isnan(h["voiced_periodicity"])
+    half = np.concatenate([tone[: sr // 2] / np.abs(tone).max(), noise[sr // 2 :] / np.abs(noise).max()])
+    assert 0.4 < harmonicity([half], sr)["voiced_fraction"] < 0.6
+    silent = np.concatenate([np.zeros(sr // 2), tone[: sr // 2]])  # silence is not counted
+    assert harmonicity([silent], sr)["voiced_fraction"] > 0.9
+
+
+# -- the ablation tool, end to end on a tiny prepared corpus --------------------------------------
+def test_ablation_tool_end_to_end(tmp_path):
+    from specgan.cli import main
+
+    sr = 16000
+    for k, label in enumerate(("one", "two", "three")):
+        (tmp_path / "audio" / label).mkdir(parents=True)
+        for i in range(5):
+            sf.write(tmp_path / "audio" / label / f"{i}.wav", speech_like(sr, 1.0, seed=10 * k + i), sr)
+    work = tmp_path / "work"
+    sets = [f"work_dir={work}", f"data.source={tmp_path / 'audio'}", "data.label_from_subfolder=true",
+            "data.label=folder", "data.dev_fraction=0.2", "data.test_fraction=0.2", "evaluate.speech=true"]
+    common = ["--recipe", str(ROOT / "recipes" / "tiny.yaml")] + [a for s in sets for a in ("--set", s)]
+    for cmd in (["prepare"], ["features"]):
+        assert main([*cmd, *common]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    tool = [sys.executable, str(ROOT / "tools" / "ablate_specgan.py"), *common, "--cpu-minutes", "0.03",
+            "--only", "baseline,combined", "--jobs", "2"]
+    r = subprocess.run(tool, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = (work / "ablation-specgan" / "table.md").read_text()
+    assert "| baseline |" in table and "| combined |" in table and "periodicity (real)" in table
+    for name in ("baseline", "combined"):
+        res = json.loads((work / "ablation-specgan" / name / "result.json").read_text())
+        assert res["step"] > 0 and 0 <= res["label_accuracy"] <= 1 and res["fid"] >= 0
+        assert res["cpu_minutes"] >= 0.02 and np.isfinite(res["periodicity_real"])
+    # resumable: a second call with the budget spent trains nothing more
+    steps = json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())["step"]
+    r = subprocess.run([*tool[:-4], "--only", "baseline"], capture_output=True, text=True, cwd=ROOT, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())["step"] == steps
+    assert "| combined |" in (work / "ablation-specgan" / "table.md").read_text()  # earlier results stay

@@ -1,0 +1,237 @@
+"""Stage-one ablation at an equal CPU budget: today's recipe against each lever of issue 13 added
+alone, and all of them together. Every candidate trains for the same CPU time (one thread, the
+same prepared features, the same seed), then is scored by ``specgan evaluate``'s own generation
+metrics (:func:`specgan.evaluate.generation_metrics`) with Griffin-Lim as the vocoder, so that no
+candidate's score depends on a trained vocoder.
+
+    python tools/ablate_specgan.py --recipe recipes/speech.yaml --cpu-minutes 60 --jobs 2
+    python tools/ablate_specgan.py --recipe recipes/music.yaml --only baseline,film,combined
+
+The recipe's work dir must hold its features (``specgan run --recipe R --stop-stage 1``).
+Candidates are recipe overlays (``--set`` lines, below), so an ablation is a config line; extra
+``--set`` options apply to every candidate (e.g. to point at another prepared work dir).
+Outputs: ``<work>/ablation-specgan/<name>/`` (the run; resumable: an interrupted candidate
+continues with the CPU time it has left), ``.../<name>/result.json`` and the markdown table
+``<work>/ablation-specgan/table.md``. The budget is CPU time of the training process
+(``time.process_time``), so other load on the machine does not change what a candidate gets.
+
+Columns: the evaluation classifier's label accuracy on generated clips (real held-out clips in
+brackets: its ceiling), FID on the classifier's embeddings (real train vs real test in brackets:
+the floor), NDB/k, and for pitch labels the pYIN pitch accuracy of the Griffin-Lim-vocoded
+notes (real notes in brackets), for speech the periodicity of active frames (real mels through
+Griffin-Lim in brackets; :func:`specgan.metrics.harmonicity`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "ablation-specgan"
+
+_AUGMENT = ["specgan.augment={policy: [gain, translation, cutout], p: 1.0, translation: 0.125, cutout: 0.25, "
+            "gain_db: 6.0}"]
+_FILM = ["specgan.generator.conditioning=film"]
+# GANSynth weighted its pitch classifier 10 against a loss of another scale; the WGAN-GP authors'
+# AC-WGAN-GP used 1 (critic). 1 keeps the cross-entropy (~ln K) beside the Wasserstein estimate.
+_AUX = ["specgan.critic.aux_classifier=true", "specgan.aux_weight=1.0"]
+_NEAREST = ["specgan.generator.upsample=nearest"]
+_TTUR = ["specgan.lr_d=4.0e-4", "specgan.n_critic=2"]
+_LAZY_GP = ["specgan.gp_every=4"]
+
+# name → (what it tests, overrides on top of the recipe)
+CANDIDATES: dict[str, tuple[str, list[str]]] = {
+    "baseline": ("today's recipe (SpecGAN: label at the input, transposed convs, n_critic 5, lr 1e-4)", []),
+    "augment": ("+ DiffAugment: gain ±6 dB, time shift ±1/8, time cutout 1/4 (real and fake)", _AUGMENT),
+    "film": ("+ FiLM: the label scales/shifts every generator stage", _FILM),
+    "aux": ("+ auxiliary classifier head on the critic, weight 1", _AUX),
+    "nearest": ("+ nearest resize + conv upsampling", _NEAREST),
+    "ttur": ("+ TTUR: lr_d 4e-4, n_critic 2", _TTUR),
+    "lazy-gp": ("+ lazy GP: every 4th critic step, weighted 4", _LAZY_GP),
+    "combined": ("all of the above", [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP]),
+    "bilinear": ("+ bilinear resize + conv upsampling (not in the default set)",
+                 ["specgan.generator.upsample=bilinear"]),
+}
+DEFAULT = [n for n in CANDIDATES if n != "bilinear"]
+
+
+def _recipe(args, name: str):
+    from specgan.recipe import load_recipe
+
+    extra = [*(args.set or []), *([f"work_dir={args.work_dir}"] if args.work_dir else [])]
+    return load_recipe(args.recipe, [*CANDIDATES[name][1], *extra])
+
+
+def _trainer(recipe, out: Path, name: str):
+    """The trainer ``specgan train`` would build from the recipe's cached train features."""
+    from specgan.features.cache import features_key, load_features, load_index, load_stats
+    from specgan.features.dataset import MelDataset
+    from specgan.train_gan import SpecGANTrainer
+    from specgan.training import specgan_shape
+
+    cfg = recipe.specgan
+    index = load_index(recipe.work, "train")
+    if index["key"] != features_key(recipe):
+        raise SystemExit(f"{recipe.work / 'features'} was made with another mel/preprocessing config: "
+                         f"run `specgan run --recipe {recipe.path} --stop-stage 1` first")
+    ids = list(index["items"])
+    labels = [index["items"][i]["label"] for i in ids] if cfg.conditional else [None] * len(ids)
+    vocab = sorted(set(labels)) if cfg.conditional and labels and labels[0] is not None else []
+    stats = load_stats(recipe.work)
+    mels = [load_features(recipe.work, "train", i, index, mmap=False) for i in ids]
+    data = MelDataset(mels, labels, stats, cfg.frames, recipe.mel.log_floor)
+    return SpecGANTrainer(cfg, data, out, "cpu", seed=recipe.seed, mel=recipe.mel, stats=stats.to_dict(),
+                          data_key=specgan_shape(recipe, vocab)["data"],
+                          meta={"recipe": recipe.name, "label": recipe.data.label, "ablation": name})
+
+
+def _flat(m: dict) -> dict:
+    """The table's numbers out of generation_metrics' answer."""
+    out = {k: m.get(k) for k in ("label_accuracy", "label_accuracy_real", "fid", "fid_real_train_vs_test", "ndb",
+                                 "bins", "jsd", "n")}
+    if "pitch" in m:
+        out["pitch_accuracy"] = m["pitch"]["generated"]["pitch_accuracy"]
+        out["pitch_accuracy_real"] = m["pitch"]["real"]["pitch_accuracy"]
+    if "harmonicity" in m:
+        h = m["harmonicity"]
+        out["periodicity"] = h["generated"]["periodicity"]
+        out["periodicity_real"] = h["real_vocoded"]["periodicity"]
+        out["voiced_fraction"] = h["generated"]["voiced_fraction"]
+        out["voiced_fraction_real"] = h["real_vocoded"]["voiced_fraction"]
+    return out
+
+
+def run_one(args, name: str) -> dict:
+    """Train ``name`` until its CPU budget is used (resuming), then score it."""
+    import torch
+
+    torch.set_num_threads(1)
+    from specgan.evaluate import generation_metrics
+    from specgan.recipe import save_resolved
+    from specgan.sampling import load_stage_one
+    from vocoder.registry import build_generator
+
+    recipe = _recipe(args, name)
+    if args.n_generated:
+        recipe.evaluate.n_generated = args.n_generated
+    out = recipe.work / SECTION / name
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = out / "budget.json"
+    used = json.loads(ledger.read_text())["cpu_seconds"] if ledger.is_file() else 0.0
+    budget = args.cpu_minutes * 60
+    done = out / "result.json"
+    if done.is_file() and used >= budget - 1 and json.loads(done.read_text())["cpu_minutes"] * 60 >= budget - 1:
+        return json.loads(done.read_text())  # trained and scored at this budget already
+    if used < budget - 1 or not (out / "model.safetensors").is_file():
+        trainer = _trainer(recipe, out, name)
+        if (out / "state.pt").is_file():
+            trainer.resume()
+        save_resolved(recipe, out)
+        while True:
+            t0 = time.process_time()
+            try:  # chunks, so that a kill loses at most one chunk of the ledger
+                trainer.fit(10**9, progress=False, cpu_seconds=max(min(budget - used, 600), 0.0))
+            finally:
+                used += time.process_time() - t0
+                ledger.write_text(json.dumps({"cpu_seconds": used}))
+            if used >= budget - 1:
+                break
+    model = load_stage_one(out / "model.safetensors")
+    gl = build_generator({"name": "griffinlim"}, recipe.mel).eval()
+    # One candidate scores at a time: the evaluation classifier (<work>/classifier) is trained on
+    # first use and shared, and two workers must not both write it.
+    with open(recipe.work / SECTION / ".score.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        m = generation_metrics(recipe, model, gl)
+    result = {"name": name, "what": CANDIDATES[name][0], "step": model.step, "cpu_minutes": used / 60,
+              **_flat(m)}
+    (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _cell(r: dict, key: str, digits: str = ".3g") -> str:
+    v, ref = r.get(key), r.get(f"{key}_real", r.get({"fid": "fid_real_train_vs_test"}.get(key, ""), None))
+    if v is None:
+        return "–"
+    text = format(v, digits)
+    return f"{text} ({format(ref, digits)})" if ref is not None else text
+
+
+def table(rows: list[dict]) -> str:
+    cols = [("label acc (real)", "label_accuracy", ".2f"), ("FID (real floor)", "fid", ".3g"),
+            ("NDB/k", None, None), ("pitch acc (real)", "pitch_accuracy", ".2f"),
+            ("periodicity (real)", "periodicity", ".2f")]
+    cols = [c for c in cols if c[1] is None or any(r.get(c[1]) is not None for r in rows)]
+    lines = ["| candidate | what | steps | CPU-min | " + " | ".join(c[0] for c in cols) + " |",
+             "|" + "---|" * (4 + len(cols))]
+    for r in rows:
+        cells = [f"{r.get('ndb', '–')}/{r.get('bins', '–')}" if key is None else _cell(r, key, fmt)
+                 for _, key, fmt in cols]
+        lines.append(f"| {r['name']} | {r['what']} | {r['step']} | {r['cpu_minutes']:.3g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="recipes/speech.yaml")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override for every candidate")
+    ap.add_argument("--work-dir", default=None)
+    ap.add_argument("--cpu-minutes", type=float, default=60.0, help="training CPU time per candidate")
+    ap.add_argument("--only", default=None, help=f"comma-separated candidates (default: {','.join(DEFAULT)})")
+    ap.add_argument("--jobs", type=int, default=1, help="candidates trained at once (one thread each)")
+    ap.add_argument("--n-generated", type=int, default=None, help="clips scored (default: evaluate.n_generated)")
+    ap.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one candidate, in a worker process
+    args = ap.parse_args()
+    if args.run:
+        print(json.dumps(run_one(args, args.run)))
+        return 0
+    names = args.only.split(",") if args.only else DEFAULT
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        ap.error(f"unknown candidate(s) {unknown}; known: {', '.join(CANDIDATES)}")
+    for name in names:  # every overlay must load before anything trains
+        _recipe(args, name)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    base = [sys.executable, str(Path(__file__).resolve()), "--recipe", args.recipe, "--cpu-minutes",
+            str(args.cpu_minutes)]
+    for s in args.set or []:
+        base += ["--set", s]
+    if args.work_dir:
+        base += ["--work-dir", args.work_dir]
+    if args.n_generated:
+        base += ["--n-generated", str(args.n_generated)]
+    queue, running, failed = list(names), [], []
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            name = queue.pop(0)
+            print(f"ablation: {name} ...", flush=True)
+            running.append((name, subprocess.Popen([*base, "--run", name], env=env, cwd=ROOT,
+                                                   stdout=subprocess.DEVNULL)))
+        time.sleep(1)
+        for item in list(running):
+            if item[1].poll() is not None:
+                running.remove(item)
+                if item[1].returncode:
+                    failed.append(item[0])
+                print(f"ablation: {item[0]} {'failed' if item[1].returncode else 'done'}", flush=True)
+    work = _recipe(args, "baseline").work / SECTION
+    # every candidate scored so far (also by earlier --only calls), in the table's fixed order
+    rows = [json.loads(p.read_text()) for p in (work / n / "result.json" for n in CANDIDATES) if p.is_file()]
+    text = table(rows)
+    (work / "table.md").write_text(text)
+    print(text)
+    if failed:
+        print(f"ablation: failed: {', '.join(failed)} (their logs: stderr above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
