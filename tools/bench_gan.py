@@ -37,7 +37,9 @@ def main() -> int:
     import torch
 
     from specgan.gan import gradient_penalty
-    from specgan.train_gan import MelDataset, SpecGANConfig, SpecGANTrainer
+    from specgan.config import SpecGANConfig
+    from specgan.features.dataset import MelDataset
+    from specgan.train_gan import SpecGANTrainer
     from vocoder.mel import MelStats
 
     torch.set_num_threads(args.threads)
@@ -45,20 +47,22 @@ def main() -> int:
     n = args.size
     mels = [rng.normal(-5, 2, (n, n)).astype(np.float32) for _ in range(256)]
     labels = [i % args.classes for i in range(256)]
-    data = MelDataset(mels, labels, MelStats(np.full(n, -5.0), np.full(n, 2.0)), n, float(np.log(1e-5)))
+    data = MelDataset(mels, labels, MelStats(np.full(n, -5.0), np.full(n, 2.0)), n, float(np.log(1e-5)))  # the log floor of MelConfig's default
 
     def trainer(gp_every: int) -> SpecGANTrainer:
-        cfg = SpecGANConfig(frames=n, d=args.d, batch_size=args.batch, gp_every=gp_every)
+        cfg = SpecGANConfig(frames=n, generator={"name": "specgan", "d": args.d}, critic={"name": "specgan", "d": args.d},
+                            batch_size=args.batch, gp_every=gp_every)
         return SpecGANTrainer(cfg, data, "/tmp/bench_gan_unused", seed=0)
 
     plain = trainer(1)
     cfg = plain.cfg
+    z_dim = plain.G.z_dim
 
     def plain_iteration() -> None:
         G, D, gen = plain.G, plain.D, plain.sampler
         for _ in range(cfg.n_critic):
             real, y = data.batch(cfg.batch_size, gen)
-            fake = G(torch.randn(cfg.batch_size, cfg.z_dim, generator=gen), y)
+            fake = G(torch.randn(cfg.batch_size, z_dim, generator=gen), y)
             d_real, d_fake = D(real, y).mean(), D(fake.detach(), y).mean()
             gp, _ = gradient_penalty(D, real, fake.detach(), y)
             loss = d_fake - d_real + cfg.gp_weight * gp
@@ -66,13 +70,16 @@ def main() -> int:
             loss.backward()
             plain.opt_d.step()
         y = data.y[torch.randint(len(data), (cfg.batch_size,), generator=gen)]
-        loss_g = -D(G(torch.randn(cfg.batch_size, cfg.z_dim, generator=gen), y), y).mean()
+        loss_g = -D(G(torch.randn(cfg.batch_size, z_dim, generator=gen), y), y).mean()
         plain.opt_g.zero_grad()
         loss_g.backward()
         plain.opt_g.step()
 
-    methods = {"plain WGAN-GP loop": plain_iteration, "specgan (exact GP)": trainer(1).iteration,
-               "specgan (lazy GP k=4)": trainer(4).iteration, "specgan (lazy GP k=8)": trainer(8).iteration}
+    def step(tr: SpecGANTrainer):
+        return lambda: tr.train_step(tr.next_batch())
+
+    methods = {"plain WGAN-GP loop": plain_iteration, "specgan (exact GP)": step(trainer(1)),
+               "specgan (lazy GP k=4)": step(trainer(4)), "specgan (lazy GP k=8)": step(trainer(8))}
     for fn in methods.values():
         fn()
     times = {k: [] for k in methods}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vocoder.buzz import buzz_db
 from vocoder.checkpoint import changed_keys, fingerprint, save_generator
 from vocoder.config import VocoderConfig
 from vocoder.critics import CriticSet
@@ -201,21 +202,25 @@ class VocoderTrainer(Trainer):
     # -- validation -----------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean mel-L1 and MR-STFT loss over the first ``eval_items`` dev clips (whole clips)."""
+        """Mean mel-L1 and MR-STFT loss over the first ``eval_items`` dev clips (whole clips), and
+        the hop-rate buzz of all of them together (dB over the reference's; :mod:`vocoder.buzz`)."""
         if self.dev_set is None or len(self.dev_set) == 0:
             return {}
         g = self.G_ema or self.G
         was_training = g.training
         g.eval()
-        mel_l1, mrstft = [], []
+        mel_l1, mrstft, refs, outs = [], [], [], []
         for i in range(min(self.cfg.eval_items, len(self.dev_set))):
-            y = self.dev_set[i][None].to(self.device)
-            y = y[..., : self.mel_cfg.frames_in(y.shape[-1]) * self.mel_cfg.hop_length]
+            y = self.mel_cfg.crop_samples(self.dev_set[i][None].to(self.device))
             y_hat = g(self.input_mel(y))
             mel_l1.append(float(self.mel_l1(y_hat, y)))
             mrstft.append(float(self.mrstft(y_hat, y)))
+            refs.append(y.flatten().cpu().numpy())
+            outs.append(y_hat.flatten().float().cpu().numpy())
         g.train(was_training)
-        return {"dev/mel_l1": float(np.mean(mel_l1)), "dev/mrstft": float(np.mean(mrstft))}
+        # The comb needs a long average spectrum: the dev clips end to end (seconds in all).
+        buzz = buzz_db(np.concatenate(outs), np.concatenate(refs), self.mel_cfg.sample_rate, self.mel_cfg.hop_length)
+        return {"dev/mel_l1": float(np.mean(mel_l1)), "dev/mrstft": float(np.mean(mrstft)), "dev/buzz_db": buzz}
 
     def validate(self) -> dict[str, float]:
         metrics = self.evaluate()
