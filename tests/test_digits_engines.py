@@ -70,6 +70,9 @@ def test_split_speakers_covers_every_engine():
         for e, spk in eng.items():
             assert {where[s] for s in spk} == {"train", "dev", "test"}, (seed, e)
         assert sum(where[s] == "test" for s in eng["espeak-ng"]) == 2
+        # a person behind two engines (kal, slt) covers both in dev/test: three people left in train
+        assert {where[s] for s in ("tts-kal", "tts-slt")} == {"dev", "test"}, seed
+        assert sum(where[s] == "train" for s in ("tts-awb", "tts-rms", "tts-ked")) == 3, seed
 
 
 @need_tool("espeak-ng")

@@ -13,7 +13,8 @@ festival ``cmu_us_slt_arctic_hts`` both SLT), and a pitch-shifted copy of a voic
 speaker. With ``engines: [espeak-ng]`` (the default) the set, its ids and its split are exactly
 those of the espeak-only builder (prepare splits by variant); with more engines the builder
 deals speakers to splits engine by engine, fewest speakers first, so dev and test each get at
-least one speaker of every engine that has three or more (:func:`split_speakers`).
+least one speaker of every engine that has three or more, preferring a person shared by two
+engines for dev/test so that more distinct people stay in train (:func:`split_speakers`).
 """
 
 from __future__ import annotations
@@ -121,32 +122,42 @@ def _jobs(cfg, seed: int) -> list[dict]:
 
 
 def split_speakers(engine_speakers: dict[str, list[str]], dev: float, test: float, seed: int) -> dict[str, str]:
-    """speaker → split, dealing speakers engine by engine (fewest speakers first).
+    """speaker → split: test, then dev, get ``round(n · fraction)`` of each engine's n speakers (at
+    least one when the engine has three or more), the rest is train.
 
-    Each engine's not-yet-placed speakers are shuffled with ``seed`` and fill the test and then the
-    dev shortfall (``round(n · fraction)``, at least one when the engine has three or more
-    speakers, counting its speakers already placed through another engine); the rest are train.
-    A speaker shared by two engines (the same recorded person) is placed once.
+    Engines are filled fewest speakers first; among the candidates (shuffled with ``seed``) a
+    speaker shared by several engines that are still short in that split (the same recorded
+    person behind a flite and a festival voice) is taken first, so one held-out person covers
+    both engines and more distinct people stay in train. A speaker is placed once.
     """
+    speakers_of = {e: sorted(set(v)) for e, v in engine_speakers.items()}
+    engines_of: dict[str, set[str]] = {}
+    for e, spk in speakers_of.items():
+        for s in spk:
+            engines_of.setdefault(s, set()).add(e)
+    order = sorted(speakers_of, key=lambda e: (len(speakers_of[e]), e))
     where: dict[str, str] = {}
     rng = random.Random(seed)
-    for engine in sorted(engine_speakers, key=lambda e: (len(set(engine_speakers[e])), e)):
-        speakers = sorted(set(engine_speakers[engine]))
-        n = len(speakers)
 
-        def want(frac: float) -> int:
-            k = round(n * frac)
-            return max(k, 1) if frac > 0 and n >= 3 else k
+    def want(e: str, frac: float) -> int:
+        n = len(speakers_of[e])
+        k = round(n * frac)
+        return max(k, 1) if frac > 0 and n >= 3 else k
 
-        free = [s for s in speakers if s not in where]
-        rng.shuffle(free)
-        for split, frac in (("test", test), ("dev", dev)):
-            short = want(frac) - sum(where.get(s) == split for s in speakers)
-            while short > 0 and free:
-                where[free.pop()] = split
-                short -= 1
-        for s in free:
-            where[s] = "train"
+    def short(e: str, split: str, frac: float) -> int:
+        return want(e, frac) - sum(where.get(s) == split for s in speakers_of[e])
+
+    for split, frac in (("test", test), ("dev", dev)):
+        for e in order:
+            while short(e, split, frac) > 0:
+                free = [s for s in speakers_of[e] if s not in where]
+                if not free:
+                    break
+                rng.shuffle(free)
+                free.sort(key=lambda s: -sum(short(o, split, frac) > 0 for o in engines_of[s]))
+                where[free[0]] = split
+    for s in engines_of:
+        where.setdefault(s, "train")
     return where
 
 
