@@ -213,3 +213,41 @@ def test_buzz_is_nan_for_a_clip_too_short_to_resolve_the_comb():
     assert math.isnan(comb_contrast_db(y, 16000, 256))
     with pytest.raises(ValueError, match="nothing between"):
         comb_contrast_db(np.zeros(16000), 16000, 256, tol_hz=20.0)
+
+
+def test_integrated_phase_follows_a_steady_sinusoid_between_bins():
+    """A sinusoid between bins: its STFT phase advances by 2π f hop / sr per frame; the integrated
+    phase with the right deviation (f n_fft / sr − k) advances the same, where a per-frame estimate
+    of a steady input would repeat (the hop-rate comb)."""
+    import math
+
+    from vocoder.generators.phase import integrate_phase
+    from vocoder.losses import anti_wrap, stft
+
+    sr, n_fft, hop, f = 16000, 256, 64, 1234.5
+    t = torch.arange(sr // 2) / sr
+    y = torch.sin(2 * math.pi * f * t)[None, None]
+    spec = stft(y, n_fft, hop, torch.hann_window(n_fft))
+    k = round(f * n_fft / sr)
+    true = torch.angle(spec[0, k])
+    d = torch.full((1, n_fft // 2 + 1, true.shape[-1]), f * n_fft / sr) - torch.arange(n_fft // 2 + 1)[:, None]
+    phase = integrate_phase(torch.zeros_like(d), d, n_fft, hop)[0, k]
+    diff = (phase - true)[5:-5]  # away from the reflect-padded edges; the offset is free
+    assert anti_wrap(diff - diff[0]).max() < 1e-3
+    flat = (integrate_phase(torch.zeros_like(d), torch.zeros_like(d), n_fft, hop)[0, k] - true)[5:-5]
+    assert anti_wrap(flat - flat[0]).max() > 1.0  # the bin-centre advance alone drifts away
+
+
+@pytest.mark.parametrize("kw", [{"phase_head": "integrate"}, {"upsampler": "linear"},
+                                {"phase_head": "integrate", "upsampler": "linear", "upsample": 2}])
+def test_phase_generator_variants_shapes_and_backward(kw):
+    from vocoder.registry import build_generator
+
+    mel_cfg = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64, fmax=8000.0)
+    g = build_generator({"name": "phase", "dim": 32, "intermediate_dim": 64, "num_layers": 1, "branch_dim": 16,
+                         "branch_intermediate_dim": 32, **kw}, mel_cfg)
+    mel = torch.randn(2, 64, 12) - 4
+    y, log_amp, phase, spec = g.forward_with_spectrum(mel)
+    assert y.shape == (2, 1, 12 * 256) and phase.shape == log_amp.shape
+    y.square().mean().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in g.parameters())

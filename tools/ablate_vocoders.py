@@ -40,6 +40,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                             ["vocoder.generator={name: phase}", *_MPD_MRD]),
     "phase-mpd-only": ("phase minus MRD (MPD only)",
                        [*_PHASE, "vocoder.critics=[{name: mpd, width: 0.25}]"]),
+    "phase-integrate": ("phase with the integrated-frequency phase head and linear upsampling (no per-frame "
+                        "pattern: the hop-rate comb's cause)", [*_PHASE, "vocoder.generator.phase_head=integrate",
+                                                               "vocoder.generator.upsampler=linear"]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}",
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }

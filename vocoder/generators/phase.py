@@ -34,7 +34,7 @@ from vocoder.generators.istft import _ConvNeXtBlock
 from vocoder.mel import MelConfig, mel_filterbank
 from vocoder.registry import register_generator
 
-__all__ = ["PhaseGenerator", "mel_pseudo_inverse"]
+__all__ = ["PhaseGenerator", "integrate_phase", "mel_pseudo_inverse"]
 
 
 def mel_pseudo_inverse(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray, float]:
@@ -77,6 +77,30 @@ def _interpolate_frames(x: torch.Tensor, factor: int) -> torch.Tensor:
     return torch.stack(steps, dim=-1).flatten(-2)
 
 
+def integrate_phase(offset: torch.Tensor, deviation: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """Phase from an integrated instantaneous frequency (the phase vocoder's accumulation).
+
+    Bin k of a frame is taken to hold a component at (k + d) bins, d = ``deviation``; between
+    frames its phase advances by 2π (k + d) hop / n_fft, accumulated from the first frame, plus a
+    local ``offset`` (transients, noise). For a steady component d is constant, so the phase keeps
+    advancing at the component's own frequency on a constant input — a per-frame estimate cannot
+    (identical frames in, identical phases out: a signal periodic in the hop, i.e. the hop-rate comb).
+
+    Args:
+        offset (Tensor): (B, F, T) radians.
+        deviation (Tensor): (B, F, T) bins.
+        n_fft, hop: the STFT the phase is for.
+
+    Returns:
+        Tensor: (B, F, T) phase in radians (unwrapped).
+    """
+    k = torch.arange(offset.shape[-2], device=offset.device, dtype=offset.dtype)[:, None]
+    advance = (2 * math.pi * hop / n_fft) * (k + deviation)        # (B, F, T) radians per frame
+    advance = torch.remainder(advance, 2 * math.pi)                 # keeps the running sum small
+    total = torch.cumsum(advance, dim=-1) - advance[..., :1]        # frame 0 starts at its offset
+    return offset + torch.remainder(total, 2 * math.pi)
+
+
 def _blocks(dim: int, intermediate: int, n: int) -> nn.ModuleList:
     return nn.ModuleList(_ConvNeXtBlock(dim, intermediate, 1.0 / max(n, 1)) for _ in range(n))
 
@@ -117,22 +141,31 @@ class PhaseGenerator(Generator):
         amp_prior: Start the log-magnitude from the pseudo-inverse of the mel filterbank and learn a
             residual (FreeV); False predicts the log-magnitude from scratch (as ``istft``).
         phase_head: ``"atan2"`` (two parallel outputs, real and imaginary, phase = atan2(im, re):
-            wrapped by construction, no discontinuity for the network to learn) or ``"direct"`` (one
-            output read as radians, as ``istft``).
+            wrapped by construction, no discontinuity for the network to learn), ``"direct"`` (one
+            output read as radians, as ``istft``) or ``"integrate"`` (atan2 for a local offset plus a
+            per-bin frequency deviation whose phase advance is accumulated over frames:
+            :func:`integrate_phase`).
+        upsampler: ``"transposed"`` (a learned ConvTranspose1d: each sub-frame position has its
+            own weights, a pattern that repeats every mel frame) or ``"linear"`` (features
+            interpolated linearly between mel frames, then a 1x1 convolution).
+        max_deviation: ``integrate``: the deviation is max_deviation · tanh(·) bins.
         max_log_magnitude: Clamp on the log-magnitude (keeps exp() finite early on).
     """
 
     def __init__(self, mel_cfg: MelConfig, dim: int = 256, intermediate_dim: int = 768, num_layers: int = 4,
                  upsample: int = 4, n_fft: int | None = None, branch_dim: int = 128,
                  branch_intermediate_dim: int = 256, amp_layers: int = 1, phase_layers: int = 2,
-                 amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6):
+                 amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6,
+                 upsampler: str = "transposed", max_deviation: float = 1.0):
         super().__init__(mel_cfg)
         if upsample not in (1, 2, 4):
             raise ValueError(f"phase: upsample must be 1, 2 or 4, got {upsample}")
         if mel_cfg.hop_length % upsample:
             raise ValueError(f"phase: the mel hop {mel_cfg.hop_length} is not divisible by upsample {upsample}")
-        if phase_head not in ("atan2", "direct"):
-            raise ValueError(f"phase: phase_head must be 'atan2' or 'direct', got {phase_head!r}")
+        if phase_head not in ("atan2", "direct", "integrate"):
+            raise ValueError(f"phase: phase_head must be 'atan2', 'direct' or 'integrate', got {phase_head!r}")
+        if upsampler not in ("transposed", "linear"):
+            raise ValueError(f"phase: upsampler must be 'transposed' or 'linear', got {upsampler!r}")
         self.stft_hop = mel_cfg.hop_length // upsample
         self.stft_n_fft = int(n_fft or mel_cfg.n_fft // upsample)
         if self.stft_n_fft < self.stft_hop or self.stft_n_fft % 2:
@@ -141,7 +174,8 @@ class PhaseGenerator(Generator):
                            n_fft=self.stft_n_fft, branch_dim=branch_dim,
                            branch_intermediate_dim=branch_intermediate_dim, amp_layers=amp_layers,
                            phase_layers=phase_layers, amp_prior=bool(amp_prior), phase_head=phase_head,
-                           max_log_magnitude=max_log_magnitude)
+                           max_log_magnitude=max_log_magnitude, upsampler=upsampler, max_deviation=max_deviation)
+        self.upsampler, self.max_deviation = upsampler, float(max_deviation)
         self.upsample, self.amp_prior, self.phase_head = upsample, bool(amp_prior), phase_head
         self.max_log_magnitude = max_log_magnitude
         n_freqs = self.stft_n_fft // 2 + 1
@@ -150,7 +184,7 @@ class PhaseGenerator(Generator):
         self.norm_in = nn.LayerNorm(dim, eps=1e-6)
         self.trunk = _blocks(dim, intermediate_dim, num_layers)
         self.norm_trunk = nn.LayerNorm(dim, eps=1e-6)
-        if upsample == 1:
+        if upsample == 1 or upsampler == "linear":
             self.up = nn.Conv1d(dim, branch_dim, 1)
         else:  # kernel 2u, stride u, padding u/2: exactly T·u frames out
             self.up = nn.ConvTranspose1d(dim, branch_dim, 2 * upsample, stride=upsample, padding=upsample // 2)
@@ -162,7 +196,7 @@ class PhaseGenerator(Generator):
             self.amp_in = nn.Conv1d(n_freqs, branch_dim, 7, padding=3)
         self.amp = _Stack(branch_dim, branch_intermediate_dim, amp_layers, n_freqs)
         self.phase = _Stack(branch_dim, branch_intermediate_dim, phase_layers,
-                            2 * n_freqs if phase_head == "atan2" else n_freqs)
+                            {"atan2": 2, "direct": 1, "integrate": 3}[phase_head] * n_freqs)
         if self.amp_prior:  # start at the prior: the residual is zero until training moves it
             nn.init.zeros_(self.amp.proj.weight)
             nn.init.zeros_(self.amp.proj.bias)
@@ -188,6 +222,8 @@ class PhaseGenerator(Generator):
         for block in self.trunk:
             x = block(x)
         x = self.norm_trunk(x.transpose(1, 2)).transpose(1, 2)
+        if self.upsampler == "linear":
+            return self.up(_interpolate_frames(x, self.upsample))
         return self.up(x)
 
     def log_spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,6 +247,10 @@ class PhaseGenerator(Generator):
         if self.phase_head == "atan2":
             re, im = p.chunk(2, dim=1)
             phase = torch.atan2(im, re)
+        elif self.phase_head == "integrate":
+            re, im, dev = p.float().chunk(3, dim=1)
+            phase = integrate_phase(torch.atan2(im, re), self.max_deviation * torch.tanh(dev), self.stft_n_fft,
+                                    self.stft_hop)
         else:
             phase = p
         return log_mag.clamp(max=self.max_log_magnitude), phase
