@@ -94,7 +94,7 @@ def test_synth_refuses_absurd_requests_before_doing_any_work(tmp_path):
     out = tmp_path / "out"
     for kw, msg in (({"n": 10**9}, "more than 100000 clips"), ({"n": 0}, "at least 1"),
                     ({"n": 2, "labels": ["z"]}, "unknown label 'z'; this model knows: a, b, c"),
-                    ({"interpolate": (1, 2), "steps": 1}, "at least 2")):
+                    ({"interpolate": (1, 2), "points": 1}, "--points must be 2 to 100000")):
         with pytest.raises(ValueError, match=msg):
             synth(recipe, vocoder_name="griffinlim", out=out, progress=False, **kw)
         assert not out.exists() or not any(out.iterdir())
