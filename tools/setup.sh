@@ -14,6 +14,13 @@ command -v fluidsynth >/dev/null || need+=(fluidsynth)
 # (Never the -en/-es prompt packages: they are reserved for independent evaluation.)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v flite >/dev/null || need+=(flite)
+# builtin:digits from several engines (data.digits.engines): festival and its three voices, sox
+# for tempo and pitch variety.
+command -v festival >/dev/null || need+=(festival)
+for v in kal_diphone:festvox-kallpc16k ked_diphone:festvox-kdlpc16k cmu_us_slt_arctic_hts:festvox-us-slt-hts; do
+  ls -d /usr/share/festival/voices/*/"${v%%:*}" >/dev/null 2>&1 || need+=("${v##*:}")
+done
+command -v sox >/dev/null || need+=(sox)
 for v in fr_CA_f_June:fr it_IT_m_Carlo:it ru_RU_f_IvrvoiceRU:ru; do
   [ -d "/usr/share/asterisk/sounds/${v%%:*}" ] || need+=("asterisk-core-sounds-${v##*:}-g722")
 done
