@@ -34,7 +34,7 @@ import torch
 from specgan.recipe import Recipe
 from vocoder.checkpoint import atomic_write
 
-__all__ = ["copy_synthesis", "evaluate", "generation_metrics", "is_speech"]
+__all__ = ["copy_synthesis", "evaluate", "generation_metrics", "is_speech", "summary_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -293,3 +293,28 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info, extra:
     out["path"] = str(path)
     return out
 
+
+def summary_lines(m: dict) -> str:
+    """A few headline numbers of a metrics.json, for the terminal."""
+    g, v = m["generation"], m["vocoder"]
+    lines = []
+    if "classifier" in g:
+        lines.append(f"  generation: label accuracy {g['label_accuracy']:.3f} (real {g['label_accuracy_real']:.3f}; "
+                     f"classifier test accuracy {g['classifier']['test_accuracy']:.3f}), IS {g['inception_score']:.2f} "
+                     f"(real {g['inception_score_real']:.2f}), FID {g['fid']:.2f} (real train vs test "
+                     f"{g['fid_real_train_vs_test']:.2f})")
+    if "label_accuracy_vocoded" in g:
+        lines.append("  generation: label accuracy after vocoding and re-analysis: "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in g["label_accuracy_vocoded"].items()))
+    lines.append(f"  generation: NDB {g['ndb']}/{g['bins']}, JSD {g['jsd']:.3f}, diversity {g['diversity_generated']:.3f} "
+                 f"(real {g['diversity_real']:.3f}), nearest-train distance {g['nn_train_distance_generated']:.3f} "
+                 f"(real {g['nn_train_distance_real']:.3f})")
+    if "pitch" in g:
+        lines.append(f"  generation: pitch accuracy {g['pitch']['generated']['pitch_accuracy']:.3f} "
+                     f"(real {g['pitch']['real']['pitch_accuracy']:.3f})")
+    for k in ("trained", "griffinlim"):
+        r = v[k]
+        extra = "".join(f", {n} {r[n]:.3f}" for n in ("f0_rmse_cents", "vuv_error", "pesq_wb", "stoi") if n in r)
+        lines.append(f"  vocoder {r['model']}: mel-L1 {r['mel_l1']:.3f}, MR-STFT {r['mrstft']:.3f}{extra}, "
+                     f"{r['x_real_time']:.1f}x real time")
+    return "\n".join(lines)

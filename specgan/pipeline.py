@@ -86,7 +86,7 @@ def _evaluate(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
                 "pretrained": recipe.pretrained, "data": _file_key(recipe.work / "data" / "prepare.json")})
     if not force and read_marker(path).get("key") == key and (path.parent / "report.html").is_file():
         return f"up to date ({path})"
-    from specgan.cli import summary_lines
+    from specgan.evaluate import summary_lines
     from specgan.report import write_report
 
     out = evaluate(recipe, extra={"key": key})

@@ -303,6 +303,17 @@ def test_nothing_under_vocoder_imports_specgan():
     assert not offenders, offenders
 
 
+def test_only_the_cli_imports_the_cli():
+    offenders = []
+    for path in (ROOT / "specgan").rglob("*.py"):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "specgan.cli":
+                offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, offenders
+
+
 def test_both_trainers_run_on_the_one_skeleton():
     from specgan.train_gan import SpecGANTrainer
     from vocoder.train import VocoderTrainer
