@@ -19,7 +19,7 @@ __all__ = ["ModelFileError", "StageOne", "half_copy", "load_stage_one"]
 class StageOne:
     """A loaded EMA generator with what it needs to produce vocoder-ready log-mels."""
 
-    generator: Generator
+    generator: torch.nn.Module   # the stage-one generator (specgan.models)
     mel_cfg: MelConfig
     stats: MelStats
     vocab: list

@@ -95,8 +95,6 @@ def cmd_features(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from specgan.training import train_specgan, train_vocoder
-
     recipe = _load(args)
     _check_device(args)
     # Under torchrun every rank runs this command on the same work dir: rank 0 holds the lock for all.

@@ -52,7 +52,7 @@ def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tens
     from specgan.audio import load_clip
     from specgan.data.prepare import load_split
 
-    mel_cfg, hop = recipe.mel, recipe.mel.hop_length
+    mel_cfg = recipe.mel
     items = load_split(recipe, split)[:max_items]
     if not items:
         raise ValueError(f"evaluate: split {split!r} of {recipe.work / 'data'} is empty")

@@ -172,7 +172,6 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     parts.append(f"<p class=note>{html.escape(m['vocoder']['protocol'])}</p>")
     parts.append(_vocoder_table(m["vocoder"]))
     parts.append("<table><tr><th>clip</th><th>ground truth</th><th>trained vocoder</th><th>Griffin-Lim</th></tr>")
-    hop = mel_cfg.hop_length
     for it in test[:ab_clips]:
         y = load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)
         y = mel_cfg.crop_samples(y)

@@ -5,7 +5,6 @@ filesystem without hard links."""
 import ast
 import json
 import os
-import resource
 import shutil
 import signal
 import struct
@@ -13,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch

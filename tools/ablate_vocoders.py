@@ -73,12 +73,11 @@ def run_one(args, name: str) -> dict:
     while used < budget - 1:
         t0 = time.process_time()
         try:
-            res = train_vocoder(recipe, steps=10**7, out=out, progress=False, mode="run",
-                                cpu_seconds=min(budget - used, 600))
+            train_vocoder(recipe, steps=10**7, out=out, progress=False, mode="run",
+                          cpu_seconds=min(budget - used, 600))
         finally:
             used += time.process_time() - t0
             ledger.write_text(json.dumps({"cpu_seconds": used}))
-        step = res["step"]
     import vocoder
 
     g = vocoder.load(out / "model.safetensors")
