@@ -209,7 +209,7 @@ class PretrainedConfig:
 class SynthConfig:
     """Defaults of ``specgan synth`` (every one can be given on the command line)."""
 
-    vocoder: str = "auto"              # auto (<work>/vocoder, else pretrained.vocoder) | griffinlim | a path
+    vocoder: str = "auto"              # auto (<work>/vocoder, else pretrained.vocoder, else griffinlim) | griffinlim | a path
     n: int = 16                        # clips to write
     labels: list[str | int] | None = None  # conditional models: these labels in turn (default: every label in turn)
     seed: int = 0                      # clip i uses seed + i, so each clip is reproducible alone

@@ -4,7 +4,9 @@ Which models: the recipe's own trained ones when its work dir has them, else the
 named in ``pretrained:`` — so ``specgan synth --recipe recipes/music.yaml`` works on a fresh
 clone. The vocoder is one flag (``--vocoder``) or one key (``synth.vocoder``): ``auto``,
 ``griffinlim`` (no training), a vocoder registry name with no weights, or a ``model.safetensors``
-path / run folder. A vocoder whose MelConfig differs from the stage-one model's is refused,
+path / run folder. ``auto`` = the recipe's own trained vocoder, else the shipped one its
+``pretrained.vocoder`` names, else Griffin-Lim (a shipped recipe names a vocoder only where it
+beats Griffin-Lim, so the choice travels with the shipped models). A vocoder whose MelConfig differs from the stage-one model's is refused,
 naming the fields.
 """
 
@@ -59,10 +61,11 @@ def load_vocoder(recipe: Recipe | None, which: str, mel_cfg, device="cpu"):
             path = recipe.resolve(recipe.pretrained.vocoder)
             if not path.is_file():
                 raise FileNotFoundError(f"pretrained.vocoder: {path} not found (and {own} not trained)")
-        else:
-            raise FileNotFoundError(f"no vocoder: {own} not found and the recipe sets no pretrained.vocoder; "
-                                    f"train one (`specgan train --stage vocoder`) or use --vocoder griffinlim")
-        which = str(path)
+        else:  # the shipped models' choice: their recipe names no vocoder where none beats Griffin-Lim
+            log.info("vocoder auto: %s not trained and the recipe ships no vocoder: Griffin-Lim", own)
+            which = "griffinlim"
+        if which != "griffinlim":
+            which = str(path)
     path = Path(which)
     if path.is_dir():
         path = path / "model.safetensors"

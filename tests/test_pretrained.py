@@ -67,8 +67,9 @@ def test_synth_falls_back_to_the_recipes_pretrained_models(tmp_path):
     work = tmp_path / "fresh"  # nothing trained here
     recipe = load_recipe("recipes/tiny.yaml", [f"work_dir={work}", f"pretrained.specgan={shipped}",
                                                "data.preprocess.clip_seconds=null"])
-    with pytest.raises(FileNotFoundError, match="no vocoder.*--vocoder griffinlim"):
-        synth(recipe, n=2, progress=False)
+    # No vocoder trained here and the recipe ships none (speech.yaml: pretrained.vocoder null):
+    # auto is Griffin-Lim.
+    assert synth(recipe, n=2, progress=False).vocoder == "griffinlim"
     res = synth(recipe, n=3, vocoder_name="griffinlim", progress=False)
     assert res.stage_one == str(shipped) and res.labels == ["a", "b", "c"]
     import soundfile as sf
@@ -78,6 +79,26 @@ def test_synth_falls_back_to_the_recipes_pretrained_models(tmp_path):
     missing = load_recipe("recipes/tiny.yaml", [f"work_dir={work}", "pretrained.specgan=nowhere.safetensors"])
     with pytest.raises(FileNotFoundError, match="pretrained.specgan: .*nowhere.safetensors not found"):
         synth(missing, n=1, vocoder_name="griffinlim", progress=False)
+
+
+def test_a_recipe_that_trains_a_vocoder_synthesises_with_it(tmp_path):
+    """A recipe extending speech.yaml (tiny does) inherits synth.vocoder auto: once stage 3 has
+    trained <work>/vocoder, stage 4 uses it, not Griffin-Lim."""
+    from specgan.recipe import load_recipe
+    from specgan.synth import synth
+    from vocoder.checkpoint import save_generator
+
+    mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
+    tr = SpecGANTrainer(cfg(steps=1), data(), tmp_path / "g", mel=mel,
+                        stats=MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict())
+    tr.fit(progress=False, tensorboard=False)
+    work = tmp_path / "w"
+    recipe = load_recipe("recipes/tiny.yaml", [f"work_dir={work}", f"pretrained.specgan={tmp_path / 'g' / 'model.safetensors'}",
+                                               "data.preprocess.clip_seconds=null"])
+    assert recipe.synth.vocoder == "auto"
+    spec = {"name": "istft", "dim": 16, "intermediate_dim": 32, "num_layers": 1}
+    own = save_generator(work / "vocoder" / "model.safetensors", build_generator(spec, mel), spec, step=4)
+    assert synth(recipe, n=2, out=tmp_path / "out", progress=False).vocoder == str(own)
 
 
 def test_synth_refuses_absurd_requests_before_doing_any_work(tmp_path):
