@@ -288,3 +288,35 @@ def test_help_texts_name_their_stage(capsys):
         main(["synth", "--help"])
     out = capsys.readouterr().out
     assert "--points" in out and "--steps" not in out
+
+
+def test_own_folder_of_subfolders_is_one_line_and_a_wrong_label_is_refused_before_scanning(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from conftest import speech_like
+
+    import specgan.data.layouts as layouts
+
+    for label in ("yes", "no"):
+        (tmp_path / "audio" / label).mkdir(parents=True)
+        for i in range(5):
+            sf.write(tmp_path / "audio" / label / f"{i}.wav", speech_like(16000, 1.0, seed=i), 16000)
+    work = ["--set", f"work_dir={tmp_path / 'w'}"]
+    scans = []
+    real_scan = layouts.scan_folder
+    monkeypatch.setitem(layouts.LAYOUTS, "folder", lambda *a: scans.append(1) or real_scan(*a))
+    assert main(["prepare", "--recipe", "folder.yaml", "--set", f"data.source={tmp_path / 'audio'}", *work]) == 0
+    import json
+
+    lines = (tmp_path / "w" / "data" / "train.jsonl").read_text().splitlines()
+    assert {json.loads(ln)["label"] for ln in lines} <= {"yes", "no"} and scans == [1]
+    # The same with any recipe: data.label=folder alone takes labels from the sub-folders.
+    assert main(["prepare", "--recipe", "speech.yaml", "--set", f"data.source={tmp_path / 'audio'}",
+                 "--set", "data.label=folder", "--set", f"work_dir={tmp_path / 'w2'}"]) == 0
+    capsys.readouterr()
+    assert main(["prepare", "--recipe", "folder.yaml", "--set", f"data.source={tmp_path / 'audio'}",
+                 "--set", "data.label=word", "--set", f"work_dir={tmp_path / 'w3'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.label: 'word' is not a label of" in err[0] and "data.label: folder" in err[0]
+    assert scans == [1, 1]  # refused before any scan
+    assert main(["prepare", "--recipe", "speech.yaml", "--set", "data.label=instrument", *work]) == 2
+    assert "data.label: 'instrument' is not a label of builtin:digits (available: word, digit" in capsys.readouterr().err

@@ -27,7 +27,7 @@ from specgan.recipe import Recipe, save_resolved
 from specgan.workdir import read_marker
 from vocoder.checkpoint import atomic_write
 
-__all__ = ["BUILTINS", "parse_source", "prepare", "prepare_key", "load_split"]
+__all__ = ["BUILTINS", "check_label", "parse_source", "prepare", "prepare_key", "load_split", "source_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,35 @@ def _check_audio(it: Item, min_samples: int, sr: int) -> Item:
     return it
 
 
+def source_labels(kind: str, arg: str, dc) -> list[str]:
+    """The labels a source provides, known before anything is scanned or rendered."""
+    if kind == "builtin":
+        return {"digits": ["word", "digit", "voice", "accent", "speed", "pitch"]
+                + (["engine", "speaker"] if list(dc.digits.engines) != ["espeak-ng"] else []),
+                "notes": ["pitch", "velocity", "program", "instrument"],
+                "voices": ["speaker", "language", "engine", "gender", "voice"]}[arg]
+    return {"sc09": ["word", "digit", "speaker"], "ljspeech": ["text"],
+            "nsynth": ["pitch", "velocity", "instrument", "instrument_str", "instrument_family_str",
+                       "instrument_source_str"],
+            "folder": ["folder"] if dc.label_from_subfolder else []}.get(kind, [])
+
+
+def check_label(dc) -> None:
+    """``data.label`` names a label the source has, or is refused before any audio is touched;
+    ``label: folder`` on a folder source turns on ``label_from_subfolder`` (the one-line way to
+    train on your own folder of sub-folders)."""
+    if dc.label is None:
+        return
+    kind, arg = parse_source(dc.source)
+    if kind == "folder" and dc.label == "folder":
+        dc.label_from_subfolder = True
+    known = source_labels(kind, arg, dc)
+    if dc.label not in known:
+        hint = " (a folder's only label is its first sub-folder: data.label: folder)" if kind == "folder" else ""
+        raise ValueError(f"data.label: {dc.label!r} is not a label of {dc.source} "
+                         f"(available: {', '.join(known) or 'none'}){hint}")
+
+
 def _apply_label(items: list[Item], label: str | None, source: str) -> None:
     if label is None:
         return
@@ -88,6 +117,7 @@ def _apply_label(items: list[Item], label: str | None, source: str) -> None:
 
 def prepare(recipe: Recipe, force: bool = False) -> dict:
     """Run the prepare stage; returns the report also written to ``data/prepare.json``."""
+    check_label(recipe.data)  # before anything is scanned, rendered or compared
     work = recipe.work
     data_dir = work / "data"
     marker = data_dir / "prepare.json"
