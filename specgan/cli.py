@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from specgan import __version__
@@ -38,6 +39,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="threads per process (default 1, or the recipe's features.threads for `features`)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: a plain line every 30 s per long step instead (for logs)")
 
 
 def _load(args):
@@ -277,7 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "(fine-tuning)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--out", default=None, help="--stage vocoder only: output folder (default <work_dir>/vocoder)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("run", help="run the recipe's stages in order (0 prepare ... 5 evaluate)",
@@ -290,7 +292,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="redo the selected stages (a training run is kept as <name>.prev/)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("synth", help="stage 4: generate WAVs with stage one + a vocoder",
@@ -312,7 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=8,
                    help=f"WAVs on the --interpolate walk (2 to {100_000}; default 8)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("vocode", help="stage 4 (vocoder only): WAV or log-mel .npy files through a vocoder",
@@ -375,6 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     _set_threads(max(1, args.threads or 1))
+    if getattr(args, "no_progress", False):
+        import specgan.progress
+
+        specgan.progress.ENABLED = False
+    if not args.verbose:  # third-party chatter stays out of stage output (-v shows it)
+        for module in (r"pystoi(\.|$)", r"scipy\.linalg", r"torch\.onnx", r"torch\.jit"):
+            warnings.filterwarnings("ignore", module=module)
+        warnings.filterwarnings("ignore", message=r".*[Tt]racer[Ww]arning.*")
     from specgan.audio import AudioError
     from specgan.data.manifest import MissingToolError
     from specgan.recipe import RecipeError

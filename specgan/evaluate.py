@@ -77,7 +77,10 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
     mrstft = MultiResolutionSTFTLoss(recipe.vocoder.stft_resolutions)
     rows: dict[str, list[float]] = {}
     busy = 0.0
-    for y in clips:
+    from specgan.progress import bar
+
+    for y in bar(clips, desc=f"evaluate: copy synthesis ({getattr(generator, 'registry_name', 'vocoder')})",
+                 unit="clip"):
         mel = mel_cfg.crop_frames(mel_fn(y), y.shape[-1])
         t = time.perf_counter()
         y_hat = generator(mel)

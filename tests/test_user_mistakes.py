@@ -4,6 +4,7 @@ one line, one exception net for every command, synth's `--points`, `vocode` of s
 
 import errno
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -320,3 +321,29 @@ def test_own_folder_of_subfolders_is_one_line_and_a_wrong_label_is_refused_befor
     assert scans == [1, 1]  # refused before any scan
     assert main(["prepare", "--recipe", "speech.yaml", "--set", "data.label=instrument", *work]) == 2
     assert "data.label: 'instrument' is not a label of builtin:digits (available: word, digit" in capsys.readouterr().err
+
+
+def test_no_progress_silences_every_bar_and_leaves_plain_lines(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import speech_like
+
+    for label in ("yes", "no"):
+        (tmp_path / "audio" / label).mkdir(parents=True)
+        for i in range(4):
+            sf.write(tmp_path / "audio" / label / f"{i}.wav", speech_like(16000, 1.0, seed=i), 16000)
+    common = ["--recipe", "folder.yaml", "--set", f"data.source={tmp_path / 'audio'}", "--set",
+              f"work_dir={tmp_path / 'w'}", "--set", "features.workers=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for cmd in ("prepare", "features"):
+        quiet = subprocess.run([sys.executable, "-m", "specgan.cli", cmd, *common, "--no-progress", "--force"],
+                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        assert quiet.returncode == 0, quiet.stderr
+        assert "\r" not in quiet.stderr and "%|" not in quiet.stderr  # no bar
+        if cmd == "features":
+            assert re.search(r"features/train: \d+/\d+ clips \([\d.]+/s\) done", quiet.stderr), quiet.stderr
+        loud = subprocess.run([sys.executable, "-m", "specgan.cli", cmd, *common, "--force"],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        if cmd == "features":
+            assert "%|" in loud.stderr  # the bar is there without the flag

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
+from specgan.progress import bar as progress_bar
 
 from specgan.audio import fit_length, peak_normalize, resample, trim_silence, write
 from specgan.data.manifest import Item, MissingToolError, require_tool
@@ -228,7 +228,7 @@ def build_digits(cfg, sample_rate: int, clip_seconds: float, out_dir: Path, seed
         tasks += [("festival", mine[i : i + _FESTIVAL_CHUNK]) for i in range(0, len(mine), _FESTIVAL_CHUNK)]
     items, notes = [], {}
     with ThreadPoolExecutor(max(1, cfg.workers)) as pool, \
-            tqdm(total=len(jobs), desc="digits", unit="clip") as bar:
+            progress_bar(total=len(jobs), desc="digits", unit="clip") as bar:
         for results in pool.map(render, tasks):
             for item, note in results:
                 if note:

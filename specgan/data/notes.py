@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
+from specgan.progress import bar as progress_bar
 
 from specgan.audio import peak_normalize, resample, write
 from specgan.data.manifest import Item, MissingToolError, require_tool
@@ -174,7 +174,7 @@ def build_notes(cfg, sample_rate: int, out_dir: Path, seed: int, work_dir: Path)
 
     items, silent = [], 0
     with ThreadPoolExecutor(max(1, cfg.workers)) as pool:
-        for got, s in tqdm(pool.map(render_program, cfg.programs), total=len(cfg.programs), desc="notes",
+        for got, s in progress_bar(pool.map(render_program, cfg.programs), total=len(cfg.programs), desc="notes",
                            unit="program"):
             items += got
             silent += s

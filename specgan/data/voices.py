@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from specgan.progress import bar as progress_bar
 
 from specgan.audio import peak_normalize, resample, trim_silence, write
 from specgan.data.manifest import Item, MissingToolError, require_tool
@@ -253,7 +253,7 @@ def build_voices(cfg, sample_rate: int, out_dir: Path, seed: int,
 
     items, notes = [], {}
     with ThreadPoolExecutor(max(1, cfg.workers)) as pool:
-        for item, note in tqdm(pool.map(safe, jobs), total=len(jobs), desc="voices", unit="clip"):
+        for item, note in progress_bar(pool.map(safe, jobs), total=len(jobs), desc="voices", unit="clip"):
             if note:
                 notes[note] = notes.get(note, 0) + 1
             if item is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from specgan.progress import bar as progress_bar
 
 from specgan.audio import AudioError, Preprocess, load_clip, scan_report
 from specgan.data.manifest import SPLITS
@@ -162,10 +162,10 @@ def extract_split(recipe: Recipe, split: str, force: bool = False, workers: int 
     if workers > 1 and seconds >= _POOL_MIN_SECONDS:
         ctx = mp.get_context("spawn")  # fork after torch/OpenMP start-up can deadlock
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init_args) as pool:
-            results = list(tqdm(pool.map(_extract_one, tasks, chunksize=16), **bar))
+            results = list(progress_bar(pool.map(_extract_one, tasks, chunksize=16), **bar))
     else:
         _init_worker(*init_args)
-        results = [_extract_one(t) for t in tqdm(tasks, **bar)]
+        results = [_extract_one(t) for t in progress_bar(tasks, **bar)]
 
     errors = []
     for item_id, frames, reason, message in results:
