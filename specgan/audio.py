@@ -43,6 +43,11 @@ class AudioError(ValueError):
         super().__init__(f"{msg} ({detail})" if detail else msg)
 
 
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000   # a header outside this is not audio we can use
+MAX_SECONDS = 3 * 3600                              # per file: bounds what resampling may allocate
+SILENCE = 2.0 ** -24                                # below a 24-bit LSB: nothing to normalise
+
+
 def read(path: str | Path, sr: int | None = None, mono: bool = True, min_samples: int = 1) -> tuple[np.ndarray, int]:
     """Read an audio file.
 
@@ -74,13 +79,25 @@ def read(path: str | Path, sr: int | None = None, mono: bool = True, min_samples
     bad = ~np.isfinite(data)
     if bad.any():
         raise AudioError(path, "non-finite samples", f"{int(bad.sum())} of {data.size} samples are NaN or Inf")
-    y = data.mean(axis=1, dtype=np.float32) if mono else np.ascontiguousarray(data.T)
+    if not MIN_SAMPLE_RATE <= file_sr <= MAX_SAMPLE_RATE:
+        raise AudioError(path, "bad sample rate", f"the header says {file_sr} Hz (accepted: {MIN_SAMPLE_RATE}-"
+                                                  f"{MAX_SAMPLE_RATE} Hz)")
+    out_rate = sr if sr is not None else file_sr
+    if data.shape[0] / file_sr > MAX_SECONDS:
+        raise AudioError(path, "too long", f"{data.shape[0] / file_sr:.0f} s at {out_rate} Hz (at most {MAX_SECONDS} s "
+                                           f"per file; cut long recordings first)")
+    # Sum channels in float64: samples near the float32 maximum would overflow a float32 sum.
+    y = data.mean(axis=1, dtype=np.float64).astype(np.float32) if mono else np.ascontiguousarray(data.T)
     if sr is not None and sr != file_sr:
         y = resample(y, file_sr, sr)
     else:
         sr = file_sr
-    if not np.any(y):
-        raise AudioError(path, "silent", "all samples are zero")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(path, "non-finite samples", "NaN or Inf after downmixing/resampling (samples near the "
+                                                     "float maximum)")
+    if not np.any(np.abs(y) > SILENCE):
+        raise AudioError(path, "silent", "all samples are zero" if not np.any(y) else
+                         f"the peak {float(np.max(np.abs(y))):.1e} is below {SILENCE:.0e} (-144 dBFS)")
     n = y.shape[-1]
     if n < min_samples:
         raise AudioError(path, "too short", f"{n} samples at {sr} Hz, need at least {min_samples} (one frame)")
@@ -107,9 +124,10 @@ def write(path: str | Path, y: np.ndarray, sr: int, subtype: str | None = None) 
 
 
 def peak_normalize(y: np.ndarray, peak: float = 0.9) -> np.ndarray:
-    """Scale so that max |y| == peak. All-zero input is returned unchanged."""
+    """Scale so that max |y| == peak (the gain in float64, so a tiny peak cannot overflow it).
+    All-zero input is returned unchanged."""
     m = float(np.max(np.abs(y))) if y.size else 0.0
-    return y if m == 0.0 else (y * (peak / m)).astype(np.float32)
+    return y if m == 0.0 else (y.astype(np.float64) * (peak / m)).astype(np.float32)
 
 
 def loudness_normalize(y: np.ndarray, target_db: float = -20.0, peak_limit: float = 0.99) -> np.ndarray:
@@ -203,6 +221,8 @@ def load_clip(path: str | Path, sr: int, pre: Preprocess, min_samples: int = 1) 
         y = peak_normalize(y, pre.peak)
     elif pre.normalize == "loudness":
         y = loudness_normalize(y, pre.loudness_db)
+    if not np.all(np.isfinite(y)):  # after every transform: never a NaN downstream naming no file
+        raise AudioError(path, "non-finite samples", f"NaN or Inf after trimming/normalising ({pre.normalize})")
     if pre.clip_seconds is not None:
         y = fit_length(y, int(round(pre.clip_seconds * sr)), pre.align)
     if y.size < min_samples:

@@ -347,3 +347,30 @@ def test_no_progress_silences_every_bar_and_leaves_plain_lines(tmp_path):
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
         if cmd == "features":
             assert "%|" in loud.stderr  # the bar is there without the flag
+
+
+def test_float_wavs_at_the_edges_and_absurd_headers_are_skipped_with_a_count(tmp_path, capsys):
+    """Near-silent (1e-40) and near-float-max samples used to become NaN in normalisation, and a
+    header claiming 1 Hz made resampling allocate gigabytes: now each is skipped and counted."""
+    import json
+
+    from conftest import speech_like
+
+    audio = tmp_path / "audio" / "a"
+    audio.mkdir(parents=True)
+    for i in range(6):
+        sf.write(audio / f"good{i}.wav", speech_like(16000, 1.0, seed=i), 16000)
+    tone = speech_like(16000, 1.0, seed=9)
+    sf.write(audio / "tiny.wav", (tone * 1e-40).astype(np.float32), 16000, subtype="FLOAT")
+    sf.write(audio / "huge.wav", (tone / np.abs(tone).max() * 3.0e38).astype(np.float32), 16000, subtype="FLOAT")
+    sf.write(audio / "one_hz.wav", tone[:16000], 1, subtype="FLOAT")
+    work = tmp_path / "w"
+    args = ["--recipe", "folder.yaml", "--set", f"data.source={tmp_path / 'audio'}", "--set", f"work_dir={work}",
+            "--set", "features.workers=1", "--set", "data.dev_fraction=0.2", "--set", "data.test_fraction=0.2"]
+    assert main(["prepare", *args]) == 0
+    report = json.loads((work / "data" / "prepare.json").read_text())
+    assert "skipped 2 files" in report["skipped"] and "bad sample rate" in report["skipped"], report["skipped"]
+    assert "silent" in report["skipped"]
+    assert main(["features", *args]) == 0  # the near-float-max file normalises to finite audio
+    stats = np.load(work / "features" / "stats.npz")
+    assert np.all(np.isfinite(stats["mean"])) and np.all(np.isfinite(stats["std"]))

@@ -92,6 +92,8 @@ def check_label(dc) -> None:
     if dc.label is None:
         return
     kind, arg = parse_source(dc.source)
+    if kind != "builtin" and not Path(arg).exists():
+        return  # the layout's own one-line error names the missing path
     if kind == "folder" and dc.label == "folder":
         dc.label_from_subfolder = True
     known = source_labels(kind, arg, dc)
