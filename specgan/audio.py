@@ -8,6 +8,8 @@ skip the file and count the reason (see :func:`scan_report`).
 from __future__ import annotations
 
 import collections
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -65,9 +67,16 @@ def read(path: str | Path, sr: int | None = None, mono: bool = True, min_samples
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+    except FileNotFoundError as e:
+        if path.is_symlink():
+            raise AudioError(path, "dangling link", f"it points to {os.readlink(path)}, which does not exist") from e
+        raise AudioError(path, "unreadable", e.strerror or type(e).__name__) from e
     except OSError as e:
         raise AudioError(path, "unreadable", e.strerror or type(e).__name__) from e
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+        raise AudioError(path, "not a regular file", "a FIFO, socket or device")
+    size = st.st_size
     if size == 0:
         raise AudioError(path, "empty", "the file is 0 bytes")
     try:

@@ -374,3 +374,37 @@ def test_float_wavs_at_the_edges_and_absurd_headers_are_skipped_with_a_count(tmp
     assert main(["features", *args]) == 0  # the near-float-max file normalises to finite audio
     stats = np.load(work / "features" / "stats.npz")
     assert np.all(np.isfinite(stats["mean"])) and np.all(np.isfinite(stats["std"]))
+
+
+def test_colliding_ids_links_fifos_and_long_names_are_kept_or_counted(tmp_path, capsys):
+    """a/b.wav and a__b.wav, x.wav and x.flac used to collide (7 counted, 5 kept, "skipped 0",
+    the winner flipping between runs); symlinked sub-folders, dangling links and FIFOs vanished."""
+    import json
+
+    from conftest import speech_like
+
+    root = tmp_path / "audio"
+    for rel in ("lab/a/b.wav", "lab/a__b.wav", "lab/x.wav", "lab/x.flac", "lab/y.wav", "other/z.wav",
+                "lab/" + "n" * 120 + "/" + "m" * 120 + ".wav"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / rel, speech_like(16000, 1.0, seed=len(rel)), 16000)
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
+    sf.write(tmp_path / "elsewhere" / "sub" / "w.wav", speech_like(16000, 1.0, seed=3), 16000)
+    (root / "linked").symlink_to(tmp_path / "elsewhere" / "sub")
+    (root / "lab" / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    os.mkfifo(root / "lab" / "pipe.wav")
+    work = tmp_path / "w"
+    args = ["--recipe", "folder.yaml", "--set", f"data.source={root}", "--set", f"work_dir={work}",
+            "--set", "data.dev_fraction=0.2", "--set", "data.test_fraction=0.2", "--set", "features.workers=1"]
+    assert main(["prepare", *args]) == 0
+    report = json.loads((work / "data" / "prepare.json").read_text())
+    kept = [json.loads(ln) for s in ("train", "dev", "test") for ln in (work / "data" / f"{s}.jsonl").read_text().splitlines()]
+    ids = [it["id"] for it in kept]
+    assert len(ids) == len(set(ids)) == 8  # 7 files + the one behind the symlinked folder
+    assert all(len(i.encode()) <= 200 for i in ids)
+    assert "1 dangling link" in report["skipped"] and "1 not a regular file" in report["skipped"]
+    assert main(["prepare", *args, "--force"]) == 0  # the same ids every run
+    again = [json.loads(ln)["id"] for s in ("train", "dev", "test")
+             for ln in (work / "data" / f"{s}.jsonl").read_text().splitlines()]
+    assert sorted(again) == sorted(ids)
+    assert main(["features", *args]) == 0  # ids fit in feature file names

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
 from pathlib import Path
 
 from specgan.audio import AUDIO_EXTENSIONS
 from specgan.data.manifest import Item
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DIGIT_WORDS", "LAYOUTS", "scan_folder", "scan_ljspeech", "scan_nsynth", "scan_sc09"]
 
@@ -139,23 +143,61 @@ def scan_ljspeech(root: str | Path, data_cfg=None) -> Scan:
     return items, None
 
 
+def _walk_audio(root: Path):
+    """Audio-named entries below ``root``, following symlinked sub-folders (each real folder once,
+    so a link cycle ends), yielding FIFOs and dangling links too: the reader counts those as
+    skipped with their reason instead of their vanishing here."""
+    seen = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
+                yield Path(folder) / name
+
+
+def unique_ids(items: list[Item], max_bytes: int = 200) -> int:
+    """Make item ids unique and short enough for file names, deterministically: ids that collide
+    (``a/b.wav`` and ``a__b.wav``; ``x.wav`` and ``x.flac``) or exceed ``max_bytes`` get a hash of
+    their full relative path. Returns how many ids changed."""
+    import hashlib
+
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it.id] = counts.get(it.id, 0) + 1
+    changed = 0
+    for it in items:
+        if counts[it.id] > 1 or len(it.id.encode()) > max_bytes:
+            digest = hashlib.sha1(it.group.encode()).hexdigest()[:10]
+            stem = it.id.encode()[: max_bytes - 12].decode(errors="ignore")
+            it.id = f"{stem}-{digest}"
+            changed += 1
+    return changed
+
+
 def scan_folder(root: str | Path, data_cfg=None) -> Scan:
-    """Every audio file below ``root``; the label is the first sub-folder when
-    ``data.label_from_subfolder`` is set (files directly in the root then have no label)."""
+    """Every audio file below ``root`` (symlinked sub-folders followed); the label is the first
+    sub-folder when ``data.label_from_subfolder`` is set (files directly in the root then have no
+    label). Ids are unique and fit in a file name (:func:`unique_ids`)."""
     root = _need_dir(root, "folder")
     by_label = bool(getattr(data_cfg, "label_from_subfolder", False))
     items = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or p.suffix.lower() not in AUDIO_EXTENSIONS:
-            continue
+    for p in _walk_audio(root):
         rel = p.relative_to(root)
         labels = {}
         if by_label and len(rel.parts) > 1:
             labels["folder"] = rel.parts[0]
-        items.append(Item(id=str(rel.with_suffix("")).replace("/", "__"), path=str(p.resolve()), labels=labels,
+        items.append(Item(id=str(rel.with_suffix("")).replace("/", "__"), path=str(p.absolute()), labels=labels,
                           group=str(rel)))
     if not items:
         raise FileNotFoundError(f"folder {root}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    changed = unique_ids(items)
+    if changed:
+        log.info("folder %s: %d file ids collided or were too long for a file name; given a path hash", root, changed)
     return items, None
 
 
