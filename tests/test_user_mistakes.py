@@ -408,3 +408,13 @@ def test_colliding_ids_links_fifos_and_long_names_are_kept_or_counted(tmp_path, 
              for ln in (work / "data" / f"{s}.jsonl").read_text().splitlines()]
     assert sorted(again) == sorted(ids)
     assert main(["features", *args]) == 0  # ids fit in feature file names
+
+
+def test_a_folder_where_every_file_is_bad_is_one_line_naming_folder_and_reasons(tmp_path, capsys):
+    (tmp_path / "audio" / "a").mkdir(parents=True)
+    (tmp_path / "audio" / "a" / "empty.wav").write_bytes(b"")
+    (tmp_path / "audio" / "a" / "junk.wav").write_text("not audio")
+    rc = main(["prepare", "--recipe", "folder.yaml", "--set", f"data.source={tmp_path / 'audio'}",
+               "--set", f"work_dir={tmp_path / 'w'}"])
+    assert rc == 2
+    one_line_error(capsys, str(tmp_path / "audio"), "skipped 2 files: 1 empty, 1 unreadable")

@@ -159,7 +159,8 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
                 bad.append(e)
                 log.warning("prepare: skipping %s", e)
     if not items:
-        raise RuntimeError(f"prepare: no usable audio from {dc.source} ({scan_report(bad)})")
+        raise ValueError(f"data.source: no usable audio in {dc.source} ({scan_report(bad)}); "
+                         f"data/prepare.json is not written")
     _apply_label(items, dc.label, dc.source)
     if split_of is not None:
         splits = {s: [it for it in items if split_of.get(it.id) == s] for s in SPLITS}
