@@ -24,26 +24,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_PHASE_LOSSES = ["vocoder.weights.amp=45", "vocoder.weights.phase_ip=100", "vocoder.weights.phase_gd=100",
-                 "vocoder.weights.phase_iaf=100", "vocoder.weights.consistency=20"]
+# Every candidate states its whole objective (generator, critics, adversarial loss, weights), so it
+# does not drift when the recipe's own vocoder section changes.
+_MEL_WEIGHTS = "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5}"
+_PHASE_WEIGHTS = ("vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0, phase_ip: 100.0, "
+                  "phase_gd: 100.0, phase_iaf: 100.0, consistency: 20.0}")
+_MSD_MPD = ["vocoder.critics=[{name: msd, width: 0.25}, {name: mpd, width: 0.25}]", "vocoder.adversarial=lsgan"]
 _MPD_MRD = ["vocoder.critics=[{name: mpd, width: 0.25}, {name: mrd, width: 0.25}]", "vocoder.adversarial=hinge"]
-_PHASE = ["vocoder.generator={name: phase}", *_PHASE_LOSSES, *_MPD_MRD]
+_PHASE = ["vocoder.generator={name: phase}", _PHASE_WEIGHTS, *_MPD_MRD]
 
 # name → (what it tests, overrides on top of the recipe)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
-    "istft": ("today's speech recipe: istft, MSD+MPD (LSGAN), mel + MR-STFT", []),
+    "istft": ("the previous speech recipe: istft, MSD+MPD (LSGAN), mel + MR-STFT",
+              ["vocoder.generator={name: istft}", *_MSD_MPD, _MEL_WEIGHTS]),
     "phase": ("the new design: phase (FreeV prior, atan2, hop/4 iSTFT), APNet losses, MPD+MRD hinge", _PHASE),
     "phase-no-prior": ("phase minus the amplitude prior", [*_PHASE, "vocoder.generator.amp_prior=false"]),
     "phase-direct": ("phase minus atan2 (phase predicted directly)", [*_PHASE, "vocoder.generator.phase_head=direct"]),
     "phase-hop1": ("phase minus the short internal hop (upsample 1)", [*_PHASE, "vocoder.generator.upsample=1"]),
     "phase-no-phase-loss": ("phase minus the phase/amplitude/consistency losses",
-                            ["vocoder.generator={name: phase}", *_MPD_MRD]),
+                            ["vocoder.generator={name: phase}", _MEL_WEIGHTS, *_MPD_MRD]),
     "phase-mpd-only": ("phase minus MRD (MPD only)",
                        [*_PHASE, "vocoder.critics=[{name: mpd, width: 0.25}]"]),
     "phase-integrate": ("phase with the integrated-frequency phase head and linear upsampling (no per-frame "
                         "pattern: the hop-rate comb's cause)", [*_PHASE, "vocoder.generator.phase_head=integrate",
                                                                "vocoder.generator.upsampler=linear"]),
-    "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}",
+    "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }
 METRICS = ("pesq_wb", "stoi", "f0_rmse_cents", "vuv_error", "buzz_db", "mel_l1", "x_real_time")
