@@ -188,7 +188,7 @@ def cmd_export(args) -> int:
     g = vocoder.load(args.vocoder)  # a model.safetensors or its run folder
     path = export_onnx(g, args.onnx, opset=args.opset)
     head = "(mel → magnitude, phase; run the iSTFT outside: vocoder.export.OnnxVocoder does)" \
-        if g.registry_name == "istft" else "(mel → waveform)"
+        if g.registry_name in ("istft", "phase") else "(mel → waveform)"
     print(f"export: {args.vocoder} → {path} {head}")
     return 0
 

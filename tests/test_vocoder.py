@@ -222,7 +222,7 @@ def test_griffinlim_inverts_a_mel_reasonably():
     assert gl < 0.5 * err(n_iter=32, nnls_iter=0)       # the non-negative inversion helps
 
 
-@pytest.mark.parametrize("name", ["istft", "hifigan", "melgan"])
+@pytest.mark.parametrize("name", ["istft", "phase", "hifigan", "melgan"])
 def test_onnx_export_matches_torch(name, tmp_path):
     from specgan.cli import main
     from vocoder.checkpoint import save_generator

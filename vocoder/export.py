@@ -1,7 +1,7 @@
 """ONNX export of trained generators, and a runner that uses onnxruntime.
 
-Sample-rate generators (hifigan, melgan) export whole: mel → waveform. The ``istft`` generator
-exports its network up to (magnitude, phase) — ``torch.istft`` has no ONNX form, so, as the field
+Sample-rate generators (hifigan, melgan) export whole: mel → waveform. The ``istft`` and ``phase``
+generators export their network up to (magnitude, phase) — ``torch.istft`` has no ONNX form, so, as the field
 does for Vocos-type models, the inverse STFT runs outside the graph (:class:`OnnxVocoder` does it
 with torch). The graph's metadata records what the outside step needs and the MelConfig.
 """
@@ -42,6 +42,10 @@ def export_onnx(generator: Generator, path: str | Path, example_frames: int = 64
     if isinstance(g, ISTFTGenerator):
         module, outputs = _Spectrum(g), ["magnitude", "phase"]
         meta = {"head": "istft", "n_fft": g.n_fft, "hop_length": g.hop_length, "window": "hann"}
+    elif hasattr(g, "stft_hop"):  # phase: its own (shorter) hop and n_fft, u spectrum frames per mel frame
+        module, outputs = _Spectrum(g), ["magnitude", "phase"]
+        meta = {"head": "istft", "n_fft": g.stft_n_fft, "hop_length": g.stft_hop, "mel_hop": g.hop_length,
+                "window": "hann"}
     else:
         module, outputs = g, ["waveform"]
         meta = {"head": "waveform", "hop_length": g.hop_length}
@@ -77,9 +81,10 @@ class OnnxVocoder:
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.mel_cfg = MelConfig.from_dict(json.loads(self.meta["mel"]))
         self.hop = int(self.meta["hop_length"])
+        self.mel_hop = int(self.meta.get("mel_hop", self.hop))  # samples per mel frame
 
     def __call__(self, mel: np.ndarray) -> np.ndarray:
-        """mel (B, n_mels, T) float32 → waveform (B, T * hop)."""
+        """mel (B, n_mels, T) float32 → waveform (B, T * mel hop)."""
         out = self.session.run(None, {"mel": np.ascontiguousarray(mel, dtype=np.float32)})
         if self.meta["head"] == "waveform":
             return out[0][:, 0]
@@ -87,5 +92,5 @@ class OnnxVocoder:
         mag, phase = (torch.from_numpy(a) for a in out)
         spec = torch.polar(mag, phase)
         y = torch.istft(spec, n_fft, self.hop, n_fft, torch.hann_window(n_fft), center=True,
-                        length=mel.shape[-1] * self.hop)
+                        length=mel.shape[-1] * self.mel_hop)
         return y.clamp(-1, 1).numpy()
