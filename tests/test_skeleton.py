@@ -346,3 +346,27 @@ def test_the_vocoder_trains_under_bf16_autocast(tmp_path):
     finally:
         hook.remove()
     assert torch.bfloat16 in seen and all(torch.isfinite(v) for v in out.values())
+
+
+def test_init_from_fine_tunes_stage_one(tiny, capsys, monkeypatch):
+    """--init-from works for stage one too: another run's weights, same architecture and mel."""
+    from specgan.train_gan import SpecGANTrainer
+
+    work, common = tiny
+    assert main(["train", "--stage", "specgan", *common, "--steps", "2", "--no-progress"]) == 0
+    state = shutil.copy(work / "specgan" / "state.pt", work / "elsewhere.pt")
+    saved_g = torch.load(state, weights_only=True)["modules"]["G"]
+    started = {}
+    fit = SpecGANTrainer.fit
+
+    def spy(self, *a, **kw):
+        started.update({k: v.clone() for k, v in self.G.state_dict().items()})
+        return fit(self, *a, **kw)
+
+    monkeypatch.setattr(SpecGANTrainer, "fit", spy)
+    capsys.readouterr()
+    assert main(["train", "--stage", "specgan", *common, "--steps", "3", "--init-from", str(state), "--force",
+                 "--no-progress"]) == 0
+    assert all(torch.equal(started[k], v) for k, v in saved_g.items())  # started from the other run's G
+    assert "specgan: step 3" in capsys.readouterr().out  # counted afresh: 3 steps of fine-tuning
+    assert model_step(work / "specgan" / "model.safetensors") == 3
