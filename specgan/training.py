@@ -191,7 +191,8 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
     if p.model_stale and trainer.step >= target:  # killed between the two files, or the model was removed
         trainer.save()
     metrics = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
-    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume", **metrics}
+    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
+            "cpu_seconds": trainer.cpu_seconds, **metrics}
 
 
 def _init_from(trainer, path: Path) -> None:

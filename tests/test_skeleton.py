@@ -370,3 +370,18 @@ def test_init_from_fine_tunes_stage_one(tiny, capsys, monkeypatch):
     assert all(torch.equal(started[k], v) for k, v in saved_g.items())  # started from the other run's G
     assert "specgan: step 3" in capsys.readouterr().out  # counted afresh: 3 steps of fine-tuning
     assert model_step(work / "specgan" / "model.safetensors") == 3
+
+
+def test_cpu_time_is_counted_saved_and_budgeted(tmp_path):
+    """The skeleton counts the CPU time a run trained for and saves it with each checkpoint (what
+    equal-budget ablations and model cards report); fit(cpu_seconds=) stops at a budget."""
+    tr = tiny_vocoder(tmp_path / "clips", tmp_path / "run", steps=10**6)
+    tr.fit(progress=False, tensorboard=False, cpu_seconds=0.5)
+    assert 0 < tr.step < 10**6 and tr.cpu_seconds >= 0.5
+    saved = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert saved["step"] == tr.step and 0.5 <= saved["cpu_seconds"] <= tr.cpu_seconds
+    again = tiny_vocoder(tmp_path / "clips", tmp_path / "run", steps=10**6)
+    again.resume()
+    assert again.cpu_seconds == saved["cpu_seconds"]
+    again.fit(progress=False, tensorboard=False, cpu_seconds=0.3)
+    assert again.cpu_seconds >= saved["cpu_seconds"] + 0.3

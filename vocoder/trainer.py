@@ -97,6 +97,8 @@ class Trainer:
         self.step = 0
         self.rollbacks = 0
         self.bad_batches = 0
+        self.cpu_seconds = 0.0   # CPU time this run has trained for (this rank), across resumes
+        self._cpu_mark: float | None = None
         self._since_save = 0
         self._writer = None
         cuda = self.device.type == "cuda"
@@ -232,7 +234,7 @@ class Trainer:
         return gathered
 
     def state_dict(self, rng: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        return {"step": self.step, "rollbacks": self.rollbacks, "world": self.world,
+        return {"step": self.step, "rollbacks": self.rollbacks, "world": self.world, "cpu_seconds": self.cpu_seconds,
                 "modules": {k: m.state_dict() for k, m in self.modules().items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
                 "schedulers": {k: s.state_dict() for k, s in self.schedulers().items()},
@@ -258,6 +260,9 @@ class Trainer:
                         self.world, len(ranks), self.rank)
             self.sampler.manual_seed(self.seed + _RANK_STRIDE * self.rank + int(state["step"]))
         self.step, self.rollbacks = int(state["step"]), int(state.get("rollbacks", 0))
+        if self._cpu_mark is None:  # a resume: the CPU time behind the checkpoint
+            self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
+        # (a rollback inside fit keeps counting: the CPU spent on the discarded steps was spent)
 
     def resume(self, path: str | Path | None = None) -> None:
         """Load ``state.pt`` (or the previous one if it is unreadable) on every rank."""
@@ -267,6 +272,10 @@ class Trainer:
         """Checkpoint (a collective): model.safetensors, then state.pt — the commit point."""
         rng = self._all_rng_states()
         self._since_save = 0  # on every rank: the lr factor after a rollback must agree
+        if self._cpu_mark is not None:  # the CPU time behind this checkpoint, saved with it
+            now = time.process_time()
+            self.cpu_seconds += now - self._cpu_mark
+            self._cpu_mark = now
         if self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self.export(self.out_dir / "model.safetensors")
@@ -342,10 +351,12 @@ class Trainer:
             cpu_seconds: float | None = None) -> dict[str, float]:
         """Train until ``steps`` steps, or until this process has used ``cpu_seconds`` of CPU time
         in this call (then checkpoint and stop: equal-budget comparisons); returns the last logged
-        losses and metrics."""
+        losses and metrics. ``self.cpu_seconds`` (saved in state.pt, so it survives resumes and
+        kills) is the CPU time the run has trained for in all."""
         s = self.settings
         target = steps
         cpu0 = time.process_time()
+        self._cpu_mark = cpu0
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             trim_history(self.out_dir / "history.jsonl", self.step)
@@ -398,6 +409,9 @@ class Trainer:
                     log.info("%s: CPU budget of %.0f s used at step %d", self.progress_name, cpu_seconds, self.step)
                     break
         finally:
+            if self._cpu_mark is not None:
+                self.cpu_seconds += time.process_time() - self._cpu_mark
+                self._cpu_mark = None
             bar.close()
             if self._writer is not None:
                 self._writer.close()
