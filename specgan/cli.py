@@ -375,10 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     _set_threads(max(1, args.threads or 1))
-    if getattr(args, "no_progress", False):
-        import specgan.progress
+    import specgan.progress
 
-        specgan.progress.ENABLED = False
+    specgan.progress.ENABLED = not getattr(args, "no_progress", False)  # per command, not sticky
     if not args.verbose:  # third-party chatter stays out of stage output (-v shows it)
         for module in (r"pystoi(\.|$)", r"scipy\.linalg", r"torch\.onnx", r"torch\.jit"):
             warnings.filterwarnings("ignore", module=module)

@@ -68,9 +68,8 @@ def tiny(prepared):
 
 
 # -- fault 1: SIGKILL at the commit point --------------------------------------------------------
-@pytest.mark.parametrize("stage,when,step", [  # every kill point for stage one; the vocoder shares the code
-    ("specgan", "before", 2), ("specgan", "after", 2), ("specgan", "before", 4), ("specgan", "after", 4),
-    ("vocoder", "after", 2), ("vocoder", "before", 4)])
+@pytest.mark.parametrize("stage,when,step", [  # the vocoder shares the code path (one case keeps it honest)
+    ("specgan", "before", 2), ("specgan", "after", 2), ("specgan", "after", 4), ("vocoder", "before", 4)])
 def test_a_kill_at_the_commit_point_resumes_to_a_model_at_the_right_step(tiny, stage, when, step):
     """Checkpoints at steps 2 and 4 (the last): a SIGKILL just before state.pt is written (the
     model is already there) or the moment it has replaced the previous one, at the first and at
