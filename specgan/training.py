@@ -181,18 +181,25 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
         stats = MelStats.load(stats_path).to_dict()
     trainer = VocoderTrainer(vc, recipe.mel, train_set, dev_set, out, pick_device(device), seed=recipe.seed,
                              stats=stats, data=shape["data"], extra_meta={"recipe": recipe.name})
+    _start(trainer, p, recipe, out, target, init_from)
+    metrics = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
+    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
+            "cpu_seconds": trainer.cpu_seconds, **metrics}
+
+
+def _start(trainer, p: Plan, recipe: Recipe, out: Path, target: int, init_from: str | None) -> None:
+    """Either stage, before fit: weights from --init-from or the resumed state, the resolved recipe
+    beside the run, and a model file rewritten when it is missing or older than a finished state
+    (killed between the two files, or removed)."""
     if init_from:
         _init_from(trainer, Path(init_from))
     elif p.action in ("resume", "up-to-date"):
         trainer.resume()
-        log.info("vocoder: resumed at step %d from %s", trainer.step, out / "state.pt")
+        log.info("%s: resumed at step %d from %s", trainer.progress_name, trainer.step, out / "state.pt")
     if trainer.rank == 0:
         save_resolved(recipe, out)
-    if p.model_stale and trainer.step >= target:  # killed between the two files, or the model was removed
+    if p.model_stale and trainer.step >= target:
         trainer.save()
-    metrics = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
-    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
-            "cpu_seconds": trainer.cpu_seconds, **metrics}
 
 
 def _init_from(trainer, path: Path) -> None:
@@ -240,14 +247,6 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
     trainer = SpecGANTrainer(cfg, data, out, pick_device(device), seed=recipe.seed, mel=recipe.mel,
                              stats=stats.to_dict(), data_key=shape["data"],
                              meta={"recipe": recipe.name, "label": recipe.data.label})
-    if init_from:
-        _init_from(trainer, Path(init_from))
-    elif p.action in ("resume", "up-to-date"):
-        trainer.resume()
-        log.info("specgan: resumed at step %d from %s", trainer.step, out / "state.pt")
-    if trainer.rank == 0:
-        save_resolved(recipe, out)
-    if p.model_stale and trainer.step >= target:
-        trainer.save()
+    _start(trainer, p, recipe, out, target, init_from)
     last = trainer.fit(target, progress=progress)
     return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume", **last}
