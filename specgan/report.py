@@ -96,7 +96,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     from specgan.audio import load_clip
     from specgan.data.prepare import load_split
     from specgan.sampling import load_stage_one, sample
-    from specgan.synth import load_vocoder, resolve_stage_one
+    from specgan.synth import _wav_name, load_vocoder, resolve_stage_one, synth_plan
     from vocoder.mel import MelSpectrogram
     from vocoder.registry import build_generator
 
@@ -110,7 +110,8 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     gl = build_generator({"name": "griffinlim"}, model.mel_cfg).eval()
     mel_cfg, sr = model.mel_cfg, model.mel_cfg.sample_rate
     mel_fn = MelSpectrogram(mel_cfg)
-    length = int(round(recipe.data.preprocess.clip_seconds * sr)) if recipe.data.preprocess.clip_seconds else None
+    duration = recipe.synth.duration if recipe.synth.duration is not None else recipe.data.preprocess.clip_seconds
+    length = int(round(duration * sr)) if duration else None  # as synth cuts its clips
     lim = (mel_cfg.log_floor, float(model.stats.mean.max() + 3 * model.stats.std.max()))
 
     test = load_split(recipe, m.get("split", "test"))
@@ -149,6 +150,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     parts.append("<h2>Per label: real vs generated</h2><table><tr><th>label</th><th>label accuracy "
                  "(generated / real)</th><th>real</th><th>generated</th></tr>")
     labels = list(model.vocab) if model.generator.n_classes else [None]
+    plan = synth_plan(labels, per_label * len(labels), recipe.synth.seed)
     if len(labels) > max_labels:
         labels = [labels[i] for i in np.linspace(0, len(labels) - 1, max_labels).round().astype(int)]
     per = gen.get("label_accuracy_per_label", {})
@@ -158,10 +160,13 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
             it = by_label[str(lab)][0]
             y = load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)
             real_cells = _clip(f"real {it.id}", y, mel_fn(torch.from_numpy(y)[None])[0].numpy(), sr, lim)
-        _, logmel = sample(model, per_label, labels=lab, seed=1000 * li)
+        # synth's own plan (every label in turn, clip i = seed + i): each clip here is the WAV that
+        # `specgan synth --n <enough> --seed <synth.seed>` writes under the name in its caption
+        seeds = [s for lab2, s in plan if lab2 == lab][:per_label]
+        logmel = torch.cat([sample(model, 1, labels=lab, seed=s)[1] for s in seeds])
         wavs = voc(logmel.float())[:, 0]
-        gen_cells = "".join(_clip(f"seed {1000 * li + j}", w[:length].numpy(), logmel[j].numpy(), sr, lim)
-                            for j, w in enumerate(wavs))
+        gen_cells = "".join(_clip(f"seed {s}: {_wav_name(lab, s)}", w[:length].numpy(), logmel[j].numpy(), sr, lim)
+                            for j, (s, w) in enumerate(zip(seeds, wavs, strict=True)))
         acc = per.get(str(lab), {})
         acc_txt = f"{_fmt(acc.get('generated', ''))} / {_fmt(acc.get('real', ''))}" if acc else ""
         parts.append(f"<tr><th>{html.escape(str(lab))}</th><td class=num>{acc_txt}</td><td>{real_cells}</td>"

@@ -102,6 +102,14 @@ def _wav_name(label, seed: int | None, prefix: str = "") -> str:
     return "_".join(parts) + ".wav"
 
 
+def synth_plan(chosen: list, n: int, seed: int) -> list[tuple[object, int]]:
+    """What synth draws: clip i is (label ``chosen[i % len(chosen)]``, noise seed ``seed + i``).
+
+    The report (:mod:`specgan.report`) shows clips of the same plan, so a clip heard there is the
+    file ``_wav_name(label, seed)`` of ``specgan synth`` with the same ``--seed``."""
+    return [(chosen[i % len(chosen)], seed + i) for i in range(n)]
+
+
 _SET_FILES = ("synth.json", "mels.npy", "grid.png")
 
 
@@ -158,27 +166,35 @@ def _swap_in(stage: Path, out: Path) -> None:
         stage.rename(out)
 
 
-def _grid_png(path: Path, mels: np.ndarray, titles: list[str], suptitle: str) -> None:
+def _grid_png(path: Path, mels: np.ndarray, titles: list[str], suptitle: str, mel_cfg=None) -> None:
+    """Up to 32 log-mels, 8 per row, each with time (s) and frequency (Hz) ticks; ``suptitle`` names
+    the models (also written into the PNG's ``Title``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from specgan.plotting import mel_axes, save_figure
+
     n = min(len(mels), 32)
     cols = min(n, 8)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 1.8 * rows + 0.4), squeeze=False)
     for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
         if i < n:
             ax.imshow(mels[i], origin="lower", aspect="auto", cmap="magma")
             ax.set_title(titles[i], fontsize=7)
+            # labels on the left column and the bottom row only; ticks everywhere
+            mel_axes(ax, mel_cfg, mels[i].shape[-1], labels=False)
+            if i % cols == 0:
+                ax.set_ylabel("frequency (Hz)" if mel_cfg is not None else "mel bin", fontsize=5, labelpad=1)
+            if i >= n - cols:
+                ax.set_xlabel("time (s)" if mel_cfg is not None else "frame", fontsize=5, labelpad=1)
         else:
             ax.axis("off")
-    fig.suptitle(suptitle, fontsize=9)
+    fig.suptitle(suptitle, fontsize=8, wrap=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, suptitle)
     plt.close(fig)
 
 
@@ -286,7 +302,7 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
                    for i in range(0, points, sc.batch_size))
     else:
         chosen = list(labels) if labels else (list(model.vocab) if conditional else [None])
-        plan = [(chosen[i % len(chosen)], seed + i) for i in range(n)]
+        plan = synth_plan(chosen, n, seed)
         names = [_wav_name(lab, s) for lab, s in plan]
         batches = ((i, draw(torch.cat([noise(g.z_dim, s) for _, s in plan[i : i + sc.batch_size]]),
                             plan[i : i + sc.batch_size]))
@@ -306,7 +322,7 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
     np.save(stage / "mels.npy", mels)
     titles = [p.stem for p in wavs]
     _grid_png(stage / "grid.png", mels, titles,
-              f"{recipe.name}: stage one {g_path.name} (step {model.step}), vocoder {Path(voc_desc).name}")
+              f"{recipe.name}: stage one {g_path} (step {model.step}); vocoder {voc_desc}", mel_cfg)
     result = SynthResult(out, wavs, [lab for lab, _ in plan], [s for _, s in plan], str(g_path), voc_desc)
     blob = {
         "recipe": recipe.path, "stage_one": str(g_path), "stage_one_step": model.step, "vocoder": voc_desc,

@@ -215,18 +215,24 @@ class SpecGANTrainer(Trainer):
             rows.append((self.G_ema(z, y) if y is not None else self.G_ema(z)).cpu()[:, 0])
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig, axes = plt.subplots(len(rows), per_label, figsize=(1.6 * per_label, 1.4 * len(rows)), squeeze=False)
+        from specgan.plotting import mel_axes, save_figure
+
+        fig, axes = plt.subplots(len(rows), per_label, figsize=(1.9 * per_label, 1.5 * len(rows) + 0.4),
+                                 squeeze=False)
         for r, (lab, mels) in enumerate(zip(labels, rows, strict=True)):
             for c in range(per_label):
                 ax = axes[r][c]
                 ax.imshow(mels[c].numpy(), origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if c == 0 and lab is not None:
-                    ax.set_ylabel(str(self.data.vocab[lab]), fontsize=8)
-        fig.suptitle(f"EMA generator, step {self.step}", fontsize=9)
+                mel_axes(ax, self.mel, mels[c].shape[-1], labels=False)
+                if c == 0:  # the row's label, then the unit
+                    unit = "Hz" if self.mel is not None else "mel bin"
+                    ax.set_ylabel(f"{self.data.vocab[lab]}  ({unit})" if lab is not None else unit, fontsize=6)
+                if r == len(rows) - 1:
+                    ax.set_xlabel("time (s)" if self.mel is not None else "frame", fontsize=5, labelpad=1)
+        title = f"{self.out_dir}: EMA generator, step {self.step}"
+        fig.suptitle(title, fontsize=8, wrap=True)
         fig.tight_layout()
-        fig.savefig(path, dpi=80)
+        save_figure(fig, path, title)
         if self.writer is not None:
             self.writer.add_figure("samples/grid", fig, self.step)  # closes the figure
         plt.close(fig)

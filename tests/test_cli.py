@@ -123,6 +123,7 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     assert 0 <= metrics["generation"]["classifier"]["test_accuracy"] <= 1
     assert set(metrics["generation"]["label_accuracy_vocoded"]) == {"trained", "griffinlim"}
     assert (work / "eval" / "report.html").is_file() and (work / "classifier" / "model.safetensors").is_file()
+    _check_grids_and_report_seeds(work)
 
     stamp = (work / "synth" / "synth.json").stat().st_mtime_ns
     wrapper = subprocess.run(["bash", "recipes/tiny/run.sh", "--set", f"work_dir={work}", "--no-progress"], cwd=ROOT,
@@ -160,6 +161,35 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     y, sr = sf.read(tmp_path / "v" / "m.wav")
     assert sr == 16000 and y.shape == (64 * 256,) and np.abs(y).max() > 0
     assert (tmp_path / "v" / f"{Path(src).stem}.wav").is_file()
+
+
+def _check_grids_and_report_seeds(work: Path) -> None:
+    """Issue 14 item 10: grids carry time/frequency axes and the model's path; the report's generated
+    clips are synth's own files (same plan: clip i = seed + i, labels in turn)."""
+    import base64
+    import io
+    import re
+
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    grid = Image.open(work / "synth" / "grid.png").text
+    assert str(work / "specgan" / "model.safetensors") in grid["Title"], grid
+    assert "time (s) [0, 0.5, 1]" in grid["Description"] and "frequency (Hz)" in grid["Description"], grid
+    samples = sorted((work / "specgan" / "samples").glob("step*.png"))
+    assert samples, "the trainer wrote no sample grid"
+    meta = Image.open(samples[-1]).text
+    assert str(work / "specgan") in meta["Title"] and "(Hz)" in meta["Description"], meta
+
+    page = (work / "eval" / "report.html").read_text()
+    for name in ("eight_seed00000.wav", "five_seed00001.wav"):
+        found = re.search(r'src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"></audio><figcaption>seed \d+: '
+                          + re.escape(name) + "<", page)
+        assert found, f"{name} not in the report"
+        heard, _ = sf.read(io.BytesIO(base64.b64decode(found.group(1))))
+        written, _ = sf.read(work / "synth" / name)
+        assert heard.shape == written.shape and np.abs(heard - written).max() < 1e-3, name
 
 
 @pytest.mark.slow
