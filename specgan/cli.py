@@ -185,7 +185,9 @@ def cmd_export(args) -> int:
     import vocoder
     from vocoder.export import export_onnx
 
-    g = vocoder.load(args.vocoder)  # a model.safetensors or its run folder
+    from specgan.recipe import find_model
+
+    g = vocoder.load(find_model(args.vocoder))  # a model.safetensors or its run folder (pretrained/...: shipped)
     path = export_onnx(g, args.onnx, opset=args.opset)
     head = "(mel → magnitude, phase; run the iSTFT outside: vocoder.export.OnnxVocoder does)" \
         if g.registry_name in ("istft", "phase") else "(mel → waveform)"

@@ -488,6 +488,20 @@ def find_recipe(path: str | Path) -> Path:
     raise RecipeError(f"cannot read recipe {path}: no such file")
 
 
+def find_model(path: str | Path) -> Path:
+    """``path`` itself if it exists; else, for ``pretrained/...`` (the README's paths), the shipped
+    model of that path, so ``--vocoder pretrained/speech/vocoder.safetensors`` works from any folder
+    and after ``pip install``. Otherwise ``path`` unchanged (the caller says it is not found)."""
+    path = Path(path).expanduser()
+    if path.exists() or path.is_symlink() or not path.parts or path.parts[0] != "pretrained":
+        return path
+    shipped = bundled_dir() / path
+    if shipped.exists():
+        log.debug("model %s: not in %s; using the shipped %s", path, Path.cwd(), shipped)
+        return shipped
+    return path
+
+
 def _read_text(path: Path) -> str:
     """A recipe file's text: a regular file of at most MAX_RECIPE_BYTES (checked before reading, so
     ``--recipe /dev/zero`` or a FIFO is refused, not read without end)."""

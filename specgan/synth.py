@@ -66,7 +66,9 @@ def load_vocoder(recipe: Recipe | None, which: str, mel_cfg, device="cpu"):
             which = "griffinlim"
         if which != "griffinlim":
             which = str(path)
-    path = Path(which)
+    from specgan.recipe import find_model
+
+    path = find_model(which)
     if path.is_dir():
         path = path / "model.safetensors"
     if path.suffix == ".safetensors" or path.exists():
@@ -396,7 +398,12 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
     jobs = _vocode_targets(inputs, out)
     dev = pick_device(device)
     mel_cfg = recipe.mel if recipe is not None else None
-    if mel_cfg is None and not Path(vocoder_name).exists():
+    from specgan.recipe import find_model
+
+    given = find_model(vocoder_name)
+    if not given.exists() and (given.suffix == ".safetensors" or len(given.parts) > 1):
+        raise FileNotFoundError(f"--vocoder {vocoder_name}: not found")
+    if mel_cfg is None and not given.exists():
         raise ValueError(f"--vocoder {vocoder_name}: give --recipe so its mel settings are known")
     voc, desc = load_vocoder(recipe, vocoder_name, mel_cfg, dev)
     mel_cfg = voc.mel_cfg

@@ -45,6 +45,21 @@ def test_a_bundled_recipe_is_found_by_name_from_any_folder(tmp_path, monkeypatch
     one_line_error(capsys, "nosuch.yaml", "bundled: ", "music")
 
 
+def test_the_readmes_model_paths_work_from_any_folder(tmp_path, monkeypatch, capsys):
+    """`specgan vocode --vocoder pretrained/speech/vocoder.safetensors speech.wav` (the README's tour)
+    from a folder without pretrained/: the shipped model; a missing path is "not found", one line."""
+    monkeypatch.chdir(tmp_path)
+    t = np.arange(SR // 2) / SR
+    sf.write("speech.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), SR)
+    assert main(["vocode", "--vocoder", "pretrained/speech/vocoder.safetensors", "speech.wav"]) == 0
+    y, sr = sf.read(tmp_path / "vocoded" / "speech.wav")
+    assert sr == SR and len(y) >= SR // 2 - 256
+    capsys.readouterr()
+    assert main(["vocode", "--vocoder", "pretrained/speech/nosuch.safetensors", "speech.wav", "--out", "x"]) == 2
+    one_line_error(capsys, "pretrained/speech/nosuch.safetensors", "not found")
+    assert not (tmp_path / "x").exists()
+
+
 def test_pip_install_carries_recipes_models_and_licence():
     """The wheel's package data (pyproject) covers every shipped recipe and model file; a LICENSE and
     a licence section in each model card."""
