@@ -64,6 +64,10 @@ class SpecGANConfig:
     lr_d: float = 1e-4                # TTUR: set lr_d > lr_g
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     ema: float = 0.999
+    # EMA warm-up: the average's horizon 1 / (1 - decay) is at most ema_rampup x the steps taken
+    # (StyleGAN2's ramp-up), so a short run's EMA is not mostly its first, untrained steps
+    # (0.999 after 1,250 steps still weighs the initial weights 0.29). 0 = the fixed decay.
+    ema_rampup: float = 0.1
     # Data-efficient training: DiffAugment of real and generated mels before the critic (both
     # steps, and so inside the gradient penalty's interpolates). Off by default.
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -111,5 +115,7 @@ class SpecGANConfig:
             raise ValueError("aux_weight > 0 needs conditional: true (the classifier predicts the label)")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema: must be in [0, 1), got {self.ema}")
+        if not 0 <= self.ema_rampup < float("inf"):
+            raise ValueError(f"ema_rampup: must be >= 0 and finite, got {self.ema_rampup}")
         if not 0 < self.nan_lr_factor < 1:
             raise ValueError(f"nan_lr_factor: must be in (0, 1), got {self.nan_lr_factor}")

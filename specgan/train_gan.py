@@ -43,6 +43,17 @@ def stage_one_kwargs(spec: dict[str, Any], n_mels: int, frames: int, n_classes: 
             "n_classes": n_classes}
 
 
+def ema_weight(decay: float, rampup: float, step: int) -> float:
+    """Weight of the new parameters in the EMA update at ``step`` (1-based): ``1 - decay``, or more
+    while ``rampup`` x step is shorter than the average's horizon ``1 / (1 - decay)``."""
+    if decay <= 0:
+        return 1.0
+    horizon = 1.0 / (1.0 - decay)
+    if rampup > 0:
+        horizon = min(horizon, max(1.0, rampup * step))
+    return 1.0 / horizon
+
+
 class SpecGANTrainer(Trainer):
     """Trains G and D; saves ``state.pt`` (resume) and ``model.safetensors`` (EMA G for sampling).
 
@@ -182,8 +193,9 @@ class SpecGANTrainer(Trainer):
         loss_g = gen.pop("gen/loss")
         out["gen/grad_norm"] = self.optimize(loss_g, self.opt_g, self.G)
         with torch.no_grad():
+            weight = ema_weight(cfg.ema, cfg.ema_rampup, self.step + 1)
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-                pe.lerp_(p, 1.0 - cfg.ema)
+                pe.lerp_(p, weight)
         out.update(gen)
         out["gen/loss"] = loss_g.detach()
         return out

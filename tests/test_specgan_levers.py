@@ -279,3 +279,23 @@ def test_ablation_tool_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())["step"] == steps
     assert "| combined |" in (work / "ablation-specgan" / "table.md").read_text()  # earlier results stay
+
+
+def test_ema_rampup_known_answers():
+    """Fixed decay: weight 1 - decay at every step; with the ramp-up the horizon is at most
+    rampup x steps, so after 1,250 steps at 0.999 the first weights count e^-10-ish, not 0.29."""
+    from specgan.train_gan import ema_weight
+
+    assert ema_weight(0.999, 0.0, 1) == pytest.approx(1e-3)
+    assert ema_weight(0.999, 0.1, 1) == 1.0            # horizon 1: the EMA starts as G itself
+    assert ema_weight(0.999, 0.1, 500) == pytest.approx(1 / 50)
+    assert ema_weight(0.999, 0.1, 20_000) == pytest.approx(1e-3)   # the ramp ends at the set decay
+    assert ema_weight(0.0, 0.1, 7) == 1.0
+    for rampup, expect_below in ((0.0, None), (0.1, 1e-3)):
+        keep = 1.0
+        for step in range(1, 1251):
+            keep *= 1 - ema_weight(0.999, rampup, step)
+        if expect_below is None:
+            assert keep == pytest.approx(0.999**1250)   # 0.286
+        else:
+            assert keep < expect_below
