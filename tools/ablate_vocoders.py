@@ -93,6 +93,8 @@ def run_one(args, name: str) -> dict:
     result = {"name": name, "what": CANDIDATES[name][0], "step": g.checkpoint_meta["step"],
               "cpu_minutes": used / 60, "clips": len(clips), **m}
     (out / "result.json").write_text(json.dumps(result, indent=1))
+    # one file per budget as well: a candidate resumed at a larger budget keeps its earlier point
+    (out / f"result-{round(used / 60)}min.json").write_text(json.dumps(result, indent=1))
     return result
 
 
