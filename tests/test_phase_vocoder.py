@@ -177,7 +177,8 @@ def test_phase_generator_shapes_and_backward(upsample):
     assert any(float(gr.abs().sum()) > 0 for gr in grads)
 
 
-@pytest.mark.parametrize("levers", [dict(amp_prior=False), dict(phase_head="direct"), dict(n_fft=64, upsample=2)])
+@pytest.mark.parametrize("levers", [dict(amp_prior=False), dict(phase_head="direct"), dict(n_fft=64, upsample=2),
+                                    dict(amp_residual=False)])
 def test_phase_generator_levers(levers):
     g = build_generator({"name": "phase", **TINY, **levers}, MEL)
     assert g.config.items() >= levers.items()
@@ -251,3 +252,13 @@ def test_phase_generator_variants_shapes_and_backward(kw):
     assert y.shape == (2, 1, 12 * 256) and phase.shape == log_amp.shape
     y.square().mean().backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in g.parameters())
+
+
+def test_phase_only_uses_the_prior_as_the_magnitude_and_learns_no_amplitude():
+    g = PhaseGenerator(MEL, upsample=1, amp_residual=False, **TINY)
+    assert not hasattr(g, "amp") and not hasattr(g, "amp_in")
+    mel = torch.randn(1, MEL.n_mels, 10) - 4
+    log_amp, _ = g.log_spectrum(mel)
+    torch.testing.assert_close(log_amp, g.log_magnitude_prior(mel).clamp(max=g.max_log_magnitude))
+    with pytest.raises(ValueError, match="amp_residual: false needs amp_prior"):
+        PhaseGenerator(MEL, amp_prior=False, amp_residual=False, **TINY)

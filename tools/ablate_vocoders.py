@@ -48,6 +48,12 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "phase-integrate": ("phase with the integrated-frequency phase head and linear upsampling (no per-frame "
                         "pattern: the hop-rate comb's cause)", [*_PHASE, "vocoder.generator.phase_head=integrate",
                                                                "vocoder.generator.upsampler=linear"]),
+    "phase-linear": ("phase with the linear upsampler (no per-mel-frame pattern), atan2 head",
+                     [*_PHASE, "vocoder.generator.upsampler=linear"]),
+    "phase-only": ("the mel's own magnitude (prior, no residual) at the mel's STFT, integrated phase: "
+                   "only the phase is learned (tools/phase_bounds.py: PESQ 3.8 with the true phase)",
+                   [*_PHASE, "vocoder.generator.amp_residual=false", "vocoder.generator.upsample=1",
+                    "vocoder.generator.phase_head=integrate"]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }

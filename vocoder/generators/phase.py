@@ -138,6 +138,9 @@ class PhaseGenerator(Generator):
         branch_intermediate_dim: Hidden size of the branch blocks' MLPs.
         amp_layers: ConvNeXt blocks of the amplitude branch (the residual refiner when ``amp_prior``).
         phase_layers: ConvNeXt blocks of the phase branch.
+        amp_residual: With ``amp_prior``: learn a residual on the prior (True), or use the prior as the
+            magnitude and learn the phase only (False; tools/phase_bounds.py: the mel's own magnitude
+            with the true phase scores PESQ 3.8 on the unseen speaker, so the phase is the gap).
         amp_prior: Start the log-magnitude from the pseudo-inverse of the mel filterbank and learn a
             residual (FreeV); False predicts the log-magnitude from scratch (as ``istft``).
         phase_head: ``"atan2"`` (two parallel outputs, real and imaginary, phase = atan2(im, re):
@@ -156,7 +159,7 @@ class PhaseGenerator(Generator):
                  upsample: int = 4, n_fft: int | None = None, branch_dim: int = 128,
                  branch_intermediate_dim: int = 256, amp_layers: int = 1, phase_layers: int = 2,
                  amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6,
-                 upsampler: str = "transposed", max_deviation: float = 1.0):
+                 upsampler: str = "transposed", max_deviation: float = 1.0, amp_residual: bool = True):
         super().__init__(mel_cfg)
         if upsample not in (1, 2, 4):
             raise ValueError(f"phase: upsample must be 1, 2 or 4, got {upsample}")
@@ -164,6 +167,8 @@ class PhaseGenerator(Generator):
             raise ValueError(f"phase: the mel hop {mel_cfg.hop_length} is not divisible by upsample {upsample}")
         if phase_head not in ("atan2", "direct", "integrate"):
             raise ValueError(f"phase: phase_head must be 'atan2', 'direct' or 'integrate', got {phase_head!r}")
+        if not amp_residual and not amp_prior:
+            raise ValueError("phase: amp_residual: false needs amp_prior: true (the magnitude would be nothing)")
         if upsampler not in ("transposed", "linear"):
             raise ValueError(f"phase: upsampler must be 'transposed' or 'linear', got {upsampler!r}")
         self.stft_hop = mel_cfg.hop_length // upsample
@@ -174,9 +179,11 @@ class PhaseGenerator(Generator):
                            n_fft=self.stft_n_fft, branch_dim=branch_dim,
                            branch_intermediate_dim=branch_intermediate_dim, amp_layers=amp_layers,
                            phase_layers=phase_layers, amp_prior=bool(amp_prior), phase_head=phase_head,
-                           max_log_magnitude=max_log_magnitude, upsampler=upsampler, max_deviation=max_deviation)
+                           max_log_magnitude=max_log_magnitude, upsampler=upsampler, max_deviation=max_deviation,
+                           amp_residual=bool(amp_residual))
         self.upsampler, self.max_deviation = upsampler, float(max_deviation)
         self.upsample, self.amp_prior, self.phase_head = upsample, bool(amp_prior), phase_head
+        self.amp_residual = bool(amp_residual)
         self.max_log_magnitude = max_log_magnitude
         n_freqs = self.stft_n_fft // 2 + 1
 
@@ -193,11 +200,13 @@ class PhaseGenerator(Generator):
             pinv, scale = mel_pseudo_inverse(mel_cfg, self.stft_n_fft)
             self.register_buffer("mel_pinv", torch.from_numpy(pinv).float(), persistent=False)
             self.log_scale = math.log(scale)
+        if self.amp_prior and self.amp_residual:
             self.amp_in = nn.Conv1d(n_freqs, branch_dim, 7, padding=3)
-        self.amp = _Stack(branch_dim, branch_intermediate_dim, amp_layers, n_freqs)
+        if self.amp_residual:
+            self.amp = _Stack(branch_dim, branch_intermediate_dim, amp_layers, n_freqs)
         self.phase = _Stack(branch_dim, branch_intermediate_dim, phase_layers,
                             {"atan2": 2, "direct": 1, "integrate": 3}[phase_head] * n_freqs)
-        if self.amp_prior:  # start at the prior: the residual is zero until training moves it
+        if self.amp_prior and self.amp_residual:  # start at the prior: the residual is zero until trained
             nn.init.zeros_(self.amp.proj.weight)
             nn.init.zeros_(self.amp.proj.bias)
         self.register_buffer("stft_window", torch.hann_window(self.stft_n_fft), persistent=False)
@@ -240,7 +249,7 @@ class PhaseGenerator(Generator):
         h = self._features(mel)
         if self.amp_prior:
             prior = _interpolate_frames(self.log_magnitude_prior(mel), self.upsample)
-            log_mag = prior + self.amp(h + self.amp_in(prior))
+            log_mag = prior + self.amp(h + self.amp_in(prior)) if self.amp_residual else prior
         else:
             log_mag = self.amp(h)
         p = self.phase(h)
