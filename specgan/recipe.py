@@ -37,6 +37,7 @@ __all__ = [
     "DataConfig",
     "DigitsConfig",
     "FeaturesConfig",
+    "MusicConfig",
     "NotesConfig",
     "Recipe",
     "RecipeError",
@@ -156,12 +157,81 @@ class VoicesConfig:
 
 
 @dataclass
+class MusicConfig:
+    """``builtin:music``: the notes of ``data.notes`` plus polyphonic excerpts of music21's corpus
+    (one GM program per excerpt), for music vocoders.
+
+    Splits are by instrument and piece: the notes of ``test_programs`` and the excerpts of
+    ``test_pieces`` (played only by ``test_programs``) are the test split, ``dev_programs`` /
+    ``dev_pieces`` the dev split, everything else train; no program or piece is in two splits.
+    Pieces are paths inside music21's corpus folder (``bach/bwv66.6.mxl``).
+    """
+
+    excerpts: int = 1200                # shared out among the pieces in proportion to their length
+    excerpt_seconds: float = 4.0
+    tempo: list[float] = field(default_factory=lambda: [0.8, 1.25])   # tempo factor range (>1 faster)
+    velocities: list[int] = field(default_factory=lambda: [50, 120])  # the loudest note's velocity, [low, high]
+    # GM programs the excerpts are played by (one per excerpt): music.yaml's sixteen.
+    programs: list[int] = field(default_factory=lambda: [0, 24, 40, 56, 73, 19, 32, 11, 42, 48, 65, 71, 81, 89,
+                                                         105, 114])
+    test_programs: list[int] = field(default_factory=lambda: [42, 71, 105])   # cello, clarinet, banjo
+    dev_programs: list[int] = field(default_factory=lambda: [11, 65])         # vibraphone, alto sax
+    pieces: list[str] = field(default_factory=lambda: [
+        *(f"bach/bwv{n}.mxl" for n in ("1.6", "10.7", "11.6", "12.7", "13.6", "14.5", "101.7", "102.7", "103.6",
+                                       "104.6", "108.6", "110.7", "111.6", "113.8", "114.7", "115.6", "116.6",
+                                       "117.4", "119.9", "120.6")),
+        "palestrina/Agnus_I_01.krn", "palestrina/Agnus_I_02.krn", "palestrina/Kyrie_02.krn",
+        "palestrina/Gloria_02.krn", "monteverdi/madrigal.3.1.mxl", "monteverdi/madrigal.3.2.mxl",
+        "monteverdi/madrigal.3.3.mxl", "corelli/opus3no1/1grave.xml", "mozart/k80/movement1.mxl",
+        "mozart/k545/movement1_exposition.mxl", "haydn/opus1no1/movement1.mxl", "haydn/opus1no1/movement2.mxl",
+        "joplin/maple_leaf_rag.mxl", "handel/rinaldo/Lascia_chio_pianga.mxl", "cpebach/h186.mxl",
+        "trecento/PMFC_04-Cara mi donna.xml",
+    ])
+    test_pieces: list[str] = field(default_factory=lambda: [
+        "bach/bwv10.7.mxl", "bach/bwv11.6.mxl", "palestrina/Agnus_I_02.krn", "monteverdi/madrigal.3.2.mxl",
+        "cpebach/h186.mxl"])
+    dev_pieces: list[str] = field(default_factory=lambda: [
+        "bach/bwv12.7.mxl", "palestrina/Kyrie_02.krn", "haydn/opus1no1/movement2.mxl"])
+    workers: int = 2                    # parallel fluidsynth renders (one per program)
+
+    def __post_init__(self) -> None:
+        if self.excerpts < 0:
+            raise ValueError(f"excerpts: must be >= 0, got {self.excerpts}")
+        _positive(self, "excerpt_seconds", "workers")
+        if len(self.tempo) != 2 or not 0 < self.tempo[0] <= self.tempo[1]:
+            raise ValueError(f"tempo: expected [low, high] with 0 < low <= high, got {self.tempo}")
+        if len(self.velocities) != 2 or not 1 <= self.velocities[0] <= self.velocities[1] <= 127:
+            raise ValueError(f"velocities: expected [low, high] with 1 <= low <= high <= 127, got {self.velocities}")
+        for kind in ("programs", "pieces"):
+            pool, test, dev = getattr(self, kind), getattr(self, f"test_{kind}"), getattr(self, f"dev_{kind}")
+            for key, values in ((kind, pool), (f"test_{kind}", test), (f"dev_{kind}", dev)):
+                twice = sorted({v for v in values if values.count(v) > 1})
+                if twice:
+                    raise ValueError(f"{key}: listed twice: {twice}")
+                outside = [v for v in values if v not in pool]
+                if outside:
+                    raise ValueError(f"{key}: {outside} not in {kind}")
+            both = sorted(set(test) & set(dev))
+            if both:
+                raise ValueError(f"dev_{kind}: {both} also in test_{kind}; each is in one split only")
+            if (pool or self.excerpts) and not set(pool) - set(test) - set(dev):
+                raise ValueError(f"{kind}: none left for train (all held out in test_{kind}/dev_{kind}, or empty)")
+        bad = [p for p in self.programs if not 0 <= p <= 127]
+        if bad:
+            raise ValueError(f"programs: GM programs are 0..127, got {bad}")
+        for split in ("test", "dev"):
+            if getattr(self, f"{split}_pieces") and not getattr(self, f"{split}_programs"):
+                raise ValueError(f"{split}_programs: empty, but {split}_pieces need programs of their own to be "
+                                 f"played by")
+
+
+@dataclass
 class DataConfig:
     """Where audio comes from and how each clip is conditioned.
 
-    ``source``: ``builtin:digits``, ``builtin:notes``, ``builtin:voices``, ``sc09:PATH``, ``nsynth:PATH``,
-    ``ljspeech:PATH``, ``folder:PATH`` or a bare PATH (a folder). Relative paths are relative
-    to the current directory.
+    ``source``: ``builtin:digits``, ``builtin:notes``, ``builtin:voices``, ``builtin:music``, ``sc09:PATH``,
+    ``nsynth:PATH``, ``ljspeech:PATH``, ``folder:PATH`` or a bare PATH (a folder). Relative paths are
+    relative to the current directory.
     """
 
     source: str = "builtin:digits"
@@ -176,6 +246,7 @@ class DataConfig:
     digits: DigitsConfig = field(default_factory=DigitsConfig)
     notes: NotesConfig = field(default_factory=NotesConfig)
     voices: VoicesConfig = field(default_factory=VoicesConfig)
+    music: MusicConfig = field(default_factory=MusicConfig)
 
 
 @dataclass

@@ -49,6 +49,12 @@ def test_unknown_key_names_its_path_and_the_allowed_keys(tmp_path):
     ("data:\n  notes:\n    split_by: voice\n", "data.notes.split_by: expected one of 'note', 'program', got 'voice'"),
     ("features:\n  dtype: float64\n", "features.dtype: expected one of 'float32', 'float16'"),
     ("data: 3\n", "data: expected a mapping"),
+    ("data:\n  music:\n    test_programs: [7]\n", "data.music.test_programs: [7] not in programs"),
+    ("data:\n  music:\n    dev_programs: [42]\n", "data.music.dev_programs: [42] also in test_programs"),
+    ("data:\n  music:\n    dev_pieces: [bach/bwv10.7.mxl]\n", "data.music.dev_pieces: ['bach/bwv10.7.mxl'] also in"),
+    ("data:\n  music:\n    programs: [42, 71, 105, 11, 65]\n", "data.music.programs: none left for train"),
+    ("data:\n  music:\n    test_programs: []\n", "data.music.test_programs: empty, but test_pieces need programs"),
+    ("data:\n  music:\n    tempo: [1.2, 0.8]\n", "data.music.tempo: expected [low, high]"),
     ("mel:\n  sample_rate: 16000\n  fmax: 9000\n", "mel: invalid MelConfig: fmax=9000.0 is above the Nyquist"),
 ])
 def test_wrong_types_name_the_key(tmp_path, text, expected):

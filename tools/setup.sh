@@ -37,6 +37,7 @@ fi
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-# torch 2.14.1 is the release served from local disk on the project machines.
-.venv/bin/pip install -q -e '.[test]'
+# torch 2.14.1 is the release served from local disk on the project machines; the music extra
+# (music21, also in the test extra) renders builtin:music's excerpts from its offline corpus.
+.venv/bin/pip install -q -e '.[test,music]'
 echo "setup: ready (.venv)"

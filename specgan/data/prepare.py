@@ -21,6 +21,7 @@ from specgan.audio import read as read_audio
 from specgan.data.digits import build_digits
 from specgan.data.layouts import LAYOUTS
 from specgan.data.manifest import SPLITS, Item, read_manifest, split_by_group, write_manifest
+from specgan.data.music import build_music
 from specgan.data.notes import build_notes
 from specgan.data.voices import build_voices
 from specgan.recipe import Recipe, save_resolved
@@ -31,7 +32,7 @@ __all__ = ["BUILTINS", "check_label", "parse_source", "prepare", "prepare_key", 
 
 log = logging.getLogger(__name__)
 
-BUILTINS = {"digits", "notes", "voices"}
+BUILTINS = {"digits", "music", "notes", "voices"}
 _PREPARE_VERSION = 1  # bump when prepare's output format or rendering changes
 
 
@@ -78,7 +79,8 @@ def source_labels(kind: str, arg: str, dc) -> list[str]:
         return {"digits": ["word", "digit", "voice", "accent", "speed", "pitch"]
                 + (["engine", "speaker"] if list(dc.digits.engines) != ["espeak-ng"] else []),
                 "notes": ["pitch", "velocity", "program", "instrument"],
-                "voices": ["speaker", "language", "engine", "gender", "voice"]}[arg]
+                "voices": ["speaker", "language", "engine", "gender", "voice"],
+                "music": ["kind", "program", "instrument"]}[arg]
     return {"sc09": ["word", "digit", "speaker"], "ljspeech": ["text"],
             "nsynth": ["pitch", "velocity", "instrument", "instrument_str", "instrument_family_str",
                        "instrument_source_str"],
@@ -147,6 +149,8 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
                                                   dc.dev_fraction, dc.test_fraction)
         elif arg == "voices":  # split by speaker: the held-out real speaker is the test split
             items, build, split_of = build_voices(dc.voices, sr, wavs, recipe.seed, work)
+        elif arg == "music":   # split by instrument and piece: held-out programs and pieces are dev/test
+            items, build, split_of = build_music(dc.music, dc.notes, sr, wavs, recipe.seed, work)
         else:
             items, build = build_notes(dc.notes, sr, wavs, recipe.seed, work)
     else:
