@@ -246,9 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("prepare", help="stage 0: build or scan the dataset into data/{train,dev,test}.jsonl",
-                       description="Stage 0: render a builtin dataset (builtin:digits via espeak-ng, "
-                                   "builtin:notes via fluidsynth) or scan a corpus (sc09:, nsynth:, "
-                                   "ljspeech:, folder) into manifests under <work_dir>/data.")
+                       description="Stage 0: render a builtin dataset (builtin:digits via espeak-ng, flite and "
+                                   "festival; builtin:notes via fluidsynth; builtin:voices: recorded "
+                                   "and TTS speech; builtin:music: notes + music21 excerpts) or scan a "
+                                   "corpus (sc09:, nsynth:, ljspeech:, folder) into manifests under "
+                                   "<work_dir>/data.")
     _common(p)
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
     p.set_defaults(func=cmd_prepare)
