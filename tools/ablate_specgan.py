@@ -129,6 +129,10 @@ def run_one(args, name: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ledger = out / "budget.json"
     used = json.loads(ledger.read_text())["cpu_seconds"] if ledger.is_file() else 0.0
+    if (out / "state.pt").is_file():  # the skeleton counts CPU time into every checkpoint: a kill loses none
+        from vocoder.checkpoint import load_training_state
+
+        used = max(used, float(load_training_state(out / "state.pt").get("cpu_seconds", 0.0)))
     budget = args.cpu_minutes * 60
     done = out / "result.json"
     if done.is_file() and used >= budget - 1 and json.loads(done.read_text())["cpu_minutes"] * 60 >= budget - 1:
