@@ -154,7 +154,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     if len(labels) > max_labels:
         labels = [labels[i] for i in np.linspace(0, len(labels) - 1, max_labels).round().astype(int)]
     per = gen.get("label_accuracy_per_label", {})
-    for li, lab in enumerate(labels):
+    for lab in labels:
         real_cells = ""
         if str(lab) in by_label:
             it = by_label[str(lab)][0]
