@@ -7,6 +7,7 @@ or a test can read what a grid shows without looking at pixels.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 __all__ = ["mel_axes", "mel_centres_hz", "save_figure"]
 
 
+@lru_cache(maxsize=8)  # MelConfig is frozen: one filterbank per config, not one per panel
 def mel_centres_hz(mel_cfg) -> np.ndarray:
     """(n_mels,) centre frequency of each mel band in Hz (the filter's weighted mean frequency)."""
     from vocoder.mel import mel_filterbank
