@@ -5,6 +5,7 @@ filesystem without hard links."""
 import ast
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -371,12 +372,15 @@ def test_init_from_fine_tunes_stage_one(tiny, capsys, monkeypatch):
     assert model_step(work / "specgan" / "model.safetensors") == 3
 
 
-def test_cpu_time_is_counted_saved_and_budgeted(tmp_path):
+def test_cpu_time_is_counted_saved_and_budgeted(tmp_path, capsys):
     """The skeleton counts the CPU time a run trained for and saves it with each checkpoint (what
     equal-budget ablations and model cards report); fit(cpu_seconds=) stops at a budget."""
     tr = tiny_vocoder(tmp_path / "clips", tmp_path / "run", steps=10**6)
     tr.fit(progress=False, tensorboard=False, cpu_seconds=0.5)
     assert 0 < tr.step < 10**6 and tr.cpu_seconds >= 0.5
+    # the plain log's ETA is the budget's, not a million steps' (hours)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert re.search(r" CPU \d+/0 s ETA 0:00:0\d$", last), last
     saved = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
     assert saved["step"] == tr.step and 0.5 <= saved["cpu_seconds"] <= tr.cpu_seconds
     again = tiny_vocoder(tmp_path / "clips", tmp_path / "run", steps=10**6)

@@ -54,6 +54,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                    "only the phase is learned (tools/phase_bounds.py: PESQ 3.8 with the true phase)",
                    [*_PHASE, "vocoder.generator.amp_residual=false", "vocoder.generator.upsample=1",
                     "vocoder.generator.phase_head=integrate"]),
+    "phase-only-nnls": ("phase-only with the prior refined by 30 NNLS updates (the magnitude of the oracle's "
+                        "PESQ-3.8 row: the clamped pseudo-inverse adds energy between harmonics)",
+                        [*_PHASE, "vocoder.generator.amp_residual=false", "vocoder.generator.upsample=1",
+                         "vocoder.generator.phase_head=integrate", "vocoder.generator.nnls_iter=30"]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }

@@ -394,9 +394,14 @@ class Trainer:
                     if plain:
                         rate = (self.step - start_step) / max(now - t_start, 1e-9)
                         eta = (target - self.step) / rate if rate > 0 else math.inf
+                        budget = ""
+                        if cpu_seconds is not None:  # a CPU budget usually ends the run before ``target``
+                            used = time.process_time() - cpu0
+                            eta = min(eta, max(cpu_seconds - used, 0.0) * (now - t_start) / max(used, 1e-9))
+                            budget = f" CPU {used:.0f}/{cpu_seconds:.0f} s"
                         losses = " ".join(f"{k}={v}" for k, v in self.postfix(last).items())
                         print(f"{self.progress_name}: step {self.step}/{target} {losses} "
-                              f"{rate:.2f} step/s ETA {_hms(eta)}", flush=True)
+                              f"{rate:.2f} step/s{budget} ETA {_hms(eta)}", flush=True)
                 if show and (self.step % s.eval_every == 0 or self.step == target):
                     metrics = self.validate()
                     line.update(metrics)

@@ -7,6 +7,7 @@ import torch
 import torchaudio
 
 from vocoder.generators.base import Generator
+from vocoder.generators.phase import nnls_refine
 from vocoder.mel import MelConfig, mel_filterbank, stft_window
 from vocoder.registry import register_generator
 
@@ -45,12 +46,7 @@ class GriffinLim(Generator):
         self.check_input(mel)
         cfg = self.mel_cfg
         target = cfg.exp(mel.float())
-        linear = torch.matmul(self.inverse_fb, target).clamp(min=1e-8)
-        # Lee-Seung multiplicative updates for min ||fb x - m|| with x >= 0: each step keeps x
-        # non-negative and does not increase the error.
-        numer = torch.matmul(self.fb.T, target)
-        for _ in range(self.nnls_iter):
-            linear = linear * numer / torch.matmul(self.fb.T, torch.matmul(self.fb, linear)).clamp(min=1e-10)
+        linear = nnls_refine(self.fb, target, torch.matmul(self.inverse_fb, target).clamp(min=1e-8), self.nnls_iter)
         if cfg.power != 1.0:
             linear = linear.pow(1.0 / cfg.power)
         # T centred frames describe (T - 1) * hop samples; pad the last hop to keep the

@@ -34,7 +34,47 @@ from vocoder.generators.istft import _ConvNeXtBlock
 from vocoder.mel import MelConfig, mel_filterbank
 from vocoder.registry import register_generator
 
-__all__ = ["PhaseGenerator", "integrate_phase", "mel_pseudo_inverse"]
+__all__ = ["PhaseGenerator", "integrate_phase", "mel_grid_weights", "mel_pseudo_inverse", "nnls_refine"]
+
+
+def mel_grid_weights(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray | None, float]:
+    """Weights carrying a spectrum on the mel's ``mel_cfg.n_fft`` grid to an ``n_fft`` grid, and the
+    magnitude scale between the two window lengths (see :func:`mel_pseudo_inverse`).
+
+    Returns:
+        (weights, scale): weights (n_fft // 2 + 1, mel_cfg.n_fft // 2 + 1) rows summing to one, or
+        None when the grids are the same (scale 1).
+    """
+    if n_fft == mel_cfg.n_fft:
+        return None, 1.0
+    f_mel = np.fft.rfftfreq(mel_cfg.n_fft, 1.0 / mel_cfg.sample_rate)
+    f_int = np.fft.rfftfreq(n_fft, 1.0 / mel_cfg.sample_rate)
+    half = max(f_mel[1], f_int[1])
+    weights = np.clip(1.0 - np.abs(f_int[:, None] - f_mel[None, :]) / half, 0.0, None)  # (F_int, F_mel)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights, math.sqrt(n_fft / mel_cfg.win)
+
+
+def nnls_refine(fb: torch.Tensor, target: torch.Tensor, x: torch.Tensor, n_iter: int) -> torch.Tensor:
+    """Lee-Seung multiplicative updates for min ||fb x - target||² subject to x >= 0.
+
+    Each step keeps a positive ``x`` positive and does not increase the error, so starting from the
+    clamped pseudo-inverse it moves toward the non-negative least-squares spectrum (the clamp alone
+    leaves the bands' sums wrong wherever the pseudo-inverse swung negative).
+
+    Args:
+        fb (Tensor): (n_mels, F) filterbank.
+        target (Tensor): (B, n_mels, T) mel on the linear scale (magnitude ** power).
+        x (Tensor): (B, F, T) positive start.
+        n_iter: updates.
+
+    Returns:
+        Tensor: (B, F, T) refined, non-negative.
+    """
+    numer = torch.matmul(fb.T, target)
+    for _ in range(n_iter):
+        x = x * numer / torch.matmul(fb.T, torch.matmul(fb, x)).clamp(min=1e-10)
+    return x
 
 
 def mel_pseudo_inverse(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray, float]:
@@ -57,14 +97,8 @@ def mel_pseudo_inverse(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray, floa
         scale · clamp(pinv @ mel)^(1 / power).
     """
     pinv = np.linalg.pinv(mel_filterbank(mel_cfg))  # (F_mel, n_mels)
-    if n_fft == mel_cfg.n_fft:
-        return pinv, 1.0
-    f_mel = np.fft.rfftfreq(mel_cfg.n_fft, 1.0 / mel_cfg.sample_rate)
-    f_int = np.fft.rfftfreq(n_fft, 1.0 / mel_cfg.sample_rate)
-    half = max(f_mel[1], f_int[1])
-    weights = np.clip(1.0 - np.abs(f_int[:, None] - f_mel[None, :]) / half, 0.0, None)  # (F_int, F_mel)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return weights @ pinv, math.sqrt(n_fft / mel_cfg.win)
+    weights, scale = mel_grid_weights(mel_cfg, n_fft)
+    return (pinv if weights is None else weights @ pinv), scale
 
 
 def _interpolate_frames(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -153,13 +187,17 @@ class PhaseGenerator(Generator):
             interpolated linearly between mel frames, then a 1x1 convolution).
         max_deviation: ``integrate``: the deviation is max_deviation · tanh(·) bins.
         max_log_magnitude: Clamp on the log-magnitude (keeps exp() finite early on).
+        nnls_iter: ``amp_prior``: Lee-Seung non-negative least-squares updates on the clamped
+            pseudo-inverse (:func:`nnls_refine`; 30 is griffinlim's). 0 keeps the clamped
+            pseudo-inverse (models trained before this option).
     """
 
     def __init__(self, mel_cfg: MelConfig, dim: int = 256, intermediate_dim: int = 768, num_layers: int = 4,
                  upsample: int = 4, n_fft: int | None = None, branch_dim: int = 128,
                  branch_intermediate_dim: int = 256, amp_layers: int = 1, phase_layers: int = 2,
                  amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6,
-                 upsampler: str = "transposed", max_deviation: float = 1.0, amp_residual: bool = True):
+                 upsampler: str = "transposed", max_deviation: float = 1.0, amp_residual: bool = True,
+                 nnls_iter: int = 0):
         super().__init__(mel_cfg)
         if upsample not in (1, 2, 4):
             raise ValueError(f"phase: upsample must be 1, 2 or 4, got {upsample}")
@@ -171,6 +209,8 @@ class PhaseGenerator(Generator):
             raise ValueError("phase: amp_residual: false needs amp_prior: true (the magnitude would be nothing)")
         if upsampler not in ("transposed", "linear"):
             raise ValueError(f"phase: upsampler must be 'transposed' or 'linear', got {upsampler!r}")
+        if nnls_iter < 0 or (nnls_iter and not amp_prior):
+            raise ValueError(f"phase: nnls_iter must be >= 0 and needs amp_prior: true, got {nnls_iter}")
         self.stft_hop = mel_cfg.hop_length // upsample
         self.stft_n_fft = int(n_fft or mel_cfg.n_fft // upsample)
         if self.stft_n_fft < self.stft_hop or self.stft_n_fft % 2:
@@ -180,10 +220,10 @@ class PhaseGenerator(Generator):
                            branch_intermediate_dim=branch_intermediate_dim, amp_layers=amp_layers,
                            phase_layers=phase_layers, amp_prior=bool(amp_prior), phase_head=phase_head,
                            max_log_magnitude=max_log_magnitude, upsampler=upsampler, max_deviation=max_deviation,
-                           amp_residual=bool(amp_residual))
+                           amp_residual=bool(amp_residual), nnls_iter=int(nnls_iter))
         self.upsampler, self.max_deviation = upsampler, float(max_deviation)
         self.upsample, self.amp_prior, self.phase_head = upsample, bool(amp_prior), phase_head
-        self.amp_residual = bool(amp_residual)
+        self.amp_residual, self.nnls_iter = bool(amp_residual), int(nnls_iter)
         self.max_log_magnitude = max_log_magnitude
         n_freqs = self.stft_n_fft // 2 + 1
 
@@ -197,8 +237,16 @@ class PhaseGenerator(Generator):
             self.up = nn.ConvTranspose1d(dim, branch_dim, 2 * upsample, stride=upsample, padding=upsample // 2)
 
         if self.amp_prior:
-            pinv, scale = mel_pseudo_inverse(mel_cfg, self.stft_n_fft)
-            self.register_buffer("mel_pinv", torch.from_numpy(pinv).float(), persistent=False)
+            if self.nnls_iter:  # refine on the mel's own grid, then carry to the internal one
+                fb = mel_filterbank(mel_cfg)
+                grid, scale = mel_grid_weights(mel_cfg, self.stft_n_fft)
+                self.register_buffer("mel_fb", torch.from_numpy(fb).float(), persistent=False)
+                self.register_buffer("mel_pinv", torch.from_numpy(np.linalg.pinv(fb)).float(), persistent=False)
+                self.register_buffer("mel_grid", None if grid is None else torch.from_numpy(grid).float(),
+                                     persistent=False)
+            else:
+                pinv, scale = mel_pseudo_inverse(mel_cfg, self.stft_n_fft)
+                self.register_buffer("mel_pinv", torch.from_numpy(pinv).float(), persistent=False)
             self.log_scale = math.log(scale)
         if self.amp_prior and self.amp_residual:
             self.amp_in = nn.Conv1d(n_freqs, branch_dim, 7, padding=3)
@@ -224,6 +272,11 @@ class PhaseGenerator(Generator):
         cfg = self.mel_cfg
         linear = cfg.exp(mel.float())  # mel-weighted magnitude ** power
         spec = torch.matmul(self.mel_pinv, linear).clamp(min=cfg.floor)
+        if self.nnls_iter:
+            spec = nnls_refine(self.mel_fb, linear, spec, self.nnls_iter)
+            if self.mel_grid is not None:
+                spec = torch.matmul(self.mel_grid, spec)
+            spec = spec.clamp(min=cfg.floor)
         return torch.log(spec) / cfg.power + self.log_scale
 
     def _features(self, mel: torch.Tensor) -> torch.Tensor:
