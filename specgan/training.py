@@ -221,14 +221,17 @@ def _init_from(trainer, path: Path) -> None:
 
 def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
                   progress: bool = True, init_from: str | None = None, mode: str = "train",
-                  force: bool = False) -> dict:
-    """Train stage one on the recipe's cached train features into ``<work>/specgan``."""
+                  force: bool = False, out: str | Path | None = None, cpu_seconds: float | None = None,
+                  meta: dict | None = None) -> dict:
+    """Train stage one on the recipe's cached train features into ``<work>/specgan`` (or ``out``),
+    for ``steps`` steps or until ``cpu_seconds`` of CPU time are used; ``meta`` adds keys to the
+    model file's metadata."""
     from specgan.features.cache import features_key, load_features, load_index, load_stats
     from specgan.features.dataset import MelDataset
     from specgan.train_gan import SpecGANTrainer
 
     cfg = recipe.specgan
-    out = recipe.work / "specgan"
+    out = Path(out) if out else recipe.work / "specgan"
     target = cfg.steps if steps is None else steps
     index = load_index(recipe.work, "train")
     if index["key"] != features_key(recipe):
@@ -246,7 +249,8 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
     data = MelDataset(mels, labels, stats, cfg.frames, recipe.mel.log_floor)
     trainer = SpecGANTrainer(cfg, data, out, pick_device(device), seed=recipe.seed, mel=recipe.mel,
                              stats=stats.to_dict(), data_key=shape["data"],
-                             meta={"recipe": recipe.name, "label": recipe.data.label})
+                             meta={"recipe": recipe.name, "label": recipe.data.label, **(meta or {})})
     _start(trainer, p, recipe, out, target, init_from)
-    last = trainer.fit(target, progress=progress)
-    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume", **last}
+    last = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
+    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
+            "cpu_seconds": trainer.cpu_seconds, **last}

@@ -279,6 +279,14 @@ def test_ablation_tool_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())["step"] == steps
     assert "| combined |" in (work / "ablation-specgan" / "table.md").read_text()  # earlier results stay
+    # a larger budget resumes the same run (not set aside, not restarted) and keeps each budget's point
+    r = subprocess.run([*tool[:-8], "--cpu-minutes", "0.06", "--only", "baseline", "--jobs", "1"],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())
+    assert res["step"] > steps and res["cpu_minutes"] >= 0.06 - 1 / 60
+    assert not (work / "ablation-specgan" / "baseline.prev").exists()
+    assert (work / "ablation-specgan" / "baseline" / "result-0min.json").is_file()
 
 
 def test_ema_rampup_known_answers():

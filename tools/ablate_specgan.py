@@ -73,29 +73,6 @@ def _recipe(args, name: str):
     return load_recipe(args.recipe, [*CANDIDATES[name][1], *extra])
 
 
-def _trainer(recipe, out: Path, name: str):
-    """The trainer ``specgan train`` would build from the recipe's cached train features."""
-    from specgan.features.cache import features_key, load_features, load_index, load_stats
-    from specgan.features.dataset import MelDataset
-    from specgan.train_gan import SpecGANTrainer
-    from specgan.training import specgan_shape
-
-    cfg = recipe.specgan
-    index = load_index(recipe.work, "train")
-    if index["key"] != features_key(recipe):
-        raise SystemExit(f"{recipe.work / 'features'} was made with another mel/preprocessing config: "
-                         f"run `specgan run --recipe {recipe.path} --stop-stage 1` first")
-    ids = list(index["items"])
-    labels = [index["items"][i]["label"] for i in ids] if cfg.conditional else [None] * len(ids)
-    vocab = sorted(set(labels)) if cfg.conditional and labels and labels[0] is not None else []
-    stats = load_stats(recipe.work)
-    mels = [load_features(recipe.work, "train", i, index, mmap=False) for i in ids]
-    data = MelDataset(mels, labels, stats, cfg.frames, recipe.mel.log_floor)
-    return SpecGANTrainer(cfg, data, out, "cpu", seed=recipe.seed, mel=recipe.mel, stats=stats.to_dict(),
-                          data_key=specgan_shape(recipe, vocab)["data"],
-                          meta={"recipe": recipe.name, "label": recipe.data.label, "ablation": name})
-
-
 def _flat(m: dict) -> dict:
     """The table's numbers out of generation_metrics' answer."""
     out = {k: m.get(k) for k in ("label_accuracy", "label_accuracy_real", "fid", "fid_real_train_vs_test", "ndb",
@@ -118,8 +95,8 @@ def run_one(args, name: str) -> dict:
 
     torch.set_num_threads(1)
     from specgan.evaluate import generation_metrics
-    from specgan.recipe import save_resolved
     from specgan.sampling import load_stage_one
+    from specgan.training import train_specgan
     from vocoder.registry import build_generator
 
     recipe = _recipe(args, name)
@@ -127,9 +104,11 @@ def run_one(args, name: str) -> dict:
         recipe.evaluate.n_generated = args.n_generated
     out = recipe.work / SECTION / name
     out.mkdir(parents=True, exist_ok=True)
+    # The CPU time behind the last checkpoint is in its state.pt (the skeleton counts it), so a
+    # kill loses no accounting; budget.json is what runs before that counter wrote.
     ledger = out / "budget.json"
     used = json.loads(ledger.read_text())["cpu_seconds"] if ledger.is_file() else 0.0
-    if (out / "state.pt").is_file():  # the skeleton counts CPU time into every checkpoint: a kill loses none
+    if (out / "state.pt").is_file():
         from vocoder.checkpoint import load_training_state
 
         used = max(used, float(load_training_state(out / "state.pt").get("cpu_seconds", 0.0)))
@@ -137,20 +116,11 @@ def run_one(args, name: str) -> dict:
     done = out / "result.json"
     if done.is_file() and used >= budget - 1 and json.loads(done.read_text())["cpu_minutes"] * 60 >= budget - 1:
         return json.loads(done.read_text())  # trained and scored at this budget already
-    if used < budget - 1 or not (out / "model.safetensors").is_file():
-        trainer = _trainer(recipe, out, name)
-        if (out / "state.pt").is_file():
-            trainer.resume()
-        save_resolved(recipe, out)
-        while True:
-            t0 = time.process_time()
-            try:  # chunks, so that a kill loses at most one chunk of the ledger
-                trainer.fit(10**9, progress=False, cpu_seconds=max(min(budget - used, 600), 0.0))
-            finally:
-                used += time.process_time() - t0
-                ledger.write_text(json.dumps({"cpu_seconds": used}))
-            if used >= budget - 1:
-                break
+    while used < budget - 1 or not (out / "model.safetensors").is_file():
+        res = train_specgan(recipe, steps=10**9, out=out, progress=False, mode="run", device="cpu",
+                            cpu_seconds=max(budget - used, 1.0), meta={"ablation": name})
+        used = max(used + 1, res["cpu_seconds"])  # +1: never loop without progress
+        ledger.write_text(json.dumps({"cpu_seconds": used}))
     model = load_stage_one(out / "model.safetensors")
     gl = build_generator({"name": "griffinlim"}, recipe.mel).eval()
     # One candidate scores at a time: the evaluation classifier (<work>/classifier) is trained on
@@ -162,6 +132,8 @@ def run_one(args, name: str) -> dict:
               **_flat(m)}
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=str))
     done.write_text(json.dumps(result, indent=1))
+    # one file per budget as well: a candidate resumed at a larger budget keeps its earlier point
+    (out / f"result-{round(used / 60)}min.json").write_text(json.dumps(result, indent=1))
     return result
 
 
