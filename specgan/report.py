@@ -96,7 +96,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     from specgan.audio import load_clip
     from specgan.data.prepare import load_split
     from specgan.sampling import load_stage_one, sample
-    from specgan.synth import _wav_name, load_vocoder, resolve_stage_one, synth_plan
+    from specgan.synth import wav_name, load_vocoder, resolve_stage_one, synth_plan
     from vocoder.mel import MelSpectrogram
     from vocoder.registry import build_generator
 
@@ -165,7 +165,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
         seeds = [s for lab2, s in plan if lab2 == lab][:per_label]
         logmel = torch.cat([sample(model, 1, labels=lab, seed=s)[1] for s in seeds])
         wavs = voc(logmel.float())[:, 0]
-        gen_cells = "".join(_clip(f"seed {s}: {_wav_name(lab, s)}", w[:length].numpy(), logmel[j].numpy(), sr, lim)
+        gen_cells = "".join(_clip(f"seed {s}: {wav_name(lab, s)}", w[:length].numpy(), logmel[j].numpy(), sr, lim)
                             for j, (s, w) in enumerate(zip(seeds, wavs, strict=True)))
         acc = per.get(str(lab), {})
         acc_txt = f"{_fmt(acc.get('generated', ''))} / {_fmt(acc.get('real', ''))}" if acc else ""

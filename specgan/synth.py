@@ -25,7 +25,8 @@ import torch
 from specgan.recipe import Recipe
 from vocoder.checkpoint import atomic_write
 
-__all__ = ["SynthResult", "load_vocoder", "resolve_stage_one", "synth", "vocode_files"]
+__all__ = ["SynthResult", "load_vocoder", "resolve_stage_one", "synth", "synth_plan", "vocode_files",
+           "wav_name"]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class SynthResult:
     vocoder: str
 
 
-def _wav_name(label, seed: int | None, prefix: str = "") -> str:
+def wav_name(label, seed: int | None, prefix: str = "") -> str:
     """``<prefix><label>_seed00042.wav`` (label made file-name safe; no seed part when None)."""
     parts = [prefix] if prefix else []
     parts += [] if label is None else ["".join(c if c.isalnum() or c in "-." else "-" for c in str(label))]
@@ -108,7 +109,7 @@ def synth_plan(chosen: list, n: int, seed: int) -> list[tuple[object, int]]:
     """What synth draws: clip i is (label ``chosen[i % len(chosen)]``, noise seed ``seed + i``).
 
     The report (:mod:`specgan.report`) shows clips of the same plan, so a clip heard there is the
-    file ``_wav_name(label, seed)`` of ``specgan synth`` with the same ``--seed``."""
+    file ``wav_name(label, seed)`` of ``specgan synth`` with the same ``--seed``."""
     return [(chosen[i % len(chosen)], seed + i) for i in range(n)]
 
 
@@ -298,14 +299,14 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
         lab = (labels or model.vocab)[0] if conditional else None
         plan = [(lab, None)] * points
         width = max(2, len(str(points - 1)))
-        names = [_wav_name(lab, None, prefix=f"walk{a}-{b}_{i:0{width}d}") for i in range(points)]
+        names = [wav_name(lab, None, prefix=f"walk{a}-{b}_{i:0{width}d}") for i in range(points)]
         z_walk = walk_latents(g.z_dim, a, b, points)
         batches = ((i, draw(z_walk[i : i + sc.batch_size], plan[i : i + sc.batch_size]))
                    for i in range(0, points, sc.batch_size))
     else:
         chosen = list(labels) if labels else (list(model.vocab) if conditional else [None])
         plan = synth_plan(chosen, n, seed)
-        names = [_wav_name(lab, s) for lab, s in plan]
+        names = [wav_name(lab, s) for lab, s in plan]
         batches = ((i, draw(torch.cat([noise(g.z_dim, s) for _, s in plan[i : i + sc.batch_size]]),
                             plan[i : i + sc.batch_size]))
                    for i in range(0, len(plan), sc.batch_size))

@@ -55,8 +55,8 @@ import numpy as np
 
 from specgan.audio import peak_normalize, write
 from specgan.data.manifest import Item, MissingToolError, require_tool
-from specgan.data.notes import (_GAP_SECONDS, _PEAK, _SILENT_PEAK, GM_PROGRAMS, _render, build_notes,
-                                find_soundfont, midi_file)
+from specgan.data.notes import (GAP_SECONDS, GM_PROGRAMS, PEAK, SILENT_PEAK, build_notes, find_soundfont,
+                                midi_file, render_midi)
 from specgan.progress import bar as progress_bar
 
 __all__ = ["INSTALL_HINT", "build_music", "corpus_root", "excerpt_notes", "require_music21", "score_notes"]
@@ -269,7 +269,7 @@ def build_music(cfg, notes_cfg, sample_rate: int, out_dir: Path, seed: int,
 
     t = time.perf_counter()
     n_clip = int(round(cfg.excerpt_seconds * sample_rate))
-    slot = cfg.excerpt_seconds + _GAP_SECONDS
+    slot = cfg.excerpt_seconds + GAP_SECONDS
     by_program = defaultdict(list)
     for job in jobs:
         by_program[job["program"]].append(job)
@@ -277,19 +277,19 @@ def build_music(cfg, notes_cfg, sample_rate: int, out_dir: Path, seed: int,
     def render_program(program: int):
         batch = by_program[program]
         stream_notes = [(i * slot + s, d, p, v) for i, job in enumerate(batch) for s, d, p, v in job["notes"]]
-        stream = _render(fluidsynth, soundfont, midi_file(program, stream_notes), sample_rate, notes_cfg.gain)
+        stream = render_midi(fluidsynth, soundfont, midi_file(program, stream_notes), sample_rate, notes_cfg.gain)
         name, out, silent = GM_PROGRAMS[program], [], 0
         for i, job in enumerate(batch):
             a = int(round(i * slot * sample_rate))
             clip = stream[a : a + n_clip]
             if clip.size < n_clip:
                 clip = np.pad(clip, (0, n_clip - clip.size))
-            if float(np.max(np.abs(clip))) < _SILENT_PEAK:
+            if float(np.max(np.abs(clip))) < SILENT_PEAK:
                 silent += 1   # the window's pitches lie outside the patch
                 continue
             cid = f"{_slug(job['piece'])}-{job['k']:03d}-{name}"
             path = out_dir / "excerpts" / _slug(job["piece"]) / f"{cid}.wav"
-            write(path, peak_normalize(clip, _PEAK), sample_rate, subtype="PCM_16")
+            write(path, peak_normalize(clip, PEAK), sample_rate, subtype="PCM_16")
             labels = {"kind": "excerpt", "program": program, "instrument": name, "piece": job["piece"],
                       "start": job["start"], "tempo": job["tempo"], "velocity": job["velocity"],
                       "notes": len(job["notes"])}

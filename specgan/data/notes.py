@@ -22,12 +22,13 @@ from specgan.progress import bar as progress_bar
 from specgan.audio import peak_normalize, resample, write
 from specgan.data.manifest import Item, MissingToolError, require_tool
 
-__all__ = ["GM_PROGRAMS", "build_notes", "find_soundfont", "midi_file"]
+__all__ = ["GAP_SECONDS", "GM_PROGRAMS", "PEAK", "SILENT_PEAK", "build_notes", "find_soundfont", "midi_file",
+           "render_midi"]
 
-_PEAK = 0.9
-_GAP_SECONDS = 1.5         # silence between clips in the rendered stream
+PEAK = 0.9
+GAP_SECONDS = 1.5         # silence between clips in the rendered stream
 _TICKS_PER_SECOND = 960    # 480 ticks per quarter at the default 120 bpm
-_SILENT_PEAK = 1e-4        # a clip whose raw peak is below this is "silent" (pitch out of range)
+SILENT_PEAK = 1e-4        # a clip whose raw peak is below this is "silent" (pitch out of range)
 
 SOUNDFONT_PATHS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -114,7 +115,9 @@ def find_soundfont(explicit: str | None) -> str:
     )
 
 
-def _render(fluidsynth: str, soundfont: str, midi: bytes, sr: int, gain: float) -> np.ndarray:
+def render_midi(fluidsynth: str, soundfont: str, midi: bytes, sr: int, gain: float) -> np.ndarray:
+    """Render a standard MIDI file's bytes with fluidsynth (no reverb or chorus) into a mono float32
+    array at ``sr``; a fluidsynth failure raises RuntimeError with its command and message."""
     with tempfile.TemporaryDirectory(prefix="specgan-notes-") as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         mid.write_bytes(midi)
@@ -146,13 +149,13 @@ def build_notes(cfg, sample_rate: int, out_dir: Path, seed: int, work_dir: Path)
     if cfg.note_seconds > cfg.clip_seconds:
         raise ValueError(f"data.notes: note_seconds ({cfg.note_seconds}) exceeds clip_seconds ({cfg.clip_seconds})")
     pitches = list(range(cfg.pitch_min, cfg.pitch_max + 1, cfg.pitch_step))
-    slot = cfg.clip_seconds + _GAP_SECONDS
+    slot = cfg.clip_seconds + GAP_SECONDS
     n_clip = int(round(cfg.clip_seconds * sample_rate))
 
     def render_program(program: int):
         notes = [(i * slot, cfg.note_seconds, p, v)
                  for i, (p, v) in enumerate((p, v) for p in pitches for v in cfg.velocities)]
-        stream = _render(fluidsynth, soundfont, midi_file(program, notes), sample_rate, cfg.gain)
+        stream = render_midi(fluidsynth, soundfont, midi_file(program, notes), sample_rate, cfg.gain)
         name = GM_PROGRAMS[program]
         out, silent = [], 0
         for start, _, pitch, vel in notes:
@@ -160,12 +163,12 @@ def build_notes(cfg, sample_rate: int, out_dir: Path, seed: int, work_dir: Path)
             clip = stream[a : a + n_clip]
             if clip.size < n_clip:
                 clip = np.pad(clip, (0, n_clip - clip.size))
-            if float(np.max(np.abs(clip))) < _SILENT_PEAK:
+            if float(np.max(np.abs(clip))) < SILENT_PEAK:
                 silent += 1   # the patch has no sample for this pitch
                 continue
             cid = f"{name}-{pitch:03d}-{vel:03d}"
             path = out_dir / name / f"{cid}.wav"
-            write(path, peak_normalize(clip, _PEAK), sample_rate, subtype="PCM_16")
+            write(path, peak_normalize(clip, PEAK), sample_rate, subtype="PCM_16")
             group = name if cfg.split_by == "program" else cid
             out.append(Item(id=cid, path=str(path.relative_to(work_dir)), label=None,
                             labels={"pitch": pitch, "velocity": vel, "program": program, "instrument": name},
