@@ -32,6 +32,8 @@ _PHASE_WEIGHTS = ("vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp
 _MSD_MPD = ["vocoder.critics=[{name: msd, width: 0.25}, {name: mpd, width: 0.25}]", "vocoder.adversarial=lsgan"]
 _MPD_MRD = ["vocoder.critics=[{name: mpd, width: 0.25}, {name: mrd, width: 0.25}]", "vocoder.adversarial=hinge"]
 _PHASE = ["vocoder.generator={name: phase}", _PHASE_WEIGHTS, *_MPD_MRD]
+_PGHI = ["vocoder.generator={name: phase, phase_head: pghi, n_fft: 512, upsample: 4, upsampler: linear, "
+         "amp_layers: 3, nnls_iter: 30}"]
 
 # name → (what it tests, overrides on top of the recipe)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
@@ -58,6 +60,13 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                         "PESQ-3.8 row: the clamped pseudo-inverse adds energy between harmonics)",
                         [*_PHASE, "vocoder.generator.amp_residual=false", "vocoder.generator.upsample=1",
                          "vocoder.generator.phase_head=integrate", "vocoder.generator.nnls_iter=30"]),
+    "pghi-mag": ("magnitude network (FreeV prior + NNLS + residual, 3 branch blocks, linear upsampler) at "
+                 "n_fft 512 / hop 64, phase by PGHI from it (no phase network); amplitude + mel + MR-STFT "
+                 "losses, no critics (tools/phase_bounds.py: true magnitude there + PGHI scores PESQ 4.3)",
+                 [*_PGHI, "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}",
+                  "vocoder.critic_warmup_steps=1000000000"]),
+    "pghi-gan": ("pghi-mag with MPD + MRD critics (hinge) and feature matching after 1500 steps",
+                 [*_PGHI, "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }

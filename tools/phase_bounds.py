@@ -2,7 +2,7 @@
 
 Each row rebuilds the test clips from one magnitude (the true |STFT|, or the mel's non-negative
 least-squares inverse that Griffin-Lim starts from) and one phase (the true phase, Griffin-Lim's,
-none), at the mel's own STFT (n_fft, hop), and scores it as ``specgan evaluate`` scores a vocoder
+phase gradient heap integration's (:mod:`vocoder.pghi`), none), at the mel's own STFT (n_fft, hop), and scores it as ``specgan evaluate`` scores a vocoder
 (PESQ-wb, STOI, F0 RMSE, buzz). With a trained vocoder (``--vocoder``) two more rows: its output,
 and its phase used as the start of fast Griffin-Lim on the mel's magnitude (``--refine`` iterations).
 
@@ -40,6 +40,13 @@ def fast_griffin_lim(mag: torch.Tensor, n: int, iters: int, stft, istft, init: t
     return istft(mag * angles, n)
 
 
+def _stft_pair(text: str) -> tuple[int, int]:
+    n_fft, _, hop = text.partition("/")
+    if not (n_fft.isdigit() and hop.isdigit()) or int(hop) > int(n_fft):
+        raise argparse.ArgumentTypeError(f"expected N/H with hop H <= n_fft N, got {text!r}")
+    return int(n_fft), int(hop)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default="recipes/voices.yaml")
@@ -48,6 +55,8 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=32, help="Griffin-Lim iterations of the oracle rows")
     ap.add_argument("--vocoder", default=None, help="a trained vocoder (model.safetensors or its run folder)")
     ap.add_argument("--refine", type=int, default=32, help="Griffin-Lim iterations from the vocoder's phase")
+    ap.add_argument("--pghi-stft", type=_stft_pair, nargs="*", default=[(512, 64), (1024, 128)], metavar="N/H",
+                    help="more rows: the true magnitude at these STFTs (Hann, n_fft/hop) with PGHI's phase")
     ap.add_argument("--json", default=None, help="also write the table here")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -56,6 +65,7 @@ def main() -> int:
     from specgan.evaluate import _clips
     from specgan.recipe import load_recipe
     from vocoder.mel import MelSpectrogram, mel_filterbank, stft_window
+    from vocoder.pghi import pghi
 
     recipe = load_recipe(args.recipe, [])
     cfg = recipe.mel
@@ -81,6 +91,9 @@ def main() -> int:
         pad = max(0, frames - lin.shape[-1])
         return torch.cat([lin, lin[:, -1:].expand(-1, pad)], -1)[:, :frames]
 
+    def _pghi(m):
+        return torch.from_numpy(pghi(m.numpy(), n_fft, hop, cfg.win)).float()
+
     voc = None
     if args.vocoder:
         import vocoder
@@ -102,7 +115,17 @@ def main() -> int:
             f"mel magnitude + Griffin-Lim {args.iters} (the griffinlim vocoder)":
                 fast_griffin_lim(est, n, args.iters, stft, istft),
             "true magnitude + zero phase": istft(mag.to(torch.complex64), n),
+            "true magnitude + PGHI": istft(torch.polar(mag, _pghi(mag)), n),
+            "mel magnitude + PGHI": istft(torch.polar(est, _pghi(est)), n),
+            f"mel magnitude + PGHI + Griffin-Lim {args.iters}":
+                fast_griffin_lim(est, n, args.iters, stft, istft, init=torch.polar(est, _pghi(est))),
         }
+        for other_fft, other_hop in args.pghi_stft:  # the true magnitude at other STFTs, phase by PGHI
+            win = torch.hann_window(other_fft)
+            true = torch.stft(wave, other_fft, other_hop, window=win, center=True, return_complex=True).abs()
+            phase = torch.from_numpy(pghi(true.numpy(), other_fft, other_hop)).float()
+            cand[f"true magnitude at {other_fft}/{other_hop} + PGHI"] = torch.istft(
+                torch.polar(true, phase), other_fft, other_hop, window=win, center=True, length=n)
         if voc is not None:
             out = voc(mel.float())[0, 0][:n].float()
             cand["vocoder output"] = out

@@ -35,6 +35,9 @@ def export_onnx(generator: Generator, path: str | Path, example_frames: int = 64
     """Export ``generator`` (weight norm folded) to ``path`` with dynamic batch and frame axes."""
     if not generator.trainable:
         raise ValueError(f"{generator.registry_name}: nothing to export (no network); run it in Python")
+    if getattr(generator, "phase_head", None) == "pghi":
+        raise ValueError(f"{generator.registry_name}: phase_head pghi reads the phase off the magnitude outside "
+                         "torch (numba): no ONNX form yet; run it in Python")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     g = generator.eval()

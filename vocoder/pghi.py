@@ -1,0 +1,149 @@
+"""Phase from the STFT magnitude alone, without iterations: Phase Gradient Heap Integration (PGHI;
+Průša, Balazs & Søndergaard, IEEE/ACM TASLP 2017).
+
+For a Gaussian window ``exp(-π t² / λ)`` the STFT's log-magnitude ``s`` and phase ``φ`` are tied
+(the STFT is analytic up to a known factor). With the phase referred to each window's centre,
+time ``x`` in samples and frequency ``ω`` in cycles per sample::
+
+    ∂φ/∂x = 2πω + (1/λ) ∂s/∂ω          ∂φ/∂ω = -λ ∂s/∂x
+
+A Hann window of length L behaves like a Gaussian with λ = 0.25645 L² (the paper's fit). So the
+phase's gradient can be read off the magnitude, and the phase is its integral. The integration
+starts at the largest coefficient and spreads to neighbours in order of decreasing magnitude
+(a max-heap), so that each phase is reached from its strongest neighbour, where the gradient
+estimate is most reliable; coefficients below ``tol`` x the largest get a random phase.
+
+The result uses ``torch.stft``'s convention (phase referred to each frame's first sample, window
+centred in the frame): :func:`pghi` returns phases that ``torch.istft`` (``center=True``) accepts.
+It is a better start for Griffin-Lim than zero phase, and a phase prior a network can refine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["HANN_LAMBDA", "pghi"]
+
+HANN_LAMBDA = 0.25645  # λ / L² of the Gaussian that best matches a Hann window of length L
+
+
+@numba.njit(cache=True)
+def _heap_push(keys, rows, cols, size, key, r, c):
+    i = size
+    keys[i], rows[i], cols[i] = key, r, c
+    while i > 0:
+        parent = (i - 1) // 2
+        if keys[parent] >= keys[i]:
+            break
+        keys[parent], keys[i] = keys[i], keys[parent]
+        rows[parent], rows[i] = rows[i], rows[parent]
+        cols[parent], cols[i] = cols[i], cols[parent]
+        i = parent
+    return size + 1
+
+
+@numba.njit(cache=True)
+def _heap_pop(keys, rows, cols, size):
+    r, c = rows[0], cols[0]
+    size -= 1
+    keys[0], rows[0], cols[0] = keys[size], rows[size], cols[size]
+    i = 0
+    while True:
+        left, right, top = 2 * i + 1, 2 * i + 2, i
+        if left < size and keys[left] > keys[top]:
+            top = left
+        if right < size and keys[right] > keys[top]:
+            top = right
+        if top == i:
+            break
+        keys[top], keys[i] = keys[i], keys[top]
+        rows[top], rows[i] = rows[i], rows[top]
+        cols[top], cols[i] = cols[i], cols[top]
+        i = top
+    return r, c, size
+
+
+@numba.njit(cache=True)
+def _integrate(s, dphi_t, dphi_f, floor, phase, done):
+    """Heap integration over a (F, T) grid: ``dphi_t`` the phase step to the next frame, ``dphi_f``
+    to the next bin (radians, at each coefficient); ``done`` marks coefficients already set."""
+    n_f, n_t = s.shape
+    cap = n_f * n_t
+    keys = np.empty(cap, np.float64)
+    rows = np.empty(cap, np.int64)
+    cols = np.empty(cap, np.int64)
+    order = np.argsort(-s.ravel())
+    size = 0
+    for flat in order:
+        f0, t0 = flat // n_t, flat % n_t
+        if done[f0, t0]:
+            continue
+        if s[f0, t0] < floor:
+            break  # every coefficient left is below the floor (random phase, set by the caller)
+        done[f0, t0] = True
+        phase[f0, t0] = 0.0
+        size = _heap_push(keys, rows, cols, size, s[f0, t0], f0, t0)
+        while size > 0:
+            f, t, size = _heap_pop(keys, rows, cols, size)
+            if t + 1 < n_t and not done[f, t + 1]:
+                phase[f, t + 1] = phase[f, t] + 0.5 * (dphi_t[f, t] + dphi_t[f, t + 1])
+                done[f, t + 1] = True
+                size = _heap_push(keys, rows, cols, size, s[f, t + 1], f, t + 1)
+            if t > 0 and not done[f, t - 1]:
+                phase[f, t - 1] = phase[f, t] - 0.5 * (dphi_t[f, t] + dphi_t[f, t - 1])
+                done[f, t - 1] = True
+                size = _heap_push(keys, rows, cols, size, s[f, t - 1], f, t - 1)
+            if f + 1 < n_f and not done[f + 1, t]:
+                phase[f + 1, t] = phase[f, t] + 0.5 * (dphi_f[f, t] + dphi_f[f + 1, t])
+                done[f + 1, t] = True
+                size = _heap_push(keys, rows, cols, size, s[f + 1, t], f + 1, t)
+            if f > 0 and not done[f - 1, t]:
+                phase[f - 1, t] = phase[f, t] - 0.5 * (dphi_f[f, t] + dphi_f[f - 1, t])
+                done[f - 1, t] = True
+                size = _heap_push(keys, rows, cols, size, s[f - 1, t], f - 1, t)
+
+
+def pghi(magnitude: np.ndarray, n_fft: int, hop: int, win_length: int | None = None, tol: float = 1e-5,
+         lam: float | None = None, seed: int = 0) -> np.ndarray:
+    """The phase PGHI gives a (Hann-windowed, centred) STFT magnitude.
+
+    Args:
+        magnitude: (F, T) or (..., F, T) non-negative, F = n_fft // 2 + 1.
+        n_fft, hop: the STFT's FFT size and hop in samples.
+        win_length: the Hann window's length (default n_fft), centred in the frame as torch pads it.
+        tol: coefficients below tol x the clip's largest get a random phase (they carry no gradient).
+        lam: the Gaussian's λ in samples² (default HANN_LAMBDA · win_length²).
+        seed: for the random phases.
+
+    Returns:
+        np.ndarray: float64 phases in radians, same shape, in ``torch.stft``'s convention.
+    """
+    mag = np.asarray(magnitude, dtype=np.float64)
+    if mag.shape[-2] != n_fft // 2 + 1:
+        raise ValueError(f"pghi: expected {n_fft // 2 + 1} frequency bins for n_fft {n_fft}, got {mag.shape[-2]}")
+    if mag.ndim > 2:
+        flat = mag.reshape(-1, *mag.shape[-2:])
+        return np.stack([pghi(m, n_fft, hop, win_length, tol, lam, seed + i) for i, m in enumerate(flat)]).reshape(
+            mag.shape)
+    win = int(win_length or n_fft)
+    lam = HANN_LAMBDA * win * win if lam is None else float(lam)
+    n_f, n_t = mag.shape
+    s = np.log(np.maximum(mag, 1e-12))
+    # gradients by centred differences (one-sided at the edges), per bin and per frame
+    ds_dbin = np.gradient(s, axis=0) if n_f > 1 else np.zeros_like(s)
+    ds_dframe = np.gradient(s, axis=1) if n_t > 1 else np.zeros_like(s)
+    bins = np.arange(n_f, dtype=np.float64)[:, None]
+    # ∂φ/∂x = 2πω + (1/λ) ∂s/∂ω with ω = bin / n_fft: a phase step per frame of hop samples
+    dphi_t = hop * (2 * math.pi * bins / n_fft + (n_fft / lam) * ds_dbin)
+    # ∂φ/∂ω = -λ ∂s/∂x: a phase step per bin (1 / n_fft cycles per sample), ∂x = hop per frame
+    dphi_f = -(lam / (hop * n_fft)) * ds_dframe
+    phase = np.random.default_rng(seed).uniform(-math.pi, math.pi, size=s.shape)
+    done = np.zeros(s.shape, dtype=np.bool_)
+    floor = float(s.max()) + math.log(tol)
+    _integrate(s, np.ascontiguousarray(dphi_t), np.ascontiguousarray(dphi_f), floor, phase, done)
+    # centre-referred → frame-start-referred (torch.stft): the window's centre is n_fft / 2 samples in,
+    # a shift of -2π·bin·(n_fft/2)/n_fft = -π·bin
+    return phase - math.pi * bins
