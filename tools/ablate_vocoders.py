@@ -65,6 +65,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                  "losses, no critics (tools/phase_bounds.py: true magnitude there + PGHI scores PESQ 4.3)",
                  [*_PGHI, "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}",
                   "vocoder.critic_warmup_steps=1000000000"]),
+    "pghi-refine": ("pghi-mag with 16 fast Griffin-Lim iterations from PGHI's phase at the internal STFT (in "
+                    "training and inference: breaks the comb PGHI makes where the magnitude has no fine structure)",
+                    [*_PGHI, "vocoder.generator.refine_iter=16", "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}",
+                     "vocoder.critic_warmup_steps=1000000000"]),
     "pghi-gan": ("pghi-mag with MPD + MRD critics (hinge) and feature matching after 1500 steps",
                  [*_PGHI, "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,

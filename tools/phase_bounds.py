@@ -29,14 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 def fast_griffin_lim(mag: torch.Tensor, n: int, iters: int, stft, istft, init: torch.Tensor | None = None,
                      momentum: float = 0.99) -> torch.Tensor:
-    """Fast Griffin-Lim (Perraudin et al. 2013) from ``init``'s phase (zero phase when None)."""
-    angles = torch.ones_like(mag, dtype=torch.complex64) if init is None else init / init.abs().clamp(min=1e-8)
-    previous = torch.zeros_like(angles)
-    for _ in range(iters):
-        rebuilt = stft(istft(mag * angles, n))
-        angles = rebuilt - previous * (momentum / (1 + momentum))
-        angles = angles / angles.abs().clamp(min=1e-8)
-        previous = rebuilt
+    """Fast Griffin-Lim (:func:`vocoder.pghi.fast_griffin_lim`) from ``init``'s phase, as a waveform of n samples."""
+    from vocoder.pghi import fast_griffin_lim as fgla
+
+    angles = fgla(mag, stft, lambda spec: istft(spec, n), iters, init, momentum)
     return istft(mag * angles, n)
 
 

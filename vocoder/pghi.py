@@ -24,8 +24,9 @@ import math
 
 import numba
 import numpy as np
+import torch
 
-__all__ = ["HANN_LAMBDA", "pghi"]
+__all__ = ["HANN_LAMBDA", "fast_griffin_lim", "pghi"]
 
 HANN_LAMBDA = 0.25645  # λ / L² of the Gaussian that best matches a Hann window of length L
 
@@ -147,3 +148,27 @@ def pghi(magnitude: np.ndarray, n_fft: int, hop: int, win_length: int | None = N
     # centre-referred → frame-start-referred (torch.stft): the window's centre is n_fft / 2 samples in,
     # a shift of -2π·bin·(n_fft/2)/n_fft = -π·bin
     return phase - math.pi * bins
+
+
+def fast_griffin_lim(magnitude: torch.Tensor, stft, istft, iters: int, init: torch.Tensor | None = None,
+                     momentum: float = 0.99) -> torch.Tensor:
+    """Fast Griffin-Lim (Perraudin, Balazs & Søndergaard 2013) from ``init``'s phase.
+
+    Args:
+        magnitude (Tensor): (..., F, T) target magnitude.
+        stft, istft: the transform pair (``istft(spec) -> wave``, ``stft(wave) -> spec`` with T frames).
+        iters: iterations (0 returns ``init``'s phase unchanged).
+        init (Tensor, optional): complex (..., F, T) start (its phase is used); zero phase when None.
+        momentum: the fast variant's extrapolation (0 = plain Griffin-Lim).
+
+    Returns:
+        Tensor: complex (..., F, T) unit-modulus phase factors (multiply by ``magnitude`` to invert).
+    """
+    angles = torch.ones_like(magnitude, dtype=torch.complex64) if init is None else init / init.abs().clamp(min=1e-8)
+    previous = torch.zeros_like(angles)
+    for _ in range(iters):
+        rebuilt = stft(istft(magnitude * angles))
+        angles = rebuilt - previous * (momentum / (1 + momentum))
+        angles = angles / angles.abs().clamp(min=1e-8)
+        previous = rebuilt
+    return angles

@@ -32,7 +32,7 @@ from torch import nn
 from vocoder.generators.base import Generator
 from vocoder.generators.istft import _ConvNeXtBlock
 from vocoder.mel import MelConfig, mel_filterbank
-from vocoder.pghi import pghi
+from vocoder.pghi import fast_griffin_lim, pghi
 from vocoder.registry import register_generator
 
 __all__ = ["PhaseGenerator", "integrate_phase", "mel_grid_weights", "mel_pseudo_inverse", "nnls_refine"]
@@ -194,6 +194,10 @@ class PhaseGenerator(Generator):
         nnls_iter: ``amp_prior``: Lee-Seung non-negative least-squares updates on the clamped
             pseudo-inverse (:func:`nnls_refine`; 30 is griffinlim's). 0 keeps the clamped
             pseudo-inverse (models trained before this option).
+        refine_iter: ``phase_head: pghi``: fast Griffin-Lim iterations at the internal STFT started
+            from PGHI's phase (0: PGHI alone). Where the predicted magnitude has no fine structure
+            (unresolved high harmonics, noise) PGHI's phase advances at each bin's centre frequency,
+            which repeats every n_fft samples: a comb. A few iterations break it (docs/vocoder.md).
     """
 
     def __init__(self, mel_cfg: MelConfig, dim: int = 256, intermediate_dim: int = 768, num_layers: int = 4,
@@ -201,7 +205,7 @@ class PhaseGenerator(Generator):
                  branch_intermediate_dim: int = 256, amp_layers: int = 1, phase_layers: int = 2,
                  amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6,
                  upsampler: str = "transposed", max_deviation: float = 1.0, amp_residual: bool = True,
-                 nnls_iter: int = 0):
+                 nnls_iter: int = 0, refine_iter: int = 0):
         super().__init__(mel_cfg)
         if upsample not in (1, 2, 4):
             raise ValueError(f"phase: upsample must be 1, 2 or 4, got {upsample}")
@@ -215,6 +219,8 @@ class PhaseGenerator(Generator):
             raise ValueError("phase: amp_residual: false needs amp_prior: true (the magnitude would be nothing)")
         if upsampler not in ("transposed", "linear"):
             raise ValueError(f"phase: upsampler must be 'transposed' or 'linear', got {upsampler!r}")
+        if refine_iter < 0 or (refine_iter and phase_head != "pghi"):
+            raise ValueError(f"phase: refine_iter must be >= 0 and needs phase_head: pghi, got {refine_iter}")
         if nnls_iter < 0 or (nnls_iter and not amp_prior):
             raise ValueError(f"phase: nnls_iter must be >= 0 and needs amp_prior: true, got {nnls_iter}")
         self.stft_hop = mel_cfg.hop_length // upsample
@@ -226,10 +232,10 @@ class PhaseGenerator(Generator):
                            branch_intermediate_dim=branch_intermediate_dim, amp_layers=amp_layers,
                            phase_layers=phase_layers, amp_prior=bool(amp_prior), phase_head=phase_head,
                            max_log_magnitude=max_log_magnitude, upsampler=upsampler, max_deviation=max_deviation,
-                           amp_residual=bool(amp_residual), nnls_iter=int(nnls_iter))
+                           amp_residual=bool(amp_residual), nnls_iter=int(nnls_iter), refine_iter=int(refine_iter))
         self.upsampler, self.max_deviation = upsampler, float(max_deviation)
         self.upsample, self.amp_prior, self.phase_head = upsample, bool(amp_prior), phase_head
-        self.amp_residual, self.nnls_iter = bool(amp_residual), int(nnls_iter)
+        self.amp_residual, self.nnls_iter, self.refine_iter = bool(amp_residual), int(nnls_iter), int(refine_iter)
         self.max_log_magnitude = max_log_magnitude
         n_freqs = self.stft_n_fft // 2 + 1
 
@@ -337,9 +343,21 @@ class PhaseGenerator(Generator):
         Returns:
             Tensor: (B, F, T') radians, on ``log_mag``'s device.
         """
-        mag = torch.exp(log_mag.detach().float()).cpu().numpy()
-        phase = pghi(mag, self.stft_n_fft, self.stft_hop)
-        return torch.from_numpy(phase).to(device=log_mag.device, dtype=torch.float32)
+        mag = torch.exp(log_mag.detach().float())
+        phase = torch.from_numpy(pghi(mag.cpu().numpy(), self.stft_n_fft, self.stft_hop)).to(mag.device, torch.float32)
+        if not self.refine_iter:
+            return phase
+        frames, length = mag.shape[-1], mag.shape[-1] * self.stft_hop
+        window = self.stft_window.float()
+
+        def forward(y):
+            return torch.stft(y, self.stft_n_fft, self.stft_hop, window=window, center=True,
+                              return_complex=True)[..., :frames]
+
+        def inverse(spec):
+            return torch.istft(spec, self.stft_n_fft, self.stft_hop, window=window, center=True, length=length)
+
+        return torch.angle(fast_griffin_lim(mag, forward, inverse, self.refine_iter, torch.polar(mag, phase)))
 
     def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """mel (B, n_mels, T) → (magnitude, phase), each (B, n_fft // 2 + 1, T·upsample)."""
