@@ -31,6 +31,7 @@ def main() -> int:
     ap.add_argument("--vocoder", action="append", default=[], metavar="griffinlim|LABEL=PATH")
     ap.add_argument("--fmax", type=float, default=4000.0)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--dpi", type=int, default=60)
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -81,7 +82,7 @@ def main() -> int:
                  fontsize=10)
     fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=90)
+    fig.savefig(args.out, dpi=args.dpi)
     print(args.out)
     return 0
 
