@@ -35,6 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
     "specgan phase (pghi head, 512/64)": {"name": "phase", "phase_head": "pghi", "n_fft": 512, "upsample": 4,
                                           "upsampler": "linear", "amp_layers": 3, "nnls_iter": 30},
+    "specgan phase (pghi + 16 GL, voices.yaml)": {"name": "phase", "phase_head": "pghi", "n_fft": 512, "upsample": 4,
+                                                  "upsampler": "linear", "amp_layers": 3, "nnls_iter": 30,
+                                                  "refine_iter": 16},
     "specgan phase (phase-only, integrate)": {"name": "phase", "amp_residual": False, "upsample": 1,
                                               "phase_head": "integrate", "nnls_iter": 30},
 }
