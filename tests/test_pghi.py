@@ -114,3 +114,31 @@ def test_griffin_lim_refinement_makes_the_pghi_spectrum_more_consistent():
     assert errors[1] < 0.8 * errors[0], errors
     with pytest.raises(ValueError, match="refine_iter"):
         PhaseGenerator(mel_cfg, refine_iter=4)
+
+
+def test_the_voices_recipes_vocoder_trains_by_regression_only(tmp_path):
+    """recipes/voices.yaml's design (pghi head + Griffin-Lim refinement, amplitude/mel/MR-STFT, no
+    critic steps) builds at its full size and trains: two steps, finite losses, no critic loss."""
+    import dataclasses
+    from pathlib import Path
+
+    import soundfile as sf
+    from conftest import speech_like
+
+    from specgan.recipe import load_recipe
+    from vocoder.data import SegmentDataset
+    from vocoder.train import VocoderTrainer
+
+    recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "voices.yaml")
+    vc = recipe.vocoder
+    assert vc.generator["phase_head"] == "pghi" and vc.generator["refine_iter"] > 0
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f"c{i}.wav"))
+        sf.write(paths[-1], speech_like(recipe.mel.sample_rate, 0.6, seed=i), recipe.mel.sample_rate)
+    data = SegmentDataset(paths, recipe.mel.sample_rate, vc.segment_samples, seed=0)
+    tr = VocoderTrainer(dataclasses.replace(vc, batch_size=2), recipe.mel, data, None, tmp_path / "run", seed=0)
+    for _ in range(2):
+        out = tr.train_step(tr.next_batch())
+    assert {"gen/mel", "gen/amp", "gen/stft"} <= set(out) and "critic/loss" not in out and "gen/adv" not in out
+    assert all(torch.isfinite(v) for v in out.values())
