@@ -35,11 +35,12 @@ def _signals():
             "harmonic": harmonic, "pulses": pulses}
 
 
+@pytest.mark.parametrize("mode", ["offline", "frames"])
 @pytest.mark.parametrize("name", ["sine", "chirp", "harmonic", "pulses"])
-def test_pghi_rebuilds_a_consistent_phase_from_the_magnitude_alone(name):
+def test_pghi_rebuilds_a_consistent_phase_from_the_magnitude_alone(name, mode):
     y = torch.from_numpy(_signals()[name].astype(np.float32))
     mag = _stft(y).abs()
-    phase = torch.from_numpy(pghi(mag.numpy(), N_FFT, HOP)).float()
+    phase = torch.from_numpy(pghi(mag.numpy(), N_FFT, HOP, mode=mode)).float()
     ours = _spectral_convergence(mag, phase, len(y))
     zero = _spectral_convergence(mag, torch.zeros_like(mag), len(y))
     # the convention is torch.stft's: the same phase in the centre-referred convention (+π per bin) is bad
@@ -60,6 +61,8 @@ def test_pghi_batches_the_leading_axes_and_refuses_a_wrong_bin_count():
     assert same[mag > 1e-3 * mag.max()].all()
     with pytest.raises(ValueError, match="257 frequency bins"):
         pghi(mag[:-1], N_FFT, HOP)
+    with pytest.raises(ValueError, match="mode"):
+        pghi(mag, N_FFT, HOP, mode="causal")
 
 
 def test_pghi_head_learns_only_the_magnitude():
@@ -114,6 +117,14 @@ def test_griffin_lim_refinement_makes_the_pghi_spectrum_more_consistent():
     assert errors[1] < 0.8 * errors[0], errors
     with pytest.raises(ValueError, match="refine_iter"):
         PhaseGenerator(mel_cfg, refine_iter=4)
+    with pytest.raises(ValueError, match="pghi_mode"):
+        PhaseGenerator(mel_cfg, phase_head="pghi", pghi_mode="causal")
+    frames = PhaseGenerator(mel_cfg, pghi_mode="frames", **kw)
+    frames.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        _, log_amp, phase, _ = frames.forward_with_spectrum(mel)
+    expect = pghi(torch.exp(log_amp).numpy(), N_FFT, HOP, mode="frames")
+    np.testing.assert_allclose(phase.numpy(), expect, atol=1e-4)
 
 
 def test_the_voices_recipes_vocoder_trains_by_regression_only(tmp_path):

@@ -38,6 +38,9 @@ VARIANTS = {
     "specgan phase (pghi + 16 GL, voices.yaml)": {"name": "phase", "phase_head": "pghi", "n_fft": 512, "upsample": 4,
                                                   "upsampler": "linear", "amp_layers": 3, "nnls_iter": 30,
                                                   "refine_iter": 16},
+    "specgan phase (pghi frames + 16 GL)": {"name": "phase", "phase_head": "pghi", "n_fft": 512, "upsample": 4,
+                                            "upsampler": "linear", "amp_layers": 3, "nnls_iter": 30,
+                                            "refine_iter": 16, "pghi_mode": "frames"},
     "specgan phase (phase-only, integrate)": {"name": "phase", "amp_residual": False, "upsample": 1,
                                               "phase_head": "integrate", "nnls_iter": 30},
 }

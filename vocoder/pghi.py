@@ -107,8 +107,60 @@ def _integrate(s, dphi_t, dphi_f, floor, phase, done):
                 size = _heap_push(keys, rows, cols, size, s[f - 1, t], f - 1, t)
 
 
+@numba.njit(cache=True)
+def _integrate_frames(s, dphi_t, dphi_f, floor, phase):
+    """Frame by frame (the real-time variant, RTPGHI: Průša & Holighaus 2017): each frame's phases
+    come from the previous frame's (forward in time) and from neighbours in the same frame, in order
+    of decreasing magnitude; the heap holds at most two frames, so it stays small and in cache."""
+    n_f, n_t = s.shape
+    keys = np.empty(4 * n_f, np.float64)
+    rows = np.empty(4 * n_f, np.int64)   # 0: previous frame, 1: this frame
+    cols = np.empty(4 * n_f, np.int64)
+    done = np.zeros(n_f, np.bool_)
+    for t in range(n_t):
+        left = 0
+        for f in range(n_f):
+            done[f] = s[f, t] < floor  # below the floor: keeps its random phase
+            if not done[f]:
+                left += 1
+        size = 0
+        if t > 0:
+            for f in range(n_f):
+                if s[f, t - 1] >= floor:
+                    size = _heap_push(keys, rows, cols, size, s[f, t - 1], 0, f)
+        while left > 0:
+            if size == 0:  # nothing to spread from: start at this frame's largest bin not yet set
+                best, arg = -np.inf, -1
+                for f in range(n_f):
+                    if not done[f] and s[f, t] > best:
+                        best, arg = s[f, t], f
+                phase[arg, t] = 0.0 if t == 0 else phase[arg, t]
+                done[arg] = True
+                left -= 1
+                size = _heap_push(keys, rows, cols, size, s[arg, t], 1, arg)
+                continue
+            which, f, size = _heap_pop(keys, rows, cols, size)
+            if which == 0:
+                if not done[f]:
+                    phase[f, t] = phase[f, t - 1] + 0.5 * (dphi_t[f, t - 1] + dphi_t[f, t])
+                    done[f] = True
+                    left -= 1
+                    size = _heap_push(keys, rows, cols, size, s[f, t], 1, f)
+            else:
+                if f + 1 < n_f and not done[f + 1]:
+                    phase[f + 1, t] = phase[f, t] + 0.5 * (dphi_f[f, t] + dphi_f[f + 1, t])
+                    done[f + 1] = True
+                    left -= 1
+                    size = _heap_push(keys, rows, cols, size, s[f + 1, t], 1, f + 1)
+                if f > 0 and not done[f - 1]:
+                    phase[f - 1, t] = phase[f, t] - 0.5 * (dphi_f[f, t] + dphi_f[f - 1, t])
+                    done[f - 1] = True
+                    left -= 1
+                    size = _heap_push(keys, rows, cols, size, s[f - 1, t], 1, f - 1)
+
+
 def pghi(magnitude: np.ndarray, n_fft: int, hop: int, win_length: int | None = None, tol: float = 1e-5,
-         lam: float | None = None, seed: int = 0) -> np.ndarray:
+         lam: float | None = None, seed: int = 0, mode: str = "offline") -> np.ndarray:
     """The phase PGHI gives a (Hann-windowed, centred) STFT magnitude.
 
     Args:
@@ -118,6 +170,9 @@ def pghi(magnitude: np.ndarray, n_fft: int, hop: int, win_length: int | None = N
         tol: coefficients below tol x the clip's largest get a random phase (they carry no gradient).
         lam: the Gaussian's λ in samples² (default HANN_LAMBDA · win_length²).
         seed: for the random phases.
+        mode: ``"offline"`` (one heap over the whole clip: each phase reached from its strongest
+            neighbour in any direction) or ``"frames"`` (frame by frame, forward in time only:
+            RTPGHI, a heap of two frames; faster, and usable on a stream).
 
     Returns:
         np.ndarray: float64 phases in radians, same shape, in ``torch.stft``'s convention.
@@ -127,8 +182,10 @@ def pghi(magnitude: np.ndarray, n_fft: int, hop: int, win_length: int | None = N
         raise ValueError(f"pghi: expected {n_fft // 2 + 1} frequency bins for n_fft {n_fft}, got {mag.shape[-2]}")
     if mag.ndim > 2:
         flat = mag.reshape(-1, *mag.shape[-2:])
-        return np.stack([pghi(m, n_fft, hop, win_length, tol, lam, seed + i) for i, m in enumerate(flat)]).reshape(
-            mag.shape)
+        return np.stack([pghi(m, n_fft, hop, win_length, tol, lam, seed + i, mode)
+                         for i, m in enumerate(flat)]).reshape(mag.shape)
+    if mode not in ("offline", "frames"):
+        raise ValueError(f"pghi: mode must be 'offline' or 'frames', got {mode!r}")
     win = int(win_length or n_fft)
     lam = HANN_LAMBDA * win * win if lam is None else float(lam)
     n_f, n_t = mag.shape
@@ -144,7 +201,10 @@ def pghi(magnitude: np.ndarray, n_fft: int, hop: int, win_length: int | None = N
     phase = np.random.default_rng(seed).uniform(-math.pi, math.pi, size=s.shape)
     done = np.zeros(s.shape, dtype=np.bool_)
     floor = float(s.max()) + math.log(tol)
-    _integrate(s, np.ascontiguousarray(dphi_t), np.ascontiguousarray(dphi_f), floor, phase, done)
+    if mode == "frames":
+        _integrate_frames(s, np.ascontiguousarray(dphi_t), np.ascontiguousarray(dphi_f), floor, phase)
+    else:
+        _integrate(s, np.ascontiguousarray(dphi_t), np.ascontiguousarray(dphi_f), floor, phase, done)
     # centre-referred → frame-start-referred (torch.stft): the window's centre is n_fft / 2 samples in,
     # a shift of -2π·bin·(n_fft/2)/n_fft = -π·bin
     return phase - math.pi * bins

@@ -198,6 +198,8 @@ class PhaseGenerator(Generator):
             from PGHI's phase (0: PGHI alone). Where the predicted magnitude has no fine structure
             (unresolved high harmonics, noise) PGHI's phase advances at each bin's centre frequency,
             which repeats every n_fft samples: a comb. A few iterations break it (docs/vocoder.md).
+        pghi_mode: ``"offline"`` (one heap over the clip) or ``"frames"`` (frame by frame, RTPGHI:
+            half the time, the same PESQ from a true magnitude; :func:`vocoder.pghi.pghi`).
     """
 
     def __init__(self, mel_cfg: MelConfig, dim: int = 256, intermediate_dim: int = 768, num_layers: int = 4,
@@ -205,7 +207,7 @@ class PhaseGenerator(Generator):
                  branch_intermediate_dim: int = 256, amp_layers: int = 1, phase_layers: int = 2,
                  amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6,
                  upsampler: str = "transposed", max_deviation: float = 1.0, amp_residual: bool = True,
-                 nnls_iter: int = 0, refine_iter: int = 0):
+                 nnls_iter: int = 0, refine_iter: int = 0, pghi_mode: str = "offline"):
         super().__init__(mel_cfg)
         if upsample not in (1, 2, 4):
             raise ValueError(f"phase: upsample must be 1, 2 or 4, got {upsample}")
@@ -219,6 +221,8 @@ class PhaseGenerator(Generator):
             raise ValueError("phase: amp_residual: false needs amp_prior: true (the magnitude would be nothing)")
         if upsampler not in ("transposed", "linear"):
             raise ValueError(f"phase: upsampler must be 'transposed' or 'linear', got {upsampler!r}")
+        if pghi_mode not in ("offline", "frames"):
+            raise ValueError(f"phase: pghi_mode must be 'offline' or 'frames', got {pghi_mode!r}")
         if refine_iter < 0 or (refine_iter and phase_head != "pghi"):
             raise ValueError(f"phase: refine_iter must be >= 0 and needs phase_head: pghi, got {refine_iter}")
         if nnls_iter < 0 or (nnls_iter and not amp_prior):
@@ -232,10 +236,12 @@ class PhaseGenerator(Generator):
                            branch_intermediate_dim=branch_intermediate_dim, amp_layers=amp_layers,
                            phase_layers=phase_layers, amp_prior=bool(amp_prior), phase_head=phase_head,
                            max_log_magnitude=max_log_magnitude, upsampler=upsampler, max_deviation=max_deviation,
-                           amp_residual=bool(amp_residual), nnls_iter=int(nnls_iter), refine_iter=int(refine_iter))
+                           amp_residual=bool(amp_residual), nnls_iter=int(nnls_iter), refine_iter=int(refine_iter),
+                           pghi_mode=pghi_mode)
         self.upsampler, self.max_deviation = upsampler, float(max_deviation)
         self.upsample, self.amp_prior, self.phase_head = upsample, bool(amp_prior), phase_head
         self.amp_residual, self.nnls_iter, self.refine_iter = bool(amp_residual), int(nnls_iter), int(refine_iter)
+        self.pghi_mode = pghi_mode
         self.max_log_magnitude = max_log_magnitude
         n_freqs = self.stft_n_fft // 2 + 1
 
@@ -344,7 +350,8 @@ class PhaseGenerator(Generator):
             Tensor: (B, F, T') radians, on ``log_mag``'s device.
         """
         mag = torch.exp(log_mag.detach().float())
-        phase = torch.from_numpy(pghi(mag.cpu().numpy(), self.stft_n_fft, self.stft_hop)).to(mag.device, torch.float32)
+        phase = torch.from_numpy(pghi(mag.cpu().numpy(), self.stft_n_fft, self.stft_hop, mode=self.pghi_mode))
+        phase = phase.to(mag.device, torch.float32)
         if not self.refine_iter:
             return phase
         frames, length = mag.shape[-1], mag.shape[-1] * self.stft_hop
