@@ -16,6 +16,7 @@ older); a missing or stale ``model.safetensors`` is rewritten from the state.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -185,6 +186,25 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
     metrics = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
     return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
             "cpu_seconds": trainer.cpu_seconds, **metrics}
+
+
+def train_to_cpu_budget(out: Path, budget: float, train) -> float:
+    """Call ``train(cpu_seconds)`` until the run in ``out`` has trained for ``budget`` CPU seconds
+    and has a model file (the equal-budget ablations); return the CPU seconds it has used.
+
+    The CPU time behind the last checkpoint is in its state.pt (the skeleton counts it), so a kill
+    loses no accounting; ``out/budget.json`` is kept for runs from before that counter. ``train``
+    gets the seconds left and returns its result dict with ``cpu_seconds`` (the run's total).
+    """
+    ledger = out / "budget.json"
+    used = json.loads(ledger.read_text())["cpu_seconds"] if ledger.is_file() else 0.0
+    if (out / "state.pt").is_file():
+        used = max(used, float(load_training_state(out / "state.pt").get("cpu_seconds", 0.0)))
+    while used < budget - 1 or not (out / "model.safetensors").is_file():
+        res = train(max(budget - used, 1.0))
+        used = max(used + 1, res["cpu_seconds"])  # +1: never loop without progress
+        ledger.write_text(json.dumps({"cpu_seconds": used}))
+    return used
 
 
 def _start(trainer, p: Plan, recipe: Recipe, out: Path, target: int, init_from: str | None) -> None:

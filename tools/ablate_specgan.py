@@ -96,7 +96,7 @@ def run_one(args, name: str) -> dict:
     torch.set_num_threads(1)
     from specgan.evaluate import generation_metrics
     from specgan.sampling import load_stage_one
-    from specgan.training import train_specgan
+    from specgan.training import train_specgan, train_to_cpu_budget
     from vocoder.registry import build_generator
 
     recipe = _recipe(args, name)
@@ -104,23 +104,14 @@ def run_one(args, name: str) -> dict:
         recipe.evaluate.n_generated = args.n_generated
     out = recipe.work / SECTION / name
     out.mkdir(parents=True, exist_ok=True)
-    # The CPU time behind the last checkpoint is in its state.pt (the skeleton counts it), so a
-    # kill loses no accounting; budget.json is what runs before that counter wrote.
-    ledger = out / "budget.json"
-    used = json.loads(ledger.read_text())["cpu_seconds"] if ledger.is_file() else 0.0
-    if (out / "state.pt").is_file():
-        from vocoder.checkpoint import load_training_state
-
-        used = max(used, float(load_training_state(out / "state.pt").get("cpu_seconds", 0.0)))
     budget = args.cpu_minutes * 60
     done = out / "result.json"
-    if done.is_file() and used >= budget - 1 and json.loads(done.read_text())["cpu_minutes"] * 60 >= budget - 1:
+    if done.is_file() and json.loads(done.read_text())["cpu_minutes"] * 60 >= budget - 1 \
+            and (out / "model.safetensors").is_file():
         return json.loads(done.read_text())  # trained and scored at this budget already
-    while used < budget - 1 or not (out / "model.safetensors").is_file():
-        res = train_specgan(recipe, steps=10**9, out=out, progress=False, mode="run", device="cpu",
-                            cpu_seconds=max(budget - used, 1.0), meta={"ablation": name})
-        used = max(used + 1, res["cpu_seconds"])  # +1: never loop without progress
-        ledger.write_text(json.dumps({"cpu_seconds": used}))
+    used = train_to_cpu_budget(out, budget, lambda seconds: train_specgan(
+        recipe, steps=10**9, out=out, progress=False, mode="run", device="cpu", cpu_seconds=seconds,
+        meta={"ablation": name}))
     model = load_stage_one(out / "model.safetensors")
     gl = build_generator({"name": "griffinlim"}, recipe.mel).eval()
     # One candidate scores at a time: the evaluation classifier (<work>/classifier) is trained on

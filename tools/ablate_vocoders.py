@@ -90,24 +90,13 @@ def run_one(args, name: str) -> dict:
 
     torch.set_num_threads(1)
     from specgan.evaluate import _clips, copy_synthesis, is_speech
-    from specgan.training import train_vocoder
+    from specgan.training import train_to_cpu_budget, train_vocoder
 
     recipe = _recipe(args.recipe, name, args.work_dir)
     out = recipe.work / "ablation" / name
     out.mkdir(parents=True, exist_ok=True)
-    # The CPU time behind the last checkpoint is in its state.pt (the skeleton counts it), so a
-    # kill loses no accounting; budget.json is what runs before that counter wrote.
-    ledger = out / "budget.json"
-    used = json.loads(ledger.read_text())["cpu_seconds"] if ledger.is_file() else 0.0
-    if (out / "state.pt").is_file():
-        from vocoder.checkpoint import load_training_state
-
-        used = max(used, float(load_training_state(out / "state.pt").get("cpu_seconds", 0.0)))
-    budget = args.cpu_minutes * 60
-    while used < budget - 1:
-        res = train_vocoder(recipe, steps=10**7, out=out, progress=False, mode="run", cpu_seconds=budget - used)
-        used = max(used + 1, res["cpu_seconds"])  # +1: never loop without progress
-        ledger.write_text(json.dumps({"cpu_seconds": used}))
+    used = train_to_cpu_budget(out, args.cpu_minutes * 60, lambda seconds: train_vocoder(
+        recipe, steps=10**7, out=out, progress=False, mode="run", cpu_seconds=seconds))
     import vocoder
 
     g = vocoder.load(out / "model.safetensors")

@@ -134,7 +134,8 @@ def _integrate_frames(s, dphi_t, dphi_f, floor, phase):
                 for f in range(n_f):
                     if not done[f] and s[f, t] > best:
                         best, arg = s[f, t], f
-                phase[arg, t] = 0.0 if t == 0 else phase[arg, t]
+                if t == 0:  # later frames keep the random phase a new component starts with
+                    phase[arg, t] = 0.0
                 done[arg] = True
                 left -= 1
                 size = _heap_push(keys, rows, cols, size, s[arg, t], 1, arg)

@@ -325,7 +325,8 @@ class PhaseGenerator(Generator):
         else:
             log_mag = self.amp(h)
         if self.phase_head == "pghi":
-            return log_mag.clamp(max=self.max_log_magnitude), self.pghi_phase(log_mag.clamp(max=self.max_log_magnitude))
+            log_mag = log_mag.clamp(max=self.max_log_magnitude)
+            return log_mag, self.pghi_phase(log_mag)
         p = self.phase(h)
         if self.phase_head == "atan2":
             re, im = p.chunk(2, dim=1)
