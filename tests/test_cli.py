@@ -19,6 +19,31 @@ def specgan(*args, check=True):
     return proc
 
 
+def specgan_here(*args, check=True):
+    """The same command through ``specgan.cli.main`` in this process: for the short calls (an error
+    message, an "up to date"), where a fresh interpreter would spend its ~5 s importing torch."""
+    import contextlib
+    import io
+    import os
+
+    from specgan.cli import main
+
+    out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(list(args))
+            except SystemExit as e:  # argparse
+                rc = e.code
+    finally:
+        os.chdir(cwd)
+    proc = subprocess.CompletedProcess(["specgan", *args], rc, out.getvalue(), err.getvalue())
+    if check and rc != 0:
+        raise AssertionError(f"specgan {' '.join(args)} failed ({rc}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
 def test_help_explains_every_command():
     out = specgan("--help").stdout
     for cmd in ("prepare", "features", "train", "run", "synth", "vocode", "export", "recipe"):
@@ -51,7 +76,7 @@ def test_tiny_recipe_prepare_and_features_twice(tmp_path):
     for stage in ("data", "features"):
         assert (work / stage / "config.yaml").is_file()  # the resolved recipe beside each output
 
-    assert "up to date" in specgan("prepare", *common).stdout
+    assert "up to date" in specgan_here("prepare", *common).stdout
     out = specgan("features", *common).stdout
     for split in ("train", "dev", "test"):
         assert f"features/{split}: {counts[split]} items (0 extracted, {counts[split]} reused from cache)" in out
@@ -70,7 +95,7 @@ def test_tiny_recipe_trains_both_stages_resumes_and_exports(tmp_path):
     assert "specgan: step 4" in out and "critic/wdist" in out
     for f in ("model.safetensors", "state.pt", "config.yaml", "history.jsonl", "samples/step0000004.png"):
         assert (work / "specgan" / f).is_file(), f
-    assert "specgan: up to date at step 4" in specgan("train", *common, "--stage", "specgan").stdout
+    assert "specgan: up to date at step 4" in specgan_here("train", *common, "--stage", "specgan").stdout
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "specgan.cli", "train", *common, "--stage", "specgan", "--resume", "--steps", "6"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -87,13 +112,13 @@ def test_tiny_recipe_trains_both_stages_resumes_and_exports(tmp_path):
 
     meta = vocoder.load(voc / "model.safetensors").checkpoint_meta
     assert MelStats.from_dict(meta["stats"]).n_mels == meta["mel"].n_mels  # features ran first
-    assert "up to date at step 4" in specgan("train", *common, "--stage", "vocoder").stdout
+    assert "up to date at step 4" in specgan_here("train", *common, "--stage", "vocoder").stdout
     # The one skip/resume policy: more steps of the same recipe continue the run.
     out = specgan("train", *common, "--stage", "vocoder", "--steps", "6", "--no-progress").stdout
     assert "vocoder: step 6" in out
     steps = [json.loads(line)["step"] for line in (voc / "history.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 6 and 4 in steps
-    specgan("export", "--vocoder", str(voc / "model.safetensors"), "--onnx", str(tmp_path / "v.onnx"))
+    specgan_here("export", "--vocoder", str(voc / "model.safetensors"), "--onnx", str(tmp_path / "v.onnx"))
     assert (tmp_path / "v.onnx").stat().st_size > 10_000
 
 
@@ -132,32 +157,32 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     out = wrapper.stdout
     assert out.count("up to date") == 6, out
     assert (work / "synth" / "synth.json").stat().st_mtime_ns == stamp
-    out = specgan("run", *common, "--stage", "synth", "--stop-stage", "4", "--force", "--set", "synth.n=2").stdout
+    out = specgan_here("run", *common, "--stage", "synth", "--stop-stage", "4", "--force", "--set", "synth.n=2").stdout
     assert "2 clips" in out and "evaluate" not in out
 
     # synth: griffinlim, a label, a seed, a latent walk
-    specgan("synth", *common, "--vocoder", "griffinlim", "--label", "seven", "--n", "2", "--seed", "40",
+    specgan_here("synth", *common, "--vocoder", "griffinlim", "--label", "seven", "--n", "2", "--seed", "40",
             "--out", str(tmp_path / "gl"))
     assert sorted(p.name for p in (tmp_path / "gl").glob("*.wav")) == ["seven_seed00040.wav", "seven_seed00041.wav"]
-    specgan("synth", *common, "--interpolate", "1", "2", "--points", "3", "--label", "two", "--out", str(tmp_path / "w"))
+    specgan_here("synth", *common, "--interpolate", "1", "2", "--points", "3", "--label", "two", "--out", str(tmp_path / "w"))
     assert sorted(p.name for p in (tmp_path / "w").glob("*.wav")) == [f"walk1-2_0{i}_two.wav" for i in range(3)]
     for bad, msg in ((["--label", "eleven"], "unknown label 'eleven'"), (["--n", "0"], "--n must be at least 1"),
                      (["--duration", "3"], "this model generates 1 to 16384 samples"),
                      (["--vocoder", "nonexistent.safetensors"], "not found")):
-        proc = specgan("synth", *common, *bad, "--out", str(tmp_path / "bad"), check=False)
+        proc = specgan_here("synth", *common, *bad, "--out", str(tmp_path / "bad"), check=False)
         assert proc.returncode == 2 and msg in proc.stderr, (bad, proc.stderr)
 
     # a vocoder trained for another mel is refused, naming the field
     other = tmp_path / "other"
     specgan("train", "--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}", "--set", "mel.n_mels=32",
             "--stage", "vocoder", "--steps", "1", "--out", str(other), "--no-progress")
-    proc = specgan("synth", *common, "--vocoder", str(other), check=False)
+    proc = specgan_here("synth", *common, "--vocoder", str(other), check=False)
     assert proc.returncode == 2 and "n_mels: 32" in proc.stderr and "64" in proc.stderr, proc.stderr
 
     # vocode: a WAV and a log-mel .npy (copy synthesis)
     np.save(tmp_path / "m.npy", np.load(work / "synth" / "mels.npy")[0])
     src = str(work / json.loads((work / "data" / "test.jsonl").read_text().splitlines()[0])["path"])
-    specgan("vocode", "--vocoder", str(work / "vocoder"), str(tmp_path / "m.npy"), src, "--out", str(tmp_path / "v"))
+    specgan_here("vocode", "--vocoder", str(work / "vocoder"), str(tmp_path / "m.npy"), src, "--out", str(tmp_path / "v"))
     y, sr = sf.read(tmp_path / "v" / "m.wav")
     assert sr == 16000 and y.shape == (64 * 256,) and np.abs(y).max() > 0
     assert (tmp_path / "v" / f"{Path(src).stem}.wav").is_file()
