@@ -107,6 +107,62 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
             "threads": torch.get_num_threads()}
 
 
+def note_items(recipe: Recipe, split: str, max_notes: int | None = None) -> list:
+    """The split's single notes with a known MIDI pitch (``labels.pitch``; music excerpts and
+    unpitched clips left out), sorted by (group, pitch, id) and thinned evenly to ``max_notes`` so
+    every instrument and the whole pitch range stay in."""
+    from specgan.data.prepare import load_split
+
+    notes = [it for it in load_split(recipe, split)
+             if it.labels.get("pitch") is not None and it.labels.get("kind", "note") == "note"]
+    notes.sort(key=lambda it: (it.group, int(it.labels["pitch"]), it.id))
+    if max_notes is not None and len(notes) > max_notes:
+        notes = [notes[i] for i in np.linspace(0, len(notes) - 1, max_notes).round().astype(int)]
+    return notes
+
+
+@torch.inference_mode()
+def copy_pitch(generator, recipe: Recipe, split: str = "test", max_notes: int | None = 147,
+               tolerance_cents: float = 50.0) -> dict:
+    """Copy synthesis of single notes, scored against the asked pitch: the share of notes whose
+    median pYIN pitch lies within ``tolerance_cents`` of their MIDI pitch, for the originals and
+    for ``generator``'s copies (issue 12: copies at >= 0.95x the originals' rate), and the copies'
+    hop-rate buzz on the notes alone.
+
+    Returns:
+        {"notes", "real", "copies", "ratio", "buzz_db"} with ``real``/``copies`` the dicts of
+        :func:`specgan.metrics.pitch_accuracy`; empty when the split has no pitched notes.
+    """
+    from specgan import metrics as M
+    from specgan.audio import load_clip
+    from vocoder.mel import MelSpectrogram
+
+    notes = note_items(recipe, split, max_notes)
+    if not notes:
+        return {}
+    mel_cfg = recipe.mel
+    mel_fn, sr, hop = MelSpectrogram(mel_cfg), mel_cfg.sample_rate, mel_cfg.hop_length
+    refs, copies, buzz = [], [], []
+    from specgan.progress import bar
+
+    for it in bar(notes, desc="evaluate: note pitch through the vocoder", unit="note"):
+        y = torch.from_numpy(mel_cfg.crop_samples(load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)))
+        y = y[None, None]
+        est = generator(mel_cfg.crop_frames(mel_fn(y), y.shape[-1]))[0, 0].numpy()
+        ref = y[0, 0].numpy()
+        refs.append(ref)
+        copies.append(est)
+        buzz.append(M.buzz_db(est, ref, sr, hop))
+    midi = [int(it.labels["pitch"]) for it in notes]
+    tol = tolerance_cents / 100.0
+    real = M.pitch_accuracy(refs, midi, sr, tolerance=tol, hop=hop)
+    gen = M.pitch_accuracy(copies, midi, sr, tolerance=tol, hop=hop)
+    ratio = gen["pitch_accuracy"] / real["pitch_accuracy"] if real["pitch_accuracy"] else float("nan")
+    return {"protocol": f"median pYIN pitch of each note within {tolerance_cents:g} cents of its MIDI pitch; "
+                        f"{len(notes)} notes of the {split} split (every group, the whole pitch range)",
+            "notes": len(notes), "real": real, "copies": gen, "ratio": ratio, "buzz_db": float(np.mean(buzz))}
+
+
 def _split_set(recipe: Recipe, split: str, stats, frames: int, vocab=None, max_items=None, seed: int = 0):
     """A :class:`MelDataset` of a split's cached features (optionally a seeded random subset)."""
     from specgan.features.cache import load_features, load_index
@@ -291,6 +347,9 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info, extra:
     for name, g, what in (("trained", voc, desc), ("griffinlim", gl, "griffinlim")):
         report(f"evaluate: copy synthesis with {what}")
         out["vocoder"][name] = {"model": what, **copy_synthesis(g, clips, recipe, speech=speech)}
+        notes = copy_pitch(g, recipe, ec.split, min(ec.max_items or 147, 147))  # {} unless the split has notes
+        if notes:
+            out["vocoder"][name]["note_pitch"] = notes
     out.update(extra or {})
     path = atomic_write(recipe.work / "eval" / "metrics.json", lambda tmp: tmp.write_text(json.dumps(out, indent=1)))
     out["path"] = str(path)
@@ -320,4 +379,9 @@ def summary_lines(m: dict) -> str:
         extra = "".join(f", {n} {r[n]:.3f}" for n in ("f0_rmse_cents", "vuv_error", "pesq_wb", "stoi") if n in r)
         lines.append(f"  vocoder {r['model']}: mel-L1 {r['mel_l1']:.3f}, MR-STFT {r['mrstft']:.3f}{extra}, "
                      f"{r['x_real_time']:.1f}x real time")
+        if "note_pitch" in r:
+            p = r["note_pitch"]
+            lines.append(f"  vocoder {r['model']}: notes within 50 cents of the asked pitch: copies "
+                         f"{p['copies']['pitch_accuracy']:.3f}, originals {p['real']['pitch_accuracy']:.3f} "
+                         f"(x{p['ratio']:.2f}), note buzz {p['buzz_db']:.2f} dB")
     return "\n".join(lines)

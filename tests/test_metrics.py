@@ -78,3 +78,51 @@ def test_pesq_and_stoi_of_identical_and_degraded_speech_like_signals():
     assert M.pesq_wb(ref, noisy) < 2.0
     assert M.stoi(ref, ref, sr) == pytest.approx(1.0, abs=1e-6)
     assert M.stoi(ref, noisy, sr) < 0.9
+
+
+def test_copy_pitch_scores_notes_through_a_vocoder_against_their_asked_pitch(tmp_path, monkeypatch):
+    """Harmonic notes at known MIDI pitches: a vocoder that returns each note as it was keeps the
+    originals' rate (ratio 1, no buzz); one that returns it a semitone sharp gets none right."""
+    import soundfile as sf
+    import torch
+
+    import specgan.evaluate as E
+    from specgan.data.manifest import Item
+    from specgan.recipe import load_recipe
+
+    recipe = load_recipe("recipes/tiny.yaml", [f"work_dir={tmp_path / 'w'}"])
+    sr = recipe.mel.sample_rate
+    t = np.arange(sr) / sr
+
+    def note(midi):
+        f = 440.0 * 2 ** ((midi - 69) / 12)
+        return (0.3 * sum(np.sin(2 * np.pi * k * f * t) / k for k in range(1, 6))).astype(np.float32)
+
+    items = []
+    for m in (45, 57, 69, 76):
+        sf.write(tmp_path / f"n{m}.wav", note(m), sr)
+        items.append(Item(id=f"n{m}", path=str(tmp_path / f"n{m}.wav"), labels={"pitch": m, "kind": "note"},
+                          group="synth"))
+    excerpt = Item(id="x", path=str(tmp_path / "n45.wav"), labels={"pitch": None, "kind": "excerpt"}, group="synth")
+    monkeypatch.setattr("specgan.data.prepare.load_split", lambda recipe, split: [excerpt, *items])
+    assert [it.id for it in E.note_items(recipe, "test")] == ["n45", "n57", "n69", "n76"]  # no excerpt
+    assert [it.id for it in E.note_items(recipe, "test", 2)] == ["n45", "n76"]  # thinned evenly
+
+    class Replay(torch.nn.Module):  # "vocodes" note i as the given waveforms, in order
+        def __init__(self, wavs):
+            super().__init__()
+            self.wavs = list(wavs)
+
+        def forward(self, mel):
+            return torch.from_numpy(self.wavs.pop(0))[None, None]
+
+    pre = recipe.data.preprocess
+    from specgan.audio import load_clip
+
+    same = [recipe.mel.crop_samples(load_clip(it.path, sr, pre, recipe.mel.n_fft)) for it in items]
+    good = E.copy_pitch(Replay(same), recipe, "test", None)
+    assert good["notes"] == 4 and good["real"]["pitch_accuracy"] == 1.0 and good["copies"]["pitch_accuracy"] == 1.0
+    assert good["ratio"] == 1.0 and abs(good["buzz_db"]) < 0.1
+    sharp = [recipe.mel.crop_samples(note(it.labels["pitch"] + 1)) for it in items]
+    bad = E.copy_pitch(Replay(sharp), recipe, "test", None)
+    assert bad["copies"]["pitch_accuracy"] == 0.0 and bad["ratio"] == 0.0 and bad["real"]["pitch_accuracy"] == 1.0

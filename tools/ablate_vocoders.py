@@ -75,6 +75,19 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }
 METRICS = ("pesq_wb", "stoi", "f0_rmse_cents", "vuv_error", "buzz_db", "mel_l1", "x_real_time")
+# music recipes: single notes of the split through the vocoder against their asked pitch (issue 12)
+NOTE_METRICS = ("note_pitch_copies", "note_pitch_real", "note_pitch_ratio", "note_buzz_db")
+
+
+def _notes(g, recipe, args) -> dict:
+    """The note-pitch columns (empty for a split without pitched notes, e.g. speech)."""
+    from specgan.evaluate import copy_pitch
+
+    p = copy_pitch(g, recipe, args.split, args.max_notes)
+    if not p:
+        return {}
+    return {"note_pitch_copies": p["copies"]["pitch_accuracy"], "note_pitch_real": p["real"]["pitch_accuracy"],
+            "note_pitch_ratio": p["ratio"], "note_buzz_db": p["buzz_db"], "note_pitch": p}
 
 
 def _recipe(recipe_path: str, name: str, work: str | None):
@@ -103,7 +116,7 @@ def run_one(args, name: str) -> dict:
     clips = _clips(recipe, args.split, args.max_items)
     m = copy_synthesis(g, clips, recipe, speech=is_speech(recipe))
     result = {"name": name, "what": CANDIDATES[name][0], "step": g.checkpoint_meta["step"],
-              "cpu_minutes": used / 60, "clips": len(clips), **m}
+              "cpu_minutes": used / 60, "clips": len(clips), **m, **_notes(g, recipe, args)}
     (out / "result.json").write_text(json.dumps(result, indent=1))
     # one file per budget as well: a candidate resumed at a larger budget keeps its earlier point
     (out / f"result-{round(used / 60)}min.json").write_text(json.dumps(result, indent=1))
@@ -124,17 +137,19 @@ def griffinlim(args) -> dict:
     g = build_generator({"name": "griffinlim"}, recipe.mel)
     clips = _clips(recipe, args.split, args.max_items)
     result = {"name": "griffinlim", "what": "Griffin-Lim, 32 iterations (the floor)", "step": 0,
-              "cpu_minutes": 0.0, "clips": len(clips), **copy_synthesis(g, clips, recipe, speech=is_speech(recipe))}
+              "cpu_minutes": 0.0, "clips": len(clips), **copy_synthesis(g, clips, recipe, speech=is_speech(recipe)),
+              **_notes(g, recipe, args)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     return result
 
 
 def table(rows: list[dict]) -> str:
-    head = "| candidate | what | steps | CPU-min | " + " | ".join(METRICS) + " |"
-    lines = [head, "|" + "---|" * (4 + len(METRICS))]
+    metrics = METRICS + tuple(k for k in NOTE_METRICS if any(k in r for r in rows))
+    head = "| candidate | what | steps | CPU-min | " + " | ".join(metrics) + " |"
+    lines = [head, "|" + "---|" * (4 + len(metrics))]
     for r in rows:
-        cells = [f"{r.get(k, float('nan')):.3g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in METRICS]
+        cells = [f"{r.get(k, float('nan')):.3g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in metrics]
         lines.append(f"| {r['name']} | {r['what']} | {r['step']} | {r['cpu_minutes']:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -148,6 +163,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="candidates trained at once (one thread each)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--max-items", type=int, default=24, help="test clips measured")
+    ap.add_argument("--max-notes", type=int, default=147,
+                    help="music recipes: single notes of the split scored against their asked pitch")
     ap.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one candidate, in a worker process
     args = ap.parse_args()
     if args.run:
@@ -159,7 +176,8 @@ def main() -> int:
         ap.error(f"unknown candidate(s) {unknown}; known: {', '.join(CANDIDATES)}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = [sys.executable, str(Path(__file__).resolve()), "--recipe", args.recipe, "--cpu-minutes",
-            str(args.cpu_minutes), "--split", args.split, "--max-items", str(args.max_items)]
+            str(args.cpu_minutes), "--split", args.split, "--max-items", str(args.max_items), "--max-notes",
+            str(args.max_notes)]
     if args.work_dir:
         base += ["--work-dir", args.work_dir]
     queue, running, failed = ["griffinlim", *names], [], []
