@@ -92,7 +92,8 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
             fm = M.f0_metrics(ref, est, sr, hop=hop)
             row["vuv_error"] = fm["vuv_error"]
             if fm["voiced_frames"]:
-                row["f0_rmse_cents"] = fm["f0_rmse_cents"]
+                for k in ("f0_rmse_cents", "f0_gpe", "f0_fpe_cents"):
+                    row[k] = fm[k]
         if speech:
             try:  # PESQ refuses signals in which it finds no speech (e.g. an untrained vocoder's noise)
                 row["pesq_wb"] = M.pesq_wb(ref, est, sr) if sr == 16000 else float("nan")

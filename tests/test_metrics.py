@@ -65,6 +65,12 @@ def test_pitch_accuracy_and_f0_metrics_on_tones():
     assert same["f0_rmse_cents"] < 1 and same["vuv_error"] == 0
     sharp = M.f0_metrics(ref, _tone(220.0 * 2 ** (50 / 1200), sr), sr)  # +50 cents
     assert 40 < sharp["f0_rmse_cents"] < 60
+    assert sharp["f0_gpe"] == 0.0 and sharp["f0_fpe_cents"] == pytest.approx(sharp["f0_rmse_cents"])
+    # an octave jump in the second half: gross errors there, the fine error stays that of the rest
+    half = len(ref) // 2
+    jump = np.concatenate([_tone(220.0 * 2 ** (50 / 1200), sr)[:half], _tone(440.0, sr)[half:]])
+    split = M.f0_metrics(ref, jump, sr)
+    assert 0.3 < split["f0_gpe"] < 0.7 and split["f0_rmse_cents"] > 600 and 30 < split["f0_fpe_cents"] < 70
 
 
 def test_pesq_and_stoi_of_identical_and_degraded_speech_like_signals():

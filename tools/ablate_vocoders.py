@@ -74,7 +74,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }
-METRICS = ("pesq_wb", "stoi", "f0_rmse_cents", "vuv_error", "buzz_db", "mel_l1", "x_real_time")
+# f0_gpe / f0_fpe_cents: the gross (> 20 %) and fine halves of the F0 error (specgan.metrics.f0_metrics)
+METRICS = ("pesq_wb", "stoi", "f0_rmse_cents", "f0_gpe", "f0_fpe_cents", "vuv_error", "buzz_db", "mel_l1",
+           "x_real_time")
 # music recipes: single notes of the split through the vocoder against their asked pitch (issue 12)
 NOTE_METRICS = ("note_pitch_copies", "note_pitch_real", "note_pitch_ratio", "note_buzz_db")
 

@@ -42,7 +42,8 @@ def main() -> int:
         step = getattr(g, "checkpoint_meta", {}).get("step")
         label = f"{g.registry_name} ({desc}{f', step {step}' if step is not None else ''})"
         results[label] = {**copy_synthesis(g, clips, recipe, speech=is_speech(recipe)), "clips": len(clips)}
-    cols = [c for c in ("mel_l1", "mrstft", "f0_rmse_cents", "vuv_error", "pesq_wb", "stoi", "x_real_time")
+    cols = [c for c in ("mel_l1", "mrstft", "f0_rmse_cents", "f0_gpe", "f0_fpe_cents", "vuv_error", "buzz_db", "pesq_wb",
+                        "stoi", "x_real_time")
             if any(c in r for r in results.values())]
     print(f"{args.recipe}, split {args.split}, {len(clips)} clips")
     print(f"{'vocoder':<70}" + "".join(f" {c:>13}" for c in cols))
