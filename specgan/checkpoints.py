@@ -49,10 +49,14 @@ def load_stage_one(path: str | Path, device: str | torch.device = "cpu") -> Stag
     return StageOne(g, info.mel, MelStats.from_dict(info.stats), list(info.extra.get("vocab", [])), info.step)
 
 
-def half_copy(src: str | Path, dst: str | Path) -> Path:
+def half_copy(src: str | Path, dst: str | Path, kwargs: dict | None = None) -> Path:
     """Write ``src`` (a model file) to ``dst`` with floating tensors in float16, metadata in the
     current contract's layout (a version-1 file is upgraded on the way: the one-time conversion
     of the shipped models). Refuses a weight that float16 cannot hold (|w| > 65504), naming it.
+
+    ``kwargs`` overrides constructor arguments that change no tensor (an inference-time switch such
+    as the ``phase`` vocoder's ``pghi_mode``); the copy must still load (:func:`vocoder.load` checks
+    every shape), else nothing is written.
     """
     import json
 
@@ -72,7 +76,8 @@ def half_copy(src: str | Path, dst: str | Path) -> Path:
             v = v.half()
         out[k] = v.contiguous()
     new = {"format": FORMAT, "kind": info.kind, "version": info.version, "name": info.name,
-           "kwargs": json.dumps(info.kwargs), "step": str(info.step), "extra": json.dumps(info.extra)}
+           "kwargs": json.dumps({**info.kwargs, **(kwargs or {})}), "step": str(info.step),
+           "extra": json.dumps(info.extra)}
     if info.mel is not None:
         new["mel"] = json.dumps(info.mel.to_dict())
     if info.stats is not None:
@@ -80,4 +85,17 @@ def half_copy(src: str | Path, dst: str | Path) -> Path:
     if info.shape is not None:
         new["shape"] = json.dumps(info.shape)
         new["fingerprint"] = info.fingerprint or ""
-    return atomic_write(dst, lambda tmp: save_file(out, str(tmp), metadata=new))
+    if not kwargs:
+        return atomic_write(dst, lambda tmp: save_file(out, str(tmp), metadata=new))
+
+    def write_checked(tmp):
+        save_file(out, str(tmp), metadata=new)
+        from vocoder.checkpoint import load
+
+        try:  # the new arguments must still build exactly these tensors
+            (load if info.kind == "vocoder" else load_stage_one)(tmp)
+        except ModelFileError as e:
+            reason = str(e).split(": ", 1)[-1]
+            raise ModelFileError(f"{src}: {kwargs} would change the model, not only how it runs ({reason})") from None
+
+    return atomic_write(dst, write_checked)

@@ -43,6 +43,23 @@ def test_half_copy_of_stage_one_and_vocoder(tmp_path):
     assert ya.shape == yb.shape and (ya - yb).abs().max() < 0.05 * ya.abs().max() + 1e-4
 
 
+def test_half_copy_sets_an_inference_switch_and_refuses_one_that_changes_the_tensors(tmp_path):
+    from vocoder.checkpoint import ModelFileError
+
+    mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
+    spec = {"name": "phase", "phase_head": "pghi", "n_fft": 64, "upsample": 4, "dim": 16, "intermediate_dim": 32,
+            "num_layers": 1, "branch_dim": 16, "branch_intermediate_dim": 32, "amp_layers": 1, "refine_iter": 2}
+    src = save_generator(tmp_path / "v" / "model.safetensors", build_generator(spec, mel), spec, step=3)
+    dst = half_copy(src, tmp_path / "ship" / "vocoder.safetensors", kwargs={"pghi_mode": "frames"})
+    g = vocoder.load(dst)
+    assert g.pghi_mode == "frames" and g.checkpoint_meta["generator"]["pghi_mode"] == "frames"
+    assert vocoder.load(src).pghi_mode == "offline"  # the source is untouched
+    assert g(torch.randn(1, 16, 10) - 4).shape == (1, 1, 640)
+    with pytest.raises(ModelFileError, match="amp_layers.*would change the model"):  # a switch that changes a tensor: nothing written
+        half_copy(src, tmp_path / "ship" / "bad.safetensors", kwargs={"amp_layers": 2})
+    assert sorted(p.name for p in (tmp_path / "ship").iterdir()) == ["vocoder.safetensors"]
+
+
 def test_half_copy_refuses_what_float16_cannot_hold(tmp_path):
     from vocoder.checkpoint import save_model
 

@@ -2,6 +2,8 @@
 numbers a model card needs (steps, training time from history.jsonl, eval/metrics.json).
 
     python tools/ship_pretrained.py --recipe recipes/speech.yaml --dest pretrained/speech
+    python tools/ship_pretrained.py --recipe recipes/voices.yaml --dest pretrained/speech --only vocoder \
+        --vocoder exp/voices/ablation/pghi-refine/model.safetensors --vocoder-kwarg pghi_mode=frames
 
 Run ``specgan run --recipe ... --stage evaluate`` first so the card's metrics exist. The model card
 itself (README.md beside the weights) is written by a person, from these numbers and by listening.
@@ -20,7 +22,13 @@ def main() -> int:
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--dest", required=True)
     ap.add_argument("--vocoder", default=None, help="vocoder model.safetensors (default <work>/vocoder)")
+    ap.add_argument("--only", choices=("specgan", "vocoder"), default=None, help="ship one of the two")
+    ap.add_argument("--vocoder-kwarg", action="append", default=[], metavar="KEY=VALUE",
+                    help="an inference-time constructor argument for the shipped vocoder (YAML value), e.g. "
+                         "pghi_mode=frames; refused if it would change the tensors")
     args = ap.parse_args()
+
+    import yaml
 
     from specgan.checkpoints import half_copy
     from specgan.recipe import load_recipe
@@ -28,9 +36,15 @@ def main() -> int:
     recipe = load_recipe(args.recipe)
     dest = Path(args.dest)
     voc = Path(args.vocoder) if args.vocoder else recipe.work / "vocoder" / "model.safetensors"
+    bad = [kv for kv in args.vocoder_kwarg if "=" not in kv]
+    if bad:
+        ap.error(f"--vocoder-kwarg {bad[0]!r}: expected KEY=VALUE")
+    voc_kwargs = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.vocoder_kwarg)}
     summary = {}
     for name, src in (("specgan", recipe.work / "specgan" / "model.safetensors"), ("vocoder", voc)):
-        out = half_copy(src, dest / f"{name}.safetensors")
+        if args.only not in (None, name):
+            continue
+        out = half_copy(src, dest / f"{name}.safetensors", kwargs=voc_kwargs if name == "vocoder" else None)
         hist = src.parent / "history.jsonl"
         rows = [json.loads(line) for line in hist.read_text().splitlines() if line.strip()] if hist.is_file() else []
         secs = [r.get("time/sec_per_it", r.get("time/sec_per_step")) for r in rows]
