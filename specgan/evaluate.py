@@ -109,13 +109,20 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
 
 
 def note_items(recipe: Recipe, split: str, max_notes: int | None = None) -> list:
-    """The split's single notes with a known MIDI pitch (``labels.pitch``; music excerpts and
-    unpitched clips left out), sorted by (group, pitch, id) and thinned evenly to ``max_notes`` so
-    every instrument and the whole pitch range stay in."""
+    """The split's single notes with a known MIDI pitch, sorted by (group, pitch, id) and thinned
+    evenly to ``max_notes`` so every instrument and the whole pitch range stay in.
+
+    A note is an item whose ``labels.kind`` is ``"note"`` (builtin:music; its excerpts are left out)
+    or, in a dataset without kinds, any item of a recipe conditioned on ``pitch`` (builtin:notes,
+    NSynth). A TTS engine's ``pitch`` setting (digits, voices) is not a MIDI pitch and never counts.
+    """
     from specgan.data.prepare import load_split
 
-    notes = [it for it in load_split(recipe, split)
-             if it.labels.get("pitch") is not None and it.labels.get("kind", "note") == "note"]
+    def is_note(it) -> bool:
+        kind = it.labels.get("kind")
+        return it.labels.get("pitch") is not None and (kind == "note" or kind is None and recipe.data.label == "pitch")
+
+    notes = [it for it in load_split(recipe, split) if is_note(it)]
     notes.sort(key=lambda it: (it.group, int(it.labels["pitch"]), it.id))
     if max_notes is not None and len(notes) > max_notes:
         notes = [notes[i] for i in np.linspace(0, len(notes) - 1, max_notes).round().astype(int)]

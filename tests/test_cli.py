@@ -144,6 +144,7 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     assert labels == ["eight", "five", "four", "nine"]  # every label in turn (sorted vocabulary)
     metrics = json.loads((work / "eval" / "metrics.json").read_text())
     assert metrics["vocoder"]["clips"] == 4 and metrics["vocoder"]["griffinlim"]["mel_l1"] > 0
+    assert "note_pitch" not in metrics["vocoder"]["trained"]  # espeak's pitch setting is no MIDI note
     assert metrics["generation"]["step"] == 4 and "label_accuracy" in metrics["generation"]
     assert 0 <= metrics["generation"]["classifier"]["test_accuracy"] <= 1
     assert set(metrics["generation"]["label_accuracy_vocoded"]) == {"trained", "griffinlim"}

@@ -110,9 +110,17 @@ def test_copy_pitch_scores_notes_through_a_vocoder_against_their_asked_pitch(tmp
         items.append(Item(id=f"n{m}", path=str(tmp_path / f"n{m}.wav"), labels={"pitch": m, "kind": "note"},
                           group="synth"))
     excerpt = Item(id="x", path=str(tmp_path / "n45.wav"), labels={"pitch": None, "kind": "excerpt"}, group="synth")
-    monkeypatch.setattr("specgan.data.prepare.load_split", lambda recipe, split: [excerpt, *items])
-    assert [it.id for it in E.note_items(recipe, "test")] == ["n45", "n57", "n69", "n76"]  # no excerpt
+    spoken = Item(id="d", path=str(tmp_path / "n45.wav"), labels={"word": "one", "pitch": 40}, group="espeak")
+    monkeypatch.setattr("specgan.data.prepare.load_split", lambda recipe, split: [excerpt, spoken, *items])
+    assert [it.id for it in E.note_items(recipe, "test")] == ["n45", "n57", "n69", "n76"]  # no excerpt, no TTS pitch
     assert [it.id for it in E.note_items(recipe, "test", 2)] == ["n45", "n76"]  # thinned evenly
+    # without kinds, a pitch counts as MIDI only in a recipe conditioned on pitch (builtin:notes, NSynth)
+    bare = [Item(id=it.id, path=it.path, labels={"pitch": it.labels["pitch"]}, group="synth") for it in items]
+    monkeypatch.setattr("specgan.data.prepare.load_split", lambda recipe, split: [spoken, *bare])
+    assert E.note_items(recipe, "test") == []  # tiny is conditioned on the word
+    pitched = load_recipe("recipes/tiny.yaml", [f"work_dir={tmp_path / 'w'}", "data.label=pitch"])
+    assert [it.id for it in E.note_items(pitched, "test")] == ["d", "n45", "n57", "n69", "n76"]
+    monkeypatch.setattr("specgan.data.prepare.load_split", lambda recipe, split: [excerpt, spoken, *items])
 
     class Replay(torch.nn.Module):  # "vocodes" note i as the given waveforms, in order
         def __init__(self, wavs):
