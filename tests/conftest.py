@@ -5,6 +5,18 @@ import shutil
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# pytest-xdist runs two workers at once: numba's on-disk cache is not safe when two processes compile
+# and write the same functions at the same time (numba issues #4807, #10128: a process that loads
+# what another half wrote can segfault; seen here once, in two CLI runs' evaluate stage). Each worker,
+# and every CLI process it starts, gets its own cache folder. A crash in native code prints the Python
+# stack of every thread (faulthandler), so a failing CLI test names where.
+if os.environ.get("PYTEST_XDIST_WORKER") and "NUMBA_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"specgan-numba-cache-{os.getuid()}-{os.environ['PYTEST_XDIST_WORKER']}")
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+
 import numpy as np
 import pytest
 import soundfile as sf
