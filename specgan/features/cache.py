@@ -161,6 +161,10 @@ def extract_split(recipe: Recipe, split: str, force: bool = False, workers: int 
     bar = dict(total=len(tasks), desc=f"features/{split}", unit="clip", disable=not tasks)
     if workers > 1 and seconds >= _POOL_MIN_SECONDS:
         ctx = mp.get_context("spawn")  # fork after torch/OpenMP start-up can deadlock
+        # Compile (and cache) the numba kernels here first: workers that all compile at once on a fresh
+        # install race on numba's on-disk cache, which can segfault (numba issues #4807, #10128).
+        warm = LogMelExtractor(recipe.mel, threads=fc.threads)
+        warm(np.zeros(warm.min_samples(), np.float32))
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init_args) as pool:
             results = list(progress_bar(pool.map(_extract_one, tasks, chunksize=16), **bar))
     else:
