@@ -29,6 +29,7 @@ import torch
 __all__ = ["HANN_LAMBDA", "fast_griffin_lim", "pghi"]
 
 HANN_LAMBDA = 0.25645  # λ / L² of the Gaussian that best matches a Hann window of length L
+MODES = ("offline", "frames")  # pghi(mode=...): one heap over the clip, or frame by frame (RTPGHI)
 
 
 @numba.njit(cache=True)
@@ -185,8 +186,8 @@ def pghi(magnitude: np.ndarray, n_fft: int, hop: int, win_length: int | None = N
         flat = mag.reshape(-1, *mag.shape[-2:])
         return np.stack([pghi(m, n_fft, hop, win_length, tol, lam, seed + i, mode)
                          for i, m in enumerate(flat)]).reshape(mag.shape)
-    if mode not in ("offline", "frames"):
-        raise ValueError(f"pghi: mode must be 'offline' or 'frames', got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"pghi: mode must be {' or '.join(map(repr, MODES))}, got {mode!r}")
     win = int(win_length or n_fft)
     lam = HANN_LAMBDA * win * win if lam is None else float(lam)
     n_f, n_t = mag.shape
@@ -200,11 +201,11 @@ def pghi(magnitude: np.ndarray, n_fft: int, hop: int, win_length: int | None = N
     # ∂φ/∂ω = -λ ∂s/∂x: a phase step per bin (1 / n_fft cycles per sample), ∂x = hop per frame
     dphi_f = -(lam / (hop * n_fft)) * ds_dframe
     phase = np.random.default_rng(seed).uniform(-math.pi, math.pi, size=s.shape)
-    done = np.zeros(s.shape, dtype=np.bool_)
     floor = float(s.max()) + math.log(tol)
     if mode == "frames":
         _integrate_frames(s, np.ascontiguousarray(dphi_t), np.ascontiguousarray(dphi_f), floor, phase)
     else:
+        done = np.zeros(s.shape, dtype=np.bool_)
         _integrate(s, np.ascontiguousarray(dphi_t), np.ascontiguousarray(dphi_f), floor, phase, done)
     # centre-referred → frame-start-referred (torch.stft): the window's centre is n_fft / 2 samples in,
     # a shift of -2π·bin·(n_fft/2)/n_fft = -π·bin

@@ -32,6 +32,7 @@ from torch import nn
 from vocoder.generators.base import Generator
 from vocoder.generators.istft import _ConvNeXtBlock
 from vocoder.mel import MelConfig, mel_filterbank
+from vocoder.pghi import MODES as PGHI_MODES
 from vocoder.pghi import fast_griffin_lim, pghi
 from vocoder.registry import register_generator
 
@@ -221,8 +222,8 @@ class PhaseGenerator(Generator):
             raise ValueError("phase: amp_residual: false needs amp_prior: true (the magnitude would be nothing)")
         if upsampler not in ("transposed", "linear"):
             raise ValueError(f"phase: upsampler must be 'transposed' or 'linear', got {upsampler!r}")
-        if pghi_mode not in ("offline", "frames"):
-            raise ValueError(f"phase: pghi_mode must be 'offline' or 'frames', got {pghi_mode!r}")
+        if pghi_mode not in PGHI_MODES:
+            raise ValueError(f"phase: pghi_mode must be {' or '.join(map(repr, PGHI_MODES))}, got {pghi_mode!r}")
         if refine_iter < 0 or (refine_iter and phase_head != "pghi"):
             raise ValueError(f"phase: refine_iter must be >= 0 and needs phase_head: pghi, got {refine_iter}")
         if nnls_iter < 0 or (nnls_iter and not amp_prior):
