@@ -131,11 +131,14 @@ def note_items(recipe: Recipe, split: str, max_notes: int | None = None) -> list
 
 @torch.inference_mode()
 def copy_pitch(generator, recipe: Recipe, split: str = "test", max_notes: int | None = 147,
-               tolerance_cents: float = 50.0) -> dict:
+               tolerance_cents: float = 50.0, real: dict | None = None) -> dict:
     """Copy synthesis of single notes, scored against the asked pitch: the share of notes whose
     median pYIN pitch lies within ``tolerance_cents`` of their MIDI pitch, for the originals and
     for ``generator``'s copies (issue 12: copies at >= 0.95x the originals' rate), and the copies'
     hop-rate buzz on the notes alone.
+
+    ``real``: the originals' result of an earlier call with the same notes (their pitch tracking is
+    the same for every vocoder), so it is not tracked again.
 
     Returns:
         {"notes", "real", "copies", "ratio", "buzz_db"} with ``real``/``copies`` the dicts of
@@ -163,7 +166,8 @@ def copy_pitch(generator, recipe: Recipe, split: str = "test", max_notes: int | 
         buzz.append(M.buzz_db(est, ref, sr, hop))
     midi = [int(it.labels["pitch"]) for it in notes]
     tol = tolerance_cents / 100.0
-    real = M.pitch_accuracy(refs, midi, sr, tolerance=tol, hop=hop)
+    if real is None:
+        real = M.pitch_accuracy(refs, midi, sr, tolerance=tol, hop=hop)
     gen = M.pitch_accuracy(copies, midi, sr, tolerance=tol, hop=hop)
     ratio = gen["pitch_accuracy"] / real["pitch_accuracy"] if real["pitch_accuracy"] else float("nan")
     return {"protocol": f"median pYIN pitch of each note within {tolerance_cents:g} cents of its MIDI pitch; "
@@ -352,12 +356,14 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info, extra:
                                   f"minus the reference's (vocoder.buzz)"
                                   + ("; PESQ wideband, STOI" if speech else ""), "clips": len(clips)}
     gl = build_generator({"name": "griffinlim"}, recipe.mel).eval()
+    real_notes = None  # the originals' pitch tracking, shared by both vocoders
     for name, g, what in (("trained", voc, desc), ("griffinlim", gl, "griffinlim")):
         report(f"evaluate: copy synthesis with {what}")
         out["vocoder"][name] = {"model": what, **copy_synthesis(g, clips, recipe, speech=speech)}
-        notes = copy_pitch(g, recipe, ec.split, min(ec.max_items or 147, 147))  # {} unless the split has notes
+        notes = copy_pitch(g, recipe, ec.split, min(ec.max_items or 147, 147), real=real_notes)  # {}: no notes
         if notes:
             out["vocoder"][name]["note_pitch"] = notes
+            real_notes = notes["real"]
     out.update(extra or {})
     path = atomic_write(recipe.work / "eval" / "metrics.json", lambda tmp: tmp.write_text(json.dumps(out, indent=1)))
     out["path"] = str(path)

@@ -22,8 +22,8 @@ def test_the_floor_row_is_keyed_on_settings_and_on_the_code_that_measures_it(mon
     assert key != tool._floor_key(argparse.Namespace(split="dev", max_items=24, max_notes=147))
     assert key != tool._floor_key(argparse.Namespace(split="test", max_items=24, max_notes=49))
     # the same settings measured by edited code: another key (a copy of the tree with one metric changed)
-    for rel in ("vocoder/generators/griffinlim.py", "vocoder/generators/phase.py", "vocoder/mel.py", "vocoder/buzz.py",
-                "specgan/metrics.py", "specgan/evaluate.py", "specgan/audio.py"):
+    assert "specgan/metrics.py" in tool.FLOOR_SOURCES and "vocoder/generators/griffinlim.py" in tool.FLOOR_SOURCES
+    for rel in tool.FLOOR_SOURCES:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes((ROOT / rel).read_bytes())
     monkeypatch.setattr(tool, "ROOT", tmp_path)

@@ -140,3 +140,5 @@ def test_copy_pitch_scores_notes_through_a_vocoder_against_their_asked_pitch(tmp
     sharp = [recipe.mel.crop_samples(note(it.labels["pitch"] + 1)) for it in items]
     bad = E.copy_pitch(Replay(sharp), recipe, "test", None)
     assert bad["copies"]["pitch_accuracy"] == 0.0 and bad["ratio"] == 0.0 and bad["real"]["pitch_accuracy"] == 1.0
+    reused = E.copy_pitch(Replay(sharp), recipe, "test", None, real=good["real"])  # originals not tracked again
+    assert reused["real"] is good["real"] and reused["copies"] == bad["copies"] and reused["ratio"] == 0.0

@@ -125,14 +125,18 @@ def run_one(args, name: str) -> dict:
     return result
 
 
+# the code behind the Griffin-Lim row: the floor itself and every measure it is scored with
+FLOOR_SOURCES = ("vocoder/generators/griffinlim.py", "vocoder/generators/phase.py", "vocoder/mel.py",
+                 "vocoder/buzz.py", "specgan/metrics.py", "specgan/evaluate.py", "specgan/audio.py")
+
+
 def _floor_key(args) -> str:
     """What the Griffin-Lim row depends on besides the recipe's data: the split and counts, and the
     source of the floor and of every measure (a stored row from older code is measured again)."""
     import hashlib
 
     h = hashlib.sha256(f"{args.split} {args.max_items} {args.max_notes}".encode())
-    for rel in ("vocoder/generators/griffinlim.py", "vocoder/generators/phase.py", "vocoder/mel.py", "vocoder/buzz.py",
-                "specgan/metrics.py", "specgan/evaluate.py", "specgan/audio.py"):
+    for rel in FLOOR_SOURCES:
         h.update((ROOT / rel).read_bytes())
     return h.hexdigest()[:16]
 
