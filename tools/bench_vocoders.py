@@ -32,15 +32,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The ablation's designs beside each generator's defaults (tools/ablate_vocoders.py)
+_PGHI = {"name": "phase", "phase_head": "pghi", "n_fft": 512, "upsample": 4, "upsampler": "linear", "amp_layers": 3,
+         "nnls_iter": 30}
 VARIANTS = {
-    "specgan phase (pghi head, 512/64)": {"name": "phase", "phase_head": "pghi", "n_fft": 512, "upsample": 4,
-                                          "upsampler": "linear", "amp_layers": 3, "nnls_iter": 30},
-    "specgan phase (pghi + 16 GL, voices.yaml)": {"name": "phase", "phase_head": "pghi", "n_fft": 512, "upsample": 4,
-                                                  "upsampler": "linear", "amp_layers": 3, "nnls_iter": 30,
-                                                  "refine_iter": 16},
-    "specgan phase (pghi frames + 16 GL)": {"name": "phase", "phase_head": "pghi", "n_fft": 512, "upsample": 4,
-                                            "upsampler": "linear", "amp_layers": 3, "nnls_iter": 30,
-                                            "refine_iter": 16, "pghi_mode": "frames"},
+    "specgan phase (pghi head, 512/64)": _PGHI,
+    "specgan phase (pghi + 16 GL)": {**_PGHI, "refine_iter": 16},
+    "specgan phase (pghi frames + 16 GL, voices.yaml, shipped)": {**_PGHI, "refine_iter": 16, "pghi_mode": "frames"},
     "specgan phase (phase-only, integrate)": {"name": "phase", "amp_residual": False, "upsample": 1,
                                               "phase_head": "integrate", "nnls_iter": 30},
 }
