@@ -57,10 +57,17 @@ class Generator(nn.Module):
             linear maps of the label embedding e, before each ReLU — the label modulates every
             upsampling stage, as BigGAN's conditional normalisation does, without the
             normalisation).
+        refine_blocks: Residual blocks (ReLU, 3×3 conv, ReLU, 3×3 conv, + input) at the output
+            resolution with ``d`` channels before a final 3×3 conv to one channel (0: SpecGAN, the
+            last upsampling stage writes the mel directly). In SpecGAN the finest detail the
+            generator can draw comes from one convolution of features at half the resolution,
+            the Nyquist of which is a line every 2 bins: harmonics 2–5 mel bins apart sit at that
+            limit. With FiLM, each block's input is modulated too.
     """
 
     def __init__(self, n_mels: int = 64, frames: int = 64, z_dim: int = 100, d: int = 32, kernel_size: int = 5,
-                 upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input"):
+                 upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input",
+                 refine_blocks: int = 0):
         super().__init__()
         if upsample not in ("transposed", "nearest", "bilinear"):
             raise ValueError(f"upsample must be 'transposed', 'nearest' or 'bilinear', got {upsample!r}")
@@ -68,6 +75,8 @@ class Generator(nn.Module):
             raise ValueError(f"conditioning must be 'input' or 'film', got {conditioning!r}")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if int(refine_blocks) != refine_blocks or refine_blocks < 0:
+            raise ValueError(f"refine_blocks must be an integer >= 0, got {refine_blocks!r}")
         self.n_mels, self.frames, self.z_dim, self.n_classes = n_mels, frames, z_dim, n_classes
         n = stages_for(n_mels, frames)
         self.h0, self.w0 = n_mels >> n, frames >> n
@@ -77,24 +86,29 @@ class Generator(nn.Module):
         pad = kernel_size // 2
         layers: list[nn.Module] = []
         c = self.c0
+        refine_blocks = int(refine_blocks)
         for i in range(n):
-            c_out = 1 if i == n - 1 else c // 2
+            last = i == n - 1
+            c_out = (d if refine_blocks else 1) if last else c // 2
             if upsample == "transposed":
                 layers.append(nn.ConvTranspose2d(c, c_out, kernel_size, 2, padding=pad, output_padding=1))
             else:
                 resize = nn.Upsample(scale_factor=2, mode=upsample, **({"align_corners": False}
                                                                         if upsample == "bilinear" else {}))
                 layers += [resize, nn.Conv2d(c, c_out, kernel_size, padding=pad)]
-            if i < n - 1:
+            if not last:
                 layers.append(nn.ReLU())
             c = c_out
         self.net = nn.Sequential(*layers)
+        # refine_blocks: full-resolution residual blocks and the output conv (absent at 0, so the
+        # shipped models' weights keep their names)
+        self.refine = nn.ModuleList(_Residual(d) for _ in range(refine_blocks)) if refine_blocks else None
+        self.out = nn.Conv2d(d, 1, 3, padding=1) if refine_blocks else None
         # FiLM: one (γ, β) pair per hidden stage (the dense stage and each upsampling stage but the
-        # last), in self.net's order of ReLUs. "input" models have none, so their weights (the
-        # shipped ones) keep their names.
+        # last), in self.net's order of ReLUs, then one per refine block. "input" models have none.
         self.film = None
         if conditioning == "film" and n_classes:
-            widths = [self.c0] + [self.c0 >> (i + 1) for i in range(n - 1)]
+            widths = [self.c0] + [self.c0 >> (i + 1) for i in range(n - 1)] + [d] * refine_blocks
             self.film = nn.ModuleList(FiLM(embed_dim, w) for w in widths)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -107,15 +121,32 @@ class Generator(nn.Module):
             z = torch.cat([z, e], dim=1)
         x = self.fc(z).view(-1, self.c0, self.h0, self.w0)
         if self.film is None:
-            return torch.tanh(self.net(F.relu(x)))
-        x = F.relu(self.film[0](x, e))
-        k = 1
-        for layer in self.net:
-            if isinstance(layer, nn.ReLU):
-                x = self.film[k](x, e)
-                k += 1
-            x = layer(x)
+            x = self.net(F.relu(x))
+        else:
+            x = F.relu(self.film[0](x, e))
+            k = 1
+            for layer in self.net:
+                if isinstance(layer, nn.ReLU):
+                    x = self.film[k](x, e)
+                    k += 1
+                x = layer(x)
+        if self.refine is not None:
+            for j, block in enumerate(self.refine):
+                x = block(x if self.film is None else self.film[len(self.film) - len(self.refine) + j](x, e))
+            x = self.out(F.relu(x))
         return torch.tanh(x)
+
+
+class _Residual(nn.Module):
+    """x + conv(ReLU(conv(ReLU(x)))), 3×3, same width (the generator's full-resolution blocks)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
 
 
 class FiLM(nn.Module):

@@ -118,6 +118,31 @@ def test_film_generator_differs_per_label_at_every_stage():
     assert not any("film" in k for k in Generator(16, 32, z_dim=8, d=4, n_classes=3).state_dict())
 
 
+def test_refine_blocks_are_residual_full_resolution_and_film_modulated():
+    torch.manual_seed(0)
+    g = Generator(32, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, conditioning="film", refine_blocks=2).eval()
+    assert len(g.refine) == 2 and len(g.film) == 2 + 2  # dense + one hidden stage, then one per block
+    z = torch.randn(2, 8)
+    seen = []
+    hook = g.refine[0].register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    out = g(z, torch.tensor([0, 1]))
+    hook.remove()
+    assert out.shape == (2, 1, 32, 16) and out.abs().max() < 1
+    assert seen[0].shape == (2, 4, 32, 16)  # the blocks run at the output resolution with d channels
+    assert not torch.allclose(seen[0][0], seen[0][1])
+    # a block whose second conv is zero is the identity (the residual path)
+    block = g.refine[1]
+    torch.nn.init.zeros_(block.conv2.weight)
+    torch.nn.init.zeros_(block.conv2.bias)
+    x = torch.randn(1, 4, 8, 8)
+    assert torch.equal(block(x), x)
+    # 0 (the default) adds no weights: the shipped models' names are unchanged
+    names = set(Generator(16, 32, z_dim=8, d=4, n_classes=3).state_dict())
+    assert not any(k.startswith(("refine", "out.")) for k in names)
+    with pytest.raises(ValueError, match="refine_blocks"):
+        Generator(16, 16, z_dim=8, d=4, refine_blocks=-1)
+
+
 def test_aux_classifier_learns_a_separable_toy_and_its_loss_is_finite():
     torch.manual_seed(0)
     x = torch.full((32, 1, 16, 16), -1.0)
@@ -164,7 +189,7 @@ def data(n=12, n_mels=16, frames=15, seed=0):
 
 def cfg(**kw):
     base = dict(frames=16, generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
-                                      "upsample": "nearest"},
+                                      "upsample": "nearest", "refine_blocks": 1},
                 critic={"name": "specgan", "d": 4, "aux_classifier": True}, aux_weight=1.0,
                 augment=AugmentConfig(policy=ALL), batch_size=4, n_critic=2, gp_every=3, lr_d=4e-4, steps=4,
                 log_every=1, save_every=2, sample_every=100)

@@ -56,6 +56,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "ttur": ("+ TTUR: lr_d 4e-4, n_critic 2", _TTUR),
     "lazy-gp": ("+ lazy GP: every 4th critic step, weighted 4", _LAZY_GP),
     "combined": ("all of the above", [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP]),
+    "combined-refine": ("combined + two full-resolution residual blocks in the generator (harmonic lines are "
+                        "2-5 mel bins apart: at the Nyquist of SpecGAN's last stage)",
+                        [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP, "specgan.generator.refine_blocks=2"]),
     "bilinear": ("+ bilinear resize + conv upsampling (not in the default set)",
                  ["specgan.generator.upsample=bilinear"]),
     "combined-no-film": ("all levers but FiLM (combined collapsed within each label at 20 CPU-min; not in the "

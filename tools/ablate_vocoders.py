@@ -69,6 +69,11 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                     "training and inference: breaks the comb PGHI makes where the magnitude has no fine structure)",
                     [*_PGHI, "vocoder.generator.refine_iter=16", "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}",
                      "vocoder.critic_warmup_steps=1000000000"]),
+    "pghi-refine-1024": ("pghi-refine at n_fft 1024 (hop 64 still): a window that resolves low notes' harmonics "
+                         "(31 Hz bins at 512 do not split MIDI 36's 65 Hz spacing), so the magnitude the network "
+                         "must draw is steadier between mel frames",
+                         [*_PGHI, "vocoder.generator.n_fft=1024", "vocoder.generator.refine_iter=16",
+                          "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}", "vocoder.critic_warmup_steps=1000000000"]),
     "pghi-gan": ("pghi-mag with MPD + MRD critics (hinge) and feature matching after 1500 steps",
                  [*_PGHI, "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
