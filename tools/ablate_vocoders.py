@@ -71,7 +71,7 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                      "vocoder.critic_warmup_steps=1000000000"]),
     "pghi-refine-1024": ("pghi-refine at n_fft 1024 (hop 64 still): a window that resolves low notes' harmonics "
                          "(31 Hz bins at 512 do not split MIDI 36's 65 Hz spacing), so the magnitude the network "
-                         "must draw is steadier between mel frames",
+                         "must draw is steadier between mel frames (lost to pghi-refine at 20 CPU-min on music)",
                          [*_PGHI, "vocoder.generator.n_fft=1024", "vocoder.generator.refine_iter=16",
                           "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}", "vocoder.critic_warmup_steps=1000000000"]),
     "pghi-gan": ("pghi-mag with MPD + MRD critics (hinge) and feature matching after 1500 steps",
