@@ -45,6 +45,7 @@ _AUX = ["specgan.critic.aux_classifier=true", "specgan.aux_weight=1.0"]
 _NEAREST = ["specgan.generator.upsample=nearest"]
 _TTUR = ["specgan.lr_d=4.0e-4", "specgan.n_critic=2"]
 _LAZY_GP = ["specgan.gp_every=4"]
+_COMBINED = [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP]
 
 # name → (what it tests, overrides on top of the recipe)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
@@ -55,11 +56,11 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "nearest": ("+ nearest resize + conv upsampling", _NEAREST),
     "ttur": ("+ TTUR: lr_d 4e-4, n_critic 2", _TTUR),
     "lazy-gp": ("+ lazy GP: every 4th critic step, weighted 4", _LAZY_GP),
-    "combined": ("all of the above", [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP]),
+    "combined": ("all of the above", _COMBINED),
     "combined-refine": ("combined + two full-resolution residual blocks in the generator (harmonic lines are "
                         "2-5 mel bins apart: at the Nyquist of SpecGAN's last stage; behind combined at 20 CPU-min, not in "
                         "the default set)",
-                        [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP, "specgan.generator.refine_blocks=2"]),
+                        [*_COMBINED, "specgan.generator.refine_blocks=2"]),
     "bilinear": ("+ bilinear resize + conv upsampling (not in the default set)",
                  ["specgan.generator.upsample=bilinear"]),
     "combined-no-film": ("all levers but FiLM (combined collapsed within each label at 20 CPU-min; not in the "

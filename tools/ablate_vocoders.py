@@ -34,6 +34,9 @@ _MPD_MRD = ["vocoder.critics=[{name: mpd, width: 0.25}, {name: mrd, width: 0.25}
 _PHASE = ["vocoder.generator={name: phase}", _PHASE_WEIGHTS, *_MPD_MRD]
 _PGHI = ["vocoder.generator={name: phase, phase_head: pghi, n_fft: 512, upsample: 4, upsampler: linear, "
          "amp_layers: 3, nnls_iter: 30}"]
+# pghi-refine's settings on top of _PGHI: 16 Griffin-Lim iterations, regression losses only, no critics
+_REFINE = ["vocoder.generator.refine_iter=16", "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}",
+           "vocoder.critic_warmup_steps=1000000000"]
 
 # name → (what it tests, overrides on top of the recipe)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
@@ -67,13 +70,11 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                   "vocoder.critic_warmup_steps=1000000000"]),
     "pghi-refine": ("pghi-mag with 16 fast Griffin-Lim iterations from PGHI's phase at the internal STFT (in "
                     "training and inference: breaks the comb PGHI makes where the magnitude has no fine structure)",
-                    [*_PGHI, "vocoder.generator.refine_iter=16", "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}",
-                     "vocoder.critic_warmup_steps=1000000000"]),
+                    [*_PGHI, *_REFINE]),
     "pghi-refine-1024": ("pghi-refine at n_fft 1024 (hop 64 still): a window that resolves low notes' harmonics "
                          "(31 Hz bins at 512 do not split MIDI 36's 65 Hz spacing), so the magnitude the network "
                          "must draw is steadier between mel frames (lost to pghi-refine at 20 CPU-min on music)",
-                         [*_PGHI, "vocoder.generator.n_fft=1024", "vocoder.generator.refine_iter=16",
-                          "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}", "vocoder.critic_warmup_steps=1000000000"]),
+                         [*_PGHI, "vocoder.generator.n_fft=1024", *_REFINE]),
     "pghi-gan": ("pghi-mag with MPD + MRD critics (hinge) and feature matching after 1500 steps",
                  [*_PGHI, "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
