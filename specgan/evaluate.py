@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -65,9 +66,11 @@ def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tens
 
 @torch.inference_mode()
 def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech: bool = False,
-                   f0: bool = True) -> dict[str, float]:
+                   f0: bool = True, per_clip: bool = False) -> dict:
     """Mean mel-L1, MR-STFT distance, F0 metrics, hop-rate buzz (and PESQ/STOI when ``speech``) of
-    ``generator`` re-synthesising ``clips``; × real time of the generator alone."""
+    ``generator`` re-synthesising ``clips``; × real time of the generator alone. With ``per_clip``
+    the result also holds ``"per_clip"``: each metric's value per clip, in clip order (NaN where a
+    clip has none, e.g. F0 on a clip voiced in neither signal), for paired comparisons."""
     from specgan import metrics as M
     from vocoder.losses import MelL1, MultiResolutionSTFTLoss
     from vocoder.mel import MelSpectrogram
@@ -91,9 +94,8 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
         if f0:
             fm = M.f0_metrics(ref, est, sr, hop=hop)
             row["vuv_error"] = fm["vuv_error"]
-            if fm["voiced_frames"]:
-                for k in ("f0_rmse_cents", "f0_gpe", "f0_fpe_cents"):
-                    row[k] = fm[k]
+            for k in ("f0_rmse_cents", "f0_gpe", "f0_fpe_cents"):
+                row[k] = fm[k] if fm["voiced_frames"] else float("nan")
         if speech:
             try:  # PESQ refuses signals in which it finds no speech (e.g. an untrained vocoder's noise)
                 row["pesq_wb"] = M.pesq_wb(ref, est, sr) if sr == 16000 else float("nan")
@@ -104,8 +106,13 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
         for k, v in row.items():
             rows.setdefault(k, []).append(v)
     secs = sum(c.shape[-1] for c in clips) / sr
-    return {**{k: float(np.nanmean(v)) for k, v in rows.items()}, "x_real_time": secs / busy,
-            "threads": torch.get_num_threads()}
+    with warnings.catch_warnings():  # F0 over clips none of which is voiced: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = {**{k: float(np.nanmean(v)) for k, v in rows.items()}, "x_real_time": secs / busy,
+               "threads": torch.get_num_threads()}
+    if per_clip:
+        out["per_clip"] = rows
+    return out
 
 
 def note_items(recipe: Recipe, split: str, max_notes: int | None = None) -> list:

@@ -63,12 +63,24 @@ class Generator(nn.Module):
             generator can draw comes from one convolution of features at half the resolution,
             the Nyquist of which is a line every 2 bins: harmonics 2–5 mel bins apart sit at that
             limit. With FiLM, each block's input is modulated too.
+        class_prior: ``"none"`` (SpecGAN), ``"mean"`` or ``"profile"``: the generator draws a
+            residual on top of its label's mean training mel — the whole mean image (``"mean"``:
+            for a note, its harmonic lines at the asked pitch and the programs' average attack
+            and decay) or its mean over time (``"profile"``: the spectral envelope and harmonic
+            lines only) — as ``tanh(x + atanh(prior[label]))``. The prior is a buffer filled once
+            from the training data (:meth:`set_class_prior`) and saved with the weights; at step
+            0 the output is already the label's average, and the critic asks for the detail and
+            the variety. Needs labels.
     """
 
     def __init__(self, n_mels: int = 64, frames: int = 64, z_dim: int = 100, d: int = 32, kernel_size: int = 5,
                  upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input",
-                 refine_blocks: int = 0):
+                 refine_blocks: int = 0, class_prior: str = "none"):
         super().__init__()
+        if class_prior not in ("none", "mean", "profile"):
+            raise ValueError(f"class_prior must be 'none', 'mean' or 'profile', got {class_prior!r}")
+        if class_prior != "none" and not n_classes:
+            raise ValueError("class_prior needs labels (a conditional model)")
         if upsample not in ("transposed", "nearest", "bilinear"):
             raise ValueError(f"upsample must be 'transposed', 'nearest' or 'bilinear', got {upsample!r}")
         if conditioning not in ("input", "film"):
@@ -110,6 +122,31 @@ class Generator(nn.Module):
         if conditioning == "film" and n_classes:
             widths = [self.c0] + [self.c0 >> (i + 1) for i in range(n - 1)] + [d] * refine_blocks
             self.film = nn.ModuleList(FiLM(embed_dim, w) for w in widths)
+        # class_prior: pre-tanh (atanh) mean of each label's training mels; absent at "none" so the
+        # shipped models keep their tensors
+        self.class_prior = class_prior
+        if class_prior != "none":
+            self.register_buffer("prior", torch.zeros(n_classes, 1, n_mels, 1 if class_prior == "profile" else frames))
+
+    @torch.no_grad()
+    def set_class_prior(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Fill the prior from normalised training mels x (N, 1, n_mels, frames) and label indices
+        y (N,): per label the mean (over clips, and over time for ``"profile"``), clamped inside
+        tanh's range and mapped through atanh. Labels without clips keep 0 (tanh(0): the mid-level)."""
+        if self.class_prior == "none":
+            raise ValueError("this generator has no class prior (class_prior: none)")
+        if x.shape[1:3] != (1, self.n_mels) or x.shape[3] != self.frames or len(x) != len(y):
+            raise ValueError(f"set_class_prior: expected mels (N, 1, {self.n_mels}, {self.frames}) and N labels, "
+                             f"got {tuple(x.shape)} and {tuple(y.shape)}")
+        prior = torch.zeros_like(self.prior)
+        for c in range(self.n_classes):
+            sel = x[y == c].float()
+            if len(sel):
+                m = sel.mean(0)
+                if self.class_prior == "profile":
+                    m = m.mean(-1, keepdim=True)
+                prior[c] = torch.atanh(m.clamp(-0.999, 0.999))
+        self.prior.copy_(prior)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, z_dim), labels (B,) long → mels (B, 1, n_mels, frames) in [-1, 1]."""
@@ -134,6 +171,8 @@ class Generator(nn.Module):
             for j, block in enumerate(self.refine):
                 x = block(x if self.film is None else self.film[len(self.film) - len(self.refine) + j](x, e))
             x = self.out(F.relu(x))
+        if self.class_prior != "none":
+            x = x + self.prior[labels].to(x.dtype)
         return torch.tanh(x)
 
 

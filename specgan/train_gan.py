@@ -90,6 +90,8 @@ class SpecGANTrainer(Trainer):
         self.D = build_critic(cfg.critic, n_mels, cfg.frames, n_classes).to(self.device)
         self.G_ema = build_generator(cfg.generator, n_mels, cfg.frames, n_classes).to(self.device)
         self.G_ema.eval().requires_grad_(False)
+        if getattr(self.G, "class_prior", "none") != "none":  # from the data; a resume then loads the saved one
+            self.G.set_class_prior(data.x, data.y)
         self.G_ema.load_state_dict(self.G.state_dict())
         self.shape = {"model": {"generator": dict(cfg.generator), "critic": dict(cfg.critic), "frames": cfg.frames,
                                 "conditional": cfg.conditional},

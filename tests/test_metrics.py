@@ -142,3 +142,58 @@ def test_copy_pitch_scores_notes_through_a_vocoder_against_their_asked_pitch(tmp
     assert bad["copies"]["pitch_accuracy"] == 0.0 and bad["ratio"] == 0.0 and bad["real"]["pitch_accuracy"] == 1.0
     reused = E.copy_pitch(Replay(sharp), recipe, "test", None, real=good["real"])  # originals not tracked again
     assert reused["real"] is good["real"] and reused["copies"] == bad["copies"] and reused["ratio"] == 0.0
+
+
+def test_paired_bootstrap_known_answers():
+    """A constant shift is found exactly with a zero-width interval; pure noise around equal means
+    gives an interval containing 0; a real shift under noise gives one that excludes 0; NaN pairs
+    drop out; mismatched inputs are refused."""
+    a = np.linspace(0.0, 1.0, 50)
+    b = M.paired_bootstrap(a + 2.0, a)
+    assert b["diff"] == pytest.approx(2.0) and b["lo"] == pytest.approx(2.0) and b["hi"] == pytest.approx(2.0)
+    assert b["n"] == 50
+    rng = np.random.default_rng(1)
+    x, noise = rng.normal(size=200), rng.normal(size=200)
+    same = M.paired_bootstrap(x + noise - noise.mean(), x)
+    assert same["lo"] < 0 < same["hi"] and abs(same["diff"]) < 1e-9
+    shifted = M.paired_bootstrap(x + noise + 0.5, x)
+    assert 0 < shifted["lo"] < 0.5 + noise.mean() < shifted["hi"]
+    few = M.paired_bootstrap(x[:20] + noise[:20] + 0.5, x[:20])
+    assert shifted["hi"] - shifted["lo"] < few["hi"] - few["lo"]  # more clips, narrower interval
+    with_nan = M.paired_bootstrap(np.array([1.0, np.nan, 3.0]), np.array([0.0, 5.0, np.nan]))
+    assert with_nan["n"] == 1 and with_nan["diff"] == 1.0
+    assert M.paired_bootstrap(np.array([np.nan]), np.array([1.0]))["n"] == 0
+    with pytest.raises(ValueError, match="equal length"):
+        M.paired_bootstrap(np.zeros(3), np.zeros(4))
+
+
+def test_copy_synthesis_per_clip_rows_stay_aligned_with_the_clips(tmp_path):
+    """Per-clip rows have one value per clip in every column, NaN where a clip has no voiced frame,
+    so two vocoders' rows pair clip by clip; the means ignore those NaNs."""
+    import torch
+
+    from specgan.evaluate import copy_synthesis
+    from specgan.recipe import load_recipe
+
+    recipe = load_recipe("recipes/tiny.yaml", [f"work_dir={tmp_path / 'w'}"])
+    sr = recipe.mel.sample_rate
+    t = np.arange(sr) / sr
+    tone = 0.3 * sum(np.sin(2 * np.pi * k * 220.0 * t) / k for k in range(1, 6))
+    noise = 0.05 * np.random.default_rng(0).normal(size=sr)
+    clips = [torch.from_numpy(recipe.mel.crop_samples(w.astype(np.float32)))[None, None] for w in (tone, noise, tone)]
+
+    class Replay(torch.nn.Module):  # returns each clip as it was
+        def __init__(self):
+            super().__init__()
+            self.left = list(clips)
+
+        def forward(self, mel):
+            return self.left.pop(0)
+
+    r = copy_synthesis(Replay(), clips, recipe, per_clip=True)
+    rows = r["per_clip"]
+    assert all(len(v) == 3 for v in rows.values()), {k: len(v) for k, v in rows.items()}
+    f0 = np.asarray(rows["f0_rmse_cents"])
+    assert np.isnan(f0[1]) and f0[0] == pytest.approx(0.0, abs=1e-6) and f0[2] == pytest.approx(0.0, abs=1e-6)
+    assert r["f0_rmse_cents"] == pytest.approx(0.0, abs=1e-6) and r["mel_l1"] == pytest.approx(0.0, abs=1e-5)
+    assert "per_clip" not in copy_synthesis(Replay(), clips, recipe, f0=False)

@@ -23,7 +23,7 @@ from specgan.metrics import harmonicity
 from specgan.models import Critic, Generator
 from specgan.recipe import RecipeError, load_recipe
 from specgan.train_gan import MelDataset, SpecGANConfig, SpecGANTrainer
-from vocoder.mel import MelStats
+from vocoder.mel import MelConfig, MelStats
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ["gain", "translation", "cutout"]
@@ -143,6 +143,43 @@ def test_refine_blocks_are_residual_full_resolution_and_film_modulated():
         Generator(16, 16, z_dim=8, d=4, refine_blocks=-1)
 
 
+def test_class_prior_starts_each_label_at_its_mean_and_is_saved_with_the_weights(tmp_path):
+    """With the network's output zeroed, tanh(0 + atanh(mean)) is each label's mean training mel
+    ("mean") or its mean over time ("profile"); a label without clips stays at 0; the trainer fills
+    the prior from its data, the EMA copy has it, and a saved model loads it back."""
+    x = torch.zeros(6, 1, 16, 8)
+    x[:3] = torch.linspace(-0.9, 0.9, 8)  # label 0: a ramp in time
+    x[3:] = -0.5
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    for mode in ("mean", "profile"):
+        g = Generator(16, 8, z_dim=8, d=4, n_classes=3, embed_dim=4, class_prior=mode).eval()
+        g.set_class_prior(x, y)
+        last = [m for m in g.net if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+        torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+        out = g(torch.randn(3, 8), torch.tensor([0, 1, 2]))
+        ramp = torch.linspace(-0.9, 0.9, 8).expand(16, 8)
+        torch.testing.assert_close(out[0, 0], ramp if mode == "mean" else torch.zeros(16, 8), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out[1, 0], torch.full((16, 8), -0.5), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out[2, 0], torch.zeros(16, 8))
+    with pytest.raises(ValueError, match="class_prior needs labels"):
+        Generator(16, 16, z_dim=8, d=4, class_prior="mean")
+    with pytest.raises(ValueError, match="class_prior must be"):
+        Generator(16, 16, z_dim=8, d=4, n_classes=2, class_prior="yes")
+    with pytest.raises(ValueError, match="expected mels"):
+        Generator(16, 8, z_dim=8, d=4, n_classes=2, class_prior="mean").set_class_prior(torch.zeros(2, 1, 16, 4), y[:2])
+    assert "prior" not in dict(Generator(16, 8, z_dim=8, d=4, n_classes=2).named_buffers())  # none: no new tensor
+
+    from specgan.checkpoints import load_stage_one
+
+    ds = data()
+    t = SpecGANTrainer(cfg(), ds, tmp_path / "t", seed=1, mel=MelConfig(n_mels=16), stats=ds.stats.to_dict())
+    want = torch.atanh(torch.stack([ds.x[ds.y == c].mean(0) for c in range(3)]).clamp(-0.999, 0.999))
+    torch.testing.assert_close(t.G.prior, want)
+    torch.testing.assert_close(t.G_ema.prior, want)
+    t.export(tmp_path / "m.safetensors")
+    torch.testing.assert_close(load_stage_one(tmp_path / "m.safetensors").generator.prior, want)
+
+
 def test_aux_classifier_learns_a_separable_toy_and_its_loss_is_finite():
     torch.manual_seed(0)
     x = torch.full((32, 1, 16, 16), -1.0)
@@ -189,7 +226,7 @@ def data(n=12, n_mels=16, frames=15, seed=0):
 
 def cfg(**kw):
     base = dict(frames=16, generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
-                                      "upsample": "nearest", "refine_blocks": 1},
+                                      "upsample": "nearest", "refine_blocks": 1, "class_prior": "mean"},
                 critic={"name": "specgan", "d": 4, "aux_classifier": True}, aux_weight=1.0,
                 augment=AugmentConfig(policy=ALL), batch_size=4, n_critic=2, gp_every=3, lr_d=4e-4, steps=4,
                 log_every=1, save_every=2, sample_every=100)

@@ -61,6 +61,11 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                         "2-5 mel bins apart: at the Nyquist of SpecGAN's last stage; behind combined at 20 CPU-min, not in "
                         "the default set)",
                         [*_COMBINED, "specgan.generator.refine_blocks=2"]),
+    "combined-prior": ("combined, drawing a residual on each label's mean training mel (generator.class_prior: "
+                       "mean; not in the default set)", [*_COMBINED, "specgan.generator.class_prior=mean"]),
+    "combined-profile": ("combined, drawing a residual on each label's mean spectrum over time "
+                         "(generator.class_prior: profile; not in the default set)",
+                         [*_COMBINED, "specgan.generator.class_prior=profile"]),
     "bilinear": ("+ bilinear resize + conv upsampling (not in the default set)",
                  ["specgan.generator.upsample=bilinear"]),
     "combined-no-film": ("all levers but FiLM (combined collapsed within each label at 20 CPU-min; not in the "
@@ -68,7 +73,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "no-ema-rampup": ("baseline with the EMA's fixed 0.999 decay from step 1 (before ema_rampup; not in the "
                       "default set)", ["specgan.ema_rampup=0"]),
 }
-DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "combined-no-film", "combined-refine")]
+DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "combined-no-film", "combined-refine",
+                                              "combined-prior", "combined-profile")]
 
 
 def _recipe(args, name: str):

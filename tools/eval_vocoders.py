@@ -8,6 +8,10 @@ vocoder sees the same clips.
 
     python tools/eval_vocoders.py --recipe recipes/speech.yaml --split dev \\
         exp/speech/vocoder/best/model.safetensors exp/speech/vocoder-hifigan-v2/best/model.safetensors griffinlim
+
+``--paired`` adds, for every vocoder after the first, its mean per-clip difference from the first
+on each metric with a 95 % bootstrap interval over clips (:func:`specgan.metrics.paired_bootstrap`):
+an interval that contains 0 means the clips cannot tell the two apart on that metric.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ def main() -> int:
     ap.add_argument("--split", default="dev")
     ap.add_argument("--max-items", type=int, default=None)
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--paired", action="store_true",
+                    help="differences from the first vocoder, per clip, with 95%% bootstrap intervals")
     args = ap.parse_args()
+    if args.paired and len(args.vocoders) < 2:
+        ap.error("--paired needs at least two vocoders (the first is the reference)")
 
     import torch
 
@@ -41,7 +49,8 @@ def main() -> int:
         g.mel_cfg.check_compatible(recipe.mel, spec, args.recipe)
         step = getattr(g, "checkpoint_meta", {}).get("step")
         label = f"{g.registry_name} ({desc}{f', step {step}' if step is not None else ''})"
-        results[label] = {**copy_synthesis(g, clips, recipe, speech=is_speech(recipe)), "clips": len(clips)}
+        results[label] = {**copy_synthesis(g, clips, recipe, speech=is_speech(recipe), per_clip=args.paired),
+                          "clips": len(clips)}
     cols = [c for c in ("mel_l1", "mrstft", "f0_rmse_cents", "f0_gpe", "f0_fpe_cents", "vuv_error", "buzz_db", "pesq_wb",
                         "stoi", "x_real_time")
             if any(c in r for r in results.values())]
@@ -49,10 +58,29 @@ def main() -> int:
     print(f"{'vocoder':<70}" + "".join(f" {c:>13}" for c in cols))
     for label, r in results.items():
         print(f"{label:<70}" + "".join(f" {r.get(c, float('nan')):>13.4f}" for c in cols))
+    if args.paired:
+        _print_paired(results, [c for c in cols if c != "x_real_time"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     return 0
+
+
+def _print_paired(results: dict, cols: list[str]) -> None:
+    """Each vocoder after the first minus the first, per clip: mean [95 % interval] (clips)."""
+    from specgan.metrics import paired_bootstrap
+
+    (ref_label, ref), *others = results.items()
+    print(f"\nminus {ref_label}, per clip: mean difference [95% bootstrap interval] (clips)")
+    for label, r in others:
+        cells = {}
+        for c in cols:
+            b = paired_bootstrap(r["per_clip"][c], ref["per_clip"][c])
+            cells[c] = f"{b['diff']:+.4f} [{b['lo']:+.4f}, {b['hi']:+.4f}] ({b['n']})"
+            r.setdefault("paired", {})[c] = b
+        print(label)
+        for c, cell in cells.items():
+            print(f"  {c:<14} {cell}")
 
 
 if __name__ == "__main__":
