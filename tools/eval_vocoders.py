@@ -59,28 +59,25 @@ def main() -> int:
     for label, r in results.items():
         print(f"{label:<70}" + "".join(f" {r.get(c, float('nan')):>13.4f}" for c in cols))
     if args.paired:
-        _print_paired(results, [c for c in cols if c != "x_real_time"])
+        _paired(results, [c for c in cols if c != "x_real_time"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     return 0
 
 
-def _print_paired(results: dict, cols: list[str]) -> None:
-    """Each vocoder after the first minus the first, per clip: mean [95 % interval] (clips)."""
+def _paired(results: dict, cols: list[str]) -> None:
+    """Each vocoder after the first minus the first, per clip: mean [95 % interval] (clips), printed
+    and stored as the vocoder's ``"paired"`` entry (so ``--json`` has it)."""
     from specgan.metrics import paired_bootstrap
 
     (ref_label, ref), *others = results.items()
     print(f"\nminus {ref_label}, per clip: mean difference [95% bootstrap interval] (clips)")
     for label, r in others:
-        cells = {}
-        for c in cols:
-            b = paired_bootstrap(r["per_clip"][c], ref["per_clip"][c])
-            cells[c] = f"{b['diff']:+.4f} [{b['lo']:+.4f}, {b['hi']:+.4f}] ({b['n']})"
-            r.setdefault("paired", {})[c] = b
+        r["paired"] = {c: paired_bootstrap(r["per_clip"][c], ref["per_clip"][c]) for c in cols}
         print(label)
-        for c, cell in cells.items():
-            print(f"  {c:<14} {cell}")
+        for c, b in r["paired"].items():
+            print(f"  {c:<14} {b['diff']:+.4f} [{b['lo']:+.4f}, {b['hi']:+.4f}] ({b['n']})")
 
 
 if __name__ == "__main__":
