@@ -163,6 +163,31 @@ def _pyin(y: np.ndarray, sr: int, fmin: float, fmax: float, hop: int):
     return f0, voiced
 
 
+CREPE_VOICED = 0.21  # torchcrepe's README thresholds pitch at periodicity 0.21
+
+
+def _crepe(y: np.ndarray, sr: int, fmin: float, fmax: float, hop: int, model: str = "full"):
+    """(f0, voiced) by torchcrepe (CREPE, Kim et al. 2018) with Viterbi decoding; a frame is voiced
+    where the network's periodicity is at least :data:`CREPE_VOICED`."""
+    try:
+        import torchcrepe
+    except ImportError as e:
+        raise ImportError("the pitch tracker 'crepe' needs torchcrepe: pip install torchcrepe "
+                          "(it is in the project's 'music' extra)") from e
+    import torch
+
+    with torch.inference_mode():
+        f0, per = torchcrepe.predict(torch.as_tensor(np.asarray(y, np.float32))[None], sr, hop, fmin, fmax, model,
+                                     decoder=torchcrepe.decode.viterbi, return_periodicity=True, batch_size=256,
+                                     device="cpu")
+    f0, per = f0[0].numpy().astype(np.float64), per[0].numpy()
+    return f0, per >= CREPE_VOICED
+
+
+PITCH_TRACKERS = {"pyin": _pyin, "crepe": _crepe,
+                  "crepe-tiny": lambda y, sr, fmin, fmax, hop: _crepe(y, sr, fmin, fmax, hop, model="tiny")}
+
+
 GROSS_PITCH_CENTS = 1200 * np.log2(1.2)  # a "gross" pitch error: off by more than 20 %
 
 
@@ -190,15 +215,21 @@ def f0_metrics(ref: np.ndarray, est: np.ndarray, sr: int, fmin: float = 60.0, fm
 
 
 def pitch_accuracy(wavs: list[np.ndarray], midi: list[int], sr: int, tolerance: float = 0.5,
-                   hop: int = 256) -> dict[str, float]:
-    """Share of notes whose median pYIN pitch is within ``tolerance`` semitones of the asked MIDI
-    pitch; also octave-tolerant (pitch class) accuracy and the mean absolute error in semitones."""
+                   hop: int = 256, tracker: str = "pyin") -> dict[str, float]:
+    """Share of notes whose median pitch (over voiced frames) is within ``tolerance`` semitones of
+    the asked MIDI pitch; also octave-tolerant (pitch class) accuracy and the mean absolute error in
+    semitones. ``tracker``: ``pyin`` (librosa), ``crepe`` (torchcrepe, full model) or
+    ``crepe-tiny``; each searches ±13 semitones around the asked pitch. A note with no voiced frame
+    is a miss."""
     import librosa
 
+    if tracker not in PITCH_TRACKERS:
+        raise ValueError(f"pitch tracker {tracker!r}: expected one of {sorted(PITCH_TRACKERS)}")
+    track = PITCH_TRACKERS[tracker]
     errs, classes = [], []
     for y, m in zip(wavs, midi, strict=True):
         f_lo, f_hi = librosa.midi_to_hz(m - 13), librosa.midi_to_hz(m + 13)
-        f0, voiced = _pyin(y, sr, max(f_lo, 30.0), min(f_hi, sr / 2 - 1), hop)
+        f0, voiced = track(y, sr, max(f_lo, 30.0), min(f_hi, sr / 2 - 1), hop)
         f0 = f0[voiced & np.isfinite(f0)]
         if f0.size == 0:
             errs.append(np.inf)

@@ -304,9 +304,18 @@ class EvaluateConfig:
     ndb_bins: int = 20                 # k-means bins for NDB/JSD (at most n / 10)
     classifier_epochs: int = 20        # the evaluation classifier's training
     speech: bool | None = None         # PESQ/STOI; null: judged from data.source (digits, sc09, ljspeech)
+    # Pitch of generated notes (label: pitch): pyin on every generated note, frames at the mel hop;
+    # crepe / crepe-tiny (torchcrepe, 'music' extra) on the first crepe_notes of them (a seeded random
+    # draw of the split), frames every 50 ms: the full model costs ~70 ms of CPU a frame.
+    pitch_trackers: list[str] = field(default_factory=lambda: ["pyin"])  # the first is the headline
+    crepe_notes: int = 128
 
     def __post_init__(self) -> None:
-        _positive(self, "n_generated", "ndb_bins", "classifier_epochs")
+        _positive(self, "n_generated", "ndb_bins", "classifier_epochs", "crepe_notes")
+        known = ("pyin", "crepe", "crepe-tiny")
+        if not self.pitch_trackers or any(t not in known for t in self.pitch_trackers):
+            raise ValueError(f"pitch_trackers: expected a non-empty list of {', '.join(known)}, "
+                             f"got {self.pitch_trackers!r}")
         if self.max_items is not None and self.max_items <= 0:
             raise ValueError(f"max_items: must be positive or null, got {self.max_items}")
 

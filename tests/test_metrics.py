@@ -197,3 +197,56 @@ def test_copy_synthesis_per_clip_rows_stay_aligned_with_the_clips(tmp_path):
     assert np.isnan(f0[1]) and f0[0] == pytest.approx(0.0, abs=1e-6) and f0[2] == pytest.approx(0.0, abs=1e-6)
     assert r["f0_rmse_cents"] == pytest.approx(0.0, abs=1e-6) and r["mel_l1"] == pytest.approx(0.0, abs=1e-5)
     assert "per_clip" not in copy_synthesis(Replay(), clips, recipe, f0=False)
+
+
+@pytest.mark.parametrize("tracker", ["pyin", "crepe-tiny"])
+def test_pitch_accuracy_by_each_tracker_on_tones(tracker):
+    import librosa
+
+    sr = 16000
+    wavs = [_tone(librosa.midi_to_hz(m), sr, secs=0.5) for m in (45, 60, 72)]
+    hop = 160 if tracker == "pyin" else 800
+    right = M.pitch_accuracy(wavs, [45, 60, 72], sr, hop=hop, tracker=tracker)
+    assert right["pitch_accuracy"] == 1.0 and right["mean_abs_error_semitones"] < 0.2, right
+    wrong = M.pitch_accuracy(wavs, [46, 59, 84], sr, hop=hop, tracker=tracker)  # 84: 72 an octave up
+    assert wrong["pitch_accuracy"] == 0.0 and wrong["pitch_class_accuracy"] == pytest.approx(1 / 3), wrong
+    silent = M.pitch_accuracy([np.zeros(sr // 2, np.float32)], [60], sr, hop=hop, tracker=tracker)
+    assert silent["pitch_accuracy"] == 0.0 and silent["unvoiced"] == 1
+    with pytest.raises(ValueError, match="pitch tracker 'yin'"):
+        M.pitch_accuracy(wavs, [45, 60, 72], sr, tracker="yin")
+
+
+def test_generated_pitch_is_scored_by_every_tracker_the_recipe_names(tmp_path, monkeypatch):
+    """evaluate.pitch_trackers: the first tracker is the headline; each names its notes and hop;
+    CREPE scores only the first crepe_notes clips. Generated = the notes a semitone sharp (all
+    wrong), real = the notes as asked (all right)."""
+    import types
+
+    import soundfile as sf
+
+    import specgan.evaluate as E
+    from specgan.recipe import load_recipe
+
+    recipe = load_recipe("recipes/tiny.yaml", [f"work_dir={tmp_path / 'w'}", "data.label=pitch",
+                                               "evaluate.pitch_trackers=[pyin, crepe-tiny]", "evaluate.crepe_notes=2"])
+    sr = recipe.mel.sample_rate
+    midi = [50, 62, 69]
+    paths = []
+    for m in midi:
+        sf.write(tmp_path / f"n{m}.wav", _tone(440.0 * 2 ** ((m - 69) / 12), sr, secs=0.6), sr)
+        paths.append(str(tmp_path / f"n{m}.wav"))
+    sharp = [_tone(440.0 * 2 ** ((m + 1 - 69) / 12), sr, secs=0.6) for m in midi]
+    monkeypatch.setattr(E, "_vocode", lambda model, fake, g: sharp)
+    model = types.SimpleNamespace(mel_cfg=recipe.mel)
+    out = E._pitch(recipe, model, None, midi, types.SimpleNamespace(paths=paths), object())
+    assert set(out["trackers"]) == {"pyin", "crepe-tiny"} and out["generated"] is out["trackers"]["pyin"]["generated"]
+    assert out["trackers"]["pyin"]["notes"] == 3 and out["trackers"]["crepe-tiny"]["notes"] == 2
+    assert out["trackers"]["crepe-tiny"]["hop"] == sr // 20 and out["trackers"]["crepe-tiny"]["real"]["notes"] == 2
+    for r in out["trackers"].values():
+        assert r["generated"]["pitch_accuracy"] == 0.0 and r["real"]["pitch_accuracy"] == 1.0
+    assert "pitch accuracy by crepe-tiny 0.000 (real 1.000; 2 notes)" in E.summary_lines(
+        {"generation": {"ndb": 0, "bins": 2, "jsd": 0.0, "diversity_generated": 0.0, "diversity_real": 0.0,
+                        "nn_train_distance_generated": 0.0, "nn_train_distance_real": 0.0, "pitch": out},
+         "vocoder": {k: {"model": k, "mel_l1": 0.0, "mrstft": 0.0, "x_real_time": 1.0} for k in ("trained", "griffinlim")}})
+    with pytest.raises(ValueError, match="pitch_trackers"):
+        load_recipe("recipes/tiny.yaml", ["evaluate.pitch_trackers=[yin]"])
