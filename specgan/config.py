@@ -74,6 +74,10 @@ class SpecGANConfig:
     # Auxiliary classifier (critic kwarg aux_classifier: true): cross-entropy on the real labels in
     # the critic step and on the asked labels in the generator step, weighted by this. 0 = off.
     aux_weight: float = 0.0
+    # Mode seeking (MSGAN, Mao et al. 2019): the generator step pairs each noise vector with a
+    # second one under the same label and adds mode_seeking / (mean|G(z1)-G(z2)| / mean|z1-z2| + 1e-5),
+    # against a conditional generator ignoring its noise (one note per pitch). 0 = off.
+    mode_seeking: float = 0.0
     steps: int = 10_000               # generator iterations
     log_every: int = 10
     sample_every: int = 250
@@ -107,6 +111,10 @@ class SpecGANConfig:
             raise ValueError(f"betas: must be two numbers in [0, 1), got {self.betas}")
         if self.aux_weight < 0:
             raise ValueError(f"aux_weight: must be >= 0, got {self.aux_weight}")
+        if self.mode_seeking < 0:
+            raise ValueError(f"mode_seeking: must be >= 0, got {self.mode_seeking}")
+        if self.mode_seeking > 0 and self.batch_size < 2:
+            raise ValueError(f"mode_seeking > 0 needs batch_size >= 2 (pairs of noise), got {self.batch_size}")
         if self.aux_weight > 0 and not self.critic.get("aux_classifier", False):
             raise ValueError("aux_weight > 0 needs the critic's auxiliary classifier (critic.aux_classifier: true)")
         if self.critic.get("aux_classifier", False) and not self.aux_weight:

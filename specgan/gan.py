@@ -121,3 +121,14 @@ def generator_losses(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor
     adv = -scores.float().mean()
     aux = F.cross_entropy(logits.float(), labels)
     return {"gen/loss": adv + aux_weight * aux, "gen/adv": adv.detach(), "gen/aux_ce": aux.detach()}
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's regulariser on a batch whose second half pairs the first (same labels, other noise):
+    ``1 / (mean|G(z1) − G(z2)| / mean|z1 − z2| + eps)``; small when different noise gives different
+    outputs, large (≈ 1/eps) when the generator ignores its noise. An odd last item is unused."""
+    h = fake.shape[0] // 2
+    if h == 0:
+        raise ValueError("mode seeking needs at least two generated items")
+    ratio = (fake[:h] - fake[h : 2 * h]).abs().float().mean() / (z[:h] - z[h : 2 * h]).abs().float().mean()
+    return 1.0 / (ratio + eps)

@@ -71,12 +71,34 @@ class Generator(nn.Module):
             from the training data (:meth:`set_class_prior`) and saved with the weights; at step
             0 the output is already the label's average, and the critic asks for the detail and
             the variety. Needs labels.
+        harmonic: A source-filter head (off: SpecGAN). From the features before the last
+            upsampling stage (pooled over frequency) a 1-D conv gives each frame an F0 in
+            ``f0_range`` (Hz, log-uniform through a sigmoid) and a voicing v in [0, 1]; the head
+            draws the harmonic comb of that F0 — peaks at k·F0 (k ≥ 1) shaped like the analysis
+            window's main lobe, averaged by each mel band's filter — and adds
+            ``gain · log(v · comb / flat + 1 − v + 0.05)`` (in normalised units, per band) to the
+            pre-tanh output. Wide bands, where many harmonics average out, get ≈ 0; the narrow low
+            bands get lines at the harmonics, which the convolutions alone cannot draw 2–5 bins
+            apart. The geometry (filterbank on a fine frequency grid, window width, normalisation
+            scale) is a set of buffers filled once from the mel config and the statistics
+            (:meth:`set_harmonic_geometry`) and saved with the weights. Differentiable in F0 almost
+            everywhere (the nearest harmonic is chosen by rounding).
+        f0_range: (lowest, highest) F0 in Hz of the harmonic head.
     """
+
+    COMB_GRID = 1025     # frequency points of the harmonic head's comb (0 … sr/2: n_fft 2048's bins)
+    COMB_FLOOR = 0.05    # the comb's valley floor (linear, relative to a flat band): ~26 dB of contrast
+    COMB_MAX_HZ = 4000.0  # bands reaching above this are wide (≥ 3 harmonics of 400 Hz): comb ≈ flat there
 
     def __init__(self, n_mels: int = 64, frames: int = 64, z_dim: int = 100, d: int = 32, kernel_size: int = 5,
                  upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input",
-                 refine_blocks: int = 0, class_prior: str = "none"):
+                 refine_blocks: int = 0, class_prior: str = "none", harmonic: bool = False,
+                 f0_range: tuple[float, float] | list[float] = (60.0, 400.0)):
         super().__init__()
+        if not isinstance(harmonic, bool):
+            raise ValueError(f"harmonic must be true or false, got {harmonic!r}")
+        if len(f0_range) != 2 or not 0 < f0_range[0] < f0_range[1]:
+            raise ValueError(f"f0_range must be [low, high] Hz with 0 < low < high, got {f0_range!r}")
         if class_prior not in ("none", "mean", "profile"):
             raise ValueError(f"class_prior must be 'none', 'mean' or 'profile', got {class_prior!r}")
         if class_prior != "none" and not n_classes:
@@ -112,6 +134,9 @@ class Generator(nn.Module):
                 layers.append(nn.ReLU())
             c = c_out
         self.net = nn.Sequential(*layers)
+        # the index in self.net where the last upsampling stage starts (the harmonic head's input)
+        self._last_stage = len(layers) - (1 if upsample == "transposed" else 2)
+        self._last_stage_width = self.c0 >> (n - 1)
         # refine_blocks: full-resolution residual blocks and the output conv (absent at 0, so the
         # shipped models' weights keep their names)
         self.refine = nn.ModuleList(_Residual(d) for _ in range(refine_blocks)) if refine_blocks else None
@@ -127,6 +152,76 @@ class Generator(nn.Module):
         self.class_prior = class_prior
         if class_prior != "none":
             self.register_buffer("prior", torch.zeros(n_classes, 1, n_mels, 1 if class_prior == "profile" else frames))
+        # harmonic: absent when off, so earlier models keep their tensors
+        self.harmonic = harmonic
+        if harmonic:
+            self.f0_range = (float(f0_range[0]), float(f0_range[1]))
+            self.source = nn.Conv1d(self._last_stage_width, 2, 3, padding=1)  # F0 and voicing logits
+            self.comb_gain = nn.Parameter(torch.ones(()))
+            self.register_buffer("comb_fb", torch.zeros(n_mels, self.COMB_GRID))   # rows sum to 1
+            self.register_buffer("comb_hz", torch.zeros(self.COMB_GRID))
+            self.register_buffer("comb_sigma", torch.zeros(()))                    # main lobe, Hz
+            self.register_buffer("comb_scale", torch.zeros(n_mels))                # log units → normalised
+            self.register_buffer("comb_bands", torch.zeros((), dtype=torch.long))   # bands with a drawn comb
+            self.register_buffer("comb_points", torch.zeros((), dtype=torch.long))  # grid points they use
+
+    @torch.no_grad()
+    def set_harmonic_geometry(self, mel, stats) -> None:
+        """Fill the harmonic head's buffers from the mel config (a :class:`vocoder.mel.MelConfig`)
+        and the normalisation (:class:`vocoder.mel.MelStats`): the mel filterbank on a fine
+        frequency grid (rows normalised to sum 1), the grid in Hz, the analysis window's main
+        lobe as a Gaussian σ in Hz (a Hann window's magnitude is 0.5 one bin off its peak:
+        σ = 0.85 bins; other windows use the same value) and 1 / (per-band std · clip). Only the
+        low bands that lie wholly below :attr:`COMB_MAX_HZ` get a drawn comb (the bands are sorted
+        by frequency); the rest are wide, where the comb averages to flat."""
+        import dataclasses
+
+        from vocoder.mel import mel_filterbank
+
+        if not self.harmonic:
+            raise ValueError("this generator has no harmonic head (harmonic: false)")
+        if mel.n_mels != self.n_mels:
+            raise ValueError(f"set_harmonic_geometry: the mel has {mel.n_mels} bands, the generator {self.n_mels}")
+        n_fft = 2 * (self.COMB_GRID - 1)
+        fb = torch.as_tensor(mel_filterbank(dataclasses.replace(mel, n_fft=n_fft, win_length=n_fft)), dtype=torch.float32)
+        self.comb_fb.copy_(fb / fb.sum(1, keepdim=True).clamp_min(1e-12))
+        self.comb_hz.copy_(torch.linspace(0, mel.sample_rate / 2, self.COMB_GRID))
+        self.comb_sigma.fill_(0.85 * mel.sample_rate / (mel.win_length or mel.n_fft))
+        std = torch.as_tensor(stats.std, dtype=torch.float32).reshape(-1)
+        self.comb_scale.copy_(1.0 / (std * (stats.clip_sigma or 1.0)))
+        cut = int((self.comb_hz <= self.COMB_MAX_HZ).sum())
+        inside = self.comb_fb[:, cut:].sum(1) == 0
+        bands = int(inside.cumprod(0).sum())  # the low bands up to the first one reaching past the cut
+        self.comb_bands.fill_(bands)
+        self.comb_points.fill_(int((self.comb_fb[:bands] > 0).any(0).nonzero().max()) + 1 if bands else 0)
+
+    def source_params(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features before the last stage (B, C, n_mels/2, frames/2) → per-frame F0 in Hz and
+        voicing, each (B, frames)."""
+        a = self.source(feat.mean(2))                                           # (B, 2, frames/2)
+        a = F.interpolate(a, size=self.frames, mode="linear", align_corners=False)
+        lo, hi = self.f0_range
+        f0 = lo * (hi / lo) ** torch.sigmoid(a[:, 0].float())
+        return f0, torch.sigmoid(a[:, 1].float())
+
+    def harmonic_comb(self, f0: torch.Tensor, voicing: torch.Tensor) -> torch.Tensor:
+        """Per-frame F0 (Hz) and voicing, (B, T) → the comb's log contrast per mel band,
+        ``log(v · comb/flat + 1 − v + floor)`` (B, n_mels, T), in log-magnitude units."""
+        if not float(self.comb_sigma) > 0:
+            raise RuntimeError("the harmonic head's geometry is unset: call set_harmonic_geometry (the trainer does)")
+        nb, ng = int(self.comb_bands), int(self.comb_points)
+        hz = self.comb_hz[None, None, :ng]                   # (1, 1, G)
+        f = f0[..., None]                                    # (B, T, 1)
+        r = hz / f
+        dist = f * (r - torch.round(r))                      # Hz to the nearest multiple of F0
+        sigma = self.comb_sigma
+        peaks = torch.exp(-0.5 * (dist / sigma) ** 2) * torch.sigmoid(8.0 * (r - 0.5))  # no peak at k = 0
+        flat = sigma * math.sqrt(2 * math.pi) / f             # the comb's mean over a wide band
+        band = torch.einsum("mg,btg->bmt", self.comb_fb[:nb, :ng], peaks) / flat.transpose(1, 2)
+        v = voicing[:, None, :]
+        low = torch.log(v * band + (1 - v) + self.COMB_FLOOR)
+        high = low.new_full((low.shape[0], self.n_mels - nb, low.shape[2]), math.log(1 + self.COMB_FLOOR))
+        return torch.cat([low, high], 1)
 
     @torch.no_grad()
     def set_class_prior(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -157,15 +252,23 @@ class Generator(nn.Module):
             e = self.embed(labels)
             z = torch.cat([z, e], dim=1)
         x = self.fc(z).view(-1, self.c0, self.h0, self.w0)
+        feat = None
         if self.film is None:
-            x = self.net(F.relu(x))
+            x = F.relu(x)
+            if self.harmonic:
+                feat = x = self.net[: self._last_stage](x)
+                x = self.net[self._last_stage :](x)
+            else:
+                x = self.net(x)
         else:
             x = F.relu(self.film[0](x, e))
             k = 1
-            for layer in self.net:
+            for i, layer in enumerate(self.net):
                 if isinstance(layer, nn.ReLU):
                     x = self.film[k](x, e)
                     k += 1
+                if i == self._last_stage:
+                    feat = x
                 x = layer(x)
         if self.refine is not None:
             for j, block in enumerate(self.refine):
@@ -173,6 +276,9 @@ class Generator(nn.Module):
             x = self.out(F.relu(x))
         if self.class_prior != "none":
             x = x + self.prior[labels].to(x.dtype)
+        if self.harmonic:
+            comb = self.harmonic_comb(*self.source_params(feat))
+            x = x + (self.comb_gain * self.comb_scale[:, None] * comb)[:, None].to(x.dtype)
         return torch.tanh(x)
 
 

@@ -26,10 +26,10 @@ import torch
 from specgan.augment import DiffAugment, gain_per_db
 from specgan.config import SpecGANConfig
 from specgan.features.dataset import MelDataset
-from specgan.gan import fused_critic_losses, generator_losses
+from specgan.gan import fused_critic_losses, generator_losses, mode_seeking_loss
 from specgan.models import build_critic, build_generator
 from vocoder.checkpoint import changed_keys, fingerprint, save_model
-from vocoder.mel import MelConfig
+from vocoder.mel import MelConfig, MelStats
 from vocoder.trainer import LoopSettings, Trainer
 
 __all__ = ["MelDataset", "SpecGANConfig", "SpecGANTrainer", "stage_one_kwargs"]
@@ -92,6 +92,10 @@ class SpecGANTrainer(Trainer):
         self.G_ema.eval().requires_grad_(False)
         if getattr(self.G, "class_prior", "none") != "none":  # from the data; a resume then loads the saved one
             self.G.set_class_prior(data.x, data.y)
+        if getattr(self.G, "harmonic", False):  # the comb's geometry, from the mel and its statistics
+            if mel is None or stats is None:
+                raise ValueError("specgan.generator.harmonic needs the mel config and statistics (the recipe's)")
+            self.G.set_harmonic_geometry(mel, MelStats.from_dict(stats))
         self.G_ema.load_state_dict(self.G.state_dict())
         self.shape = {"model": {"generator": dict(cfg.generator), "critic": dict(cfg.critic), "frames": cfg.frames,
                                 "conditional": cfg.conditional},
@@ -189,9 +193,16 @@ class SpecGANTrainer(Trainer):
             out.update(losses)
             out["critic/loss"] = loss.detach()
         labels = self._labels(b)
+        if cfg.mode_seeking > 0 and labels is not None:  # the second half asks for the first half's labels
+            labels = torch.cat([labels[: b // 2], labels[: b - b // 2]])
         z = torch.randn(b, z_dim, generator=self.sampler).to(self.device)
         with self.autocast():
-            gen = generator_losses(self.D, aug(self._fake(z, labels), self.sampler), labels, cfg.aux_weight)
+            fake = self._fake(z, labels)
+            gen = generator_losses(self.D, aug(fake, self.sampler), labels, cfg.aux_weight)
+            if cfg.mode_seeking > 0:
+                ms = mode_seeking_loss(fake, z)
+                gen["gen/loss"] = gen["gen/loss"] + cfg.mode_seeking * ms
+                gen["gen/mode_seeking"] = ms.detach()
         loss_g = gen.pop("gen/loss")
         out["gen/grad_norm"] = self.optimize(loss_g, self.opt_g, self.G)
         with torch.no_grad():

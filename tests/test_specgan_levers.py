@@ -18,7 +18,7 @@ from conftest import speech_like
 
 from specgan.augment import DiffAugment, gain_per_db
 from specgan.config import AugmentConfig
-from specgan.gan import fused_critic_losses, gradient_penalty
+from specgan.gan import fused_critic_losses, gradient_penalty, mode_seeking_loss
 from specgan.metrics import harmonicity
 from specgan.models import Critic, Generator
 from specgan.recipe import RecipeError, load_recipe
@@ -180,6 +180,56 @@ def test_class_prior_starts_each_label_at_its_mean_and_is_saved_with_the_weights
     torch.testing.assert_close(load_stage_one(tmp_path / "m.safetensors").generator.prior, want)
 
 
+def _harmonic_generator(**kw):
+    mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64)
+    stats = MelStats(np.full(64, -5.0), np.full(64, 2.0))
+    g = Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, harmonic=True, **kw)
+    g.set_harmonic_geometry(mel, stats)
+    return g, mel, stats
+
+
+def test_harmonic_comb_has_lines_at_the_harmonics_and_is_flat_when_unvoiced():
+    """Known answers: at F0 = 125 Hz, voiced, the bands centred on a harmonic (250, 500, 750 Hz)
+    stand above the bands centred between two (312, 437 Hz); wide bands (above 4 kHz) and
+    unvoiced frames are flat (log(1 + floor)); doubling F0 moves the lines."""
+    import librosa
+
+    g, mel, _ = _harmonic_generator()
+    centres = librosa.mel_frequencies(66, fmin=0, fmax=8000)[1:-1]
+    comb = g.harmonic_comb(torch.tensor([[125.0, 250.0, 125.0]]), torch.tensor([[1.0, 1.0, 0.0]]))[0]
+    on = [int(np.argmin(abs(centres - f))) for f in (250, 500, 750)]
+    off = [int(np.argmin(abs(centres - f))) for f in (312.5, 437.5)]
+    assert min(comb[on, 0]) > max(comb[off, 0]) + 1.0, comb[:20, 0]
+    flat = float(np.log(1 + g.COMB_FLOOR))
+    torch.testing.assert_close(comb[:, 2], torch.full((64,), flat))  # unvoiced
+    assert int(g.comb_bands) < 64 and torch.allclose(comb[int(g.comb_bands):, 0], torch.tensor(flat))
+    i375 = int(np.argmin(abs(centres - 375)))  # 3·125 Hz, between 250 Hz's harmonics 1 and 2
+    assert comb[i375, 0] > comb[i375, 1] + 1.0
+    assert all(np.isfinite(comb.numpy()).ravel())
+
+
+def test_harmonic_head_moves_its_f0_by_gradient_and_survives_save_load(tmp_path):
+    """The comb is differentiable in F0: the gradient of a target comb's error pulls F0 toward
+    the target. The geometry buffers round-trip through a state dict; an unset head refuses."""
+    g, _, _ = _harmonic_generator()
+    target = g.harmonic_comb(torch.full((1, 4), 150.0), torch.ones(1, 4)).detach()
+    f0 = torch.full((1, 4), 146.0, requires_grad=True)
+    ((g.harmonic_comb(f0, torch.ones(1, 4)) - target) ** 2).sum().backward()
+    assert (f0.grad < 0).all()  # raising F0 lowers the error
+    z, y = torch.randn(2, 8, generator=gen()), torch.tensor([0, 2])
+    out = g.eval()(z, y)
+    assert out.shape == (2, 1, 64, 16) and out.abs().max() <= 1
+    again = Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, harmonic=True)
+    again.load_state_dict(g.state_dict())
+    torch.testing.assert_close(again.eval()(z, y), out)
+    with pytest.raises(RuntimeError, match="geometry is unset"):
+        Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, harmonic=True)(z, y)
+    with pytest.raises(ValueError, match="f0_range"):
+        Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_range=[400, 60])
+    with pytest.raises(ValueError, match="no harmonic head"):
+        Generator(64, 16, z_dim=8, d=4).set_harmonic_geometry(MelConfig(n_mels=64), MelStats(np.zeros(64), np.ones(64)))
+
+
 def test_aux_classifier_learns_a_separable_toy_and_its_loss_is_finite():
     torch.manual_seed(0)
     x = torch.full((32, 1, 16, 16), -1.0)
@@ -229,6 +279,7 @@ def cfg(**kw):
                                       "upsample": "nearest", "refine_blocks": 1, "class_prior": "mean"},
                 critic={"name": "specgan", "d": 4, "aux_classifier": True}, aux_weight=1.0,
                 augment=AugmentConfig(policy=ALL), batch_size=4, n_critic=2, gp_every=3, lr_d=4e-4, steps=4,
+                mode_seeking=1.0,
                 log_every=1, save_every=2, sample_every=100)
     return SpecGANConfig(**{**base, **kw})
 
@@ -245,8 +296,27 @@ def test_every_lever_on_resumes_exactly(tmp_path):
     for a, b in zip(whole.G_ema.state_dict().values(), resumed.G_ema.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
     hist = [json.loads(line) for line in open(tmp_path / "b" / "history.jsonl")]
-    assert {"critic/aux_ce", "gen/aux_ce", "gen/adv"} <= set(hist[-1])
+    assert {"critic/aux_ce", "gen/aux_ce", "gen/adv", "gen/mode_seeking"} <= set(hist[-1])
     assert np.isfinite([h["gen/loss"] for h in hist]).all()
+
+
+def test_the_trainer_fills_the_harmonic_geometry_and_resumes_exactly(tmp_path):
+    mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=16)
+    stats = MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()
+    c = cfg(generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
+                       "upsample": "nearest", "harmonic": True, "f0_range": [80, 300]})
+    whole = SpecGANTrainer(c, data(), tmp_path / "a", seed=1, mel=mel, stats=stats)
+    assert float(whole.G_ema.comb_sigma) == pytest.approx(0.85 * 16000 / 1024) and int(whole.G_ema.comb_bands) > 0
+    whole.fit(progress=False, tensorboard=False)
+    part = SpecGANTrainer(c, data(), tmp_path / "b", seed=1, mel=mel, stats=stats)
+    part.fit(steps=2, progress=False, tensorboard=False)
+    resumed = SpecGANTrainer(c, data(), tmp_path / "b", seed=1, mel=mel, stats=stats)
+    resumed.resume()
+    resumed.fit(progress=False, tensorboard=False)
+    for a, b in zip(whole.G_ema.state_dict().values(), resumed.G_ema.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="harmonic needs the mel config"):
+        SpecGANTrainer(c, data(), tmp_path / "c", seed=1)
 
 
 def test_the_augment_uses_the_datasets_floor(tmp_path):
@@ -262,6 +332,39 @@ def test_lazy_gp_counts_critic_steps_across_iterations(tmp_path):
         tr.step = step
         with_gp.append("critic/gp" in tr.train_step(tr.next_batch()))
     assert with_gp == [True, False, True, False]
+
+
+def test_mode_seeking_known_answers():
+    z = torch.randn(6, 8, generator=gen())
+    same = torch.zeros(6, 1, 4, 4)
+    assert mode_seeking_loss(same, z).item() == pytest.approx(1e5)  # noise ignored: 1 / eps
+    w = torch.randn(8, 16, generator=gen(1))
+    fake = (z @ w).view(6, 1, 4, 4)  # different noise, different output
+    ratio = (fake[:3] - fake[3:]).abs().mean() / (z[:3] - z[3:]).abs().mean()
+    assert mode_seeking_loss(fake, z).item() == pytest.approx(1 / (ratio.item() + 1e-5))
+    assert mode_seeking_loss(2 * fake, z).item() == pytest.approx(1 / (2 * ratio.item() + 1e-5))
+    odd = torch.cat([fake, torch.randn(1, 1, 4, 4)]), torch.cat([z, torch.randn(1, 8)])
+    assert mode_seeking_loss(*odd).item() == pytest.approx(mode_seeking_loss(fake, z).item())  # the odd one out unused
+    fake.requires_grad_(True)
+    mode_seeking_loss(fake, z).backward()  # pushes the paired outputs apart
+    assert ((fake.grad[:3] * (fake[:3] - fake[3:]).detach()) <= 0).all()
+    with pytest.raises(ValueError, match="two generated"):
+        mode_seeking_loss(fake[:1], z[:1])
+
+
+def test_mode_seeking_pairs_each_generator_item_with_one_of_the_same_label(tmp_path, monkeypatch):
+    tr = SpecGANTrainer(cfg(batch_size=5, augment=AugmentConfig()), data(), tmp_path)
+    seen = []
+    real_fake = tr._fake
+    monkeypatch.setattr(tr, "_fake", lambda z, labels: seen.append(labels.clone()) or real_fake(z, labels))
+    out = tr.train_step(tr.next_batch())
+    gen_labels = seen[-1]  # the generator step's (after n_critic critic steps)
+    assert len(gen_labels) == 5 and torch.equal(gen_labels[:2], gen_labels[2:4])
+    assert torch.isfinite(out["gen/mode_seeking"]) and out["gen/mode_seeking"] > 0
+    with pytest.raises(ValueError, match="mode_seeking: must be >= 0"):
+        cfg(mode_seeking=-1.0)
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        cfg(batch_size=1)
 
 
 def test_aux_weight_and_the_head_go_together():

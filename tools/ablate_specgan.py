@@ -63,6 +63,12 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                         [*_COMBINED, "specgan.generator.refine_blocks=2"]),
     "combined-prior": ("combined, drawing a residual on each label's mean training mel (generator.class_prior: "
                        "mean; not in the default set)", [*_COMBINED, "specgan.generator.class_prior=mean"]),
+    "combined-prior-ms": ("combined-prior + mode seeking (MSGAN, weight 1: same label, other noise, other note; "
+                          "against combined-prior's within-pitch collapse; not in the default set)",
+                          [*_COMBINED, "specgan.generator.class_prior=mean", "specgan.mode_seeking=1.0"]),
+    "combined-harmonic": ("combined + the source-filter head (generator.harmonic: per-frame F0 and voicing draw "
+                          "the harmonic comb of the low mel bands; not in the default set)",
+                          [*_COMBINED, "specgan.generator.harmonic=true"]),
     "combined-profile": ("combined, drawing a residual on each label's mean spectrum over time "
                          "(generator.class_prior: profile; not in the default set)",
                          [*_COMBINED, "specgan.generator.class_prior=profile"]),
@@ -74,7 +80,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                       "default set)", ["specgan.ema_rampup=0"]),
 }
 DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "combined-no-film", "combined-refine",
-                                              "combined-prior", "combined-profile")]
+                                              "combined-prior", "combined-profile",
+                                              "combined-prior-ms", "combined-harmonic")]
 
 
 def _recipe(args, name: str):
@@ -91,6 +98,10 @@ def _flat(m: dict) -> dict:
     if "pitch" in m:
         out["pitch_accuracy"] = m["pitch"]["generated"]["pitch_accuracy"]
         out["pitch_accuracy_real"] = m["pitch"]["real"]["pitch_accuracy"]
+        for t, r in m["pitch"].get("trackers", {}).items():
+            if t != "pyin":
+                out[f"pitch_accuracy_{t}"] = r["generated"]["pitch_accuracy"]
+                out[f"pitch_accuracy_{t}_real"] = r["real"]["pitch_accuracy"]
     if "harmonicity" in m:
         h = m["harmonicity"]
         out["periodicity"] = h["generated"]["periodicity"]
@@ -149,7 +160,8 @@ def _cell(r: dict, key: str, digits: str = ".3g") -> str:
 
 def table(rows: list[dict]) -> str:
     cols = [("label acc (real)", "label_accuracy", ".2f"), ("FID (real floor)", "fid", ".3g"),
-            ("NDB/k", None, None), ("pitch acc (real)", "pitch_accuracy", ".2f"),
+            ("NDB/k", None, None), ("pitch acc, pYIN (real)", "pitch_accuracy", ".2f"),
+            ("pitch acc, CREPE (real)", "pitch_accuracy_crepe", ".2f"),
             ("periodicity (real)", "periodicity", ".2f")]
     cols = [c for c in cols if c[1] is None or any(r.get(c[1]) is not None for r in rows)]
     lines = ["| candidate | what | steps | CPU-min | " + " | ".join(c[0] for c in cols) + " |",
