@@ -312,9 +312,10 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "n_generated", "ndb_bins", "classifier_epochs", "crepe_notes")
-        known = ("pyin", "crepe", "crepe-tiny")
-        if not self.pitch_trackers or any(t not in known for t in self.pitch_trackers):
-            raise ValueError(f"pitch_trackers: expected a non-empty list of {', '.join(known)}, "
+        from specgan.metrics import PITCH_TRACKERS  # the trackers pitch_accuracy knows (numpy-only import)
+
+        if not self.pitch_trackers or any(t not in PITCH_TRACKERS for t in self.pitch_trackers):
+            raise ValueError(f"pitch_trackers: expected a non-empty list of {', '.join(PITCH_TRACKERS)}, "
                              f"got {self.pitch_trackers!r}")
         if self.max_items is not None and self.max_items <= 0:
             raise ValueError(f"max_items: must be positive or null, got {self.max_items}")
