@@ -220,23 +220,34 @@ def _classifier(recipe: Recipe, model, progress_log=log.info):
     return load_classifier(out / "model.safetensors")
 
 
-def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
-    """The stage-one half of :func:`evaluate` (see the module docstring)."""
-    from specgan import metrics as M
-    from specgan.classifier import predict
+def generation_draw(recipe: Recipe, model):
+    """What the generation metrics compare: ``evaluate.n_generated`` held-out clips of
+    ``evaluate.split`` (a seeded draw; labels the model knows), their labels (None for an
+    unconditional model) and as many generated mels asking for the same labels (seed
+    ``evaluate.seed``), (N, 1, n_mels, frames) float."""
     from specgan.sampling import sample
 
     ec = recipe.evaluate
     conditional = model.generator.n_classes > 0
-    frames = model.generator.frames
-    real = _split_set(recipe, ec.split, model.stats, frames, vocab=model.vocab if conditional else None,
-                      max_items=ec.n_generated, seed=ec.seed)
-    n = len(real)
-    if n < 2:
-        raise ValueError(f"evaluate: split {ec.split!r} has {n} usable clips; need at least 2")
+    real = _split_set(recipe, ec.split, model.stats, model.generator.frames,
+                      vocab=model.vocab if conditional else None, max_items=ec.n_generated, seed=ec.seed)
+    if len(real) < 2:
+        raise ValueError(f"evaluate: split {ec.split!r} has {len(real)} usable clips; need at least 2")
     labels = [model.vocab[int(i)] for i in real.y] if conditional else None
-    fake, _ = sample(model, n, labels=labels, seed=ec.seed)
-    fake = fake[:, None].float()
+    fake, _ = sample(model, len(real), labels=labels, seed=ec.seed)
+    return real, labels, fake[:, None].float()
+
+
+def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
+    """The stage-one half of :func:`evaluate` (see the module docstring)."""
+    from specgan import metrics as M
+    from specgan.classifier import predict
+
+    ec = recipe.evaluate
+    conditional = model.generator.n_classes > 0
+    frames = model.generator.frames
+    real, labels, fake = generation_draw(recipe, model)
+    n = len(real)
     out: dict = {"protocol": f"{n} generated (seed {ec.seed}, labels matching the real clips') vs {n} real "
                              f"{ec.split} clips, normalised mels {tuple(real.x.shape[2:])}", "n": n}
     train = _split_set(recipe, "train", model.stats, frames, vocab=model.vocab if conditional else None,

@@ -24,7 +24,7 @@ def main() -> int:
 
     import specgan.evaluate as E
     from specgan.recipe import load_recipe
-    from specgan.sampling import load_stage_one, sample
+    from specgan.sampling import load_stage_one
     from specgan.synth import load_vocoder, resolve_stage_one
 
     recipe = load_recipe(args.recipe, args.set)
@@ -36,12 +36,8 @@ def main() -> int:
     model = load_stage_one(path)
     model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {path}", f"recipe {recipe.path}")
     voc, desc = load_vocoder(recipe, args.vocoder, recipe.mel)
-    ec = recipe.evaluate
-    real = E._split_set(recipe, ec.split, model.stats, model.generator.frames, vocab=model.vocab,
-                        max_items=ec.n_generated, seed=ec.seed)
-    labels = [model.vocab[int(i)] for i in real.y]
-    fake, _ = sample(model, len(real), labels=labels, seed=ec.seed)  # the draw generation_metrics makes
-    out = E._pitch(recipe, model, fake[:, None].float(), labels, real, voc)
+    real, labels, fake = E.generation_draw(recipe, model)  # the draw generation_metrics makes
+    out = E._pitch(recipe, model, fake, labels, real, voc)
     out.update(model=str(path), step=model.step, vocoder=desc)
     for t, r in out["trackers"].items():
         print(f"{t}: generated {r['generated']['pitch_accuracy']:.3f}, real {r['real']['pitch_accuracy']:.3f} "
