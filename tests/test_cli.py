@@ -148,6 +148,9 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     assert metrics["generation"]["step"] == 4 and "label_accuracy" in metrics["generation"]
     assert 0 <= metrics["generation"]["classifier"]["test_accuracy"] <= 1
     assert set(metrics["generation"]["label_accuracy_vocoded"]) == {"trained", "griffinlim"}
+    ripple = metrics["generation"]["fine_structure"]  # builtin:digits is speech: the low-band ripple is scored
+    assert ripple["bands"] == 30 and ripple["real"]["contrast"] > 0 and ripple["generated"]["frames"] > 0
+    assert "low-band ripple" in out and "periodicity of active frames" in out
     assert (work / "eval" / "report.html").is_file() and (work / "classifier" / "model.safetensors").is_file()
     _check_grids_and_report_seeds(work)
 

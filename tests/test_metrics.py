@@ -250,3 +250,40 @@ def test_generated_pitch_is_scored_by_every_tracker_the_recipe_names(tmp_path, m
          "vocoder": {k: {"model": k, "mel_l1": 0.0, "mrstft": 0.0, "x_real_time": 1.0} for k in ("trained", "griffinlim")}})
     with pytest.raises(ValueError, match="pitch_trackers"):
         load_recipe("recipes/tiny.yaml", ["evaluate.pitch_trackers=[yin]"])
+
+
+# -- fine structure of the mel --------------------------------------------------------------------
+def _mels(ripple, frames=40, n_mels=32, level=None):
+    """(1, n_mels, frames) log-mels: a sloping envelope plus ripple(f, t) (f, t index arrays)."""
+    f, t = np.meshgrid(np.arange(n_mels), np.arange(frames), indexing="ij")
+    x = -2.0 - 0.05 * f + ripple(f, t)
+    if level is not None:
+        x = x + level[None, :]
+    return x[None]
+
+
+def test_fine_structure_known_answers():
+    from specgan.metrics import fine_structure
+
+    comb = lambda f, t: 0.5 * np.cos(2 * np.pi * f / 3)  # noqa: E731  lines 3 bands apart, fixed
+    still = fine_structure(_mels(comb), bands=24)
+    assert still["time_corr"] > 0.99 and 0.25 < still["contrast"] < 0.36 and still["frames"] == 40
+    checker = fine_structure(_mels(lambda f, t: comb(f, t) * (-1.0) ** t), bands=24)
+    assert checker["time_corr"] < -0.99 and checker["contrast"] == pytest.approx(still["contrast"])
+    # harmonics of an F0 with vibrato: the lines move from frame to frame, more the wider the vibrato
+    vibrato = [fine_structure(_mels(lambda f, t, a=a: 0.5 * np.cos(2 * np.pi * f / (3 * (1 + a * np.sin(t / 6))))),
+                              bands=24)["time_corr"] for a in (0.05, 0.15, 0.3)]
+    assert 0.99 > vibrato[0] > vibrato[1] > vibrato[2] > 0.2
+    noise = np.random.default_rng(0).normal(0, 0.3, (32, 40))
+    n = fine_structure(_mels(lambda f, t: noise), bands=24)
+    assert abs(n["time_corr"]) < 0.15 and n["contrast"] > 0.2
+    smooth = fine_structure(_mels(lambda f, t: 0.0 * f), bands=24)  # a linear envelope has no ripple
+    assert smooth["contrast"] < 1e-9 and np.isnan(smooth["time_corr"])
+    # quiet frames do not count: a fixed comb in the loud half, a checkerboard 60 dB down
+    level = np.where(np.arange(40) < 20, 0.0, -60 / 20 * np.log(10))
+    half = fine_structure(_mels(lambda f, t: comb(f, t) * np.where(t < 20, 1.0, (-1.0) ** t), level=level), bands=24)
+    assert half["frames"] == 20 and half["time_corr"] > 0.99
+    with pytest.raises(ValueError, match="fine_structure"):
+        fine_structure(np.zeros((2, 16, 10)), bands=24)
+    with pytest.raises(ValueError, match="width"):
+        fine_structure(np.zeros((2, 32, 10)), bands=24, width=4)

@@ -265,6 +265,29 @@ def test_the_gradient_penalty_is_on_the_score_alone_with_the_aux_head():
     torch.testing.assert_close(with_aux["critic/grad_norm"], g.flatten(1).norm(dim=1).mean())
 
 
+def test_the_detail_channel_is_the_fine_structure_along_frequency():
+    critic = Critic(32, 16, d=4, detail=4.0, detail_width=7)
+    assert critic.net[0].in_channels == 2 and Critic(32, 16, d=4).net[0].in_channels == 1
+    flat = torch.full((2, 1, 32, 16), -0.3)
+    torch.testing.assert_close(critic.fine_structure(flat), torch.zeros_like(flat))
+    ramp = torch.linspace(-1, 1, 32).view(1, 1, 32, 1).expand(2, 1, 32, 16)
+    torch.testing.assert_close(critic.fine_structure(ramp)[:, :, 3:-3], torch.zeros(2, 1, 26, 16))
+    # a comb with 3 bands between lines survives at nearly full depth, on top of any envelope
+    comb = (torch.arange(32) % 4 == 0).float().view(1, 1, 32, 1).expand(2, 1, 32, 16)
+    fs = critic.fine_structure(2.0 * comb + ramp)[0, 0, 4:-4, 0]
+    assert (fs[::4] > 1.2).all() and (fs.view(-1, 4)[:, 1:] < -0.2).all()
+    # the critic sees it: its score moves with the comb's depth when the mel channel's weights are zero
+    with torch.no_grad():
+        critic.net[0].weight[:, 0] = 0
+    assert not torch.allclose(critic(ramp), critic(ramp + 0.5 * comb))
+    with torch.no_grad():
+        critic.net[0].weight[:, 1] = 0
+    torch.testing.assert_close(critic(ramp), critic(ramp + 0.5 * comb))  # and only through that channel
+    for bad in ({"detail": -1.0}, {"detail": 1.0, "detail_width": 4}, {"detail": 1.0, "detail_width": 1}):
+        with pytest.raises(ValueError, match="detail"):
+            Critic(32, 16, d=4, **bad)
+
+
 # -- the trainer ---------------------------------------------------------------------------------
 def data(n=12, n_mels=16, frames=15, seed=0):
     rng = np.random.default_rng(seed)
@@ -277,7 +300,8 @@ def data(n=12, n_mels=16, frames=15, seed=0):
 def cfg(**kw):
     base = dict(frames=16, generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
                                       "upsample": "nearest", "refine_blocks": 1, "class_prior": "mean"},
-                critic={"name": "specgan", "d": 4, "aux_classifier": True}, aux_weight=1.0,
+                critic={"name": "specgan", "d": 4, "aux_classifier": True, "detail": 4.0, "detail_width": 5},
+                aux_weight=1.0,
                 augment=AugmentConfig(policy=ALL), batch_size=4, n_critic=2, gp_every=3, lr_d=4e-4, steps=4,
                 mode_seeking=1.0,
                 log_every=1, save_every=2, sample_every=100)
@@ -439,6 +463,19 @@ def test_ablation_tool_end_to_end(tmp_path):
         res = json.loads((work / "ablation-specgan" / name / "result.json").read_text())
         assert res["step"] > 0 and 0 <= res["label_accuracy"] <= 1 and res["fid"] >= 0
         assert res["cpu_minutes"] >= 0.02 and np.isfinite(res["periodicity_real"])
+        assert res["ripple_contrast"] > 0 and -1 <= res["ripple_time_corr"] <= 1 and res["ripple_contrast_real"] > 0
+    assert "ripple frame-to-frame corr. (real)" in table and "voiced fraction (real)" in table
+    # the low-band comparison figure reads the same work dir: one real row and one per model
+    png = tmp_path / "low.png"
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "low_bands.py"), *common, "--out", str(png), "--n", "2",
+                        "--bands", "12", *(str(work / "ablation-specgan" / n / "model.safetensors")
+                                          for n in ("baseline", "combined"))],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from PIL import Image
+
+    title = Image.open(png).text["Title"]
+    assert title.startswith("lowest 12 mel bands") and "held-out real; baseline (step" in title and "combined" in title
     # resumable: a second call with the budget spent trains nothing more (in-process: no retraining,
     # no rescoring, the stored result comes back)
     steps = json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())["step"]

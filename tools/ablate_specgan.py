@@ -19,7 +19,9 @@ Columns: the evaluation classifier's label accuracy on generated clips (real hel
 brackets: its ceiling), FID on the classifier's embeddings (real train vs real test in brackets:
 the floor), NDB/k, and for pitch labels the pYIN pitch accuracy of the Griffin-Lim-vocoded
 notes (real notes in brackets), for speech the periodicity of active frames (real mels through
-Griffin-Lim in brackets; :func:`specgan.metrics.harmonicity`).
+Griffin-Lim in brackets; :func:`specgan.metrics.harmonicity`) and the voiced fraction, and the
+ripple of the low mel bands with its frame-to-frame correlation (:func:`specgan.metrics.fine_structure`:
+harmonic lines move with the F0; a checkerboard flips sign, a frozen pattern does not move).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ _NEAREST = ["specgan.generator.upsample=nearest"]
 _TTUR = ["specgan.lr_d=4.0e-4", "specgan.n_critic=2"]
 _LAZY_GP = ["specgan.gp_every=4"]
 _COMBINED = [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP]
+# Real speech's harmonic lines are ±0.2-0.6 nats around the envelope, a few bands apart.
+_DETAIL = ["specgan.critic.detail=4.0", "specgan.critic.detail_width=7"]
 
 # name → (what it tests, overrides on top of the recipe)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
@@ -69,6 +73,12 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "combined-harmonic": ("combined + the source-filter head (generator.harmonic: per-frame F0 and voicing draw "
                           "the harmonic comb of the low mel bands; not in the default set)",
                           [*_COMBINED, "specgan.generator.harmonic=true"]),
+    "combined-detail": ("combined + the critic's fine-structure channel (critic.detail 4: the mel minus its 7-band "
+                        "moving average along frequency, as a second input; not in the default set)",
+                        [*_COMBINED, *_DETAIL]),
+    "combined-harmonic-detail": ("combined-harmonic + the critic's fine-structure channel (the critic learns "
+                                 "the comb's depth faster; not in the default set)",
+                                 [*_COMBINED, "specgan.generator.harmonic=true", *_DETAIL]),
     "combined-profile": ("combined, drawing a residual on each label's mean spectrum over time "
                          "(generator.class_prior: profile; not in the default set)",
                          [*_COMBINED, "specgan.generator.class_prior=profile"]),
@@ -81,7 +91,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
 }
 DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "combined-no-film", "combined-refine",
                                               "combined-prior", "combined-profile",
-                                              "combined-prior-ms", "combined-harmonic")]
+                                              "combined-prior-ms", "combined-harmonic", "combined-detail",
+                                              "combined-harmonic-detail")]
 
 
 def _recipe(args, name: str):
@@ -108,6 +119,11 @@ def _flat(m: dict) -> dict:
         out["periodicity_real"] = h["real_vocoded"]["periodicity"]
         out["voiced_fraction"] = h["generated"]["voiced_fraction"]
         out["voiced_fraction_real"] = h["real_vocoded"]["voiced_fraction"]
+    if "fine_structure" in m:
+        f = m["fine_structure"]
+        for k in ("contrast", "time_corr"):
+            out[f"ripple_{k}"] = f["generated"][k]
+            out[f"ripple_{k}_real"] = f["real"][k]
     return out
 
 
@@ -162,7 +178,9 @@ def table(rows: list[dict]) -> str:
     cols = [("label acc (real)", "label_accuracy", ".2f"), ("FID (real floor)", "fid", ".3g"),
             ("NDB/k", None, None), ("pitch acc, pYIN (real)", "pitch_accuracy", ".2f"),
             ("pitch acc, CREPE (real)", "pitch_accuracy_crepe", ".2f"),
-            ("periodicity (real)", "periodicity", ".2f")]
+            ("periodicity (real)", "periodicity", ".2f"), ("voiced fraction (real)", "voiced_fraction", ".2f"),
+            ("low-band ripple, nats (real)", "ripple_contrast", ".2f"),
+            ("ripple frame-to-frame corr. (real)", "ripple_time_corr", ".2f")]
     cols = [c for c in cols if c[1] is None or any(r.get(c[1]) is not None for r in rows)]
     lines = ["| candidate | what | steps | CPU-min | " + " | ".join(c[0] for c in cols) + " |",
              "|" + "---|" * (4 + len(cols))]

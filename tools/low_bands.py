@@ -1,0 +1,77 @@
+"""Held-out real mels against generated ones, zoomed on the low mel bands where voiced speech shows
+its harmonic lines (and notes their lowest partials): one row per source, the same seeded draw of
+held-out labels that ``specgan evaluate`` makes (:func:`specgan.evaluate.generation_draw`), each
+panel in nats from its loudest value down ``--range`` nats.
+
+    python tools/low_bands.py --recipe recipes/speech-multi.yaml --out docs/img/x.png \\
+        pretrained/speech-multi/specgan.safetensors exp/speech-multi/ablation-specgan/combined-detail/model.safetensors
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help="stage-one safetensors, one row each (the real row comes first)")
+    ap.add_argument("--recipe", default="recipes/speech-multi.yaml")
+    ap.add_argument("--out", required=True, help="PNG to write")
+    ap.add_argument("--n", type=int, default=8, help="clips per row")
+    ap.add_argument("--bands", type=int, default=32, help="lowest mel bands shown")
+    ap.add_argument("--range", type=float, default=9.0, help="nats shown below each panel's maximum")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="recipe override")
+    ap.add_argument("--names", default=None, help="comma-separated row names (default: the models' folders)")
+    args = ap.parse_args()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    import specgan.evaluate as E
+    from specgan.plotting import mel_axes, mel_centres_hz, save_figure
+    from specgan.recipe import load_recipe
+    from specgan.sampling import load_stage_one
+
+    torch.set_num_threads(1)
+    recipe = load_recipe(args.recipe, args.set)
+    names = args.names.split(",") if args.names else [Path(m).parent.name for m in args.models]
+    if len(names) != len(args.models):
+        raise SystemExit(f"low_bands: {len(names)} names for {len(args.models)} models")
+    rows, titles = [], []
+    for path, name in zip(args.models, names, strict=True):
+        model = load_stage_one(Path(path))
+        model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {path}", f"recipe {recipe.path}")
+        real, labels, fake = E.generation_draw(recipe, model)
+        if not rows:
+            rows.append(model.stats.denormalize(real.x[: args.n, 0]).numpy())
+            titles.append(("held-out real", labels))
+        rows.append(model.stats.denormalize(fake[: args.n, 0]).numpy())
+        titles.append((f"{name} (step {model.step})", labels))
+    n = min(args.n, rows[0].shape[0])
+    bands = min(args.bands, rows[0].shape[1])
+    centres = mel_centres_hz(recipe.mel)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.9 * n, 1.7 * len(rows)), squeeze=False)
+    for r, (x, (title, labels)) in enumerate(zip(rows, titles, strict=True)):
+        for c in range(n):
+            ax = axes[r, c]
+            top = float(x[c].max())
+            ax.imshow(x[c, :bands], origin="lower", aspect="auto", cmap="magma", vmin=top - args.range, vmax=top)
+            mel_axes(ax, recipe.mel, x.shape[2], fontsize=4, labels=c == 0)
+            ticks = np.linspace(0, bands - 1, 4).round().astype(int)  # mel_axes ticks all bands: these are fewer
+            ax.set_yticks(ticks)
+            ax.set_ylim(-0.5, bands - 0.5)
+            ax.set_yticklabels([f"{centres[t]:.0f}" for t in ticks])
+            ax.set_title(f"{title}: {labels[c]}" if labels else title, fontsize=5)
+    fig.tight_layout()
+    save_figure(fig, args.out, title=f"lowest {bands} mel bands of {recipe.path}: " + "; ".join(t for t, _ in titles),
+                dpi=100)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
