@@ -110,6 +110,11 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
         warnings.simplefilter("ignore", RuntimeWarning)
         out = {**{k: float(np.nanmean(v)) for k, v in rows.items()}, "x_real_time": secs / busy,
                "threads": torch.get_num_threads()}
+    # a metric undefined on some clips (STOI of a word shorter than its 384-ms window, F0 of a clip
+    # voiced in neither signal) is a mean over fewer clips: say how many
+    fewer = {k: int(np.isfinite(v).sum()) for k, v in rows.items() if not np.isfinite(v).all()}
+    if fewer:
+        out["clips_scored"] = {**fewer, "of": len(clips)}
     if per_clip:
         out["per_clip"] = rows
     return out
@@ -450,6 +455,10 @@ def summary_lines(m: dict) -> str:
     for k in ("trained", "griffinlim"):
         r = v[k]
         extra = "".join(f", {n} {r[n]:.3f}" for n in ("f0_rmse_cents", "vuv_error", "pesq_wb", "stoi") if n in r)
+        if r.get("clips_scored"):
+            c = r["clips_scored"]
+            extra += " (" + ", ".join(f"{n} over {c[n]} of {c['of']} clips" for n in ("f0_rmse_cents", "pesq_wb", "stoi")
+                                      if n in c) + ")"
         lines.append(f"  vocoder {r['model']}: mel-L1 {r['mel_l1']:.3f}, MR-STFT {r['mrstft']:.3f}{extra}, "
                      f"{r['x_real_time']:.1f}x real time")
         if "note_pitch" in r:

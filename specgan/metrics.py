@@ -261,11 +261,24 @@ def pesq_wb(ref: np.ndarray, est: np.ndarray, sr: int = 16000) -> float:
 
 
 def stoi(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
-    """Short-time objective intelligibility (Taal et al. 2011), 0 ... 1."""
+    """Short-time objective intelligibility (Taal et al. 2011), 0 ... 1; NaN where it is undefined.
+
+    STOI correlates 384-ms stretches (30 frames at 10 kHz) of the reference's active frames (those
+    within 40 dB of its loudest). A reference with less active speech than that has no such
+    stretch: ``pystoi`` then warns and returns 1e-5, which averaged in reads as a failed copy of a
+    short word. Here it is NaN, so a mean over clips (``nanmean``) skips it and the caller counts it.
+    """
+    import warnings
+
     from pystoi import stoi as _stoi
 
     n = min(len(ref), len(est))
-    return float(_stoi(np.asarray(ref[:n], np.float64), np.asarray(est[:n], np.float64), sr, extended=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(_stoi(np.asarray(ref[:n], np.float64), np.asarray(est[:n], np.float64), sr, extended=False))
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        return float("nan")
+    return value
 
 
 def periodicity(y: np.ndarray, sr: int, hop: int = 256, fmin: float = 60.0, fmax: float = 500.0,

@@ -84,6 +84,11 @@ def test_pesq_and_stoi_of_identical_and_degraded_speech_like_signals():
     assert M.pesq_wb(ref, noisy) < 2.0
     assert M.stoi(ref, ref, sr) == pytest.approx(1.0, abs=1e-6)
     assert M.stoi(ref, noisy, sr) < 0.9
+    # a word shorter than STOI's 384-ms window inside digital silence: undefined, NaN (pystoi says 1e-5)
+    word = np.concatenate([np.zeros(sr // 2), ref[: sr // 4], np.zeros(sr // 4)]).astype(np.float32)
+    assert np.isnan(M.stoi(word, word, sr))
+    longer = np.concatenate([np.zeros(sr // 2), ref[: sr // 2], np.zeros(sr // 4)]).astype(np.float32)
+    assert M.stoi(longer, longer, sr) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_copy_pitch_scores_notes_through_a_vocoder_against_their_asked_pitch(tmp_path, monkeypatch):
@@ -196,7 +201,9 @@ def test_copy_synthesis_per_clip_rows_stay_aligned_with_the_clips(tmp_path):
     f0 = np.asarray(rows["f0_rmse_cents"])
     assert np.isnan(f0[1]) and f0[0] == pytest.approx(0.0, abs=1e-6) and f0[2] == pytest.approx(0.0, abs=1e-6)
     assert r["f0_rmse_cents"] == pytest.approx(0.0, abs=1e-6) and r["mel_l1"] == pytest.approx(0.0, abs=1e-5)
+    assert r["clips_scored"] == {"f0_rmse_cents": 2, "f0_gpe": 2, "f0_fpe_cents": 2, "of": 3}  # the noise has no F0
     assert "per_clip" not in copy_synthesis(Replay(), clips, recipe, f0=False)
+    assert "clips_scored" not in copy_synthesis(Replay(), clips, recipe, f0=False)
 
 
 @pytest.mark.parametrize("tracker", ["pyin", "crepe-tiny"])
