@@ -32,10 +32,9 @@ import numpy as np
 
 from vocoder.buzz import buzz_db, comb_contrast_db
 
-__all__ = ["buzz_db", "comb_contrast_db", "f0_metrics", "frechet_distance", "fine_structure", "harmonicity", "inception_score",
-           "kmeans",
-           "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "paired_bootstrap", "periodicity", "pesq_wb",
-           "pitch_accuracy", "stoi"]
+__all__ = ["buzz_db", "comb_contrast_db", "f0_metrics", "fine_structure", "frechet_distance", "harmonicity",
+           "inception_score", "kmeans", "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance",
+           "paired_bootstrap", "periodicity", "pesq_wb", "pitch_accuracy", "stoi"]
 
 
 def inception_score(probs: np.ndarray, splits: int = 1, eps: float = 1e-12) -> tuple[float, float]:

@@ -328,7 +328,7 @@ class Critic(nn.Module):
             generator's fixed ripple), 0 = off. The channel is linear in the mel, so it adds no
             function the critic could not learn; it preconditions: Adam moves that channel's
             weights as fast as the mel's, so features of the small fine structure (real speech:
-            ±0.2-0.6 nats around its envelope) are learnt ``detail`` times faster. The image-GAN
+            ±0.2-0.6 nats around its envelope) can be learnt faster. The image-GAN
             analogue is a discriminator given the high-frequency bands of its input (FreGAN,
             Yang et al. 2022, for limited data); GANs' spectral bias leaves those bands underfit.
         detail_width: Bands of that moving average (odd; more than the widest harmonic spacing
@@ -375,7 +375,6 @@ class Critic(nn.Module):
                 raise ValueError("this critic has no auxiliary classifier (aux_classifier: true)")
             return score, self.aux(h)
         return score
-
 
     def fine_structure(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 1, n_mels, frames) → x minus its moving average over ``detail_width`` mel bands
