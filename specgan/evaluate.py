@@ -290,8 +290,9 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
         out["label_accuracy_vocoded"] = _vocoded_accuracy(model, fake, real.y.numpy(), clf, {"trained": vocoder_g})
     if conditional and recipe.data.label == "pitch" and vocoder_g is not None:
         out["pitch"] = _pitch(recipe, model, fake, labels, real, vocoder_g)
-    if is_speech(recipe) and _ripple_bands(model.mel_cfg) >= 9:  # fewer bands: no 7-band average and a line
-        out["fine_structure"] = _fine_structure(model, fake, real)
+    bands = _ripple_bands(model.mel_cfg) if is_speech(recipe) else 0
+    if bands >= M.FINE_STRUCTURE_WIDTH + 2:  # fewer: no moving average with bands left beside it
+        out["fine_structure"] = _fine_structure(model, fake, real, bands)
     if vocoder_g is not None and is_speech(recipe):
         out["harmonicity"] = _harmonicity(recipe, model, fake, real, vocoder_g)
     return out
@@ -308,14 +309,13 @@ def _ripple_bands(mel_cfg) -> int:
     return int((mel_centres_hz(mel_cfg) < FINE_STRUCTURE_MAX_HZ).sum())
 
 
-def _fine_structure(model, fake: torch.Tensor, real) -> dict:
+def _fine_structure(model, fake: torch.Tensor, real, bands: int) -> dict:
     from specgan import metrics as M
 
-    bands = _ripple_bands(model.mel_cfg)
     logmel = lambda x: model.stats.denormalize(x[:, 0]).float().numpy()  # noqa: E731
     return {"protocol": f"ripple of the lowest {bands} mel bands (centres below {FINE_STRUCTURE_MAX_HZ:.0f} Hz) "
-                        "around their 7-band moving average, frames within 30 dB of each clip's loudest: RMS "
-                        "(nats) and frame-to-frame correlation (metrics.fine_structure)",
+                        f"around their {M.FINE_STRUCTURE_WIDTH}-band moving average, frames within 30 dB of each "
+                        "clip's loudest: RMS (nats) and frame-to-frame correlation (metrics.fine_structure)",
             "bands": bands, "generated": M.fine_structure(logmel(fake), bands), "real": M.fine_structure(logmel(real.x), bands)}
 
 

@@ -32,8 +32,8 @@ import numpy as np
 
 from vocoder.buzz import buzz_db, comb_contrast_db
 
-__all__ = ["buzz_db", "comb_contrast_db", "f0_metrics", "fine_structure", "frechet_distance", "harmonicity",
-           "inception_score", "kmeans", "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance",
+__all__ = ["FINE_STRUCTURE_WIDTH", "buzz_db", "comb_contrast_db", "f0_metrics", "fine_structure", "frechet_distance",
+           "harmonicity", "inception_score", "kmeans", "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance",
            "paired_bootstrap", "periodicity", "pesq_wb", "pitch_accuracy", "stoi"]
 
 
@@ -333,7 +333,11 @@ def harmonicity(wavs: list[np.ndarray], sr: int, hop: int = 256, fmin: float = 6
             "voiced_periodicity": float(v.mean()) if v.size else float("nan"), "frames": int(p.size)}
 
 
-def fine_structure(logmels: np.ndarray, bands: int, width: int = 7, active_db: float = 30.0) -> dict[str, float]:
+FINE_STRUCTURE_WIDTH = 7  # bands of fine_structure's moving average: wider than a harmonic spacing below 1 kHz
+
+
+def fine_structure(logmels: np.ndarray, bands: int, width: int = FINE_STRUCTURE_WIDTH,
+                   active_db: float = 30.0) -> dict[str, float]:
     """The ripple across the lowest ``bands`` mel bands of natural-log mel magnitudes (N, n_mels, T),
     over active frames (loudest band within ``active_db`` of the clip's loudest frame).
 
