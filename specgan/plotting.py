@@ -30,7 +30,7 @@ def _hz(f: float) -> str:
     return f"{f / 1000:.3g}k" if f >= 1000 else f"{f:.0f}"
 
 
-def mel_axes(ax, mel_cfg, n_frames: int, fontsize: float = 5.0, labels: bool = True) -> None:
+def mel_axes(ax, mel_cfg, n_frames: int, fontsize: float = 5.0, labels: bool = True, bands: int | None = None) -> None:
     """Ticks in seconds (x) and Hz (y) on an ``imshow(mel, origin="lower")`` axis.
 
     Args:
@@ -40,6 +40,7 @@ def mel_axes(ax, mel_cfg, n_frames: int, fontsize: float = 5.0, labels: bool = T
         n_frames: Frames shown.
         fontsize: Tick label size.
         labels: Also write the axis labels ("s", "Hz").
+        bands: The image shows only the lowest ``bands`` mel bands (default: all of them).
     """
     ax.tick_params(labelsize=fontsize, length=2, pad=1)
     if mel_cfg is None:
@@ -52,7 +53,7 @@ def mel_axes(ax, mel_cfg, n_frames: int, fontsize: float = 5.0, labels: bool = T
     ticks = np.arange(0.0, seconds + 1e-9, step)
     ax.set_xticks(ticks * mel_cfg.sample_rate / mel_cfg.hop_length - 0.5)
     ax.set_xticklabels([f"{t:g}" for t in ticks])
-    centres = mel_centres_hz(mel_cfg)
+    centres = mel_centres_hz(mel_cfg)[:bands]
     rows = np.linspace(0, len(centres) - 1, 4).round().astype(int)
     ax.set_yticks(rows)
     ax.set_yticklabels([_hz(centres[r]) for r in rows])

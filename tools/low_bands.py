@@ -28,11 +28,10 @@ def main() -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     import torch
 
     import specgan.evaluate as E
-    from specgan.plotting import mel_axes, mel_centres_hz, save_figure
+    from specgan.plotting import mel_axes, save_figure
     from specgan.recipe import load_recipe
     from specgan.sampling import load_stage_one
 
@@ -53,18 +52,13 @@ def main() -> int:
         titles.append((f"{name} (step {model.step})", labels))
     n = min(args.n, rows[0].shape[0])
     bands = min(args.bands, rows[0].shape[1])
-    centres = mel_centres_hz(recipe.mel)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.9 * n, 1.7 * len(rows)), squeeze=False)
     for r, (x, (title, labels)) in enumerate(zip(rows, titles, strict=True)):
         for c in range(n):
             ax = axes[r, c]
             top = float(x[c].max())
             ax.imshow(x[c, :bands], origin="lower", aspect="auto", cmap="magma", vmin=top - args.range, vmax=top)
-            mel_axes(ax, recipe.mel, x.shape[2], fontsize=4, labels=c == 0)
-            ticks = np.linspace(0, bands - 1, 4).round().astype(int)  # mel_axes ticks all bands: these are fewer
-            ax.set_yticks(ticks)
-            ax.set_ylim(-0.5, bands - 0.5)
-            ax.set_yticklabels([f"{centres[t]:.0f}" for t in ticks])
+            mel_axes(ax, recipe.mel, x.shape[2], fontsize=4, labels=c == 0, bands=bands)
             ax.set_title(f"{title}: {labels[c]}" if labels else title, fontsize=5)
     fig.tight_layout()
     save_figure(fig, args.out, title=f"lowest {bands} mel bands of {recipe.path}: " + "; ".join(t for t, _ in titles),
