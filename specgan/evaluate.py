@@ -293,6 +293,7 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     bands = _ripple_bands(model.mel_cfg) if is_speech(recipe) else 0
     if bands >= M.FINE_STRUCTURE_WIDTH + 2:  # fewer: no moving average with bands left beside it
         out["fine_structure"] = _fine_structure(model, fake, real, bands)
+        out["comb_fit"] = _comb_fit(model, fake, real, bands)
     if vocoder_g is not None and is_speech(recipe):
         out["harmonicity"] = _harmonicity(recipe, model, fake, real, vocoder_g)
     return out
@@ -317,6 +318,26 @@ def _fine_structure(model, fake: torch.Tensor, real, bands: int) -> dict:
                         f"around their {M.FINE_STRUCTURE_WIDTH}-band moving average, frames within 30 dB of each "
                         "clip's loudest: RMS (nats) and frame-to-frame correlation (metrics.fine_structure)",
             "bands": bands, "generated": M.fine_structure(logmel(fake), bands), "real": M.fine_structure(logmel(real.x), bands)}
+
+
+COMB_FIT_F0 = (60.0, 400.0, 120)  # comb_fit's candidate F0s: lowest, highest (Hz), count (log-spaced)
+
+
+def _comb_fit(model, fake: torch.Tensor, real, bands: int) -> dict:
+    from specgan import metrics as M
+    from specgan.models import harmonic_templates
+
+    lo, hi, k = COMB_FIT_F0
+    f0s = np.geomspace(lo, hi, k)
+    templates, nb = harmonic_templates(model.mel_cfg, f0s)
+    if nb < bands:
+        raise ValueError(f"comb_fit: the mel has {nb} bands that can hold a comb, the ripple uses {bands}")
+    logmel = lambda x: model.stats.denormalize(x[:, 0]).float().numpy()  # noqa: E731
+    t = templates.numpy()
+    return {"protocol": f"best correlation of each active frame's low-band ripple (the same {bands} bands) with the "
+                        f"ripple of a harmonic comb through the mel filterbank, over {k} F0s {lo:.0f}-{hi:.0f} Hz; "
+                        f"harmonic frames: correlation >= {M.COMB_FIT_HARMONIC} (metrics.comb_fit)",
+            "generated": M.comb_fit(logmel(fake), t, f0s, bands), "real": M.comb_fit(logmel(real.x), t, f0s, bands)}
 
 
 @torch.inference_mode()
@@ -443,6 +464,11 @@ def summary_lines(m: dict) -> str:
         f = g["fine_structure"]
         lines.append(f"  generation: low-band ripple {f['generated']['contrast']:.3f} nats (real {f['real']['contrast']:.3f}), "
                      f"frame-to-frame correlation {f['generated']['time_corr']:.2f} (real {f['real']['time_corr']:.2f})")
+    if "comb_fit" in g:
+        c, r = g["comb_fit"]["generated"], g["comb_fit"]["real"]
+        lines.append(f"  generation: ripple's fit to a harmonic comb {c['fit']:.3f} (real {r['fit']:.3f}), harmonic "
+                     f"frames {c['harmonic_frames']:.3f} (real {r['harmonic_frames']:.3f}), their F0 median "
+                     f"{c['f0_hz'][1]:.0f} Hz (real {r['f0_hz'][1]:.0f})")
     if "harmonicity" in g:
         h = g["harmonicity"]
         lines.append(f"  generation: periodicity of active frames {h['generated']['periodicity']:.3f}, voiced fraction "

@@ -19,7 +19,8 @@ against the reference, from :mod:`vocoder.buzz`); :func:`harmonicity` (how perio
 frames are: a voiced vowel near 1, breath and noise near 0); :func:`fine_structure` (the same
 question asked of the mel itself: how deep its ripple across the low bands is, and whether the
 ripple moves like harmonics from frame to frame, stands still like a fixed pattern, or flips sign
-like a checkerboard).
+like a checkerboard); :func:`comb_fit` (whether that ripple is the harmonic comb of one F0, and
+which F0s).
 
 Comparisons: :func:`paired_bootstrap` — the mean per-clip difference between two systems measured
 on the same clips, with a percentile bootstrap interval over clips (is a 4-cent F0 gap real, or
@@ -32,7 +33,7 @@ import numpy as np
 
 from vocoder.buzz import buzz_db, comb_contrast_db
 
-__all__ = ["FINE_STRUCTURE_WIDTH", "buzz_db", "comb_contrast_db", "f0_metrics", "fine_structure", "frechet_distance",
+__all__ = ["COMB_FIT_HARMONIC", "FINE_STRUCTURE_WIDTH", "buzz_db", "comb_contrast_db", "comb_fit", "f0_metrics", "fine_structure", "frechet_distance",
            "harmonicity", "inception_score", "kmeans", "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance",
            "paired_bootstrap", "periodicity", "pesq_wb", "pitch_accuracy", "stoi"]
 
@@ -354,19 +355,7 @@ def fine_structure(logmels: np.ndarray, bands: int, width: int = FINE_STRUCTURE_
         clips' value: it tells a checkerboard or a frozen pattern from lines that move;
         ``frames``: active frames counted.
     """
-    x = np.asarray(logmels, np.float64)
-    if x.ndim != 3 or x.shape[1] < bands:
-        raise ValueError(f"fine_structure: expected (N, n_mels >= {bands}, T) log-mels, got shape {x.shape}")
-    if width < 3 or width % 2 == 0 or bands < width + 2:
-        raise ValueError(f"fine_structure: width must be odd, >= 3 and at most bands - 2 (width {width}, bands {bands})")
-    h = width // 2
-    low = x[:, :bands]
-    padded = np.pad(low, ((0, 0), (h, h), (0, 0)), mode="edge")
-    smooth = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1).mean(axis=-1)
-    d = (low - smooth)[:, h : bands - h]
-    d = d - d.mean(axis=1, keepdims=True)
-    loud = x.max(axis=1)  # (N, T)
-    active = loud >= loud.max(axis=1, keepdims=True) - active_db / 20 * np.log(10)
+    d, active = _ripple(logmels, bands, width, active_db, "fine_structure")
     energy = (d**2).sum(axis=1)
     pair = active[:, 1:] & active[:, :-1]
     denom = np.sqrt(energy[:, 1:] * energy[:, :-1])
@@ -375,3 +364,65 @@ def fine_structure(logmels: np.ndarray, bands: int, width: int = FINE_STRUCTURE_
     rms = np.sqrt(energy / d.shape[1])
     return {"contrast": float(rms[active].mean()) if active.any() else float("nan"),
             "time_corr": float(corr[pair].mean()) if pair.any() else float("nan"), "frames": int(active.sum())}
+
+
+def _ripple(logmels, bands: int, width: int, active_db: float, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N, n_mels, T) log-mels → each frame's ripple over the lowest ``bands`` bands, around their
+    ``width``-band moving average, edges dropped and mean removed (N, bands - 2·(width // 2), T),
+    and which frames are active (N, T)."""
+    x = np.asarray(logmels, np.float64)
+    if x.ndim != 3 or x.shape[1] < bands:
+        raise ValueError(f"{who}: expected (N, n_mels >= {bands}, T) log-mels, got shape {x.shape}")
+    if width < 3 or width % 2 == 0 or bands < width + 2:
+        raise ValueError(f"{who}: width must be odd, >= 3 and at most bands - 2 (width {width}, bands {bands})")
+    h = width // 2
+    low = x[:, :bands]
+    padded = np.pad(low, ((0, 0), (h, h), (0, 0)), mode="edge")
+    smooth = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1).mean(axis=-1)
+    d = (low - smooth)[:, h : bands - h]
+    d = d - d.mean(axis=1, keepdims=True)
+    loud = x.max(axis=1)  # (N, T)
+    return d, loud >= loud.max(axis=1, keepdims=True) - active_db / 20 * np.log(10)
+
+
+COMB_FIT_HARMONIC = 0.7  # comb_fit's threshold for a frame whose ripple is a harmonic comb
+
+
+def comb_fit(logmels: np.ndarray, templates: np.ndarray, f0s: np.ndarray, bands: int,
+             width: int = FINE_STRUCTURE_WIDTH, active_db: float = 30.0) -> dict:
+    """How much each active frame's low-band ripple looks like the harmonic comb of one F0 — a
+    mel-domain harmonicity that needs no vocoder: the best correlation, over the candidate F0s
+    ``f0s`` (K,), between the frame's ripple and the ripple of that F0's comb drawn through the
+    same mel filterbank (``templates`` (K, >= bands) log contrast per band, e.g.
+    :func:`specgan.models.harmonic_templates`), both as :func:`fine_structure` takes them.
+
+    A ripple of lines at the multiples of one F0 scores near 1 at that F0; a ripple of the right
+    depth that is not a harmonic series (a frozen pattern, noise) scores what the best of K random
+    alignments gives (~0.4-0.5 here). The real digits here: mean 0.59, 28 % of active frames at or
+    above :data:`COMB_FIT_HARMONIC`.
+
+    Returns:
+        ``fit``: the mean best correlation of the active frames; ``harmonic_frames``: the share of
+        them at or above :data:`COMB_FIT_HARMONIC`; ``f0_hz``: the 10th/50th/90th percentiles of
+        those frames' best F0 (NaN when none); ``frames``: active frames counted.
+    """
+    t = np.asarray(templates, np.float64)
+    f0s = np.asarray(f0s, np.float64)
+    if t.ndim != 2 or t.shape[1] < bands or len(f0s) != len(t):
+        raise ValueError(f"comb_fit: expected templates (K, >= {bands}) and K F0s, got {t.shape} and {f0s.shape}")
+    d, active = _ripple(logmels, bands, width, active_db, "comb_fit")
+    tr, _ = _ripple(t[None, :, :bands].transpose(0, 2, 1), bands, width, np.inf, "comb_fit")
+    tr = tr[0].T                                                          # (K, bands')
+    tr = tr / np.maximum(np.linalg.norm(tr, axis=1, keepdims=True), 1e-12)
+    frames = d.transpose(0, 2, 1)[active]                                 # (M, bands')
+    norm = np.linalg.norm(frames, axis=1, keepdims=True)
+    keep = norm[:, 0] > 1e-12                                             # a flat frame has no ripple
+    c = (frames[keep] / norm[keep]) @ tr.T                                # (M', K)
+    if not len(c):
+        return {"fit": float("nan"), "harmonic_frames": float("nan"), "f0_hz": [float("nan")] * 3, "frames": 0}
+    best = c.max(axis=1)
+    hit = best >= COMB_FIT_HARMONIC
+    f0 = f0s[c.argmax(axis=1)][hit]
+    return {"fit": float(best.mean()), "harmonic_frames": float(hit.mean()),
+            "f0_hz": [float(v) for v in np.percentile(f0, [10, 50, 90])] if hit.any() else [float("nan")] * 3,
+            "frames": int(len(best))}

@@ -38,6 +38,57 @@ def stages_for(n_mels: int, frames: int) -> int:
     return int(math.log2(min(n_mels, frames))) - 2
 
 
+COMB_GRID = 1025      # frequency points of the harmonic comb (0 … sr/2: n_fft 2048's bins)
+COMB_MAX_HZ = 4000.0  # bands reaching above this are wide (≥ 3 harmonics of 400 Hz): comb ≈ flat there
+
+
+def comb_geometry(mel) -> dict[str, torch.Tensor]:
+    """What drawing a harmonic comb through a mel filterbank needs, from a :class:`vocoder.mel.MelConfig`:
+    ``fb`` the filterbank on a :data:`COMB_GRID`-point frequency grid, rows normalised to sum 1
+    (n_mels, G); ``hz`` the grid (G,); ``sigma`` the analysis window's main lobe as a Gaussian σ in
+    Hz (a Hann window's magnitude is 0.5 one bin off its peak: σ = 0.85 bins); ``bands`` the low
+    bands that lie wholly below :data:`COMB_MAX_HZ` (the bands are sorted by frequency; wider ones
+    average the comb to flat) and ``points`` the grid points those bands use."""
+    import dataclasses
+
+    from vocoder.mel import mel_filterbank
+
+    n_fft = 2 * (COMB_GRID - 1)
+    fb = torch.as_tensor(mel_filterbank(dataclasses.replace(mel, n_fft=n_fft, win_length=n_fft)), dtype=torch.float32)
+    fb = fb / fb.sum(1, keepdim=True).clamp_min(1e-12)
+    hz = torch.linspace(0, mel.sample_rate / 2, COMB_GRID)
+    cut = int((hz <= COMB_MAX_HZ).sum())
+    bands = int((fb[:, cut:].sum(1) == 0).cumprod(0).sum())  # up to the first band reaching past the cut
+    points = int((fb[:bands] > 0).any(0).nonzero().max()) + 1 if bands else 0
+    return {"fb": fb, "hz": hz, "sigma": torch.tensor(0.85 * mel.sample_rate / (mel.win_length or mel.n_fft)),
+            "bands": torch.tensor(bands), "points": torch.tensor(points)}
+
+
+def comb_contrast(fb: torch.Tensor, hz: torch.Tensor, sigma: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+    """The harmonic comb of F0 ``f0`` (Hz, any shape S) averaged by each filter of ``fb`` (nb, G)
+    on the grid ``hz`` (G,), relative to a flat spectrum of the same mean: (*S, nb); 1 where the
+    comb is unresolved, above 1 on a harmonic, below between. Peaks at k·F0 (k ≥ 1) shaped like
+    the window's main lobe (Gaussian σ Hz). Differentiable in F0 almost everywhere (the nearest
+    harmonic is chosen by rounding)."""
+    f = f0[..., None]
+    r = hz / f
+    dist = f * (r - torch.round(r))                      # Hz to the nearest multiple of F0
+    peaks = torch.exp(-0.5 * (dist / sigma) ** 2) * torch.sigmoid(8.0 * (r - 0.5))  # no peak at k = 0
+    flat = sigma * math.sqrt(2 * math.pi) / f0[..., None]  # the comb's mean over a wide band
+    return torch.einsum("mg,...g->...m", fb, peaks) / flat
+
+
+def harmonic_templates(mel, f0s) -> tuple[torch.Tensor, int]:
+    """Full-depth harmonic combs through the mel filterbank: for each F0 in ``f0s`` (Hz) the log
+    contrast ``log(comb / flat + floor)`` of the low bands (K, bands), and ``bands`` (the low bands
+    that can hold a comb, :func:`comb_geometry`)."""
+    g = comb_geometry(mel)
+    nb, ng = int(g["bands"]), int(g["points"])
+    f0 = torch.as_tensor(f0s, dtype=torch.float32)
+    band = comb_contrast(g["fb"][:nb, :ng], g["hz"][:ng], g["sigma"], f0)
+    return torch.log(band + Generator.COMB_FLOOR), nb
+
+
 @registrar(GENERATORS, "stage-one generator")("specgan")
 class Generator(nn.Module):
     """Noise (+ label) → normalised log-mel.
@@ -84,21 +135,30 @@ class Generator(nn.Module):
             (:meth:`set_harmonic_geometry`) and saved with the weights. Differentiable in F0 almost
             everywhere (the nearest harmonic is chosen by rounding).
         f0_range: (lowest, highest) F0 in Hz of the harmonic head.
+        f0_bins: 0 (default): the head regresses one F0 per frame through a sigmoid, and the
+            gradient reaches it only through the comb's shape, which has a local optimum at every
+            octave and fifth (trained here, the F0 stayed near its initial 155 Hz: 160–225 Hz
+            where the real voices' lines fit 80–290 Hz). k ≥ 2: the head classifies the F0 into k
+            log-spaced bins over ``f0_range`` (CREPE's framing of pitch) and draws the
+            softmax-weighted mixture of the bins' combs — linear in the weights, so every bin's
+            comb gets its own gradient and the critic sharpens the mixture to the lines it sees.
     """
 
-    COMB_GRID = 1025     # frequency points of the harmonic head's comb (0 … sr/2: n_fft 2048's bins)
     COMB_FLOOR = 0.05    # the comb's valley floor (linear, relative to a flat band): ~26 dB of contrast
-    COMB_MAX_HZ = 4000.0  # bands reaching above this are wide (≥ 3 harmonics of 400 Hz): comb ≈ flat there
 
     def __init__(self, n_mels: int = 64, frames: int = 64, z_dim: int = 100, d: int = 32, kernel_size: int = 5,
                  upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input",
                  refine_blocks: int = 0, class_prior: str = "none", harmonic: bool = False,
-                 f0_range: tuple[float, float] | list[float] = (60.0, 400.0)):
+                 f0_range: tuple[float, float] | list[float] = (60.0, 400.0), f0_bins: int = 0):
         super().__init__()
         if not isinstance(harmonic, bool):
             raise ValueError(f"harmonic must be true or false, got {harmonic!r}")
         if len(f0_range) != 2 or not 0 < f0_range[0] < f0_range[1]:
             raise ValueError(f"f0_range must be [low, high] Hz with 0 < low < high, got {f0_range!r}")
+        if isinstance(f0_bins, bool) or int(f0_bins) != f0_bins or f0_bins < 0 or f0_bins == 1:
+            raise ValueError(f"f0_bins must be 0 (regress the F0) or an integer >= 2, got {f0_bins!r}")
+        if f0_bins and not harmonic:
+            raise ValueError("f0_bins applies to the harmonic head: set harmonic: true")
         if class_prior not in ("none", "mean", "profile"):
             raise ValueError(f"class_prior must be 'none', 'mean' or 'profile', got {class_prior!r}")
         if class_prior != "none" and not n_classes:
@@ -156,72 +216,79 @@ class Generator(nn.Module):
         self.harmonic = harmonic
         if harmonic:
             self.f0_range = (float(f0_range[0]), float(f0_range[1]))
-            self.source = nn.Conv1d(self._last_stage_width, 2, 3, padding=1)  # F0 and voicing logits
+            self.f0_bins = int(f0_bins)
+            # one F0 logit (regression) or one per F0 bin (classification), then the voicing logit
+            self.source = nn.Conv1d(self._last_stage_width, 1 + (self.f0_bins or 1), 3, padding=1)
             self.comb_gain = nn.Parameter(torch.ones(()))
-            self.register_buffer("comb_fb", torch.zeros(n_mels, self.COMB_GRID))   # rows sum to 1
-            self.register_buffer("comb_hz", torch.zeros(self.COMB_GRID))
+            self.register_buffer("comb_fb", torch.zeros(n_mels, COMB_GRID))   # rows sum to 1
+            self.register_buffer("comb_hz", torch.zeros(COMB_GRID))
             self.register_buffer("comb_sigma", torch.zeros(()))                    # main lobe, Hz
             self.register_buffer("comb_scale", torch.zeros(n_mels))                # log units → normalised
             self.register_buffer("comb_bands", torch.zeros((), dtype=torch.long))   # bands with a drawn comb
             self.register_buffer("comb_points", torch.zeros((), dtype=torch.long))  # grid points they use
+            if self.f0_bins:  # each bin's comb through the filterbank, comb/flat (f0_bins, n_mels)
+                self.register_buffer("comb_bank", torch.zeros(self.f0_bins, n_mels))
 
     @torch.no_grad()
     def set_harmonic_geometry(self, mel, stats) -> None:
         """Fill the harmonic head's buffers from the mel config (a :class:`vocoder.mel.MelConfig`)
-        and the normalisation (:class:`vocoder.mel.MelStats`): the mel filterbank on a fine
-        frequency grid (rows normalised to sum 1), the grid in Hz, the analysis window's main
-        lobe as a Gaussian σ in Hz (a Hann window's magnitude is 0.5 one bin off its peak:
-        σ = 0.85 bins; other windows use the same value) and 1 / (per-band std · clip). Only the
-        low bands that lie wholly below :attr:`COMB_MAX_HZ` get a drawn comb (the bands are sorted
-        by frequency); the rest are wide, where the comb averages to flat."""
-        import dataclasses
-
-        from vocoder.mel import mel_filterbank
-
+        and the normalisation (:class:`vocoder.mel.MelStats`): :func:`comb_geometry` (the filterbank
+        on a fine frequency grid, the window's main lobe, the low bands that get a comb), 1 /
+        (per-band std · clip), and with ``f0_bins`` the comb of every bin's F0. Only the low bands
+        that lie wholly below :data:`COMB_MAX_HZ` get a drawn comb; the rest are wide, where the
+        comb averages to flat."""
         if not self.harmonic:
             raise ValueError("this generator has no harmonic head (harmonic: false)")
         if mel.n_mels != self.n_mels:
             raise ValueError(f"set_harmonic_geometry: the mel has {mel.n_mels} bands, the generator {self.n_mels}")
-        n_fft = 2 * (self.COMB_GRID - 1)
-        fb = torch.as_tensor(mel_filterbank(dataclasses.replace(mel, n_fft=n_fft, win_length=n_fft)), dtype=torch.float32)
-        self.comb_fb.copy_(fb / fb.sum(1, keepdim=True).clamp_min(1e-12))
-        self.comb_hz.copy_(torch.linspace(0, mel.sample_rate / 2, self.COMB_GRID))
-        self.comb_sigma.fill_(0.85 * mel.sample_rate / (mel.win_length or mel.n_fft))
+        g = comb_geometry(mel)
+        self.comb_fb.copy_(g["fb"])
+        self.comb_hz.copy_(g["hz"])
+        self.comb_sigma.copy_(g["sigma"])
         std = torch.as_tensor(stats.std, dtype=torch.float32).reshape(-1)
         self.comb_scale.copy_(1.0 / (std * (stats.clip_sigma or 1.0)))
-        cut = int((self.comb_hz <= self.COMB_MAX_HZ).sum())
-        inside = self.comb_fb[:, cut:].sum(1) == 0
-        bands = int(inside.cumprod(0).sum())  # the low bands up to the first one reaching past the cut
-        self.comb_bands.fill_(bands)
-        self.comb_points.fill_(int((self.comb_fb[:bands] > 0).any(0).nonzero().max()) + 1 if bands else 0)
+        self.comb_bands.copy_(g["bands"])
+        self.comb_points.copy_(g["points"])
+        if self.f0_bins:
+            nb, ng = int(g["bands"]), int(g["points"])
+            self.comb_bank.fill_(1.0)
+            self.comb_bank[:, :nb] = comb_contrast(g["fb"][:nb, :ng], g["hz"][:ng], g["sigma"], self.bin_f0())
+
+    def bin_f0(self) -> torch.Tensor:
+        """The F0 of each of the ``f0_bins`` bins, Hz: log-spaced over ``f0_range``, ends included."""
+        lo, hi = self.f0_range
+        return torch.logspace(math.log10(lo), math.log10(hi), self.f0_bins)
 
     def source_params(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features before the last stage (B, C, n_mels/2, frames/2) → per-frame F0 in Hz and
-        voicing, each (B, frames)."""
-        a = self.source(feat.mean(2))                                           # (B, 2, frames/2)
-        a = F.interpolate(a, size=self.frames, mode="linear", align_corners=False)
+        """Features before the last stage (B, C, n_mels/2, frames/2) → per-frame voicing (B, frames)
+        and the F0: in Hz (B, frames) for regression, or with ``f0_bins`` the softmax over the
+        bins (B, frames, f0_bins)."""
+        a = self.source(feat.mean(2))                                           # (B, K + 1, frames/2)
+        a = F.interpolate(a, size=self.frames, mode="linear", align_corners=False).float()
+        v = torch.sigmoid(a[:, -1])
+        if self.f0_bins:
+            return torch.softmax(a[:, :-1], 1).transpose(1, 2), v
         lo, hi = self.f0_range
-        f0 = lo * (hi / lo) ** torch.sigmoid(a[:, 0].float())
-        return f0, torch.sigmoid(a[:, 1].float())
+        return lo * (hi / lo) ** torch.sigmoid(a[:, 0]), v
 
     def harmonic_comb(self, f0: torch.Tensor, voicing: torch.Tensor) -> torch.Tensor:
-        """Per-frame F0 (Hz) and voicing, (B, T) → the comb's log contrast per mel band,
-        ``log(v · comb/flat + 1 − v + floor)`` (B, n_mels, T), in log-magnitude units."""
+        """Per-frame F0 and voicing (B, T) → the comb's log contrast per mel band,
+        ``log(v · comb/flat + 1 − v + floor)`` (B, n_mels, T), in log-magnitude units. The F0 is in
+        Hz, or with ``f0_bins`` a distribution over the bins (B, T, f0_bins), whose combs are mixed
+        with those weights (linear in the weights: no local optimum between octaves for the
+        gradient to fall into, as there is for an F0 regressed through the comb)."""
         if not float(self.comb_sigma) > 0:
             raise RuntimeError("the harmonic head's geometry is unset: call set_harmonic_geometry (the trainer does)")
-        nb, ng = int(self.comb_bands), int(self.comb_points)
-        hz = self.comb_hz[None, None, :ng]                   # (1, 1, G)
-        f = f0[..., None]                                    # (B, T, 1)
-        r = hz / f
-        dist = f * (r - torch.round(r))                      # Hz to the nearest multiple of F0
-        sigma = self.comb_sigma
-        peaks = torch.exp(-0.5 * (dist / sigma) ** 2) * torch.sigmoid(8.0 * (r - 0.5))  # no peak at k = 0
-        flat = sigma * math.sqrt(2 * math.pi) / f             # the comb's mean over a wide band
-        band = torch.einsum("mg,btg->bmt", self.comb_fb[:nb, :ng], peaks) / flat.transpose(1, 2)
+        if self.f0_bins:
+            if f0.shape[-1] != self.f0_bins:
+                raise ValueError(f"harmonic_comb: expected F0 weights over {self.f0_bins} bins, got shape {tuple(f0.shape)}")
+            band = torch.einsum("btk,km->bmt", f0, self.comb_bank)
+        else:
+            nb, ng = int(self.comb_bands), int(self.comb_points)
+            low = comb_contrast(self.comb_fb[:nb, :ng], self.comb_hz[:ng], self.comb_sigma, f0).transpose(1, 2)
+            band = torch.cat([low, low.new_ones(low.shape[0], self.n_mels - nb, low.shape[2])], 1)
         v = voicing[:, None, :]
-        low = torch.log(v * band + (1 - v) + self.COMB_FLOOR)
-        high = low.new_full((low.shape[0], self.n_mels - nb, low.shape[2]), math.log(1 + self.COMB_FLOOR))
-        return torch.cat([low, high], 1)
+        return torch.log(v * band + (1 - v) + self.COMB_FLOOR)
 
     @torch.no_grad()
     def set_class_prior(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -333,22 +400,45 @@ class Critic(nn.Module):
             Yang et al. 2022, for limited data); GANs' spectral bias leaves those bands underfit.
         detail_width: Bands of that moving average (odd; more than the widest harmonic spacing
             in bands that should count as fine structure).
+        salience: Gain of an input channel that is a pitch-salience map, 0 = off: row k, frame t is
+            the dot product of frame t's low-band ripple (in nats, around a ``detail_width``-band
+            moving average, the bands below :data:`SALIENCE_MAX_HZ`) with the unit-norm ripple of
+            the harmonic comb of the k-th of n_mels F0s log-spaced over ``salience_range``, drawn
+            through the same mel filterbank (:func:`harmonic_templates`). A voiced frame is a peak
+            at its F0 (and weaker ones at its octaves), a frame without harmonics a flat column,
+            and an F0 contour a line the convolutions can follow. Linear in the mel, like
+            ``detail``, so it adds no function, only a view in which "one F0, and where" is local;
+            the generator's harmonic head (``f0_bins``) maps onto it one bin to one row. Its
+            geometry is filled from the mel config and statistics (:meth:`set_salience_geometry`).
+        salience_range: (lowest, highest) F0 in Hz of the salience map's rows.
     """
 
+    SALIENCE_MAX_HZ = 1500.0  # the ripple's bands: harmonic lines are resolved below ~1.5 kHz (64 mels, 16 kHz)
+
     def __init__(self, n_mels: int = 64, frames: int = 64, d: int = 32, kernel_size: int = 5, n_classes: int = 0,
-                 aux_classifier: bool = False, detail: float = 0.0, detail_width: int = 7):
+                 aux_classifier: bool = False, detail: float = 0.0, detail_width: int = 7, salience: float = 0.0,
+                 salience_range: tuple[float, float] | list[float] = (60.0, 400.0)):
         super().__init__()
         if aux_classifier and not n_classes:
             raise ValueError("aux_classifier needs labels (a conditional model)")
         if detail < 0:
             raise ValueError(f"detail must be >= 0 (got {detail})")
+        if salience < 0:
+            raise ValueError(f"salience must be >= 0 (got {salience})")
+        if len(salience_range) != 2 or not 0 < salience_range[0] < salience_range[1]:
+            raise ValueError(f"salience_range must be [low, high] Hz with 0 < low < high, got {salience_range!r}")
         if detail and (detail_width < 3 or detail_width % 2 == 0 or detail_width > n_mels):
             raise ValueError(f"detail_width must be odd, at least 3 and at most n_mels={n_mels} (got {detail_width})")
+        if salience and (detail_width < 3 or detail_width % 2 == 0 or detail_width > n_mels):
+            raise ValueError(f"detail_width must be odd, at least 3 and at most n_mels={n_mels} (got {detail_width})")
         self.detail, self.detail_width = float(detail), int(detail_width)
+        self.salience, self.salience_range = float(salience), (float(salience_range[0]), float(salience_range[1]))
+        if salience:  # (F0 rows, mel bands): normalised mel → ripple · template, in nats
+            self.register_buffer("salience_map", torch.zeros(n_mels, n_mels))
         n = stages_for(n_mels, frames)
         pad = kernel_size // 2
         layers: list[nn.Module] = []
-        c_in, c = (2 if detail else 1), d
+        c_in, c = 1 + bool(detail) + bool(salience), d
         for _ in range(n):
             layers += [nn.Conv2d(c_in, c, kernel_size, 2, padding=pad), nn.LeakyReLU(0.2)]
             c_in, c = c, c * 2
@@ -362,8 +452,13 @@ class Critic(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_logits: bool = False):
         """x (B, 1, n_mels, frames), labels (B,) → scores (B,); with ``return_logits`` also the
         auxiliary classifier's logits (B, n_classes)."""
+        extra = []
         if self.detail:
-            x = torch.cat([x, self.detail * self.fine_structure(x)], dim=1)
+            extra.append(self.detail * self.fine_structure(x))
+        if self.salience:
+            extra.append(self.salience * self.pitch_salience(x))
+        if extra:
+            x = torch.cat([x, *extra], dim=1)
         h = self.net(x).flatten(1)
         score = self.fc(h).squeeze(1)
         if self.embed is not None:
@@ -375,6 +470,43 @@ class Critic(nn.Module):
                 raise ValueError("this critic has no auxiliary classifier (aux_classifier: true)")
             return score, self.aux(h)
         return score
+
+    @torch.no_grad()
+    def set_salience_geometry(self, mel, stats) -> None:
+        """Fill the salience map's matrix from the mel config (:class:`vocoder.mel.MelConfig`) and
+        the normalisation (:class:`vocoder.mel.MelStats`): normalised mel → log-mel (per-band
+        std · clip; the mean is a constant the ripple removes) → ripple of the low bands → dot
+        product with each F0's unit-norm template ripple."""
+        if not self.salience:
+            raise ValueError("this critic has no salience channel (salience: 0)")
+        n = self.salience_map.shape[0]
+        if mel.n_mels != n:
+            raise ValueError(f"set_salience_geometry: the mel has {mel.n_mels} bands, the critic {n}")
+        from specgan.plotting import mel_centres_hz
+
+        bands = int((torch.as_tensor(mel_centres_hz(mel)) < self.SALIENCE_MAX_HZ).sum())
+        k, h = self.detail_width, self.detail_width // 2
+        if bands < k + 2:
+            raise ValueError(f"set_salience_geometry: {bands} mel bands below {self.SALIENCE_MAX_HZ:.0f} Hz; the "
+                             f"ripple needs at least detail_width + 2 = {k + 2}")
+        lo, hi = self.salience_range
+        tmpl, nb = harmonic_templates(mel, torch.logspace(math.log10(lo), math.log10(hi), n))
+        # ripple operator R (bands - 2h, bands): identity minus the k-band average, edges dropped, mean removed
+        eye = torch.eye(bands, dtype=torch.float64)
+        r = eye[h : bands - h] - F.avg_pool1d(eye.T[None], k, stride=1)[0].T
+        r = r - r.mean(0, keepdim=True)
+        t = tmpl[:, :bands].double() @ r.T                                   # (n, bands - 2h) template ripple
+        t = t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        std = torch.as_tensor(stats.std, dtype=torch.float64).reshape(-1)[:bands] * (stats.clip_sigma or 1.0)
+        m = torch.zeros(n, n, dtype=torch.float64)
+        m[:, :bands] = (t @ r) * std[None, :]
+        self.salience_map.copy_(m.float())
+
+    def pitch_salience(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, 1, n_mels, frames) normalised → the salience map (B, 1, n_mels F0 rows, frames), nats."""
+        if not bool(self.salience_map.abs().sum() > 0):
+            raise RuntimeError("the critic's salience geometry is unset: call set_salience_geometry (the trainer does)")
+        return torch.einsum("km,bcmt->bckt", self.salience_map.to(x.dtype), x)
 
     def fine_structure(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 1, n_mels, frames) → x minus its moving average over ``detail_width`` mel bands

@@ -96,6 +96,10 @@ class SpecGANTrainer(Trainer):
             if mel is None or stats is None:
                 raise ValueError("specgan.generator.harmonic needs the mel config and statistics (the recipe's)")
             self.G.set_harmonic_geometry(mel, MelStats.from_dict(stats))
+        if getattr(self.D, "salience", 0):  # the critic's pitch-salience map, from the same
+            if mel is None or stats is None:
+                raise ValueError("specgan.critic.salience needs the mel config and statistics (the recipe's)")
+            self.D.set_salience_geometry(mel, MelStats.from_dict(stats))
         self.G_ema.load_state_dict(self.G.state_dict())
         self.shape = {"model": {"generator": dict(cfg.generator), "critic": dict(cfg.critic), "frames": cfg.frames,
                                 "conditional": cfg.conditional},

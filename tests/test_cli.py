@@ -150,7 +150,9 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     assert set(metrics["generation"]["label_accuracy_vocoded"]) == {"trained", "griffinlim"}
     ripple = metrics["generation"]["fine_structure"]  # builtin:digits is speech: the low-band ripple is scored
     assert ripple["bands"] == 30 and ripple["real"]["contrast"] > 0 and ripple["generated"]["frames"] > 0
-    assert "low-band ripple" in out and "periodicity of active frames" in out
+    comb = metrics["generation"]["comb_fit"]  # and how harmonic that ripple is
+    assert 0 < comb["real"]["fit"] <= 1 and comb["generated"]["frames"] == ripple["generated"]["frames"]
+    assert "low-band ripple" in out and "periodicity of active frames" in out and "fit to a harmonic comb" in out
     assert (work / "eval" / "report.html").is_file() and (work / "classifier" / "model.safetensors").is_file()
     _check_grids_and_report_seeds(work)
 

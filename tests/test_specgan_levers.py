@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -230,6 +231,85 @@ def test_harmonic_head_moves_its_f0_by_gradient_and_survives_save_load(tmp_path)
         Generator(64, 16, z_dim=8, d=4).set_harmonic_geometry(MelConfig(n_mels=64), MelStats(np.zeros(64), np.ones(64)))
 
 
+def test_binned_f0_draws_each_bins_comb_and_its_gradient_picks_the_right_bin():
+    """f0_bins: a one-hot weight on a bin draws exactly the regressed comb at that bin's F0; a
+    half/half mixture lies between; a target comb's error pulls the logits toward its bin, even
+    from the octave below (where a regressed F0 has a local optimum of its own)."""
+    g, mel, stats = _harmonic_generator(f0_bins=48)
+    reg, _, _ = _harmonic_generator()
+    f0s = g.bin_f0()
+    assert len(f0s) == 48 and f0s[0] == pytest.approx(60.0) and f0s[-1] == pytest.approx(400.0, rel=1e-5)
+    k = int(torch.argmin(abs(f0s - 125.0)))
+    onehot = torch.zeros(1, 3, 48)
+    onehot[0, :, k] = 1.0
+    v = torch.tensor([[1.0, 0.4, 0.0]])
+    torch.testing.assert_close(g.harmonic_comb(onehot, v), reg.harmonic_comb(f0s[k].expand(1, 3), v))
+    j = int(torch.argmin(abs(f0s - 250.0)))
+    mix = torch.zeros(1, 1, 48)
+    mix[0, 0, [k, j]] = 0.5
+    one = torch.ones(1, 1)
+    a, b, m = (g.harmonic_comb(w, one) for w in (onehot[:, :1], onehot[:, :1].roll(j - k, -1), mix))
+    assert torch.all(m <= torch.maximum(a, b) + 1e-6) and torch.all(m >= torch.minimum(a, b) - 1e-6)
+    # the gradient: target = bin j's comb; start from the bin an octave below it, with a little
+    # of every bin; the softmax's logit gradient must favour j over k
+    target = g.harmonic_comb(onehot[:, :1].roll(j - k, -1), one).detach()
+    logits = torch.full((1, 1, 48), -4.0)
+    logits[0, 0, k] = 4.0
+    logits.requires_grad_(True)
+    ((g.harmonic_comb(torch.softmax(logits, -1), one) - target) ** 2).sum().backward()
+    assert logits.grad[0, 0, j] < 0 < logits.grad[0, 0, k]  # raise j, lower k
+    z, y = torch.randn(2, 8, generator=gen()), torch.tensor([0, 2])
+    out = g.eval()(z, y)
+    assert out.shape == (2, 1, 64, 16) and out.abs().max() <= 1
+    again = Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, harmonic=True, f0_bins=48)
+    again.load_state_dict(g.state_dict())
+    torch.testing.assert_close(again.eval()(z, y), out)
+    for bad in (1, -2, 2.5, True):
+        with pytest.raises(ValueError, match="f0_bins"):
+            Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_bins=bad)
+    with pytest.raises(ValueError, match="harmonic: true"):
+        Generator(64, 16, z_dim=8, d=4, f0_bins=32)
+
+
+def test_the_salience_channel_peaks_at_the_f0_of_a_comb_and_is_zero_without_ripple():
+    """Known answers on 64 mels at 16 kHz: a normalised mel whose low bands are the comb of 130 Hz
+    on a sloping envelope gives each frame's salience column its maximum at the row of 130 Hz
+    (the rows are 64 F0s over 60-400 Hz), of the size of the frame's ripple (correlation 1);
+    a spectrum without ripple gives 0 everywhere; the channel is the critic's third input when
+    detail is on too; an unset geometry and bad settings are refused."""
+    from specgan.models import harmonic_templates
+
+    mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64)
+    stats = MelStats(np.full(64, -5.0), np.full(64, 2.0), clip_sigma=3.0)
+    critic = Critic(64, 16, d=4, salience=1.0)
+    assert critic.net[0].in_channels == 2 and Critic(64, 16, d=4, salience=1.0, detail=2.0).net[0].in_channels == 3
+    with pytest.raises(RuntimeError, match="salience geometry is unset"):
+        critic(torch.zeros(1, 1, 64, 16))
+    critic.set_salience_geometry(mel, stats)
+    rows = torch.logspace(math.log10(60), math.log10(400), 64)
+    k = int(torch.argmin(abs(rows - 130)))
+    tmpl, nb = harmonic_templates(mel, rows[k : k + 1])
+    logmel = -2.0 - 0.05 * torch.arange(64.0)
+    logmel[:nb] += 0.4 * tmpl[0]
+    x = torch.as_tensor(stats.normalize(logmel.numpy()[:, None]), dtype=torch.float32).view(1, 1, 64, 1).expand(2, 1, 64, 16)
+    sal = critic.pitch_salience(x)
+    assert sal.shape == (2, 1, 64, 16) and torch.all(sal[0, 0].argmax(0) == k)
+    # the peak is the frame's ripple norm (the same ripple metrics.comb_fit takes)
+    from specgan.metrics import _ripple
+
+    d, _ = _ripple(logmel.double().numpy()[None, :, None], 30, 7, 30.0, "test")
+    assert float(sal[0, 0, k, 0]) == pytest.approx(float(np.linalg.norm(d)), rel=1e-4)
+    ramp = torch.as_tensor(stats.normalize((-2.0 - 0.05 * torch.arange(64.0)).numpy()[:, None]), dtype=torch.float32)
+    assert critic.pitch_salience(ramp.view(1, 1, 64, 1)).abs().max() < 1e-4
+    assert torch.isfinite(critic(x)).all()
+    for bad in ({"salience": -1.0}, {"salience": 1.0, "salience_range": [400, 60]},
+                {"salience": 1.0, "detail_width": 4}):
+        with pytest.raises(ValueError, match="salience|detail_width"):
+            Critic(64, 16, d=4, **bad)
+    with pytest.raises(ValueError, match="no salience"):
+        Critic(64, 16, d=4).set_salience_geometry(mel, stats)
+
+
 def test_aux_classifier_learns_a_separable_toy_and_its_loss_is_finite():
     torch.manual_seed(0)
     x = torch.full((32, 1, 16, 16), -1.0)
@@ -324,13 +404,20 @@ def test_every_lever_on_resumes_exactly(tmp_path):
     assert np.isfinite([h["gen/loss"] for h in hist]).all()
 
 
-def test_the_trainer_fills_the_harmonic_geometry_and_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("f0_bins", [0, 24])
+def test_the_trainer_fills_the_harmonic_geometry_and_resumes_exactly(tmp_path, f0_bins):
     mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=16)
     stats = MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()
     c = cfg(generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
-                       "upsample": "nearest", "harmonic": True, "f0_range": [80, 300]})
+                       "upsample": "nearest", "harmonic": True, "f0_range": [80, 300], "f0_bins": f0_bins},
+            critic={"name": "specgan", "d": 4, "aux_classifier": True, "salience": 1.0 if f0_bins else 0.0,
+                    "detail_width": 5})
     whole = SpecGANTrainer(c, data(), tmp_path / "a", seed=1, mel=mel, stats=stats)
     assert float(whole.G_ema.comb_sigma) == pytest.approx(0.85 * 16000 / 1024) and int(whole.G_ema.comb_bands) > 0
+    if f0_bins:  # the bins' combs are filled: 16 wide bands resolve the high F0s' lines, flat (1) above 4 kHz
+        bank, nb = whole.G_ema.comb_bank, int(whole.G_ema.comb_bands)
+        assert bank[-1, :nb].std() > 0.1 and torch.all(bank[:, nb:] == 1)
+        assert whole.D.salience_map.abs().sum() > 0  # and the critic's salience map
     whole.fit(progress=False, tensorboard=False)
     part = SpecGANTrainer(c, data(), tmp_path / "b", seed=1, mel=mel, stats=stats)
     part.fit(steps=2, progress=False, tensorboard=False)

@@ -73,6 +73,15 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "combined-harmonic": ("combined + the source-filter head (generator.harmonic: per-frame F0 and voicing draw "
                           "the harmonic comb of the low mel bands; not in the default set)",
                           [*_COMBINED, "specgan.generator.harmonic=true"]),
+    "combined-harmonic-bins": ("combined + the source-filter head with its F0 classified into 64 log-spaced bins "
+                               "(generator.f0_bins: the softmax mixes the bins' combs; a regressed F0 stayed near its "
+                               "initial value; not in the default set)",
+                               [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_bins=64"]),
+    "combined-harmonic-salience": ("combined-harmonic-bins + the critic's pitch-salience channel (critic.salience 1: "
+                                   "each frame's low-band ripple against the comb of 64 F0s, so one F0 and its "
+                                   "contour are local to the critic; not in the default set)",
+                                   [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_bins=64",
+                                    "specgan.critic.salience=1.0"]),
     "combined-detail": ("combined + the critic's fine-structure channel (critic.detail 4: the mel minus its 7-band "
                         "moving average along frequency, as a second input; not in the default set)",
                         [*_COMBINED, *_DETAIL]),
@@ -91,7 +100,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
 }
 DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "combined-no-film", "combined-refine",
                                               "combined-prior", "combined-profile",
-                                              "combined-prior-ms", "combined-harmonic", "combined-detail",
+                                              "combined-prior-ms", "combined-harmonic", "combined-harmonic-bins",
+                                              "combined-harmonic-salience",
+                                              "combined-detail",
                                               "combined-harmonic-detail")]
 
 
@@ -119,6 +130,10 @@ def _flat(m: dict) -> dict:
         out["periodicity_real"] = h["real_vocoded"]["periodicity"]
         out["voiced_fraction"] = h["generated"]["voiced_fraction"]
         out["voiced_fraction_real"] = h["real_vocoded"]["voiced_fraction"]
+    if "comb_fit" in m:
+        for k in ("fit", "harmonic_frames"):
+            out[f"comb_{k}"] = m["comb_fit"]["generated"][k]
+            out[f"comb_{k}_real"] = m["comb_fit"]["real"][k]
     if "fine_structure" in m:
         f = m["fine_structure"]
         for k in ("contrast", "time_corr"):
@@ -180,7 +195,8 @@ def table(rows: list[dict]) -> str:
             ("pitch acc, CREPE (real)", "pitch_accuracy_crepe", ".2f"),
             ("periodicity (real)", "periodicity", ".2f"), ("voiced fraction (real)", "voiced_fraction", ".2f"),
             ("low-band ripple, nats (real)", "ripple_contrast", ".2f"),
-            ("ripple frame-to-frame corr. (real)", "ripple_time_corr", ".2f")]
+            ("ripple frame-to-frame corr. (real)", "ripple_time_corr", ".2f"),
+            ("ripple's comb fit (real)", "comb_fit", ".2f"), ("harmonic frames (real)", "comb_harmonic_frames", ".2f")]
     cols = [c for c in cols if c[1] is None or any(r.get(c[1]) is not None for r in rows)]
     lines = ["| candidate | what | steps | CPU-min | " + " | ".join(c[0] for c in cols) + " |",
              "|" + "---|" * (4 + len(cols))]
