@@ -290,54 +290,44 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
         out["label_accuracy_vocoded"] = _vocoded_accuracy(model, fake, real.y.numpy(), clf, {"trained": vocoder_g})
     if conditional and recipe.data.label == "pitch" and vocoder_g is not None:
         out["pitch"] = _pitch(recipe, model, fake, labels, real, vocoder_g)
-    bands = _ripple_bands(model.mel_cfg) if is_speech(recipe) else 0
+    bands = M.ripple_bands(model.mel_cfg) if is_speech(recipe) else 0
     if bands >= M.FINE_STRUCTURE_WIDTH + 2:  # fewer: no moving average with bands left beside it
-        out["fine_structure"] = _fine_structure(model, fake, real, bands)
-        out["comb_fit"] = _comb_fit(model, fake, real, bands)
+        logmels = [model.stats.denormalize(x[:, 0]).float().numpy() for x in (fake, real.x)]
+        out["fine_structure"] = _fine_structure(*logmels, bands)
+        out["comb_fit"] = _comb_fit(model.mel_cfg, *logmels, bands)
     if vocoder_g is not None and is_speech(recipe):
         out["harmonicity"] = _harmonicity(recipe, model, fake, real, vocoder_g)
     return out
 
 
-# Harmonic lines are resolved in the mel's low, nearly linear bands (below ~1 kHz at 64 mels and
-# 16 kHz: spacing ~46 Hz; voices 100-250 Hz put lines 2-5 bands apart); above ~1.5 kHz they are not.
-FINE_STRUCTURE_MAX_HZ = 1500.0
-
-
-def _ripple_bands(mel_cfg) -> int:
-    from specgan.plotting import mel_centres_hz
-
-    return int((mel_centres_hz(mel_cfg) < FINE_STRUCTURE_MAX_HZ).sum())
-
-
-def _fine_structure(model, fake: torch.Tensor, real, bands: int) -> dict:
+def _fine_structure(fake: np.ndarray, real: np.ndarray, bands: int) -> dict:
+    """Generated and real log-mels (N, n_mels, T) → :func:`specgan.metrics.fine_structure` of each."""
     from specgan import metrics as M
 
-    logmel = lambda x: model.stats.denormalize(x[:, 0]).float().numpy()  # noqa: E731
-    return {"protocol": f"ripple of the lowest {bands} mel bands (centres below {FINE_STRUCTURE_MAX_HZ:.0f} Hz) "
+    return {"protocol": f"ripple of the lowest {bands} mel bands (centres below {M.FINE_STRUCTURE_MAX_HZ:.0f} Hz) "
                         f"around their {M.FINE_STRUCTURE_WIDTH}-band moving average, frames within 30 dB of each "
                         "clip's loudest: RMS (nats) and frame-to-frame correlation (metrics.fine_structure)",
-            "bands": bands, "generated": M.fine_structure(logmel(fake), bands), "real": M.fine_structure(logmel(real.x), bands)}
+            "bands": bands, "generated": M.fine_structure(fake, bands), "real": M.fine_structure(real, bands)}
 
 
 COMB_FIT_F0 = (60.0, 400.0, 120)  # comb_fit's candidate F0s: lowest, highest (Hz), count (log-spaced)
 
 
-def _comb_fit(model, fake: torch.Tensor, real, bands: int) -> dict:
+def _comb_fit(mel_cfg, fake: np.ndarray, real: np.ndarray, bands: int) -> dict:
+    """Generated and real log-mels (N, n_mels, T) → :func:`specgan.metrics.comb_fit` of each."""
     from specgan import metrics as M
     from specgan.models import harmonic_templates
 
     lo, hi, k = COMB_FIT_F0
     f0s = np.geomspace(lo, hi, k)
-    templates, nb = harmonic_templates(model.mel_cfg, f0s)
+    templates, nb = harmonic_templates(mel_cfg, f0s)
     if nb < bands:
         raise ValueError(f"comb_fit: the mel has {nb} bands that can hold a comb, the ripple uses {bands}")
-    logmel = lambda x: model.stats.denormalize(x[:, 0]).float().numpy()  # noqa: E731
     t = templates.numpy()
     return {"protocol": f"best correlation of each active frame's low-band ripple (the same {bands} bands) with the "
                         f"ripple of a harmonic comb through the mel filterbank, over {k} F0s {lo:.0f}-{hi:.0f} Hz; "
                         f"harmonic frames: correlation >= {M.COMB_FIT_HARMONIC} (metrics.comb_fit)",
-            "generated": M.comb_fit(logmel(fake), t, f0s, bands), "real": M.comb_fit(logmel(real.x), t, f0s, bands)}
+            "generated": M.comb_fit(fake, t, f0s, bands), "real": M.comb_fit(real, t, f0s, bands)}
 
 
 @torch.inference_mode()

@@ -33,9 +33,10 @@ import numpy as np
 
 from vocoder.buzz import buzz_db, comb_contrast_db
 
-__all__ = ["COMB_FIT_HARMONIC", "FINE_STRUCTURE_WIDTH", "buzz_db", "comb_contrast_db", "comb_fit", "f0_metrics", "fine_structure", "frechet_distance",
-           "harmonicity", "inception_score", "kmeans", "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance",
-           "paired_bootstrap", "periodicity", "pesq_wb", "pitch_accuracy", "stoi"]
+__all__ = ["COMB_FIT_HARMONIC", "FINE_STRUCTURE_MAX_HZ", "FINE_STRUCTURE_WIDTH", "buzz_db", "comb_contrast_db",
+           "comb_fit", "f0_metrics", "fine_structure", "frechet_distance", "harmonicity", "inception_score", "kmeans",
+           "low_band_ripple", "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "paired_bootstrap",
+           "periodicity", "pesq_wb", "pitch_accuracy", "ripple_bands", "stoi"]
 
 
 def inception_score(probs: np.ndarray, splits: int = 1, eps: float = 1e-12) -> tuple[float, float]:
@@ -335,6 +336,17 @@ def harmonicity(wavs: list[np.ndarray], sr: int, hop: int = 256, fmin: float = 6
 
 
 FINE_STRUCTURE_WIDTH = 7  # bands of fine_structure's moving average: wider than a harmonic spacing below 1 kHz
+# Harmonic lines are resolved in the mel's low, nearly linear bands (below ~1 kHz at 64 mels and
+# 16 kHz: spacing ~46 Hz; voices 100-250 Hz put lines 2-5 bands apart); above ~1.5 kHz they are not.
+FINE_STRUCTURE_MAX_HZ = 1500.0
+
+
+def ripple_bands(mel_cfg) -> int:
+    """How many of a mel config's bands (a :class:`vocoder.mel.MelConfig`) :func:`fine_structure`
+    and :func:`comb_fit` read: those centred below :data:`FINE_STRUCTURE_MAX_HZ`."""
+    from specgan.plotting import mel_centres_hz
+
+    return int((mel_centres_hz(mel_cfg) < FINE_STRUCTURE_MAX_HZ).sum())
 
 
 def fine_structure(logmels: np.ndarray, bands: int, width: int = FINE_STRUCTURE_WIDTH,
@@ -355,7 +367,7 @@ def fine_structure(logmels: np.ndarray, bands: int, width: int = FINE_STRUCTURE_
         clips' value: it tells a checkerboard or a frozen pattern from lines that move;
         ``frames``: active frames counted.
     """
-    d, active = _ripple(logmels, bands, width, active_db, "fine_structure")
+    d, active = low_band_ripple(logmels, bands, width, active_db, "fine_structure")
     energy = (d**2).sum(axis=1)
     pair = active[:, 1:] & active[:, :-1]
     denom = np.sqrt(energy[:, 1:] * energy[:, :-1])
@@ -366,7 +378,7 @@ def fine_structure(logmels: np.ndarray, bands: int, width: int = FINE_STRUCTURE_
             "time_corr": float(corr[pair].mean()) if pair.any() else float("nan"), "frames": int(active.sum())}
 
 
-def _ripple(logmels, bands: int, width: int, active_db: float, who: str) -> tuple[np.ndarray, np.ndarray]:
+def low_band_ripple(logmels, bands: int, width: int, active_db: float, who: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, n_mels, T) log-mels → each frame's ripple over the lowest ``bands`` bands, around their
     ``width``-band moving average, edges dropped and mean removed (N, bands - 2·(width // 2), T),
     and which frames are active (N, T)."""
@@ -410,8 +422,8 @@ def comb_fit(logmels: np.ndarray, templates: np.ndarray, f0s: np.ndarray, bands:
     f0s = np.asarray(f0s, np.float64)
     if t.ndim != 2 or t.shape[1] < bands or len(f0s) != len(t):
         raise ValueError(f"comb_fit: expected templates (K, >= {bands}) and K F0s, got {t.shape} and {f0s.shape}")
-    d, active = _ripple(logmels, bands, width, active_db, "comb_fit")
-    tr, _ = _ripple(t[None, :, :bands].transpose(0, 2, 1), bands, width, np.inf, "comb_fit")
+    d, active = low_band_ripple(logmels, bands, width, active_db, "comb_fit")
+    tr, _ = low_band_ripple(t[None, :, :bands].transpose(0, 2, 1), bands, width, np.inf, "comb_fit")
     tr = tr[0].T                                                          # (K, bands')
     tr = tr / np.maximum(np.linalg.norm(tr, axis=1, keepdims=True), 1e-12)
     frames = d.transpose(0, 2, 1)[active]                                 # (M, bands')

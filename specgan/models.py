@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -402,7 +403,7 @@ class Critic(nn.Module):
             in bands that should count as fine structure).
         salience: Gain of an input channel that is a pitch-salience map, 0 = off: row k, frame t is
             the dot product of frame t's low-band ripple (in nats, around a ``detail_width``-band
-            moving average, the bands below :data:`SALIENCE_MAX_HZ`) with the unit-norm ripple of
+            moving average, the bands :func:`specgan.metrics.ripple_bands` reads) with the unit-norm ripple of
             the harmonic comb of the k-th of n_mels F0s log-spaced over ``salience_range``, drawn
             through the same mel filterbank (:func:`harmonic_templates`). A voiced frame is a peak
             at its F0 (and weaker ones at its octaves), a frame without harmonics a flat column,
@@ -412,8 +413,6 @@ class Critic(nn.Module):
             geometry is filled from the mel config and statistics (:meth:`set_salience_geometry`).
         salience_range: (lowest, highest) F0 in Hz of the salience map's rows.
     """
-
-    SALIENCE_MAX_HZ = 1500.0  # the ripple's bands: harmonic lines are resolved below ~1.5 kHz (64 mels, 16 kHz)
 
     def __init__(self, n_mels: int = 64, frames: int = 64, d: int = 32, kernel_size: int = 5, n_classes: int = 0,
                  aux_classifier: bool = False, detail: float = 0.0, detail_width: int = 7, salience: float = 0.0,
@@ -427,9 +426,7 @@ class Critic(nn.Module):
             raise ValueError(f"salience must be >= 0 (got {salience})")
         if len(salience_range) != 2 or not 0 < salience_range[0] < salience_range[1]:
             raise ValueError(f"salience_range must be [low, high] Hz with 0 < low < high, got {salience_range!r}")
-        if detail and (detail_width < 3 or detail_width % 2 == 0 or detail_width > n_mels):
-            raise ValueError(f"detail_width must be odd, at least 3 and at most n_mels={n_mels} (got {detail_width})")
-        if salience and (detail_width < 3 or detail_width % 2 == 0 or detail_width > n_mels):
+        if (detail or salience) and (detail_width < 3 or detail_width % 2 == 0 or detail_width > n_mels):
             raise ValueError(f"detail_width must be odd, at least 3 and at most n_mels={n_mels} (got {detail_width})")
         self.detail, self.detail_width = float(detail), int(detail_width)
         self.salience, self.salience_range = float(salience), (float(salience_range[0]), float(salience_range[1]))
@@ -482,20 +479,17 @@ class Critic(nn.Module):
         n = self.salience_map.shape[0]
         if mel.n_mels != n:
             raise ValueError(f"set_salience_geometry: the mel has {mel.n_mels} bands, the critic {n}")
-        from specgan.plotting import mel_centres_hz
+        from specgan.metrics import FINE_STRUCTURE_MAX_HZ, low_band_ripple, ripple_bands
 
-        bands = int((torch.as_tensor(mel_centres_hz(mel)) < self.SALIENCE_MAX_HZ).sum())
-        k, h = self.detail_width, self.detail_width // 2
+        bands, k = ripple_bands(mel), self.detail_width
         if bands < k + 2:
-            raise ValueError(f"set_salience_geometry: {bands} mel bands below {self.SALIENCE_MAX_HZ:.0f} Hz; the "
+            raise ValueError(f"set_salience_geometry: {bands} mel bands below {FINE_STRUCTURE_MAX_HZ:.0f} Hz; the "
                              f"ripple needs at least detail_width + 2 = {k + 2}")
         lo, hi = self.salience_range
         tmpl, nb = harmonic_templates(mel, torch.logspace(math.log10(lo), math.log10(hi), n))
-        # ripple operator R (bands - 2h, bands): identity minus the k-band average, edges dropped, mean removed
-        eye = torch.eye(bands, dtype=torch.float64)
-        r = eye[h : bands - h] - F.avg_pool1d(eye.T[None], k, stride=1)[0].T
-        r = r - r.mean(0, keepdim=True)
-        t = tmpl[:, :bands].double() @ r.T                                   # (n, bands - 2h) template ripple
+        # the ripple operator R (bands - 2·(k // 2), bands): metrics' ripple of the identity
+        r = torch.from_numpy(low_band_ripple(np.eye(bands)[None], bands, k, np.inf, "set_salience_geometry")[0][0])
+        t = tmpl[:, :bands].double() @ r.T                                   # (n, bands - 2·(k // 2)) template ripple
         t = t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
         std = torch.as_tensor(stats.std, dtype=torch.float64).reshape(-1)[:bands] * (stats.clip_sigma or 1.0)
         m = torch.zeros(n, n, dtype=torch.float64)

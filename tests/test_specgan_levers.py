@@ -295,9 +295,9 @@ def test_the_salience_channel_peaks_at_the_f0_of_a_comb_and_is_zero_without_ripp
     sal = critic.pitch_salience(x)
     assert sal.shape == (2, 1, 64, 16) and torch.all(sal[0, 0].argmax(0) == k)
     # the peak is the frame's ripple norm (the same ripple metrics.comb_fit takes)
-    from specgan.metrics import _ripple
+    from specgan.metrics import low_band_ripple
 
-    d, _ = _ripple(logmel.double().numpy()[None, :, None], 30, 7, 30.0, "test")
+    d, _ = low_band_ripple(logmel.double().numpy()[None, :, None], 30, 7, 30.0, "test")
     assert float(sal[0, 0, k, 0]) == pytest.approx(float(np.linalg.norm(d)), rel=1e-4)
     ramp = torch.as_tensor(stats.normalize((-2.0 - 0.05 * torch.arange(64.0)).numpy()[:, None]), dtype=torch.float32)
     assert critic.pitch_salience(ramp.view(1, 1, 64, 1)).abs().max() < 1e-4
