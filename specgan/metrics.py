@@ -34,7 +34,7 @@ import numpy as np
 from vocoder.buzz import buzz_db, comb_contrast_db
 
 __all__ = ["COMB_FIT_HARMONIC", "FINE_STRUCTURE_MAX_HZ", "FINE_STRUCTURE_WIDTH", "buzz_db", "comb_contrast_db",
-           "comb_fit", "f0_metrics", "fine_structure", "frechet_distance", "harmonicity", "inception_score", "kmeans",
+           "comb_fit", "comb_track", "f0_metrics", "fine_structure", "frechet_distance", "harmonicity", "inception_score", "kmeans",
            "low_band_ripple", "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "paired_bootstrap",
            "periodicity", "pesq_wb", "pitch_accuracy", "ripple_bands", "stoi"]
 
@@ -400,13 +400,39 @@ def low_band_ripple(logmels, bands: int, width: int, active_db: float, who: str)
 COMB_FIT_HARMONIC = 0.7  # comb_fit's threshold for a frame whose ripple is a harmonic comb
 
 
+def comb_track(logmels: np.ndarray, templates: np.ndarray, f0s: np.ndarray, bands: int,
+               width: int = FINE_STRUCTURE_WIDTH, active_db: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame of log-mels (N, n_mels, T): the best correlation of its low-band ripple with the
+    ripple of one of the candidate F0s' combs (``templates`` (K, >= bands), :func:`comb_fit`'s
+    reading), and that F0 (Hz) — both (N, T), NaN for frames that are not active or have no ripple."""
+    t = np.asarray(templates, np.float64)
+    f0s = np.asarray(f0s, np.float64)
+    if t.ndim != 2 or t.shape[1] < bands or len(f0s) != len(t):
+        raise ValueError(f"comb_fit: expected templates (K, >= {bands}) and K F0s, got {t.shape} and {f0s.shape}")
+    d, active = low_band_ripple(logmels, bands, width, active_db, "comb_fit")
+    tr, _ = low_band_ripple(t[None, :, :bands].transpose(0, 2, 1), bands, width, np.inf, "comb_fit")
+    tr = tr[0].T                                                          # (K, bands')
+    tr = tr / np.maximum(np.linalg.norm(tr, axis=1, keepdims=True), 1e-12)
+    frames = d.transpose(0, 2, 1)                                         # (N, T, bands')
+    norm = np.linalg.norm(frames, axis=2, keepdims=True)
+    keep = active & (norm[..., 0] > 1e-12)                                # a flat frame has no ripple
+    best = np.full(active.shape, np.nan)
+    f0 = np.full(active.shape, np.nan)
+    c = (frames[keep] / norm[keep]) @ tr.T                                # (M, K)
+    if len(c):
+        best[keep] = c.max(axis=1)
+        f0[keep] = f0s[c.argmax(axis=1)]
+    return best, f0
+
+
 def comb_fit(logmels: np.ndarray, templates: np.ndarray, f0s: np.ndarray, bands: int,
              width: int = FINE_STRUCTURE_WIDTH, active_db: float = 30.0) -> dict:
     """How much each active frame's low-band ripple looks like the harmonic comb of one F0 — a
     mel-domain harmonicity that needs no vocoder: the best correlation, over the candidate F0s
     ``f0s`` (K,), between the frame's ripple and the ripple of that F0's comb drawn through the
     same mel filterbank (``templates`` (K, >= bands) log contrast per band, e.g.
-    :func:`specgan.models.harmonic_templates`), both as :func:`fine_structure` takes them.
+    :func:`specgan.models.harmonic_templates`), both as :func:`fine_structure` takes them
+    (per frame: :func:`comb_track`).
 
     A ripple of lines at the multiples of one F0 scores near 1 at that F0; a ripple of the right
     depth that is not a harmonic series (a frozen pattern, noise) scores what the best of K random
@@ -418,23 +444,12 @@ def comb_fit(logmels: np.ndarray, templates: np.ndarray, f0s: np.ndarray, bands:
         them at or above :data:`COMB_FIT_HARMONIC`; ``f0_hz``: the 10th/50th/90th percentiles of
         those frames' best F0 (NaN when none); ``frames``: active frames counted.
     """
-    t = np.asarray(templates, np.float64)
-    f0s = np.asarray(f0s, np.float64)
-    if t.ndim != 2 or t.shape[1] < bands or len(f0s) != len(t):
-        raise ValueError(f"comb_fit: expected templates (K, >= {bands}) and K F0s, got {t.shape} and {f0s.shape}")
-    d, active = low_band_ripple(logmels, bands, width, active_db, "comb_fit")
-    tr, _ = low_band_ripple(t[None, :, :bands].transpose(0, 2, 1), bands, width, np.inf, "comb_fit")
-    tr = tr[0].T                                                          # (K, bands')
-    tr = tr / np.maximum(np.linalg.norm(tr, axis=1, keepdims=True), 1e-12)
-    frames = d.transpose(0, 2, 1)[active]                                 # (M, bands')
-    norm = np.linalg.norm(frames, axis=1, keepdims=True)
-    keep = norm[:, 0] > 1e-12                                             # a flat frame has no ripple
-    c = (frames[keep] / norm[keep]) @ tr.T                                # (M', K)
-    if not len(c):
+    best, f0 = comb_track(logmels, templates, f0s, bands, width, active_db)
+    scored = np.isfinite(best)
+    best, f0 = best[scored], f0[scored]
+    if not len(best):
         return {"fit": float("nan"), "harmonic_frames": float("nan"), "f0_hz": [float("nan")] * 3, "frames": 0}
-    best = c.max(axis=1)
     hit = best >= COMB_FIT_HARMONIC
-    f0 = f0s[c.argmax(axis=1)][hit]
     return {"fit": float(best.mean()), "harmonic_frames": float(hit.mean()),
-            "f0_hz": [float(v) for v in np.percentile(f0, [10, 50, 90])] if hit.any() else [float("nan")] * 3,
+            "f0_hz": [float(v) for v in np.percentile(f0[hit], [10, 50, 90])] if hit.any() else [float("nan")] * 3,
             "frames": int(len(best))}

@@ -90,6 +90,22 @@ def harmonic_templates(mel, f0s) -> tuple[torch.Tensor, int]:
     return torch.log(band + Generator.COMB_FLOOR), nb
 
 
+def comb_f0_tracks(logmels, mel, f0_range=(60.0, 400.0), count: int = 120) -> np.ndarray:
+    """Natural-log mels (N, n_mels, T) → each frame's F0 (N, T), Hz, read as the best-fitting of
+    ``count`` log-spaced harmonic combs over ``f0_range`` (:func:`specgan.metrics.comb_track` on
+    the bands :func:`specgan.metrics.ripple_bands` reads), NaN where the fit is below
+    :data:`specgan.metrics.COMB_FIT_HARMONIC` (not a harmonic frame) or the frame is not active."""
+    from specgan.metrics import COMB_FIT_HARMONIC, comb_track, ripple_bands
+
+    f0s = np.geomspace(float(f0_range[0]), float(f0_range[1]), count)
+    templates, nb = harmonic_templates(mel, f0s)
+    bands = ripple_bands(mel)
+    if nb < bands:
+        raise ValueError(f"comb_f0_tracks: the mel has {nb} bands that can hold a comb, the ripple uses {bands}")
+    best, f0 = comb_track(np.asarray(logmels), templates.numpy(), f0s, bands)
+    return np.where(np.nan_to_num(best, nan=-1.0) >= COMB_FIT_HARMONIC, f0, np.nan)
+
+
 @registrar(GENERATORS, "stage-one generator")("specgan")
 class Generator(nn.Module):
     """Noise (+ label) → normalised log-mel.
@@ -143,6 +159,20 @@ class Generator(nn.Module):
             log-spaced bins over ``f0_range`` (CREPE's framing of pitch) and draws the
             softmax-weighted mixture of the bins' combs — linear in the weights, so every bin's
             comb gets its own gradient and the critic sharpens the mixture to the lines it sees.
+        f0_hard: With ``f0_bins``: draw only the most likely bin's comb (a full-depth comb at one
+            F0 per frame) and pass the gradient to the softmax as if the mixture had been drawn
+            (straight-through, Bengio et al. 2013). The soft mixture let the head stay undecided —
+            trained here, the median largest bin weight was 0.03 against a uniform 0.016, so it
+            drew nearly flat combs; a hard head must commit to an F0 in every frame, and the
+            gradient still tells each bin whether its comb would lower the loss.
+        f0_source: ``"head"`` (default): the head chooses the F0. ``"data"``: the F0 contour is
+            chosen, per generated clip by its latent, from a bank of ``f0_contours`` contours read off the
+            training mels of the same label (:meth:`set_f0_contours`: each frame's best-fitting
+            comb, :func:`specgan.metrics.comb_track`, interpolated across the frames that are not
+            harmonic), and the head only decides where and how strongly to voice it — prosody from
+            the data, the source-filter split of a parametric synthesiser. ``forward(..., f0=)``
+            imposes a contour instead (pitch control). Not with ``f0_bins``.
+        f0_contours: The bank's size (per label: ``f0_contours // n_classes``).
     """
 
     COMB_FLOOR = 0.05    # the comb's valley floor (linear, relative to a flat band): ~26 dB of contrast
@@ -150,7 +180,8 @@ class Generator(nn.Module):
     def __init__(self, n_mels: int = 64, frames: int = 64, z_dim: int = 100, d: int = 32, kernel_size: int = 5,
                  upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input",
                  refine_blocks: int = 0, class_prior: str = "none", harmonic: bool = False,
-                 f0_range: tuple[float, float] | list[float] = (60.0, 400.0), f0_bins: int = 0):
+                 f0_range: tuple[float, float] | list[float] = (60.0, 400.0), f0_bins: int = 0,
+                 f0_hard: bool = False, f0_source: str = "head", f0_contours: int = 512):
         super().__init__()
         if not isinstance(harmonic, bool):
             raise ValueError(f"harmonic must be true or false, got {harmonic!r}")
@@ -160,6 +191,17 @@ class Generator(nn.Module):
             raise ValueError(f"f0_bins must be 0 (regress the F0) or an integer >= 2, got {f0_bins!r}")
         if f0_bins and not harmonic:
             raise ValueError("f0_bins applies to the harmonic head: set harmonic: true")
+        if not isinstance(f0_hard, bool):
+            raise ValueError(f"f0_hard must be true or false, got {f0_hard!r}")
+        if f0_hard and not f0_bins:
+            raise ValueError("f0_hard picks one of the F0 bins: set f0_bins (and harmonic: true)")
+        if f0_source not in ("head", "data"):
+            raise ValueError(f"f0_source must be 'head' or 'data', got {f0_source!r}")
+        if f0_source == "data" and (not harmonic or f0_bins):
+            raise ValueError("f0_source: data gives the harmonic head its F0: set harmonic: true and f0_bins: 0")
+        if isinstance(f0_contours, bool) or int(f0_contours) != f0_contours or f0_contours < max(n_classes, 1):
+            raise ValueError(f"f0_contours must be an integer >= the number of labels ({max(n_classes, 1)}), "
+                             f"got {f0_contours!r}")
         if class_prior not in ("none", "mean", "profile"):
             raise ValueError(f"class_prior must be 'none', 'mean' or 'profile', got {class_prior!r}")
         if class_prior != "none" and not n_classes:
@@ -218,6 +260,8 @@ class Generator(nn.Module):
         if harmonic:
             self.f0_range = (float(f0_range[0]), float(f0_range[1]))
             self.f0_bins = int(f0_bins)
+            self.f0_hard = f0_hard
+            self.f0_source = f0_source
             # one F0 logit (regression) or one per F0 bin (classification), then the voicing logit
             self.source = nn.Conv1d(self._last_stage_width, 1 + (self.f0_bins or 1), 3, padding=1)
             self.comb_gain = nn.Parameter(torch.ones(()))
@@ -229,6 +273,9 @@ class Generator(nn.Module):
             self.register_buffer("comb_points", torch.zeros((), dtype=torch.long))  # grid points they use
             if self.f0_bins:  # each bin's comb through the filterbank, comb/flat (f0_bins, n_mels)
                 self.register_buffer("comb_bank", torch.zeros(self.f0_bins, n_mels))
+            if f0_source == "data":  # the contours, Hz, label by label (each label's rows contiguous)
+                self.f0_per_label = int(f0_contours) // max(n_classes, 1)
+                self.register_buffer("f0_bank", torch.zeros(self.f0_per_label * max(n_classes, 1), frames))
 
     @torch.no_grad()
     def set_harmonic_geometry(self, mel, stats) -> None:
@@ -268,9 +315,71 @@ class Generator(nn.Module):
         a = F.interpolate(a, size=self.frames, mode="linear", align_corners=False).float()
         v = torch.sigmoid(a[:, -1])
         if self.f0_bins:
-            return torch.softmax(a[:, :-1], 1).transpose(1, 2), v
+            return self.bin_weights(a[:, :-1].transpose(1, 2)), v
         lo, hi = self.f0_range
         return lo * (hi / lo) ** torch.sigmoid(a[:, 0]), v
+
+    @torch.no_grad()
+    def set_f0_contours(self, f0: torch.Tensor, labels: torch.Tensor | None = None, min_frames: int = 4) -> dict:
+        """Fill the F0 bank (``f0_source: data``) from per-frame F0 tracks of training clips
+        (N, frames), Hz, NaN where a frame is not harmonic, and their labels (N,). A clip with at
+        least ``min_frames`` harmonic frames gives a contour: log-F0 interpolated across its other
+        frames (held at the ends) and clamped to ``f0_range``. Each label's rows take its contours
+        evenly spaced (repeating when it has fewer); a label without any takes every label's.
+        Returns {"clips": N, "contours": clips that gave one}."""
+        if getattr(self, "f0_source", "head") != "data":
+            raise ValueError("this generator's F0 is not drawn from data (f0_source: head)")
+        f0 = torch.as_tensor(f0, dtype=torch.float64).cpu()
+        n_groups = max(self.n_classes, 1)
+        labels = torch.zeros(len(f0), dtype=torch.long) if labels is None else torch.as_tensor(labels).cpu().long()
+        if f0.ndim != 2 or f0.shape[1] != self.frames or len(labels) != len(f0):
+            raise ValueError(f"set_f0_contours: expected F0 tracks (N, {self.frames}) and N labels, "
+                             f"got {tuple(f0.shape)} and {tuple(labels.shape)}")
+        lo, hi = self.f0_range
+        t = torch.arange(self.frames, dtype=torch.float64)
+        contours, owner = [], []
+        for track, y in zip(f0, labels, strict=True):
+            ok = torch.isfinite(track) & (track > 0)
+            if int(ok.sum()) < min_frames:
+                continue
+            logf = np.interp(t.numpy(), t[ok].numpy(), torch.log(track[ok]).numpy())
+            contours.append(torch.from_numpy(logf).exp().clamp(lo, hi))
+            owner.append(int(y))
+        if not contours:
+            raise ValueError(f"set_f0_contours: no clip has {min_frames} harmonic frames to read an F0 contour from")
+        bank = torch.stack(contours).float()
+        owner_t = torch.tensor(owner)
+        rows = []
+        for c in range(n_groups):
+            mine = bank[owner_t == c] if self.n_classes else bank
+            if not len(mine):
+                mine = bank
+            pick = torch.linspace(0, len(mine) - 1, self.f0_per_label).round().long()
+            rows.append(mine[pick])
+        self.f0_bank.copy_(torch.cat(rows))
+        return {"clips": len(f0), "contours": len(contours)}
+
+    def draw_f0(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """One F0 contour per clip (B, frames), Hz: the bank row of its label chosen by its first
+        latent, ``floor(Φ(z[:, 0]) · rows per label)`` (Φ the normal CDF, so the rows are equally
+        likely): a function of the latent, so a seed redraws the same clip whatever the batch, and
+        no random generator is consumed."""
+        if not float(self.f0_bank[0, 0]) > 0:
+            raise RuntimeError("the F0 bank is empty: call set_f0_contours (the trainer does)")
+        u = torch.special.ndtr(z[:, 0].float())
+        row = (u * self.f0_per_label).long().clamp(0, self.f0_per_label - 1)
+        if labels is not None and self.n_classes:
+            row = row + labels.to(row.device) * self.f0_per_label
+        return self.f0_bank[row]
+
+    def bin_weights(self, logits: torch.Tensor) -> torch.Tensor:
+        """F0-bin logits (B, T, f0_bins) → the weights of the bins' combs: the softmax, or with
+        ``f0_hard`` the one-hot of its largest weight carrying the softmax's gradient
+        (straight-through)."""
+        w = torch.softmax(logits, -1)
+        if self.f0_hard:
+            w = F.one_hot(w.argmax(-1), self.f0_bins).to(w.dtype) + w - w.detach()
+        return w
 
     def harmonic_comb(self, f0: torch.Tensor, voicing: torch.Tensor) -> torch.Tensor:
         """Per-frame F0 and voicing (B, T) → the comb's log contrast per mel band,
@@ -311,8 +420,12 @@ class Generator(nn.Module):
                 prior[c] = torch.atanh(m.clamp(-0.999, 0.999))
         self.prior.copy_(prior)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """z (B, z_dim), labels (B,) long → mels (B, 1, n_mels, frames) in [-1, 1]."""
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, f0: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, z_dim), labels (B,) long → mels (B, 1, n_mels, frames) in [-1, 1]. ``f0`` (B,
+        frames), Hz: the harmonic head's F0 contour, imposed (``f0_source: data`` draws one from
+        its bank when not given)."""
+        if f0 is not None and not (self.harmonic and not self.f0_bins):
+            raise ValueError("forward(f0=...) needs a harmonic head that takes an F0 in Hz (harmonic: true, f0_bins: 0)")
         e = None
         if self.embed is not None:
             if labels is None:
@@ -345,7 +458,14 @@ class Generator(nn.Module):
         if self.class_prior != "none":
             x = x + self.prior[labels].to(x.dtype)
         if self.harmonic:
-            comb = self.harmonic_comb(*self.source_params(feat))
+            f0_head, voicing = self.source_params(feat)
+            if f0 is None and self.f0_source == "data":
+                f0 = self.draw_f0(z, labels)
+            if f0 is not None:
+                if f0.shape != f0_head.shape:
+                    raise ValueError(f"forward: f0 must be (batch, frames) {tuple(f0_head.shape)}, got {tuple(f0.shape)}")
+                f0_head = f0.to(f0_head)
+            comb = self.harmonic_comb(f0_head, voicing)
             x = x + (self.comb_gain * self.comb_scale[:, None] * comb)[:, None].to(x.dtype)
         return torch.tanh(x)
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 from conftest import speech_like
 
 from specgan.augment import DiffAugment, gain_per_db
@@ -271,6 +272,106 @@ def test_binned_f0_draws_each_bins_comb_and_its_gradient_picks_the_right_bin():
         Generator(64, 16, z_dim=8, d=4, f0_bins=32)
 
 
+def test_hard_f0_draws_one_full_comb_and_passes_the_softmax_gradient():
+    """f0_hard: the forward draws exactly the comb of the most likely bin (not a mixture), and
+    the gradient reaching the logits is the soft mixture's (straight-through): from a head that
+    favours the octave below a target comb, the gradient raises the target's bin. Off without
+    bins; a non-bool is refused."""
+    g, _, _ = _harmonic_generator(f0_bins=48, f0_hard=True)
+    soft, _, _ = _harmonic_generator(f0_bins=48)
+    f0s = g.bin_f0()
+    k, j = (int(torch.argmin(abs(f0s - f))) for f in (125.0, 250.0))
+    feat = torch.randn(2, g._last_stage_width, 32, 8, generator=gen())
+    soft.load_state_dict(g.state_dict())
+    w_hard, v = g.source_params(feat)
+    w_soft, v_soft = soft.source_params(feat)
+    torch.testing.assert_close(v, v_soft)
+    torch.testing.assert_close(w_hard.detach(), F.one_hot(w_soft.argmax(-1), 48).float(), atol=1e-6, rtol=0)
+    assert float(w_soft.max(-1).values.max()) < 0.99  # the soft head is a real mixture here
+    onehot = F.one_hot(torch.tensor([[k]]), 48).float()
+    one = torch.ones(1, 1)
+    target = g.harmonic_comb(F.one_hot(torch.tensor([[j]]), 48).float(), one).detach()
+    logits = torch.full((1, 1, 48), -4.0)
+    logits[0, 0, k] = 4.0
+    logits.requires_grad_(True)
+    drawn = g.harmonic_comb(g.bin_weights(logits), one)
+    torch.testing.assert_close(drawn, g.harmonic_comb(onehot, one))  # one full comb, at bin k
+    ((drawn - target) ** 2).sum().backward()
+    assert logits.grad[0, 0, j] < 0 < logits.grad[0, 0, k]
+    z, y = torch.randn(2, 8, generator=gen()), torch.tensor([0, 2])
+    z.requires_grad_(True)
+    g.train()(z, y).sum().backward()
+    assert g.source.weight.grad is not None and g.source.weight.grad[:-1].abs().sum() > 0
+    with pytest.raises(ValueError, match="f0_hard picks one of the F0 bins"):
+        Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_hard=True)
+    with pytest.raises(ValueError, match="f0_hard must be true or false"):
+        Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_bins=8, f0_hard=1)
+
+
+def _comb_mels(f0s_hz, mel, frames=16, voiced=slice(None)):
+    """Natural-log mels (N, 64, frames): a sloping envelope plus, in the ``voiced`` frames, the
+    full-depth comb of each clip's F0 (0.4 × the template's log contrast) over the low bands."""
+    from specgan.models import harmonic_templates
+
+    tmpl, nb = harmonic_templates(mel, torch.as_tensor(f0s_hz, dtype=torch.float32))
+    x = (-2.0 - 0.05 * torch.arange(64.0))[None, :, None].repeat(len(f0s_hz), 1, frames)
+    x[:, :nb, voiced] += 0.4 * tmpl[:, :, None]
+    return x.numpy()
+
+
+def test_f0_tracks_read_a_combs_f0_and_the_bank_interpolates_and_keeps_labels_apart():
+    """comb_f0_tracks finds a comb's F0 in its voiced frames (within the 120-F0 grid's 1.6 %
+    step) and NaN in flat ones; set_f0_contours interpolates log-F0 across the gaps, holds the
+    ends, skips clips with too few harmonic frames, fills each label's rows with its own clips'
+    contours (all clips' where a label has none); the forward draws a contour of the clip's label,
+    the same comb as imposing it; bad input is refused."""
+    from specgan.models import comb_f0_tracks
+
+    mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64)
+    tracks = comb_f0_tracks(_comb_mels([110.0, 220.0], mel, voiced=slice(2, 10)), mel)
+    assert tracks.shape == (2, 16) and np.isnan(tracks[:, :2]).all() and np.isnan(tracks[:, 10:]).all()
+    np.testing.assert_allclose(tracks[:, 2:10], np.array([[110.0], [220.0]]).repeat(8, 1), rtol=0.017)
+    g, _, _ = _harmonic_generator(f0_source="data", f0_contours=6)  # 3 labels × 2 rows
+    nan = float("nan")
+    f0 = torch.full((4, 16), nan, dtype=torch.float64)
+    f0[0, 4:8] = 100.0                               # label 0: flat 100 Hz, held at the ends
+    f0[1, [2, 3, 12, 13]] = torch.tensor([100.0, 100.0, 400.0, 400.0], dtype=torch.float64)  # label 0: a rise, log-interpolated
+    f0[2, 5:7] = 300.0                               # label 1: too few frames, skipped
+    f0[3, :] = 150.0                                 # label 2
+    got = g.set_f0_contours(f0, torch.tensor([0, 0, 1, 2]))
+    assert got == {"clips": 4, "contours": 3}
+    bank = g.f0_bank
+    torch.testing.assert_close(bank[0], torch.full((16,), 100.0))
+    assert bank[1, 0] == pytest.approx(100.0) and bank[1, -1] == pytest.approx(400.0)
+    assert bank[1, 7] == pytest.approx(100.0 * 4 ** (4 / 9), rel=1e-5)  # geometric between 3 and 12
+    assert {round(float(v)) for v in bank[2:4, 0]} <= {100, 150}           # label 1 has none: every clip's
+    torch.testing.assert_close(bank[4:], torch.full((2, 16), 150.0))
+    z = torch.randn(3, 8, generator=gen())
+    y = torch.tensor([2, 2, 2])
+    drawn = g.eval()(z, y)
+    torch.testing.assert_close(drawn, g(z, y, f0=torch.full((3, 16), 150.0)))
+    assert not torch.allclose(drawn, g(z, y, f0=torch.full((3, 16), 75.0)))
+    again = Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, harmonic=True, f0_source="data", f0_contours=6)
+    again.load_state_dict(g.state_dict())  # the bank travels with the weights
+    torch.testing.assert_close(again.eval()(z, y), drawn)
+    zs = torch.randn(64, 8, generator=gen(1))  # the first latent picks the row: both of label 0's are drawn
+    picked = g.draw_f0(zs, torch.zeros(64, dtype=torch.long))[:, -1]
+    assert set(picked.round().tolist()) == {100.0, 400.0}
+    torch.testing.assert_close(g.draw_f0(zs[:5], None), g.draw_f0(zs, None)[:5])  # whatever the batch
+    with pytest.raises(ValueError, match="no clip has 4 harmonic frames"):
+        g.set_f0_contours(torch.full((2, 16), nan), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"expected F0 tracks \(N, 16\)"):
+        g.set_f0_contours(torch.full((2, 15), 100.0), torch.tensor([0, 1]))
+    with pytest.raises(RuntimeError, match="F0 bank is empty"):
+        _harmonic_generator(f0_source="data")[0](z, y)
+    with pytest.raises(ValueError, match="f0_source must be"):
+        Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_source="pyin")
+    with pytest.raises(ValueError, match="f0_bins: 0"):
+        Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_bins=8, f0_source="data")
+    with pytest.raises(ValueError, match="forward\\(f0=...\\) needs a harmonic head"):
+        Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4)(z, y, f0=torch.full((3, 16), 150.0))
+
+
 def test_the_salience_channel_peaks_at_the_f0_of_a_comb_and_is_zero_without_ripple():
     """Known answers on 64 mels at 16 kHz: a normalised mel whose low bands are the comb of 130 Hz
     on a sloping envelope gives each frame's salience column its maximum at the row of 130 Hz
@@ -404,12 +505,13 @@ def test_every_lever_on_resumes_exactly(tmp_path):
     assert np.isfinite([h["gen/loss"] for h in hist]).all()
 
 
-@pytest.mark.parametrize("f0_bins", [0, 24])
-def test_the_trainer_fills_the_harmonic_geometry_and_resumes_exactly(tmp_path, f0_bins):
+@pytest.mark.parametrize(("f0_bins", "f0_hard"), [(0, False), (24, False), (24, True)])
+def test_the_trainer_fills_the_harmonic_geometry_and_resumes_exactly(tmp_path, f0_bins, f0_hard):
     mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=16)
     stats = MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict()
     c = cfg(generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
-                       "upsample": "nearest", "harmonic": True, "f0_range": [80, 300], "f0_bins": f0_bins},
+                       "upsample": "nearest", "harmonic": True, "f0_range": [80, 300], "f0_bins": f0_bins,
+                       "f0_hard": f0_hard},
             critic={"name": "specgan", "d": 4, "aux_classifier": True, "salience": 1.0 if f0_bins else 0.0,
                     "detail_width": 5})
     whole = SpecGANTrainer(c, data(), tmp_path / "a", seed=1, mel=mel, stats=stats)
@@ -428,6 +530,32 @@ def test_the_trainer_fills_the_harmonic_geometry_and_resumes_exactly(tmp_path, f
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="harmonic needs the mel config"):
         SpecGANTrainer(c, data(), tmp_path / "c", seed=1)
+
+
+def test_the_trainer_fills_the_f0_bank_from_the_training_mels_and_resumes_exactly(tmp_path):
+    """f0_source: data: the trainer reads each training clip's harmonic frames' F0 (label a:
+    combs of 110 Hz, b: 220 Hz) into each label's bank rows; a resumed run equals an
+    uninterrupted one (the contour draws come from the saved torch generator state)."""
+    mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64)
+    stats = MelStats(np.full(64, -4.0), np.full(64, 2.0))
+    logmels = _comb_mels([110.0, 220.0] * 4, mel)
+    ds = lambda: MelDataset(list(logmels.astype(np.float32)), ["a", "b"] * 4, stats, frames=16,  # noqa: E731
+                            floor_log=float(np.log(1e-5)))
+    c = cfg(generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
+                       "upsample": "nearest", "harmonic": True, "f0_source": os.environ.get("XSRC", "data"), "f0_contours": 8},
+            critic={"name": "specgan", "d": 4, "aux_classifier": True}, frames=16)
+    whole = SpecGANTrainer(c, ds(), tmp_path / "a", seed=1, mel=mel, stats=stats.to_dict())
+    assert whole.f0_bank_filled == {"clips": 8, "contours": 8}
+    np.testing.assert_allclose(whole.G_ema.f0_bank[:4].numpy(), 110.0, rtol=0.017)
+    np.testing.assert_allclose(whole.G_ema.f0_bank[4:].numpy(), 220.0, rtol=0.017)
+    whole.fit(progress=False, tensorboard=False)
+    part = SpecGANTrainer(c, ds(), tmp_path / "b", seed=1, mel=mel, stats=stats.to_dict())
+    part.fit(steps=2, progress=False, tensorboard=False)
+    resumed = SpecGANTrainer(c, ds(), tmp_path / "b", seed=1, mel=mel, stats=stats.to_dict())
+    resumed.resume()
+    resumed.fit(progress=False, tensorboard=False)
+    for a, b in zip(whole.G_ema.state_dict().values(), resumed.G_ema.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_the_augment_uses_the_datasets_floor(tmp_path):

@@ -77,6 +77,14 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                "(generator.f0_bins: the softmax mixes the bins' combs; a regressed F0 stayed near its "
                                "initial value; not in the default set)",
                                [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_bins=64"]),
+    "combined-harmonic-hard": ("combined-harmonic-bins, drawing only the most likely bin's comb with the softmax's "
+                               "gradient (generator.f0_hard: straight-through; the soft mixture never committed to an "
+                               "F0; not in the default set)",
+                               [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_bins=64",
+                                "specgan.generator.f0_hard=true"]),
+    "combined-harmonic-data": ("combined + the source-filter head whose F0 contour is drawn from the training clips' "
+                               "own (generator.f0_source: data; the head only voices it; not in the default set)",
+                               [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_source=data"]),
     "combined-harmonic-salience": ("combined-harmonic-bins + the critic's pitch-salience channel (critic.salience 1: "
                                    "each frame's low-band ripple against the comb of 64 F0s, so one F0 and its "
                                    "contour are local to the critic; not in the default set)",
@@ -101,6 +109,7 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
 DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "combined-no-film", "combined-refine",
                                               "combined-prior", "combined-profile",
                                               "combined-prior-ms", "combined-harmonic", "combined-harmonic-bins",
+                                              "combined-harmonic-hard", "combined-harmonic-data",
                                               "combined-harmonic-salience",
                                               "combined-detail",
                                               "combined-harmonic-detail")]
