@@ -173,6 +173,10 @@ class Generator(nn.Module):
             the data, the source-filter split of a parametric synthesiser. ``forward(..., f0=)``
             imposes a contour instead (pitch control). Not with ``f0_bins``.
         f0_contours: The bank's size (per label: ``f0_contours // n_classes``).
+        f0_input: With ``f0_source: data``: the network sees the contour it is given — its log-F0,
+            scaled to [-1, 1] over ``f0_range`` and averaged to each stage's frame rate, is added
+            to every stage's features (where FiLM acts) through a per-channel weight that starts
+            at zero — so formants and voicing can be placed to fit the contour.
     """
 
     COMB_FLOOR = 0.05    # the comb's valley floor (linear, relative to a flat band): ~26 dB of contrast
@@ -181,7 +185,7 @@ class Generator(nn.Module):
                  upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input",
                  refine_blocks: int = 0, class_prior: str = "none", harmonic: bool = False,
                  f0_range: tuple[float, float] | list[float] = (60.0, 400.0), f0_bins: int = 0,
-                 f0_hard: bool = False, f0_source: str = "head", f0_contours: int = 512):
+                 f0_hard: bool = False, f0_source: str = "head", f0_contours: int = 512, f0_input: bool = False):
         super().__init__()
         if not isinstance(harmonic, bool):
             raise ValueError(f"harmonic must be true or false, got {harmonic!r}")
@@ -199,6 +203,10 @@ class Generator(nn.Module):
             raise ValueError(f"f0_source must be 'head' or 'data', got {f0_source!r}")
         if f0_source == "data" and (not harmonic or f0_bins):
             raise ValueError("f0_source: data gives the harmonic head its F0: set harmonic: true and f0_bins: 0")
+        if not isinstance(f0_input, bool):
+            raise ValueError(f"f0_input must be true or false, got {f0_input!r}")
+        if f0_input and f0_source != "data":
+            raise ValueError("f0_input feeds the network the contour it is given: set f0_source: data")
         if isinstance(f0_contours, bool) or int(f0_contours) != f0_contours or f0_contours < max(n_classes, 1):
             raise ValueError(f"f0_contours must be an integer >= the number of labels ({max(n_classes, 1)}), "
                              f"got {f0_contours!r}")
@@ -247,9 +255,11 @@ class Generator(nn.Module):
         # FiLM: one (γ, β) pair per hidden stage (the dense stage and each upsampling stage but the
         # last), in self.net's order of ReLUs, then one per refine block. "input" models have none.
         self.film = None
+        widths = [self.c0] + [self.c0 >> (i + 1) for i in range(n - 1)] + [d] * refine_blocks
         if conditioning == "film" and n_classes:
-            widths = [self.c0] + [self.c0 >> (i + 1) for i in range(n - 1)] + [d] * refine_blocks
             self.film = nn.ModuleList(FiLM(embed_dim, w) for w in widths)
+        # f0_input: the contour's log-F0 added at the same places (absent when off)
+        self.f0_in = nn.ModuleList(F0Input(w) for w in widths) if f0_input else None
         # class_prior: pre-tanh (atanh) mean of each label's training mels; absent at "none" so the
         # shipped models keep their tensors
         self.class_prior = class_prior
@@ -372,6 +382,12 @@ class Generator(nn.Module):
             row = row + labels.to(row.device) * self.f0_per_label
         return self.f0_bank[row]
 
+    def f0_feature(self, f0: torch.Tensor) -> torch.Tensor:
+        """F0 contours (B, frames), Hz → log-F0 scaled to [-1, 1] over ``f0_range`` (B, 1, frames)."""
+        lo, hi = self.f0_range
+        c = torch.log(f0.float().clamp(lo, hi) / math.sqrt(lo * hi)) / (0.5 * math.log(hi / lo))
+        return c[:, None, :]
+
     def bin_weights(self, logits: torch.Tensor) -> torch.Tensor:
         """F0-bin logits (B, T, f0_bins) → the weights of the bins' combs: the softmax, or with
         ``f0_hard`` the one-hot of its largest weight carrying the softmax's gradient
@@ -434,7 +450,11 @@ class Generator(nn.Module):
             z = torch.cat([z, e], dim=1)
         x = self.fc(z).view(-1, self.c0, self.h0, self.w0)
         feat = None
-        if self.film is None:
+        if self.harmonic and f0 is None and self.f0_source == "data":
+            f0 = self.draw_f0(z, labels)  # z[:, 0] is still the first latent (the label is appended)
+        if f0 is not None and tuple(f0.shape) != (len(z), self.frames):
+            raise ValueError(f"forward: f0 must be (batch, frames) {(len(z), self.frames)}, got {tuple(f0.shape)}")
+        if self.film is None and self.f0_in is None:
             x = F.relu(x)
             if self.harmonic:
                 feat = x = self.net[: self._last_stage](x)
@@ -442,28 +462,34 @@ class Generator(nn.Module):
             else:
                 x = self.net(x)
         else:
-            x = F.relu(self.film[0](x, e))
-            k = 1
+            contour = None if self.f0_in is None else self.f0_feature(f0)
+            k = 0
+
+            def modulate(h):  # FiLM and/or the contour, at each hidden stage before its ReLU
+                nonlocal k
+                if self.film is not None:
+                    h = self.film[k](h, e)
+                if contour is not None:
+                    h = self.f0_in[k](h, contour)
+                k += 1
+                return h
+
+            x = F.relu(modulate(x))
             for i, layer in enumerate(self.net):
                 if isinstance(layer, nn.ReLU):
-                    x = self.film[k](x, e)
-                    k += 1
+                    x = modulate(x)
                 if i == self._last_stage:
                     feat = x
                 x = layer(x)
         if self.refine is not None:
-            for j, block in enumerate(self.refine):
-                x = block(x if self.film is None else self.film[len(self.film) - len(self.refine) + j](x, e))
+            for block in self.refine:
+                x = block(x if self.film is None and self.f0_in is None else modulate(x))
             x = self.out(F.relu(x))
         if self.class_prior != "none":
             x = x + self.prior[labels].to(x.dtype)
         if self.harmonic:
             f0_head, voicing = self.source_params(feat)
-            if f0 is None and self.f0_source == "data":
-                f0 = self.draw_f0(z, labels)
             if f0 is not None:
-                if f0.shape != f0_head.shape:
-                    raise ValueError(f"forward: f0 must be (batch, frames) {tuple(f0_head.shape)}, got {tuple(f0.shape)}")
                 f0_head = f0.to(f0_head)
             comb = self.harmonic_comb(f0_head, voicing)
             x = x + (self.comb_gain * self.comb_scale[:, None] * comb)[:, None].to(x.dtype)
@@ -496,6 +522,20 @@ class FiLM(nn.Module):
     def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.proj(e).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
         return h * (1 + gamma) + beta
+
+
+class F0Input(nn.Module):
+    """h (B, C, H, W) + a per-frame contour c (B, 1, T): c averaged to W frames, times a
+    per-channel weight (zero at the start: the model begins as the one without it), added at every
+    frequency row."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = nn.Conv1d(1, channels, 1, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return h + self.proj(F.adaptive_avg_pool1d(c, h.shape[-1])).to(h.dtype)[:, :, None, :]
 
 
 @registrar(CRITICS, "stage-one critic")("specgan")

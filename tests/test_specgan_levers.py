@@ -372,6 +372,40 @@ def test_f0_tracks_read_a_combs_f0_and_the_bank_interpolates_and_keeps_labels_ap
         Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4)(z, y, f0=torch.full((3, 16), 150.0))
 
 
+@pytest.mark.parametrize("conditioning", ["film", "input"])
+def test_f0_input_starts_as_the_model_without_it_and_then_follows_the_contour(conditioning):
+    """f0_input: with its weights at their zero start the output equals the same generator
+    without the input (so does the shipped FiLM path's stage order); once they are set, a change
+    of contour changes the output away from the harmonic comb too (the network sees it), and
+    the contour reaches every stage's weight through the gradient."""
+    kw = dict(f0_source="data", f0_contours=6, conditioning=conditioning, refine_blocks=1)
+    g, mel, stats = _harmonic_generator(f0_input=True, **kw)
+    plain, _, _ = _harmonic_generator(**kw)
+    f0 = torch.full((4, 16), 150.0, dtype=torch.float64)
+    for m in (g, plain):
+        m.set_f0_contours(f0, torch.tensor([0, 1, 2, 0]))
+    missing, unexpected = plain.load_state_dict(g.state_dict(), strict=False)
+    assert not missing and all(k.startswith("f0_in.") for k in unexpected) and len(unexpected) == len(g.f0_in)
+    z, y = torch.randn(3, 8, generator=gen()), torch.tensor([0, 1, 2])
+    torch.testing.assert_close(g.eval()(z, y), plain.eval()(z, y))
+    low, high = torch.full((3, 16), 80.0), torch.full((3, 16), 300.0)
+    g(z, y, f0=high).sum().backward()
+    assert all(float(m.proj.weight.grad.abs().sum()) > 0 for m in g.f0_in)
+    with torch.no_grad():
+        for m in g.f0_in:
+            m.proj.weight.fill_(0.5)
+    g.zero_grad()
+    # above the comb's bands (flat there) only the network can tell the two contours apart
+    top = int(g.comb_bands)
+    assert not torch.allclose(g(z, y, f0=low)[:, :, top:], g(z, y, f0=high)[:, :, top:])
+    torch.testing.assert_close(g.f0_feature(torch.tensor([[60.0, 400.0, 1000.0]])),
+                               torch.tensor([[[-1.0, 1.0, 1.0]]]))
+    with pytest.raises(ValueError, match=r"f0 must be \(batch, frames\) \(3, 16\), got \(3, 15\)"):
+        g(z, y, f0=torch.full((3, 15), 150.0))
+    with pytest.raises(ValueError, match="f0_input feeds the network"):
+        Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_input=True)
+
+
 def test_the_salience_channel_peaks_at_the_f0_of_a_comb_and_is_zero_without_ripple():
     """Known answers on 64 mels at 16 kHz: a normalised mel whose low bands are the comb of 130 Hz
     on a sloping envelope gives each frame's salience column its maximum at the row of 130 Hz
@@ -542,7 +576,8 @@ def test_the_trainer_fills_the_f0_bank_from_the_training_mels_and_resumes_exactl
     ds = lambda: MelDataset(list(logmels.astype(np.float32)), ["a", "b"] * 4, stats, frames=16,  # noqa: E731
                             floor_log=float(np.log(1e-5)))
     c = cfg(generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4, "conditioning": "film",
-                       "upsample": "nearest", "harmonic": True, "f0_source": os.environ.get("XSRC", "data"), "f0_contours": 8},
+                       "upsample": "nearest", "harmonic": True, "f0_source": "data", "f0_contours": 8,
+                       "f0_input": True},
             critic={"name": "specgan", "d": 4, "aux_classifier": True}, frames=16)
     whole = SpecGANTrainer(c, ds(), tmp_path / "a", seed=1, mel=mel, stats=stats.to_dict())
     assert whole.f0_bank_filled == {"clips": 8, "contours": 8}

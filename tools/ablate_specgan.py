@@ -85,6 +85,11 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "combined-harmonic-data": ("combined + the source-filter head whose F0 contour is drawn from the training clips' "
                                "own (generator.f0_source: data; the head only voices it; not in the default set)",
                                [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_source=data"]),
+    "combined-harmonic-data-input": ("combined-harmonic-data + the contour as a network input (generator.f0_input: its "
+                                     "log-F0 added to every stage's features, so formants and voicing can fit it; not "
+                                     "in the default set)",
+                                     [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_source=data",
+                                      "specgan.generator.f0_input=true"]),
     "combined-harmonic-salience": ("combined-harmonic-bins + the critic's pitch-salience channel (critic.salience 1: "
                                    "each frame's low-band ripple against the comb of 64 F0s, so one F0 and its "
                                    "contour are local to the critic; not in the default set)",
@@ -110,6 +115,7 @@ DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "comb
                                               "combined-prior", "combined-profile",
                                               "combined-prior-ms", "combined-harmonic", "combined-harmonic-bins",
                                               "combined-harmonic-hard", "combined-harmonic-data",
+                                              "combined-harmonic-data-input",
                                               "combined-harmonic-salience",
                                               "combined-detail",
                                               "combined-harmonic-detail")]
