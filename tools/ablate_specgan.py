@@ -48,6 +48,10 @@ _NEAREST = ["specgan.generator.upsample=nearest"]
 _TTUR = ["specgan.lr_d=4.0e-4", "specgan.n_critic=2"]
 _LAZY_GP = ["specgan.gp_every=4"]
 _COMBINED = [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP]
+# the source-filter head, and its F0 as 64 bins or from the data
+_HARMONIC = [*_COMBINED, "specgan.generator.harmonic=true"]
+_BINS = [*_HARMONIC, "specgan.generator.f0_bins=64"]
+_F0_DATA = [*_HARMONIC, "specgan.generator.f0_source=data"]
 # Real speech's harmonic lines are ±0.2-0.6 nats around the envelope, a few bands apart.
 _DETAIL = ["specgan.critic.detail=4.0", "specgan.critic.detail_width=7"]
 
@@ -72,35 +76,32 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                           [*_COMBINED, "specgan.generator.class_prior=mean", "specgan.mode_seeking=1.0"]),
     "combined-harmonic": ("combined + the source-filter head (generator.harmonic: per-frame F0 and voicing draw "
                           "the harmonic comb of the low mel bands; not in the default set)",
-                          [*_COMBINED, "specgan.generator.harmonic=true"]),
+                          _HARMONIC),
     "combined-harmonic-bins": ("combined + the source-filter head with its F0 classified into 64 log-spaced bins "
                                "(generator.f0_bins: the softmax mixes the bins' combs; a regressed F0 stayed near its "
                                "initial value; not in the default set)",
-                               [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_bins=64"]),
+                               _BINS),
     "combined-harmonic-hard": ("combined-harmonic-bins, drawing only the most likely bin's comb with the softmax's "
                                "gradient (generator.f0_hard: straight-through; the soft mixture never committed to an "
                                "F0; not in the default set)",
-                               [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_bins=64",
-                                "specgan.generator.f0_hard=true"]),
+                               [*_BINS, "specgan.generator.f0_hard=true"]),
     "combined-harmonic-data": ("combined + the source-filter head whose F0 contour is drawn from the training clips' "
                                "own (generator.f0_source: data; the head only voices it; not in the default set)",
-                               [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_source=data"]),
+                               _F0_DATA),
     "combined-harmonic-data-input": ("combined-harmonic-data + the contour as a network input (generator.f0_input: its "
                                      "log-F0 added to every stage's features, so formants and voicing can fit it; not "
                                      "in the default set)",
-                                     [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_source=data",
-                                      "specgan.generator.f0_input=true"]),
+                                     [*_F0_DATA, "specgan.generator.f0_input=true"]),
     "combined-harmonic-salience": ("combined-harmonic-bins + the critic's pitch-salience channel (critic.salience 1: "
                                    "each frame's low-band ripple against the comb of 64 F0s, so one F0 and its "
                                    "contour are local to the critic; not in the default set)",
-                                   [*_COMBINED, "specgan.generator.harmonic=true", "specgan.generator.f0_bins=64",
-                                    "specgan.critic.salience=1.0"]),
+                                   [*_BINS, "specgan.critic.salience=1.0"]),
     "combined-detail": ("combined + the critic's fine-structure channel (critic.detail 4: the mel minus its 7-band "
                         "moving average along frequency, as a second input; not in the default set)",
                         [*_COMBINED, *_DETAIL]),
     "combined-harmonic-detail": ("combined-harmonic + the critic's fine-structure channel (the critic learns "
                                  "the comb's depth faster; not in the default set)",
-                                 [*_COMBINED, "specgan.generator.harmonic=true", *_DETAIL]),
+                                 [*_HARMONIC, *_DETAIL]),
     "combined-profile": ("combined, drawing a residual on each label's mean spectrum over time "
                          "(generator.class_prior: profile; not in the default set)",
                          [*_COMBINED, "specgan.generator.class_prior=profile"]),
