@@ -294,7 +294,7 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     if bands >= M.FINE_STRUCTURE_WIDTH + 2:  # fewer: no moving average with bands left beside it
         logmels = [model.stats.denormalize(x[:, 0]).float().numpy() for x in (fake, real.x)]
         out["fine_structure"] = _fine_structure(*logmels, bands)
-        out["comb_fit"] = _comb_fit(model.mel_cfg, *logmels, bands)
+        out["comb_fit"] = _comb_fit(model.mel_cfg, *logmels)
     if vocoder_g is not None and is_speech(recipe):
         out["harmonicity"] = _harmonicity(recipe, model, fake, real, vocoder_g)
     return out
@@ -310,20 +310,13 @@ def _fine_structure(fake: np.ndarray, real: np.ndarray, bands: int) -> dict:
             "bands": bands, "generated": M.fine_structure(fake, bands), "real": M.fine_structure(real, bands)}
 
 
-COMB_FIT_F0 = (60.0, 400.0, 120)  # comb_fit's candidate F0s: lowest, highest (Hz), count (log-spaced)
-
-
-def _comb_fit(mel_cfg, fake: np.ndarray, real: np.ndarray, bands: int) -> dict:
+def _comb_fit(mel_cfg, fake: np.ndarray, real: np.ndarray) -> dict:
     """Generated and real log-mels (N, n_mels, T) → :func:`specgan.metrics.comb_fit` of each."""
     from specgan import metrics as M
-    from specgan.models import harmonic_templates
+    from specgan.models import COMB_F0_GRID, comb_candidates
 
-    lo, hi, k = COMB_FIT_F0
-    f0s = np.geomspace(lo, hi, k)
-    templates, nb = harmonic_templates(mel_cfg, f0s)
-    if nb < bands:
-        raise ValueError(f"comb_fit: the mel has {nb} bands that can hold a comb, the ripple uses {bands}")
-    t = templates.numpy()
+    lo, hi, k = COMB_F0_GRID
+    f0s, t, bands = comb_candidates(mel_cfg, who="comb_fit")
     return {"protocol": f"best correlation of each active frame's low-band ripple (the same {bands} bands) with the "
                         f"ripple of a harmonic comb through the mel filterbank, over {k} F0s {lo:.0f}-{hi:.0f} Hz; "
                         f"harmonic frames: correlation >= {M.COMB_FIT_HARMONIC} (metrics.comb_fit)",

@@ -90,19 +90,34 @@ def harmonic_templates(mel, f0s) -> tuple[torch.Tensor, int]:
     return torch.log(band + Generator.COMB_FLOOR), nb
 
 
-def comb_f0_tracks(logmels, mel, f0_range=(60.0, 400.0), count: int = 120) -> np.ndarray:
+COMB_F0_GRID = (60.0, 400.0, 120)  # the comb read-outs' candidate F0s: lowest, highest (Hz), count (log-spaced)
+
+
+def comb_candidates(mel, f0_range=COMB_F0_GRID[:2], count: int = COMB_F0_GRID[2],
+                    who: str = "comb") -> tuple[np.ndarray, np.ndarray, int]:
+    """The comb read-outs' shared setup: ``count`` log-spaced candidate F0s over ``f0_range`` (Hz),
+    their :func:`harmonic_templates` (count, comb bands) as numpy, and the ripple bands
+    (:func:`specgan.metrics.ripple_bands`) the read-outs use; a one-line error naming ``who`` when
+    the mel has fewer bands that can hold a comb than the ripple reads."""
+    from specgan.metrics import ripple_bands
+
+    f0s = np.geomspace(float(f0_range[0]), float(f0_range[1]), int(count))
+    templates, nb = harmonic_templates(mel, f0s)
+    bands = ripple_bands(mel)
+    if nb < bands:
+        raise ValueError(f"{who}: the mel has {nb} bands that can hold a comb, the ripple uses {bands}")
+    return f0s, templates.numpy(), bands
+
+
+def comb_f0_tracks(logmels, mel, f0_range=COMB_F0_GRID[:2], count: int = COMB_F0_GRID[2]) -> np.ndarray:
     """Natural-log mels (N, n_mels, T) → each frame's F0 (N, T), Hz, read as the best-fitting of
     ``count`` log-spaced harmonic combs over ``f0_range`` (:func:`specgan.metrics.comb_track` on
     the bands :func:`specgan.metrics.ripple_bands` reads), NaN where the fit is below
     :data:`specgan.metrics.COMB_FIT_HARMONIC` (not a harmonic frame) or the frame is not active."""
-    from specgan.metrics import COMB_FIT_HARMONIC, comb_track, ripple_bands
+    from specgan.metrics import COMB_FIT_HARMONIC, comb_track
 
-    f0s = np.geomspace(float(f0_range[0]), float(f0_range[1]), count)
-    templates, nb = harmonic_templates(mel, f0s)
-    bands = ripple_bands(mel)
-    if nb < bands:
-        raise ValueError(f"comb_f0_tracks: the mel has {nb} bands that can hold a comb, the ripple uses {bands}")
-    best, f0 = comb_track(np.asarray(logmels), templates.numpy(), f0s, bands)
+    f0s, templates, bands = comb_candidates(mel, f0_range, count, "comb_f0_tracks")
+    best, f0 = comb_track(np.asarray(logmels), templates, f0s, bands)
     return np.where(np.nan_to_num(best, nan=-1.0) >= COMB_FIT_HARMONIC, f0, np.nan)
 
 

@@ -95,11 +95,12 @@ class SpecGANTrainer(Trainer):
         if getattr(self.G, "harmonic", False):  # the comb's geometry, from the mel and its statistics
             if mel is None or stats is None:
                 raise ValueError("specgan.generator.harmonic needs the mel config and statistics (the recipe's)")
-            self.G.set_harmonic_geometry(mel, MelStats.from_dict(stats))
+            mel_stats = MelStats.from_dict(stats)
+            self.G.set_harmonic_geometry(mel, mel_stats)
             if self.G.f0_source == "data":  # the F0 bank: the training clips' harmonic frames' F0
                 from specgan.models import comb_f0_tracks
 
-                logmels = MelStats.from_dict(stats).denormalize(data.x[:, 0].float()).numpy()
+                logmels = mel_stats.denormalize(data.x[:, 0].float()).numpy()
                 self.f0_bank_filled = self.G.set_f0_contours(comb_f0_tracks(logmels, mel, self.G.f0_range),
                                                              data.y if self.G.n_classes else None)
         if getattr(self.D, "salience", 0):  # the critic's pitch-salience map, from the same
