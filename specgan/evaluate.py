@@ -3,6 +3,9 @@
 **Generation** (stage one), N generated clips against N real clips of the held-out split (N =
 ``evaluate.n_generated`` or the split's size, the generated labels matching the real clips'):
 
+- every generation metric reads real and generated mels in the normalisation of the work's own
+  features (:func:`in_work_statistics`), so models trained on other builds of the data are scored
+  by the same classifier and their numbers compare;
 - the project classifier (:mod:`specgan.classifier`, trained on the real train split; its own test
   accuracy is reported as the ceiling): Inception Score of generated and of real clips, Fréchet
   distance of generated vs real embeddings (and of real train vs real test as the floor), and the
@@ -225,21 +228,46 @@ def _classifier(recipe: Recipe, model, progress_log=log.info):
     return load_classifier(out / "model.safetensors")
 
 
+def in_work_statistics(recipe: Recipe, model):
+    """``model`` as seen in the normalisation of the recipe's own features (``<work>/features/stats.npz``),
+    and a map of the model's normalised mels into it (None when the two statistics are the same, or
+    the work has none). Every generation metric reads real and generated mels in the work's
+    normalisation, so the evaluation classifier (keyed on those statistics) is the same for every
+    model scored in one work dir — a shipped model trained on an earlier build of the data, or
+    another ablation candidate — and their label accuracy and FID are comparable."""
+    import dataclasses
+
+    from specgan.features.cache import load_stats
+
+    try:
+        ref = load_stats(recipe.work)
+    except FileNotFoundError:
+        return model, None
+    if ref.to_dict() == model.stats.to_dict():
+        return model, None
+    own = model.stats
+    return dataclasses.replace(model, stats=ref), lambda x: ref.normalize(own.denormalize(x))
+
+
 def generation_draw(recipe: Recipe, model):
     """What the generation metrics compare: ``evaluate.n_generated`` held-out clips of
     ``evaluate.split`` (a seeded draw; labels the model knows), their labels (None for an
     unconditional model) and as many generated mels asking for the same labels (seed
-    ``evaluate.seed``), (N, 1, n_mels, frames) float."""
+    ``evaluate.seed``), (N, 1, n_mels, frames) float, all in the work's normalisation
+    (:func:`in_work_statistics`: denormalise them with its ``.stats``)."""
     from specgan.sampling import sample
 
     ec = recipe.evaluate
     conditional = model.generator.n_classes > 0
-    real = _split_set(recipe, ec.split, model.stats, model.generator.frames,
+    view, to_work = in_work_statistics(recipe, model)
+    real = _split_set(recipe, ec.split, view.stats, model.generator.frames,
                       vocab=model.vocab if conditional else None, max_items=ec.n_generated, seed=ec.seed)
     if len(real) < 2:
         raise ValueError(f"evaluate: split {ec.split!r} has {len(real)} usable clips; need at least 2")
     labels = [model.vocab[int(i)] for i in real.y] if conditional else None
     fake, _ = sample(model, len(real), labels=labels, seed=ec.seed)
+    if to_work is not None:
+        fake = to_work(fake)
     return real, labels, fake[:, None].float()
 
 
@@ -252,6 +280,7 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     conditional = model.generator.n_classes > 0
     frames = model.generator.frames
     real, labels, fake = generation_draw(recipe, model)
+    model = in_work_statistics(recipe, model)[0]  # from here on, the work's normalisation
     n = len(real)
     out: dict = {"protocol": f"{n} generated (seed {ec.seed}, labels matching the real clips') vs {n} real "
                              f"{ec.split} clips, normalised mels {tuple(real.x.shape[2:])}", "n": n}

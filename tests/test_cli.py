@@ -155,6 +155,7 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     assert "low-band ripple" in out and "periodicity of active frames" in out and "fit to a harmonic comb" in out
     assert (work / "eval" / "report.html").is_file() and (work / "classifier" / "model.safetensors").is_file()
     _check_grids_and_report_seeds(work)
+    _check_scored_in_work_statistics(work)
 
     stamp = (work / "synth" / "synth.json").stat().st_mtime_ns
     wrapper = subprocess.run(["bash", "recipes/tiny/run.sh", "--set", f"work_dir={work}", "--no-progress"], cwd=ROOT,
@@ -192,6 +193,41 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
     y, sr = sf.read(tmp_path / "v" / "m.wav")
     assert sr == 16000 and y.shape == (64 * 256,) and np.abs(y).max() > 0
     assert (tmp_path / "v" / f"{Path(src).stem}.wav").is_file()
+
+
+def _check_scored_in_work_statistics(work: Path) -> None:
+    """A model file with other normalisation statistics (trained on another build of the data) that
+    draws the same log-mels is scored in the work's normalisation: by the same evaluation
+    classifier (not retrained), to the same numbers."""
+    import copy
+    import dataclasses
+
+    import pytest
+    import torch
+    from specgan.evaluate import generation_metrics, in_work_statistics
+    from specgan.recipe import load_recipe
+    from specgan.sampling import load_stage_one
+    from vocoder.mel import MelStats
+
+    torch.set_num_threads(1)
+    recipe = load_recipe(ROOT / "recipes" / "tiny.yaml", [f"work_dir={work}"])
+    a = load_stage_one(work / "specgan" / "model.safetensors")
+    assert in_work_statistics(recipe, a) == (a, None)  # trained in this work: nothing to map
+    own = a.stats
+    other = MelStats(own.mean + 0.7, own.std * 1.3, own.count, own.clip_sigma)
+    mean, std = (torch.as_tensor(v, dtype=torch.float32)[:, None] for v in (other.mean, other.std))
+    g = copy.deepcopy(a.generator)  # the same log-mels, written in the other statistics' normalisation
+    g.register_forward_hook(lambda m, args, out: (own.denormalize(out) - mean) / (std * other.clip_sigma))
+    b = dataclasses.replace(a, generator=g, stats=other)
+    key = work / "classifier" / "key.json"
+    ma, stamp = generation_metrics(recipe, a), key.stat().st_mtime_ns
+    mb = generation_metrics(recipe, b)
+    assert key.stat().st_mtime_ns == stamp  # the classifier was not retrained for b
+    for k in ("label_accuracy", "label_accuracy_real", "fid_real_train_vs_test", "ndb"):
+        assert mb[k] == ma[k], k
+    for k in ("fid", "inception_score", "nn_train_distance_generated", "diversity_generated"):
+        assert mb[k] == pytest.approx(ma[k], rel=1e-4, abs=1e-6), k
+    assert mb["comb_fit"]["generated"]["fit"] == pytest.approx(ma["comb_fit"]["generated"]["fit"], abs=1e-5)
 
 
 def _check_grids_and_report_seeds(work: Path) -> None:
