@@ -24,6 +24,9 @@ command -v sox >/dev/null || need+=(sox)
 for v in fr_CA_f_June:fr it_IT_m_Carlo:it ru_RU_f_IvrvoiceRU:ru; do
   [ -d "/usr/share/asterisk/sounds/${v%%:*}" ] || need+=("asterisk-core-sounds-${v##*:}-g722")
 done
+# PocketSphinx (en-us acoustic model): tools/recognise_digits.py, an independent listener for digits.
+command -v pocketsphinx_continuous >/dev/null || need+=(pocketsphinx)
+[ -d /usr/share/pocketsphinx/model/en-us/en-us ] || need+=(pocketsphinx-en-us)
 # headless chromium: the test that opens eval/report.html and checks its audio players load.
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then

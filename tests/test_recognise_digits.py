@@ -1,0 +1,46 @@
+"""The independent digit listener of tools/recognise_digits.py (PocketSphinx with a digit grammar)."""
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import need_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("recognise_digits", ROOT / "tools" / "recognise_digits.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_score_counts_the_asked_word_per_word_and_nothing_heard():
+    r = _tool().score(["one", "two", "", "one"], ["one", "one", "two", "one"])
+    assert r["accuracy"] == 0.5 and r["n"] == 4 and r["none_heard"] == 0.25
+    assert r["per_word"] == {"one": pytest.approx(2 / 3), "two": 0.0}
+    with pytest.raises(ValueError, match="3 transcripts for 2 clips"):
+        _tool().score(["one"] * 3, ["one"] * 2)
+
+
+@need_tool("pocketsphinx_continuous")
+@need_tool("flite")
+def test_recogniser_hears_a_synthetic_voice_s_digits_at_any_rate_and_nothing_in_silence(tmp_path):
+    import soundfile as sf
+    import torch
+    import torchaudio.functional as AF
+
+    tool = _tool()
+    words = ["three", "seven", "zero", "six"]
+    wavs = []
+    for w in words:
+        path = tmp_path / f"{w}.wav"
+        subprocess.run(["flite", "-voice", "slt", "-t", w, "-o", str(path)], check=True)
+        y, sr = sf.read(path, dtype="float32")
+        wavs.append(AF.resample(torch.from_numpy(y), sr, 22050).numpy() * 0.3)  # another rate, quiet
+    heard = tool.recognise(wavs + [np.zeros(22050, np.float32)], 22050)
+    assert heard[:4] == words
+    assert heard[4] == ""  # silence: no word, not a guess
