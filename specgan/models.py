@@ -121,6 +121,28 @@ def comb_f0_tracks(logmels, mel, f0_range=COMB_F0_GRID[:2], count: int = COMB_F0
     return np.where(np.nan_to_num(best, nan=-1.0) >= COMB_FIT_HARMONIC, f0, np.nan)
 
 
+def despike_f0(f0, semitones: float, window: int = 9) -> tuple[torch.Tensor, int]:
+    """F0 tracks (N, frames), Hz, NaN where a frame is not harmonic → the same with each harmonic
+    frame set to NaN whose F0 is more than ``semitones`` from the median of its clip's harmonic
+    frames around it (``window`` of them, centred; fewer at the ends), and how many were dropped.
+    An octave error of a comb read-out is 12 semitones off; a voice's glide moves the median with
+    it. Clips with fewer than 3 harmonic frames are left as they are (no majority to trust)."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"despike_f0: window must be odd and >= 1, got {window}")
+    out = torch.as_tensor(f0, dtype=torch.float64).clone()
+    h, dropped = window // 2, 0
+    for track in out:
+        idx = torch.nonzero(torch.isfinite(track) & (track > 0))[:, 0]
+        if len(idx) < 3:
+            continue
+        st = 12 * torch.log2(track[idx])
+        med = torch.stack([st[max(0, i - h) : i + h + 1].median() for i in range(len(st))])
+        bad = (st - med).abs() > semitones
+        track[idx[bad]] = float("nan")
+        dropped += int(bad.sum())
+    return out, dropped
+
+
 @registrar(GENERATORS, "stage-one generator")("specgan")
 class Generator(nn.Module):
     """Noise (+ label) → normalised log-mel.
@@ -192,7 +214,13 @@ class Generator(nn.Module):
             scaled to [-1, 1] over ``f0_range`` and averaged to each stage's frame rate, is added
             to every stage's features (where FiLM acts) through a per-channel weight that starts
             at zero — so formants and voicing can be placed to fit the contour.
+        f0_despike: With ``f0_source: data``, semitones (0: off): before the bank is filled, a
+            harmonic frame whose F0 is further than this from the median of its clip's harmonic
+            frames around it (:data:`F0_DESPIKE_WINDOW` of them) is dropped as an octave or
+            subharmonic error of the comb read-out, and the contour is interpolated across it.
     """
+
+    F0_DESPIKE_WINDOW = 9  # harmonic frames in f0_despike's running median (the frame and 4 either side)
 
     COMB_FLOOR = 0.05    # the comb's valley floor (linear, relative to a flat band): ~26 dB of contrast
 
@@ -200,7 +228,8 @@ class Generator(nn.Module):
                  upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input",
                  refine_blocks: int = 0, class_prior: str = "none", harmonic: bool = False,
                  f0_range: tuple[float, float] | list[float] = (60.0, 400.0), f0_bins: int = 0,
-                 f0_hard: bool = False, f0_source: str = "head", f0_contours: int = 512, f0_input: bool = False):
+                 f0_hard: bool = False, f0_source: str = "head", f0_contours: int = 512, f0_input: bool = False,
+                 f0_despike: float = 0.0):
         super().__init__()
         if not isinstance(harmonic, bool):
             raise ValueError(f"harmonic must be true or false, got {harmonic!r}")
@@ -222,6 +251,10 @@ class Generator(nn.Module):
             raise ValueError(f"f0_input must be true or false, got {f0_input!r}")
         if f0_input and f0_source != "data":
             raise ValueError("f0_input feeds the network the contour it is given: set f0_source: data")
+        if isinstance(f0_despike, bool) or not isinstance(f0_despike, (int, float)) or not f0_despike >= 0:
+            raise ValueError(f"f0_despike must be a number of semitones >= 0 (0: off), got {f0_despike!r}")
+        if f0_despike and f0_source != "data":
+            raise ValueError("f0_despike cleans the data's F0 contours: set f0_source: data")
         if isinstance(f0_contours, bool) or int(f0_contours) != f0_contours or f0_contours < max(n_classes, 1):
             raise ValueError(f"f0_contours must be an integer >= the number of labels ({max(n_classes, 1)}), "
                              f"got {f0_contours!r}")
@@ -300,6 +333,7 @@ class Generator(nn.Module):
                 self.register_buffer("comb_bank", torch.zeros(self.f0_bins, n_mels))
             if f0_source == "data":  # the contours, Hz, label by label (each label's rows contiguous)
                 self.f0_per_label = int(f0_contours) // max(n_classes, 1)
+                self.f0_despike = float(f0_despike)
                 self.register_buffer("f0_bank", torch.zeros(self.f0_per_label * max(n_classes, 1), frames))
 
     @torch.no_grad()
@@ -362,6 +396,9 @@ class Generator(nn.Module):
                              f"got {tuple(f0.shape)} and {tuple(labels.shape)}")
         lo, hi = self.f0_range
         t = torch.arange(self.frames, dtype=torch.float64)
+        despiked = 0
+        if getattr(self, "f0_despike", 0.0) > 0:
+            f0, despiked = despike_f0(f0, self.f0_despike, self.F0_DESPIKE_WINDOW)
         contours, owner = [], []
         for track, y in zip(f0, labels, strict=True):
             ok = torch.isfinite(track) & (track > 0)
@@ -382,7 +419,7 @@ class Generator(nn.Module):
             pick = torch.linspace(0, len(mine) - 1, self.f0_per_label).round().long()
             rows.append(mine[pick])
         self.f0_bank.copy_(torch.cat(rows))
-        return {"clips": len(f0), "contours": len(contours)}
+        return {"clips": len(f0), "contours": len(contours), "despiked": despiked}
 
     def draw_f0(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """One F0 contour per clip (B, frames), Hz: the bank row of its label chosen by its first

@@ -339,7 +339,7 @@ def test_f0_tracks_read_a_combs_f0_and_the_bank_interpolates_and_keeps_labels_ap
     f0[2, 5:7] = 300.0                               # label 1: too few frames, skipped
     f0[3, :] = 150.0                                 # label 2
     got = g.set_f0_contours(f0, torch.tensor([0, 0, 1, 2]))
-    assert got == {"clips": 4, "contours": 3}
+    assert got == {"clips": 4, "contours": 3, "despiked": 0}
     bank = g.f0_bank
     torch.testing.assert_close(bank[0], torch.full((16,), 100.0))
     assert bank[1, 0] == pytest.approx(100.0) and bank[1, -1] == pytest.approx(400.0)
@@ -370,6 +370,41 @@ def test_f0_tracks_read_a_combs_f0_and_the_bank_interpolates_and_keeps_labels_ap
         Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_bins=8, f0_source="data")
     with pytest.raises(ValueError, match="forward\\(f0=...\\) needs a harmonic head"):
         Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4)(z, y, f0=torch.full((3, 16), 150.0))
+
+
+def test_f0_despike_drops_octave_errors_keeps_glides_and_fills_the_bank_without_them():
+    """despike_f0 drops a harmonic frame an octave (or a subharmonic) away from its neighbours'
+    median, keeps a steady glide of 8 semitones over 12 frames and clips too short to judge; with
+    generator.f0_despike the bank interpolates across the dropped frames."""
+    from specgan.models import despike_f0
+
+    nan = float("nan")
+    f0 = torch.full((3, 16), nan, dtype=torch.float64)
+    f0[0, 2:14] = 100.0
+    f0[0, 6] = 200.0                                            # an octave error
+    f0[0, 9] = 50.0                                             # a subharmonic one
+    f0[1, 2:14] = 100.0 * 2 ** (torch.arange(12, dtype=torch.float64) * (8 / 11) / 12)  # a glide
+    f0[2, [3, 9]] = torch.tensor([100.0, 300.0], dtype=torch.float64)  # two frames: nothing to trust
+    out, dropped = despike_f0(f0, 5.0)
+    assert dropped == 2 and torch.isnan(out[0, [6, 9]]).all()
+    keep = torch.isfinite(f0)
+    keep[0, [6, 9]] = False
+    torch.testing.assert_close(out[keep], f0[keep])
+    assert torch.isfinite(out).sum() == torch.isfinite(f0).sum() - 2
+    with pytest.raises(ValueError, match="window must be odd"):
+        despike_f0(f0, 5.0, window=4)
+    g, _, _ = _harmonic_generator(f0_source="data", f0_contours=3, f0_despike=5.0)
+    got = g.set_f0_contours(f0, torch.tensor([0, 1, 2]))
+    assert got == {"clips": 3, "contours": 2, "despiked": 2}
+    torch.testing.assert_close(g.f0_bank[0], torch.full((16,), 100.0))  # the errors interpolated over
+    raw, _, _ = _harmonic_generator(f0_source="data", f0_contours=3)
+    raw.set_f0_contours(f0, torch.tensor([0, 1, 2]))
+    assert float(raw.f0_bank[0, 6]) == pytest.approx(200.0)  # without it, the error is a contour
+    for bad in (-1.0, True, "5"):
+        with pytest.raises(ValueError, match="f0_despike must be"):
+            Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_source="data", f0_despike=bad)
+    with pytest.raises(ValueError, match="set f0_source: data"):
+        Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_despike=5.0)
 
 
 @pytest.mark.parametrize("conditioning", ["film", "input"])
@@ -580,7 +615,7 @@ def test_the_trainer_fills_the_f0_bank_from_the_training_mels_and_resumes_exactl
                        "f0_input": True},
             critic={"name": "specgan", "d": 4, "aux_classifier": True}, frames=16)
     whole = SpecGANTrainer(c, ds(), tmp_path / "a", seed=1, mel=mel, stats=stats.to_dict())
-    assert whole.f0_bank_filled == {"clips": 8, "contours": 8}
+    assert whole.f0_bank_filled == {"clips": 8, "contours": 8, "despiked": 0}
     np.testing.assert_allclose(whole.G_ema.f0_bank[:4].numpy(), 110.0, rtol=0.017)
     np.testing.assert_allclose(whole.G_ema.f0_bank[4:].numpy(), 220.0, rtol=0.017)
     whole.fit(progress=False, tensorboard=False)

@@ -92,6 +92,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                      "log-F0 added to every stage's features, so formants and voicing can fit it; not "
                                      "in the default set)",
                                      [*_F0_DATA, "specgan.generator.f0_input=true"]),
+    "combined-harmonic-data-despike": ("combined-harmonic-data with the contours' octave errors dropped before the bank "
+                                       "is filled (generator.f0_despike 5 semitones from the median of 9 harmonic "
+                                       "frames; not in the default set)",
+                                       [*_F0_DATA, "specgan.generator.f0_despike=5.0"]),
     "combined-harmonic-salience": ("combined-harmonic-bins + the critic's pitch-salience channel (critic.salience 1: "
                                    "each frame's low-band ripple against the comb of 64 F0s, so one F0 and its "
                                    "contour are local to the critic; not in the default set)",
@@ -116,7 +120,7 @@ DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "comb
                                               "combined-prior", "combined-profile",
                                               "combined-prior-ms", "combined-harmonic", "combined-harmonic-bins",
                                               "combined-harmonic-hard", "combined-harmonic-data",
-                                              "combined-harmonic-data-input",
+                                              "combined-harmonic-data-input", "combined-harmonic-data-despike",
                                               "combined-harmonic-salience",
                                               "combined-detail",
                                               "combined-harmonic-detail")]
