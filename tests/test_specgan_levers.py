@@ -309,12 +309,12 @@ def test_hard_f0_draws_one_full_comb_and_passes_the_softmax_gradient():
 
 
 def _comb_mels(f0s_hz, mel, frames=16, voiced=slice(None)):
-    """Natural-log mels (N, 64, frames): a sloping envelope plus, in the ``voiced`` frames, the
+    """Natural-log mels (N, n_mels, frames): a sloping envelope plus, in the ``voiced`` frames, the
     full-depth comb of each clip's F0 (0.4 × the template's log contrast) over the low bands."""
     from specgan.models import harmonic_templates
 
     tmpl, nb = harmonic_templates(mel, torch.as_tensor(f0s_hz, dtype=torch.float32))
-    x = (-2.0 - 0.05 * torch.arange(64.0))[None, :, None].repeat(len(f0s_hz), 1, frames)
+    x = (-2.0 - 0.05 * torch.arange(float(mel.n_mels)))[None, :, None].repeat(len(f0s_hz), 1, frames)
     x[:, :nb, voiced] += 0.4 * tmpl[:, :, None]
     return x.numpy()
 
@@ -698,11 +698,22 @@ def test_full_size_overlays_build_and_take_one_step(overlay, tmp_path):
         assert sum(p.numel() for p in build_critic(spec).parameters()) > 0
     n_mels = recipe.mel.n_mels
     rng = np.random.default_rng(0)
-    mels = [rng.normal(-5, 2, (n_mels, 126)).astype(np.float32) for _ in range(4)]
+    harmonic = sc.generator.get("f0_source") == "data"  # speech: the F0 bank is read off the data
+    assert harmonic == (overlay == "sc09")
+    if harmonic:  # combs at 4 F0s, so that the bank has contours to hold
+        mels = list(_comb_mels([110.0, 150.0, 180.0, 220.0], recipe.mel, frames=126).astype(np.float32))
+    else:
+        mels = [rng.normal(-5, 2, (n_mels, 126)).astype(np.float32) for _ in range(4)]
     stats = MelStats(np.full(n_mels, -5.0), np.full(n_mels, 2.0))
     ds = MelDataset(mels, ["x", "y"] * 2, stats, sc.frames, recipe.mel.log_floor)
-    tr = SpecGANTrainer(dataclasses.replace(sc, batch_size=2, n_critic=1), ds, tmp_path, mel=recipe.mel)
+    tr = SpecGANTrainer(dataclasses.replace(sc, batch_size=2, n_critic=1), ds, tmp_path, mel=recipe.mel,
+                        stats=stats.to_dict())
     assert tr.G.c0 == 64 * 16 and tr.G.film is not None and tr.D.aux is not None
+    if harmonic:
+        assert tr.f0_bank_filled == {"clips": 4, "contours": 4, "despiked": 0}
+        assert int(tr.G.comb_bands) > 0
+    else:  # music: each pitch's mean mel as the prior, and mode seeking
+        assert tr.G.class_prior == "mean" and sc.mode_seeking == 1.0
     out = tr.train_step(tr.next_batch())
     assert all(torch.isfinite(v) for v in out.values())
 
