@@ -792,6 +792,13 @@ def test_ablation_tool_end_to_end(tmp_path):
     assert "| combined |" in (work / "ablation-specgan" / "table.md").read_text()  # earlier results stay
     assert not (work / "ablation-specgan" / "baseline.prev").exists()
     assert (work / "ablation-specgan" / "baseline" / "result-0min.json").is_file()
+    # --curves: each candidate's scored budgets against CPU time, and the critic's estimate
+    abl = work / "ablation-specgan"
+    assert [len(tool_mod.budget_points(abl / n)) for n in ("baseline", "combined", "film")] == [1, 1, 0]
+    png = tool_mod.plot_curves(abl, ["baseline", "combined", "film"], tmp_path / "curves.png", "tiny")
+    assert Image.open(png).text["Title"] == "stage one against CPU time (tiny)"
+    with pytest.raises(SystemExit, match="no scored budgets"):
+        tool_mod.plot_curves(abl, ["film"], tmp_path / "none.png", "tiny")
 
 
 def test_ema_rampup_known_answers():

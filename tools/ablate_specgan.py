@@ -227,6 +227,63 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+CURVE_PANELS = (("label_accuracy", "label accuracy"), ("fid", "FID"), ("periodicity", "periodicity"),
+                ("voiced_fraction", "voiced fraction"), ("pitch_accuracy", "pitch accuracy (pYIN)"))
+
+
+def budget_points(out: Path) -> list[dict]:
+    """A candidate's scored budgets (its ``result-<N>min.json`` files), by CPU time."""
+    pts = [json.loads(p.read_text()) for p in out.glob("result-*min.json")]
+    return sorted(pts, key=lambda r: r["cpu_minutes"])
+
+
+def plot_curves(work: Path, names: list[str], path: Path, recipe_name: str) -> Path:
+    """Metric against CPU-minutes for each candidate's scored budgets (real held-out clips dashed),
+    and the critic's Wasserstein estimate against step (history.jsonl, smoothed over 40 logs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from specgan.plotting import save_figure
+
+    curves = {n: budget_points(work / n) for n in names}
+    curves = {n: c for n, c in curves.items() if c}
+    if not curves:
+        raise SystemExit(f"ablate_specgan: no scored budgets (result-<N>min.json) for {', '.join(names)} in {work}")
+    panels = [(k, t) for k, t in CURVE_PANELS if any(r.get(k) is not None for c in curves.values() for r in c)]
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.0 * (len(panels) + 1), 2.6), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        real = None
+        for i, (name, pts) in enumerate(curves.items()):
+            xs = [r["cpu_minutes"] for r in pts if r.get(key) is not None]
+            ys = [r[key] for r in pts if r.get(key) is not None]
+            ax.plot(xs, ys, "o-", color=f"C{i}", label=name, ms=3)
+            ref = {"fid": "fid_real_train_vs_test"}.get(key, f"{key}_real")
+            real = next((r[ref] for r in reversed(pts) if r.get(ref) is not None), real)
+        if real is not None:
+            ax.axhline(real, color="k", ls="--", lw=0.8, label="real held-out" if key != "fid" else "real floor")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("CPU-minutes", fontsize=7)
+        ax.tick_params(labelsize=6)
+    ax = axes[0][-1]
+    for i, name in enumerate(curves):
+        hist = work / name / "history.jsonl"
+        rows = [json.loads(line) for line in hist.read_text().splitlines() if '"critic/wdist"' in line] \
+            if hist.is_file() else []
+        if len(rows) > 1:
+            w = np.convolve([r["critic/wdist"] for r in rows], np.ones(40) / 40, mode="valid") \
+                if len(rows) >= 40 else np.array([r["critic/wdist"] for r in rows])
+            ax.plot([r["step"] for r in rows][len(rows) - len(w):], w, color=f"C{i}", lw=0.8)
+    ax.set_title("critic's Wasserstein estimate", fontsize=8)
+    ax.set_xlabel("generator step", fontsize=7)
+    ax.tick_params(labelsize=6)
+    axes[0][0].legend(fontsize=5)
+    fig.tight_layout()
+    return save_figure(fig, path, f"stage one against CPU time ({recipe_name})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default="recipes/speech.yaml")
@@ -236,6 +293,8 @@ def main() -> int:
     ap.add_argument("--only", default=None, help=f"comma-separated candidates (default: {','.join(DEFAULT)})")
     ap.add_argument("--jobs", type=int, default=1, help="candidates trained at once (one thread each)")
     ap.add_argument("--n-generated", type=int, default=None, help="clips scored (default: evaluate.n_generated)")
+    ap.add_argument("--curves", default=None, metavar="PNG",
+                    help="train nothing: plot the --only candidates' scored budgets against CPU time to PNG")
     ap.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one candidate, in a worker process
     args = ap.parse_args()
     if args.run:
@@ -247,6 +306,10 @@ def main() -> int:
         ap.error(f"unknown candidate(s) {unknown}; known: {', '.join(CANDIDATES)}")
     for name in names:  # every overlay must load before anything trains
         _recipe(args, name)
+    if args.curves:
+        recipe = _recipe(args, "baseline")
+        print(plot_curves(recipe.work / SECTION, names, Path(args.curves), recipe.name))
+        return 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = [sys.executable, str(Path(__file__).resolve()), "--recipe", args.recipe, "--cpu-minutes",
             str(args.cpu_minutes)]
