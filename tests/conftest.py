@@ -75,6 +75,18 @@ def write_wav(tmp_path):
     return _write
 
 
+def load_tool(name: str):
+    """A script of tools/ (not a package) imported as a module, e.g. ``load_tool("ablate_specgan")``."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def need_tool(program: str):
     """Mark a test that needs a system program. CI (SPECGAN_REQUIRE_TOOLS=1) installs them, so
     there a missing program is a failure, never a silent skip."""

@@ -1,17 +1,15 @@
 """tools/ablate_vocoders.py: what decides whether Griffin-Lim's stored row is reused, and the table."""
 
 import argparse
-import importlib.util
 from pathlib import Path
+
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("ablate_vocoders", ROOT / "tools" / "ablate_vocoders.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("ablate_vocoders")
 
 
 def test_the_floor_row_is_keyed_on_settings_and_on_the_code_that_measures_it(monkeypatch, tmp_path):

@@ -1,21 +1,14 @@
 """The independent digit listener of tools/recognise_digits.py (PocketSphinx with a digit grammar)."""
 
-import importlib.util
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need_tool
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import load_tool, need_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("recognise_digits", ROOT / "tools" / "recognise_digits.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("recognise_digits")
 
 
 def test_score_counts_the_asked_word_per_word_and_nothing_heard():

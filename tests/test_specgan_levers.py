@@ -3,7 +3,6 @@ across iterations, the full-size overlays and the equal-budget ablation tool."""
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -16,7 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from conftest import speech_like
+from conftest import load_tool, speech_like
 
 from specgan.augment import DiffAugment, gain_per_db
 from specgan.config import AugmentConfig
@@ -775,9 +774,7 @@ def test_ablation_tool_end_to_end(tmp_path):
     # resumable: a second call with the budget spent trains nothing more (in-process: no retraining,
     # no rescoring, the stored result comes back)
     steps = json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())["step"]
-    spec = importlib.util.spec_from_file_location("ablate_specgan", ROOT / "tools" / "ablate_specgan.py")
-    tool_mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool_mod)
+    tool_mod = load_tool("ablate_specgan")
     args = argparse.Namespace(recipe=str(ROOT / "recipes" / "tiny.yaml"), set=sets, work_dir=None, cpu_minutes=0.03,
                               n_generated=None)
     state = (work / "ablation-specgan" / "baseline" / "state.pt").stat().st_mtime_ns
