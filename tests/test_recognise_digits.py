@@ -15,6 +15,7 @@ def test_score_counts_the_asked_word_per_word_and_nothing_heard():
     r = _tool().score(["one", "two", "", "one"], ["one", "one", "two", "one"])
     assert r["accuracy"] == 0.5 and r["n"] == 4 and r["none_heard"] == 0.25
     assert r["per_word"] == {"one": pytest.approx(2 / 3), "two": 0.0}
+    assert r["confusions"] == {"one": {"two": 1}, "two": {"(nothing)": 1}}
     with pytest.raises(ValueError, match="3 transcripts for 2 clips"):
         _tool().score(["one"] * 3, ["one"] * 2)
 

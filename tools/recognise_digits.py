@@ -77,16 +77,20 @@ def recognise(wavs: list[np.ndarray], sr: int) -> list[str]:
 
 
 def score(heard: list[str], asked: list[str]) -> dict:
-    """Share of clips heard as the asked word, overall and per word."""
+    """Share of clips heard as the asked word, overall and per word, and what the misheard ones
+    were heard as (per asked word, most frequent first)."""
     if len(heard) != len(asked):
         raise ValueError(f"{len(heard)} transcripts for {len(asked)} clips")
-    ok, n = Counter(), Counter()
+    ok, n, wrong = Counter(), Counter(), {}
     for h, a in zip(heard, asked, strict=True):
         n[a] += 1
         ok[a] += h == a
+        if h != a:
+            wrong.setdefault(a, Counter())[h or "(nothing)"] += 1
     return {"accuracy": sum(ok.values()) / max(1, len(asked)), "n": len(asked),
             "none_heard": sum(h == "" for h in heard) / max(1, len(heard)),
-            "per_word": {w: ok[w] / n[w] for w in sorted(n)}}
+            "per_word": {w: ok[w] / n[w] for w in sorted(n)},
+            "confusions": {a: dict(c.most_common()) for a, c in sorted(wrong.items())}}
 
 
 def main() -> int:
@@ -136,6 +140,10 @@ def main() -> int:
         per = " | ".join(f"{r['per_word'].get(w, float('nan')):.2f}" for w in DIGITS)
         lines.append(f"| {name} | **{r['accuracy']:.3f}** (n = {r['n']}) | {r['none_heard']:.3f} | {per} |")
     print("\n".join(lines))
+    for name, r in rows.items():
+        if r["confusions"]:
+            print(f"{name}: misheard as " + "; ".join(
+                f"{a} → " + ", ".join(f"{h} {c}" for h, c in heard.items()) for a, heard in r["confusions"].items()))
     if args.out:
         Path(args.out).write_text(json.dumps({"recipe": str(recipe.path), "vocoder": args.vocoder, "rows": rows},
                                              indent=1))
