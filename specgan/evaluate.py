@@ -252,9 +252,10 @@ def in_work_statistics(recipe: Recipe, model):
 def generation_draw(recipe: Recipe, model):
     """What the generation metrics compare: ``evaluate.n_generated`` held-out clips of
     ``evaluate.split`` (a seeded draw; labels the model knows), their labels (None for an
-    unconditional model) and as many generated mels asking for the same labels (seed
-    ``evaluate.seed``), (N, 1, n_mels, frames) float, all in the work's normalisation
-    (:func:`in_work_statistics`: denormalise them with its ``.stats``)."""
+    unconditional model), as many generated mels asking for the same labels (seed
+    ``evaluate.seed``), (N, 1, n_mels, frames) float, all in the work's normalisation, and the
+    model seen in that normalisation (:func:`in_work_statistics`): pass it, not ``model``, to
+    whatever denormalises or vocodes the draw."""
     from specgan.sampling import sample
 
     ec = recipe.evaluate
@@ -268,7 +269,7 @@ def generation_draw(recipe: Recipe, model):
     fake, _ = sample(model, len(real), labels=labels, seed=ec.seed)
     if to_work is not None:
         fake = to_work(fake)
-    return real, labels, fake[:, None].float()
+    return real, labels, fake[:, None].float(), view
 
 
 def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
@@ -279,8 +280,7 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     ec = recipe.evaluate
     conditional = model.generator.n_classes > 0
     frames = model.generator.frames
-    real, labels, fake = generation_draw(recipe, model)
-    model = in_work_statistics(recipe, model)[0]  # from here on, the work's normalisation
+    real, labels, fake, model = generation_draw(recipe, model)  # from here on, the work's normalisation
     n = len(real)
     out: dict = {"protocol": f"{n} generated (seed {ec.seed}, labels matching the real clips') vs {n} real "
                              f"{ec.split} clips, normalised mels {tuple(real.x.shape[2:])}", "n": n}

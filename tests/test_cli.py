@@ -204,7 +204,7 @@ def _check_scored_in_work_statistics(work: Path) -> None:
 
     import pytest
     import torch
-    from specgan.evaluate import generation_metrics, in_work_statistics
+    from specgan.evaluate import generation_draw, generation_metrics, in_work_statistics
     from specgan.recipe import load_recipe
     from specgan.sampling import load_stage_one
     from vocoder.mel import MelStats
@@ -219,6 +219,11 @@ def _check_scored_in_work_statistics(work: Path) -> None:
     g = copy.deepcopy(a.generator)  # the same log-mels, written in the other statistics' normalisation
     g.register_forward_hook(lambda m, args, out: (own.denormalize(out) - mean) / (std * other.clip_sigma))
     b = dataclasses.replace(a, generator=g, stats=other)
+    # the draw comes with the model seen in the work's normalisation, which gives back b's log-mels
+    _, _, fake_a, view_a = generation_draw(recipe, a)
+    _, _, fake_b, view_b = generation_draw(recipe, b)
+    assert view_a is a and view_b.stats.to_dict() == own.to_dict() and view_b.generator is g
+    torch.testing.assert_close(view_b.stats.denormalize(fake_b), view_a.stats.denormalize(fake_a), rtol=1e-5, atol=1e-5)
     key = work / "classifier" / "key.json"
     ma, stamp = generation_metrics(recipe, a), key.stat().st_mtime_ns
     mb = generation_metrics(recipe, b)

@@ -44,8 +44,7 @@ def main() -> int:
     for path, name in zip(args.models, names, strict=True):
         model = load_stage_one(Path(path))
         model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {path}", f"recipe {recipe.path}")
-        real, labels, fake = E.generation_draw(recipe, model)
-        model = E.in_work_statistics(recipe, model)[0]  # the draw's normalisation
+        real, labels, fake, model = E.generation_draw(recipe, model)  # model: in the draw's normalisation
         if not rows:
             rows.append(model.stats.denormalize(real.x[: args.n, 0]).numpy())
             titles.append(("held-out real", labels))

@@ -116,17 +116,16 @@ def main() -> int:
     recipe = load_recipe(args.recipe, args.set)
     if not args.models:
         raise SystemExit("recognise_digits: give at least one stage-one model file")
+    g = load_vocoder(recipe, args.vocoder, recipe.mel)[0].eval()  # every model is checked against recipe.mel
     rows: dict[str, dict] = {}
     for k, path in enumerate(args.models):
         model = load_stage_one(Path(path))
         model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {path}", f"recipe {recipe.path}")
-        real, labels, fake = E.generation_draw(recipe, model)
-        view = E.in_work_statistics(recipe, model)[0]  # the draw's normalisation
+        real, labels, fake, view = E.generation_draw(recipe, model)
         asked = [str(lab).lower() for lab in labels or []]
         bad = sorted(set(asked) - set(DIGITS))
         if not asked or bad:
             raise SystemExit(f"recognise_digits: {path}: labels {bad or 'none'} are not digit words")
-        g = load_vocoder(recipe, args.vocoder, model.mel_cfg)[0].eval()
         sr = model.mel_cfg.sample_rate
         if k == 0:  # the real rows: the same draw for every model of one work dir
             audio = [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft) for p in real.paths]

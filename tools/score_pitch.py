@@ -36,8 +36,8 @@ def main() -> int:
     model = load_stage_one(path)
     model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {path}", f"recipe {recipe.path}")
     voc, desc = load_vocoder(recipe, args.vocoder, recipe.mel)
-    real, labels, fake = E.generation_draw(recipe, model)  # the draw generation_metrics makes
-    out = E._pitch(recipe, model, fake, labels, real, voc)
+    real, labels, fake, view = E.generation_draw(recipe, model)  # the draw generation_metrics makes
+    out = E._pitch(recipe, view, fake, labels, real, voc)
     out.update(model=str(path), step=model.step, vocoder=desc)
     for t, r in out["trackers"].items():
         print(f"{t}: generated {r['generated']['pitch_accuracy']:.3f}, real {r['real']['pitch_accuracy']:.3f} "
