@@ -60,3 +60,18 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
         wav = voc(logmel[0].float())
     wav = wav.reshape(-1)[:length].clamp(-1, 1).cpu().numpy()
     return wav, model.mel_cfg.sample_rate
+
+
+def shipped(name, stage="vocoder"):
+    """The path of a shipped model from any folder and after ``pip install``: ``shipped("speech")``
+    is ``pretrained/speech/vocoder.safetensors`` (``stage="specgan"``: its stage-one model), for
+    ``vocoder.load(specgan.shipped("speech"))``; an unknown name lists the shipped ones."""
+    from specgan.recipe import bundled_dir
+
+    if stage not in ("vocoder", "specgan"):
+        raise ValueError(f"shipped: stage must be 'vocoder' or 'specgan', got {stage!r}")
+    path = bundled_dir() / "pretrained" / str(name) / f"{stage}.safetensors"
+    if not path.is_file():
+        have = sorted(p.parent.name for p in (bundled_dir() / "pretrained").glob(f"*/{stage}.safetensors"))
+        raise FileNotFoundError(f"shipped({name!r}): no shipped {stage} of that name; shipped: {', '.join(have)}")
+    return path

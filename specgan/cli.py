@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -124,6 +125,17 @@ def cmd_run(args) -> int:
         run(recipe, parse_stage(args.stage), parse_stage(args.stop_stage), force=args.force, device=args.device,
             progress=not args.no_progress)
     return 0
+
+
+def _seed(text: str) -> int:
+    """A seed: 0 ... 2**32 - 1 (numpy's and torch's common range), checked before any work."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: a whole number 0 ... 4294967295") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"seed {value} is out of range: 0 ... 4294967295 (clip i uses seed + i)")
+    return value
 
 
 def _label(text: str):
@@ -306,13 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=None, help="number of clips (default synth.n)")
     p.add_argument("--label", action="append", default=None,
                    help="label(s) to generate, e.g. seven or 60 (repeatable; default: every label in turn)")
-    p.add_argument("--seed", type=int, default=None, help="clip i uses seed + i (default synth.seed)")
+    p.add_argument("--seed", type=_seed, default=None, help="clip i uses seed + i (default synth.seed)")
     p.add_argument("--vocoder", default=None,
                    help="auto | griffinlim | a model.safetensors path or run folder (default synth.vocoder)")
     p.add_argument("--out", default=None, help="output folder (default <work_dir>/synth)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds per clip, at most the model's span (default data.preprocess.clip_seconds)")
-    p.add_argument("--interpolate", type=int, nargs=2, metavar=("SEED_A", "SEED_B"), default=None,
+    p.add_argument("--interpolate", type=_seed, nargs=2, metavar=("SEED_A", "SEED_B"), default=None,
                    help="write a latent walk between two seeds instead of --n clips")
     p.add_argument("--points", type=int, default=8,
                    help=f"WAVs on the --interpolate walk (2 to {100_000}; default 8)")
@@ -325,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "synth's mels.npy, in the vocoder's mel settings. Long inputs run in "
                                    "overlapping, cross-faded chunks (bounded memory).")
     p.add_argument("inputs", nargs="+", help=".wav or .npy files (synth's mels.npy: one WAV per row)")
-    p.add_argument("--vocoder", required=True, help="a model.safetensors path or run folder, or griffinlim")
+    p.add_argument("--vocoder", required=True,
+                   help="a model.safetensors path or run folder, a shipped vocoder (speech, music), or griffinlim")
     p.add_argument("--recipe", default=None, help="recipe (needed for griffinlim: its mel settings)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     p.add_argument("--out", default="vocoded",
@@ -391,14 +404,22 @@ def main(argv: list[str] | None = None) -> int:
     from specgan.recipe import RecipeError
     from specgan.workdir import WorkDirBusy
 
+    import signal
+
+    def _terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C, so staging folders are removed
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         return args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.verbose:
             traceback.print_exc()
-        print(f"specgan {args.command}: interrupted (Ctrl-C); finished outputs are kept, an unfinished training "
+        how = "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted (Ctrl-C)"
+        print(f"specgan {args.command}: {how}; finished outputs are kept, an unfinished training "
               f"resumes from its last state.pt when run again", file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, _Terminated) else 130
     except (RecipeError, MissingToolError, AudioError, WorkDirBusy, ValueError, OSError, MemoryError,
             FloatingPointError, RuntimeError) as e:
         message = user_error(e)
@@ -408,6 +429,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"specgan {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks (staging folders, locks) run."""
 
 
 def _oom(e: BaseException) -> bool:

@@ -69,9 +69,10 @@ def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tens
 
 @torch.inference_mode()
 def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech: bool = False,
-                   f0: bool = True, per_clip: bool = False) -> dict:
-    """Mean mel-L1, MR-STFT distance, F0 metrics, hop-rate buzz (and PESQ/STOI when ``speech``) of
-    ``generator`` re-synthesising ``clips``; × real time of the generator alone. With ``per_clip``
+                   f0: bool = True, per_clip: bool = False, visqol: bool = False) -> dict:
+    """Mean mel-L1, MR-STFT distance, spectral convergence, F0 metrics, hop-rate buzz (and PESQ/STOI
+    when ``speech``; ViSQOL's audio mode when ``visqol``) of ``generator`` re-synthesising ``clips``;
+    × real time of the generator alone. With ``per_clip``
     the result also holds ``"per_clip"``: each metric's value per clip, in clip order (NaN where a
     clip has none, e.g. F0 on a clip voiced in neither signal), for paired comparisons."""
     from specgan import metrics as M
@@ -94,6 +95,9 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
         row = {"mel_l1": float(mel_l1(y_hat, y)), "mrstft": float(mrstft(y_hat, y))}
         ref, est = y[0, 0].numpy(), y_hat[0, 0].numpy()
         row["buzz_db"] = M.buzz_db(est, ref, sr, hop)
+        row["spectral_convergence"] = M.spectral_convergence(ref, est)
+        if visqol:
+            row["visqol"] = M.visqol_audio(ref, est, sr)
         if f0:
             fm = M.f0_metrics(ref, est, sr, hop=hop)
             row["vuv_error"] = fm["vuv_error"]
@@ -272,6 +276,10 @@ def generation_draw(recipe: Recipe, model):
     return real, labels, fake[:, None].float(), view
 
 
+def _is_griffinlim(g) -> bool:
+    return getattr(g, "registry_name", None) == "griffinlim"
+
+
 def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     """The stage-one half of :func:`evaluate` (see the module docstring)."""
     from specgan import metrics as M
@@ -316,7 +324,8 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     out["nn_train_distance_generated"] = float(M.nearest_neighbour_distance(fake.numpy(), train.x.numpy()).mean())
     out["nn_train_distance_real"] = float(M.nearest_neighbour_distance(real.x.numpy(), train.x.numpy()).mean())
     if conditional and vocoder_g is not None:
-        out["label_accuracy_vocoded"] = _vocoded_accuracy(model, fake, real.y.numpy(), clf, {"trained": vocoder_g})
+        own = {} if _is_griffinlim(vocoder_g) else {"trained": vocoder_g}  # Griffin-Lim is always scored
+        out["label_accuracy_vocoded"] = _vocoded_accuracy(model, fake, real.y.numpy(), clf, own)
     if conditional and recipe.data.label == "pitch" and vocoder_g is not None:
         out["pitch"] = _pitch(recipe, model, fake, labels, real, vocoder_g)
     bands = M.ripple_bands(model.mel_cfg) if is_speech(recipe) else 0
@@ -442,9 +451,12 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info, extra:
                                   f"{recipe.vocoder.stft_resolutions}; F0 by pYIN; buzz_db = comb contrast at k·sr/hop "
                                   f"minus the reference's (vocoder.buzz)"
                                   + ("; PESQ wideband, STOI" if speech else ""), "clips": len(clips)}
-    gl = build_generator({"name": "griffinlim"}, recipe.mel).eval()
+    gl = voc if _is_griffinlim(voc) else build_generator({"name": "griffinlim"}, recipe.mel).eval()
     real_notes = None  # the originals' pitch tracking, shared by both vocoders
-    for name, g, what in (("trained", voc, desc), ("griffinlim", gl, "griffinlim")):
+    rows = [("griffinlim", gl, "griffinlim")]
+    if voc is not gl:  # the synth vocoder is a trained one: scored beside the floor (else the floor once)
+        rows.insert(0, ("trained", voc, desc))
+    for name, g, what in rows:
         report(f"evaluate: copy synthesis with {what}")
         out["vocoder"][name] = {"model": what, **copy_synthesis(g, clips, recipe, speech=speech)}
         notes = copy_pitch(g, recipe, ec.split, min(ec.max_items or 147, 147), real=real_notes)  # {}: no notes
@@ -490,7 +502,7 @@ def summary_lines(m: dict) -> str:
         for t, r in g["pitch"].get("trackers", {"pyin": g["pitch"]}).items():
             lines.append(f"  generation: pitch accuracy by {t} {r['generated']['pitch_accuracy']:.3f} "
                          f"(real {r['real']['pitch_accuracy']:.3f}; {r['generated']['notes']} notes)")
-    for k in ("trained", "griffinlim"):
+    for k in [k for k in ("trained", "griffinlim") if k in v]:
         r = v[k]
         extra = "".join(f", {n} {r[n]:.3f}" for n in ("f0_rmse_cents", "vuv_error", "pesq_wb", "stoi") if n in r)
         if r.get("clips_scored"):

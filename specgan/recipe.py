@@ -583,6 +583,21 @@ def find_model(path: str | Path) -> Path:
     return path
 
 
+def shipped_vocoders() -> list[str]:
+    """Names of the shipped vocoders (``pretrained/<name>/vocoder.safetensors``)."""
+    root = bundled_dir() / "pretrained"
+    return sorted(p.parent.name for p in root.glob("*/vocoder.safetensors")) if root.is_dir() else []
+
+
+def find_vocoder(name: str | Path) -> Path:
+    """A vocoder model file: ``name`` as a path (:func:`find_model`), or a shipped vocoder's name
+    (``speech``, ``music``: ``pretrained/<name>/vocoder.safetensors``) when no such path exists."""
+    path = find_model(name)
+    if not path.exists() and len(path.parts) == 1 and str(name) in shipped_vocoders():
+        return bundled_dir() / "pretrained" / str(name) / "vocoder.safetensors"
+    return path
+
+
 def _read_text(path: Path) -> str:
     """A recipe file's text: a regular file of at most MAX_RECIPE_BYTES (checked before reading, so
     ``--recipe /dev/zero`` or a FIFO is refused, not read without end)."""
@@ -624,7 +639,25 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         return raw
     if not isinstance(base, str):
         raise RecipeError(f"{path}: extends: expected a path string, got {base!r}")
-    return _deep_merge(_read_yaml(path.parent / base, seen + (path,)), raw)
+    base_path = path.parent / base
+    if not base_path.exists():  # a copied recipe's `extends: speech.yaml`: the bundled one, as --recipe finds it
+        try:
+            base_path = find_recipe(base)
+        except RecipeError:
+            raise RecipeError(f"{path}: extends: {base}: no such file next to it, and no bundled recipe of that "
+                              f"name") from None
+    return _deep_merge(_anchor_paths(_read_yaml(base_path, seen + (path,)), base_path.resolve().parent), raw)
+
+
+def _anchor_paths(raw: dict, folder: Path) -> dict:
+    """A base recipe's ``pretrained:`` paths are written relative to the base's own folder: made
+    absolute before layering, so a recipe elsewhere that extends it still finds the shipped models."""
+    pre = raw.get("pretrained")
+    if isinstance(pre, dict):
+        for key, value in pre.items():
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+                pre[key] = os.path.normpath(folder / value)
+    return raw
 
 
 def _parse_scalar(text: str) -> Any:
@@ -667,11 +700,29 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         recipe = from_dict(Recipe, raw)
         _check_ranges(raw)
         _check_model_specs(recipe)
+        _check_across_sections(recipe)
     except RecipeError as e:
-        raise RecipeError(f"{path}: {e}") from None
+        raise RecipeError(f"{_blame(path, overrides, str(e))}: {e}") from None
     recipe.work_dir = os.path.expanduser(recipe.work_dir)
+    work = Path(recipe.work_dir)
+    if work.exists() and not work.is_dir():
+        raise RecipeError(f"{_blame(path, overrides, 'work_dir')}: work_dir {work}: exists and is not a folder")
+    if not 0 <= recipe.seed < 2**32:
+        raise RecipeError(f"{_blame(path, overrides, 'seed')}: seed: must be 0 ... 2**32 - 1, got {recipe.seed}")
     recipe.path = str(path)
     return recipe
+
+
+def _blame(path: Path, overrides: list[str] | None, message: str) -> str:
+    """Who gave the key a message starts with: the ``--set`` that set it (the last one), else the
+    recipe file."""
+    key = message.split(":", 1)[0].strip()
+    for item in reversed(overrides or []):
+        k = item.split("=", 1)[0].strip()
+        if key == k or key.startswith(k + ".") or key.startswith(k + "["):
+            return f"--set {item}"
+    mentioned = [item for item in overrides or [] if item.split("=", 1)[0].strip() in message]
+    return f"{path} with --set {mentioned[-1]}" if mentioned else str(path)
 
 
 # Keys whose value means nothing below zero (a rate, a duration, a size...), matched on the last
@@ -754,6 +805,32 @@ def _check_model_specs(recipe: Recipe) -> None:
                 build_fn(spec, n_mels, recipe.specgan.frames, 2 if recipe.specgan.conditional else 0)
         except (ValueError, TypeError, RuntimeError) as e:
             raise RecipeError(f"{where}: {' '.join(str(e).split())}") from None
+
+
+def _check_across_sections(recipe: Recipe) -> None:
+    """Constraints between sections, checked when the recipe loads (before anything is written), so
+    a value one stage cannot use fails now and not after the stages before it have run."""
+    mel, voc, sg = recipe.mel, recipe.vocoder, recipe.specgan
+    if voc.segment_samples % mel.hop_length:
+        lo = voc.segment_samples // mel.hop_length * mel.hop_length
+        raise RecipeError(f"vocoder.segment_samples ({voc.segment_samples}) must be a multiple of mel.hop_length "
+                          f"({mel.hop_length}): e.g. {lo or mel.hop_length} or {lo + mel.hop_length}")
+    span = sg.frames * mel.hop_length
+    clip = recipe.data.preprocess.clip_seconds
+    if clip is not None and recipe.data.label is not None:  # a recipe whose stage one learns the clips
+        samples = int(round(clip * mel.sample_rate))
+        need = -(-samples // mel.hop_length)  # frames that cover the clip
+        if span < samples:
+            pow2 = 1 << (need - 1).bit_length()
+            raise RecipeError(
+                f"specgan.frames ({sg.frames}) x mel.hop_length ({mel.hop_length}) = {span} samples "
+                f"({span / mel.sample_rate:.3f} s) is shorter than data.preprocess.clip_seconds ({clip:g} s = "
+                f"{samples} samples at mel.sample_rate {mel.sample_rate}): set specgan.frames: {pow2}, or "
+                f"data.preprocess.clip_seconds: {span / mel.sample_rate:.3f}")
+    duration = recipe.synth.duration
+    if duration is not None and int(round(duration * mel.sample_rate)) > span:
+        raise RecipeError(f"synth.duration ({duration:g} s) is longer than stage one's span: specgan.frames "
+                          f"({sg.frames}) x mel.hop_length ({mel.hop_length}) = {span / mel.sample_rate:.3f} s")
 
 
 def save_resolved(recipe: Recipe, directory: str | Path, name: str = "config.yaml") -> Path:

@@ -176,13 +176,16 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     parts.append("<h2>Vocoder (stage two): copy synthesis</h2>")
     parts.append(f"<p class=note>{html.escape(m['vocoder']['protocol'])}</p>")
     parts.append(_vocoder_table(m["vocoder"]))
-    parts.append("<table><tr><th>clip</th><th>ground truth</th><th>trained vocoder</th><th>Griffin-Lim</th></tr>")
+    pairs = [("Griffin-Lim", gl)] if getattr(voc, "registry_name", None) == "griffinlim" else \
+        [("trained", voc), ("Griffin-Lim", gl)]
+    parts.append("<table><tr><th>clip</th><th>ground truth</th>" + "".join(
+        f"<th>{'trained vocoder' if n == 'trained' else n}</th>" for n, _ in pairs) + "</tr>")
     for it in test[:ab_clips]:
         y = load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)
         y = mel_cfg.crop_samples(y)
         mel = mel_cfg.crop_frames(mel_fn(torch.from_numpy(y)[None]), y.size)
         cells = [_clip("ground truth", y, mel[0].numpy(), sr, lim)]
-        for name, g in (("trained", voc), ("Griffin-Lim", gl)):
+        for name, g in pairs:
             y_hat = g(mel)[0, 0].numpy()
             cells.append(_clip(name, y_hat, mel_fn(torch.from_numpy(y_hat)[None])[0].numpy(), sr, lim))
         parts.append(f"<tr><th>{html.escape(it.id)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")

@@ -12,6 +12,7 @@ naming the fields.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -67,9 +68,9 @@ def load_vocoder(recipe: Recipe | None, which: str, mel_cfg, device="cpu"):
             which = "griffinlim"
         if which != "griffinlim":
             which = str(path)
-    from specgan.recipe import find_model
+    from specgan.recipe import find_vocoder, shipped_vocoders
 
-    path = find_model(which)
+    path = find_vocoder(which)
     if path.is_dir():
         path = path / "model.safetensors"
     if path.suffix == ".safetensors" or path.exists():
@@ -84,7 +85,7 @@ def load_vocoder(recipe: Recipe | None, which: str, mel_cfg, device="cpu"):
 
         return for_inference(g.to(device)), which
     raise FileNotFoundError(f"--vocoder {which!r}: no such file, and not one of: auto, griffinlim, "
-                            f"or a model.safetensors path")
+                            f"{', '.join(shipped_vocoders())} (the shipped ones) or a model.safetensors path")
 
 
 @dataclass
@@ -258,19 +259,52 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
     need = int(need * 1.1)
     free = shutil.disk_usage(out.parent).free
     if need > free:
-        raise ValueError(f"{out}: {need / 1e9:.2f} GB needed for the WAVs and mels, {free / 1e9:.2f} GB free")
+        raise ValueError(f"{out}: {human_bytes(need)} needed for the WAVs and mels, {human_bytes(free)} free on "
+                         f"its disk")
     stage = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir()
-    try:
-        result = _write_set(recipe, model, g_path, voc, voc_desc, stage, out, n, labels, seed, length,
-                            interpolate, points, dev, progress, extra)
-        _swap_in(stage, out)
-    finally:
+    with _out_lock(out):
         if stage.exists():
             shutil.rmtree(stage)
+        stage.mkdir()
+        try:
+            result = _write_set(recipe, model, g_path, voc, voc_desc, stage, out, n, labels, seed, length,
+                                interpolate, points, dev, progress, extra)
+            _swap_in(stage, out)
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage)
     return result
+
+
+@contextlib.contextmanager
+def _out_lock(out: Path):
+    """One synth per output folder at a time (an exclusive ``flock`` on ``.<name>.lock`` beside it,
+    released however the process ends): a second call into the same ``--out`` is refused at once
+    instead of silently replacing the first's set."""
+    import fcntl
+
+    from specgan.workdir import WorkDirBusy
+
+    path = out.with_name(f".{out.name}.lock")
+    f = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            raise WorkDirBusy(f"--out {out}: another synth is writing it ({who}); wait for it or give another "
+                              f"--out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:  # done with the folder: the lock file goes too (a later call makes a new one)
+            path.unlink(missing_ok=True)
+    finally:
+        f.close()
 
 
 def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, labels, seed, length,
@@ -379,6 +413,65 @@ def _vocode_targets(inputs: list[Path], out: Path) -> list[tuple[Path, int | Non
     return jobs
 
 
+def _check_vocode_input(item: Path, row: int | None, mel_cfg) -> None:
+    """One input of ``vocode``, checked without vocoding it: a ``.npy`` must hold real, finite
+    (n_mels, T ≥ 1) log-mels of the vocoder's n_mels (read in slices: a long one is never whole in
+    memory); an audio file must be one libsndfile reads, with samples."""
+    import soundfile as sf
+
+    if item.suffix != ".npy":
+        try:
+            info = sf.info(str(item))
+        except (RuntimeError, sf.LibsndfileError) as e:
+            raise ValueError(f"{item}: not an audio file libsndfile can read ({' '.join(str(e).split())[:120]})") \
+                from None
+        if info.frames < 1:
+            raise ValueError(f"{item}: no samples")
+        need = mel_cfg.n_fft // 2 + 1  # the centred STFT's reflect padding needs more samples than this
+        have = int(info.frames * mel_cfg.sample_rate / info.samplerate)
+        if mel_cfg.center and mel_cfg.pad_mode == "reflect" and have < need:
+            raise ValueError(f"{item}: too short: {have} samples at {mel_cfg.sample_rate} Hz, the vocoder's mel "
+                             f"(n_fft {mel_cfg.n_fft}) needs at least {need}")
+        return
+    arr = np.load(item, mmap_mode="r", allow_pickle=False)
+    one = arr if row is None else arr[row]
+    if one.ndim != 2 or one.shape[0] != mel_cfg.n_mels:
+        raise ValueError(f"{item}: expected log-mels of n_mels={mel_cfg.n_mels} (the vocoder's), "
+                         f"got shape {tuple(arr.shape)}")
+    if np.iscomplexobj(one) or not np.issubdtype(one.dtype, np.number):
+        raise ValueError(f"{item}: a {one.dtype} array; log-mels are real numbers")
+    if one.shape[-1] < 1:
+        raise ValueError(f"{item}: a log-mel of 0 frames (shape {tuple(arr.shape)}): nothing to vocode")
+    for a in range(0, one.shape[-1], 65536):
+        if not np.isfinite(one[:, a: a + 65536]).all():
+            raise ValueError(f"{item}: contains NaN or Inf" + (f" (row {row})" if row is not None else ""))
+
+
+def human_bytes(n: float) -> str:
+    """1536 → '1.5 kB', 2.5e9 → '2.50 GB': a size in the unit that reads best."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}" if unit == "GB" else f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _write_streamed(path: Path, pieces, sr: int) -> Path:
+    """Write (1, samples) waveform pieces into ``path`` as 16-bit WAV as they come, under a hidden
+    temporary name renamed into place at the end: a killed or failed run leaves no WAV that reads as
+    whole, and what was there before stays until the new file is complete."""
+    import soundfile as sf
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=1, format="WAV", subtype="PCM_16") as f:
+            for piece in pieces:
+                f.write(piece[0].clamp(-1, 1).cpu().numpy())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | None = None,
                  out: str | Path = "vocoded", chunk_frames: int = 512, device: str = "auto") -> list[Path]:
     """Copy synthesis: each ``.wav`` (→ its log-mel in the vocoder's MelConfig) or ``.npy`` log-mel
@@ -386,44 +479,51 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
     (``<stem>_000.wav``... per row; see :func:`_vocode_targets`: never over an input, never two
     inputs onto one file), long inputs in overlapping chunks."""
     from specgan.audio import read as read_audio
-    from specgan.audio import write as write_audio
     from specgan.training import pick_device
-    from vocoder.inference import vocode
+    from vocoder.inference import vocode_stream
     from vocoder.mel import MelSpectrogram
 
     inputs = [Path(p) for p in inputs]
     for item in inputs:
+        if item.is_dir():
+            raise ValueError(f"{item}: is a folder; give the .wav or .npy files in it (e.g. {item}/*.wav)")
         if not item.is_file():
             raise FileNotFoundError(f"{item}: not found")
     out = Path(out)
     jobs = _vocode_targets(inputs, out)
     dev = pick_device(device)
     mel_cfg = recipe.mel if recipe is not None else None
-    from specgan.recipe import find_model
+    from specgan.recipe import find_vocoder
 
-    given = find_model(vocoder_name)
+    given = find_vocoder(vocoder_name)
     if not given.exists() and (given.suffix == ".safetensors" or len(given.parts) > 1):
         raise FileNotFoundError(f"--vocoder {vocoder_name}: not found")
     if mel_cfg is None and not given.exists():
         raise ValueError(f"--vocoder {vocoder_name}: give --recipe so its mel settings are known")
     voc, desc = load_vocoder(recipe, vocoder_name, mel_cfg, dev)
     mel_cfg = voc.mel_cfg
+    for item, row, _ in jobs:  # every input checked before the first output is written
+        _check_vocode_input(item, row, mel_cfg)
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    mel_fn = MelSpectrogram(mel_cfg)
     for item, row, path in jobs:
         if item.suffix == ".npy":
             arr = np.load(item, mmap_mode="r", allow_pickle=False)
-            mel = torch.from_numpy(np.array(arr if row is None else arr[row], dtype=np.float32))
-            if mel.dim() != 2 or mel.shape[0] != mel_cfg.n_mels:
-                raise ValueError(f"{item}: expected log-mels of n_mels={mel_cfg.n_mels} (the vocoder's), "
-                                 f"got shape {tuple(arr.shape)}")
-            if not torch.isfinite(mel).all():
-                raise ValueError(f"{item}: contains NaN or Inf")
+            one = arr if row is None else arr[row]
+            frames = one.shape[-1]
+
+            def mel_of(a, b, one=one):  # from the memory map: only these frames are read
+                return torch.from_numpy(np.array(one[:, a:b], dtype=np.float32))
         else:
             y, _ = read_audio(item, mel_cfg.sample_rate)
-            mel = MelSpectrogram(mel_cfg)(torch.from_numpy(np.ascontiguousarray(y, np.float32))[None])[0]
-        wav = vocode(voc, mel.to(dev), chunk_frames=chunk_frames).clamp(-1, 1).cpu().numpy()
-        write_audio(path, wav, mel_cfg.sample_rate, subtype="PCM_16")
-        written.append(path)
-        log.info("vocode: %s → %s (%s, %.2f s)", item, path, Path(desc).name, len(wav) / mel_cfg.sample_rate)
+            wave = torch.from_numpy(np.ascontiguousarray(y, np.float32))
+            frames = 1 + wave.shape[-1] // mel_cfg.hop_length
+
+            def mel_of(a, b, wave=wave):  # only these frames' STFT (a long file's mel never whole)
+                return mel_fn.frame_range(wave, a, b)
+        written.append(_write_streamed(path, vocode_stream(voc, lambda a, b, f=mel_of: f(a, b).to(dev), frames,
+                                                           chunk_frames), mel_cfg.sample_rate))
+        log.info("vocode: %s → %s (%s, %.2f s)", item, path, Path(desc).name,
+                 frames * mel_cfg.hop_length / mel_cfg.sample_rate)
     return written

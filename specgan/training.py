@@ -40,7 +40,14 @@ def pick_device(device: str = "auto") -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        have = ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+                                   if torch.cuda.is_available() else [])
+        raise ValueError(f"--device {device}: not a device; this machine has: {', '.join(have)}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: specgan runs on cpu or cuda (auto picks CUDA when there is a GPU)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA GPU is available here (use --device cpu or auto)")
     return dev
@@ -159,6 +166,8 @@ def train_vocoder(recipe: Recipe, steps: int | None = None, resume: bool = False
     out = Path(out) if out else recipe.work / "vocoder"
     target = recipe.vocoder.steps if steps is None else steps
     shape = vocoder_shape(recipe)
+    if init_from:  # before anything is set aside: a file this recipe cannot start from is refused first
+        init_from = str(_check_vocoder_init(recipe, init_from))
     p = _decide(out, target, shape, mode, force, resume, init_from)
     if p.action == "up-to-date" and not p.model_stale:
         return {"step": p.step, "out": str(out), "up_to_date": True}
@@ -223,7 +232,20 @@ def _start(trainer, p: Plan, recipe: Recipe, out: Path, target: int, init_from: 
 
 
 def _init_from(trainer, path: Path) -> None:
-    """Fine-tuning: weights from another run's state.pt (same architecture; one line otherwise)."""
+    """Fine-tuning: weights from another run's state.pt (generator and critics), or, for the
+    vocoder, the generator of a model file (``model.safetensors``, a run folder, a shipped
+    ``pretrained/...`` path; the critics start fresh). Same architecture and mel, or one line."""
+    from specgan.recipe import find_vocoder
+
+    path = find_vocoder(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--init-from {path}: not found")
+    model_file = path / "model.safetensors" if path.is_dir() else path
+    if model_file.suffix == ".safetensors":
+        if trainer.progress_name != "vocoder":
+            raise ValueError(f"--init-from {path}: stage one fine-tunes from a state.pt (its critic is part of it)")
+        _init_generator_from_model(trainer, model_file)
+        return
     try:
         state = load_training_state(path, trainer.device)
         saved = state.get("extra", {}).get("shape", {})
@@ -237,6 +259,61 @@ def _init_from(trainer, path: Path) -> None:
         raise ValueError(f"--init-from {path}: weights do not fit this model "
                          f"({' '.join(str(e).split())[:160]})") from None
     log.info("%s: initialised from %s", trainer.progress_name, path)
+
+
+def _check_vocoder_init(recipe: Recipe, init_from: str) -> Path:
+    """The file ``--init-from`` names, resolved (shipped names too); a model file whose mel or
+    generator family differs from the recipe's is refused here, naming what differs."""
+    from specgan.recipe import find_vocoder
+    from vocoder.mel import MelConfig
+
+    path = find_vocoder(init_from)
+    if not path.exists():
+        raise FileNotFoundError(f"--init-from {init_from}: not found")
+    model_file = path / "model.safetensors" if path.is_dir() else path
+    if model_file.suffix == ".safetensors":
+        try:
+            meta, _ = read_header(model_file)
+        except (CheckpointError, ModelFileError, OSError, ValueError) as e:
+            raise ValueError(f"--init-from {model_file}: {e}") from None
+        if meta.get("kind") != "vocoder":
+            raise ValueError(f"--init-from {model_file}: a {meta.get('kind', 'unknown')} model file, not a vocoder")
+        recipe.mel.check_compatible(MelConfig.from_dict(json.loads(meta["mel"])), "this recipe",
+                                    f"--init-from {model_file}")
+        name = meta.get("name")
+        if name != recipe.vocoder.generator.get("name"):
+            raise ValueError(f"--init-from {model_file}: a {name!r} vocoder, but vocoder.generator is "
+                             f"{recipe.vocoder.generator.get('name')!r}; set vocoder.generator to the file's "
+                             f"({_spec_text({'name': name, **json.loads(meta.get('kwargs', '{}'))})})")
+    return path
+
+
+def _init_generator_from_model(trainer, path: Path) -> None:
+    """The vocoder's generator from a model file (e.g. a shipped float16 one, made float32 here)."""
+    import vocoder
+
+    try:
+        g = vocoder.load(path)
+    except (CheckpointError, OSError, ValueError) as e:
+        raise ValueError(f"--init-from {path}: {e}") from None
+    trainer.mel_cfg.check_compatible(g.mel_cfg, "this recipe", f"--init-from {path}")
+    mine = trainer.shape["model"]
+    theirs = dict(g.checkpoint_meta["generator"])
+    if theirs["name"] != mine.get("name"):
+        raise ValueError(f"--init-from {path}: a {theirs['name']!r} vocoder, but vocoder.generator is "
+                         f"{mine.get('name')!r}; set vocoder.generator to the file's ({_spec_text(theirs)})")
+    try:
+        trainer.G.load_state_dict({k: v.float() for k, v in g.state_dict().items()})
+    except RuntimeError as e:
+        raise ValueError(f"--init-from {path}: its weights do not fit vocoder.generator (the file is "
+                         f"{_spec_text(theirs)}; {' '.join(str(e).split())[:120]})") from None
+    if trainer.G_ema is not None:
+        trainer.G_ema.load_state_dict(trainer.G.state_dict())
+    log.info("vocoder: initialised from %s (step %s; critics start fresh)", path, g.checkpoint_meta.get("step"))
+
+
+def _spec_text(spec: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in spec.items()) + "}"
 
 
 def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",

@@ -23,7 +23,7 @@ def clip(seed, seconds=0.5):
 def recipe_for(tmp_path, source, *extra):
     base = tmp_path / "r.yaml"
     base.write_text(f"name: t\nwork_dir: {tmp_path / 'work'}\nmel: {{sample_rate: {SR}, n_fft: 512, hop_length: 128, "
-                    f"n_mels: 40}}\ndata:\n  source: '{source}'\n")
+                    f"n_mels: 40}}\nspecgan: {{frames: 128}}\ndata:\n  source: '{source}'\n")
     return load_recipe(base, list(extra))
 
 

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import soundfile as sf
 from conftest import music_like, speech_like
 
 from specgan.data.prepare import prepare
@@ -136,7 +137,12 @@ def test_process_pool_matches_in_process(corpus, monkeypatch, write_wav):
     r, _ = run(corpus)
     serial = {k: load_features(r.work, "train", k, mmap=False) for k in load_index(r.work, "train")["items"]}
     victim = load_split(r, "dev")[0].path  # goes bad after prepare: the pool must report it too
-    write_wav(os.path.relpath(victim, corpus), np.zeros(SR, np.float32), SR)
+    st, n = os.stat(victim), sf.info(victim).frames
+    write_wav(os.path.relpath(victim, corpus), np.zeros(n, np.float32), SR)
+    # same size, and its old mtime back: prepare's file-list fingerprint cannot see the change, so the
+    # bad file reaches the features stage (what this test is about)
+    assert os.stat(victim).st_size == st.st_size
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
     monkeypatch.setattr(cache, "_POOL_MIN_SECONDS", 0.0)
     r2, rep = run(corpus, "features.workers=2", "features.dtype=float16")  # key changes: full rebuild in a pool
     assert rep["train"]["extracted"] == len(serial)

@@ -228,7 +228,8 @@ def test_synth_disk_estimate_leaves_a_margin(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(specgan.synth.shutil, "disk_usage",
                         lambda p: usage._replace(free=int(raw * 1.05)))
     assert main(speech_synth(tmp_path, "--n", "4")) == 2
-    one_line_error(capsys, "GB needed")
+    line = one_line_error(capsys, "MB needed")  # sizes in the unit that reads (issue 33: not "0.00 GB")
+    assert "kB free on its disk" in line
 
 
 # -- item 4: vocode synth's mels.npy -------------------------------------------------------------------
@@ -265,7 +266,9 @@ def test_vocoder_load_is_ready_for_a_notebook():
     assert wav.shape == (20 * 256,) and not wav.requires_grad and wav.numpy().dtype == np.float32
     batch = g(torch.from_numpy(np.stack([mel, mel])))
     assert batch.shape == (2, 1, 20 * 256)
-    np.testing.assert_allclose(batch[0, 0].numpy(), wav.numpy(), atol=1e-5)
+    # the network's batched matmuls may differ from the single item's in the last bits, and PGHI (its
+    # heap order) with 16 Griffin-Lim iterations carries that to ~1e-4 of a ~0.1 signal (-60 dB)
+    np.testing.assert_allclose(batch[0, 0].numpy(), wav.numpy(), atol=5e-4)
 
 
 def test_generate_is_one_call(tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ _MPD_MRD = ["vocoder.critics=[{name: mpd, width: 0.25}, {name: mrd, width: 0.25}
 _PHASE = ["vocoder.generator={name: phase}", _PHASE_WEIGHTS, *_MPD_MRD]
 _PGHI = ["vocoder.generator={name: phase, phase_head: pghi, n_fft: 512, upsample: 4, upsampler: linear, "
          "amp_layers: 3, nnls_iter: 30}"]
+_PGHI_FRAMES = [_PGHI[0].replace("nnls_iter: 30}", "nnls_iter: 30, pghi_mode: frames}")]
 # pghi-refine's settings on top of _PGHI: 16 Griffin-Lim iterations, regression losses only, no critics
 _REFINE = ["vocoder.generator.refine_iter=16", "vocoder.weights={mel: 45.0, stft: 2.5, amp: 45.0}",
            "vocoder.critic_warmup_steps=1000000000"]
@@ -75,11 +76,28 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                          "(31 Hz bins at 512 do not split MIDI 36's 65 Hz spacing), so the magnitude the network "
                          "must draw is steadier between mel frames (lost to pghi-refine at 20 CPU-min on music)",
                          [*_PGHI, "vocoder.generator.n_fft=1024", *_REFINE]),
+    "pghi-frames": ("pghi-refine as speech.yaml now trains it: frame-by-frame PGHI in training too (the "
+                    "shipped file was trained with the offline heap and runs with frames)",
+                    [*_PGHI_FRAMES, *_REFINE]),
+    "pghi-wide": ("pghi-frames with a larger magnitude network: trunk 384/1152 x 6 blocks, branch 192/576, "
+                  "4 amplitude blocks (about 3x the network's FLOPs; PGHI and the iterations unchanged)",
+                  [*_PGHI_FRAMES, *_REFINE, "vocoder.generator.dim=384", "vocoder.generator.intermediate_dim=1152",
+                   "vocoder.generator.num_layers=6", "vocoder.generator.branch_dim=192",
+                   "vocoder.generator.branch_intermediate_dim=576", "vocoder.generator.amp_layers=4"]),
+    "ft-regress": ("the shipped speech vocoder (120 CPU-min) trained on: the same regression objective, "
+                   "frame PGHI (the control for ft-gan)", [*_PGHI_FRAMES, *_REFINE]),
+    "ft-gan": ("the shipped speech vocoder (120 CPU-min) with a GAN phase: MPD + MRD critics (hinge, quarter "
+               "width) and feature matching from the first step, beside the regression terms",
+               [*_PGHI_FRAMES, "vocoder.generator.refine_iter=16",
+                "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD,
+                "vocoder.critic_warmup_steps=0"]),
     "pghi-gan": ("pghi-mag with MPD + MRD critics (hinge) and feature matching after 1500 steps",
                  [*_PGHI, "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }
+# candidates that start from a trained model file (fine-tuning: the generator's weights; fresh critics)
+INIT_FROM = {"ft-regress": "pretrained/speech/vocoder.safetensors", "ft-gan": "pretrained/speech/vocoder.safetensors"}
 # f0_gpe / f0_fpe_cents: the gross (> 20 %) and fine halves of the F0 error (specgan.metrics.f0_metrics)
 METRICS = ("pesq_wb", "stoi", "f0_rmse_cents", "f0_gpe", "f0_fpe_cents", "vuv_error", "buzz_db", "mel_l1",
            "x_real_time")
@@ -116,8 +134,13 @@ def run_one(args, name: str) -> dict:
     recipe = _recipe(args.recipe, name, args.work_dir)
     out = recipe.work / "ablation" / name
     out.mkdir(parents=True, exist_ok=True)
-    used = train_to_cpu_budget(out, args.cpu_minutes * 60, lambda seconds: train_vocoder(
-        recipe, steps=10**7, out=out, progress=False, mode="run", cpu_seconds=seconds))
+
+    def train(seconds):  # a fine-tuning candidate takes its start weights once, when its run is fresh
+        init = INIT_FROM.get(name) if not (out / "state.pt").is_file() else None
+        return train_vocoder(recipe, steps=10**7, out=out, progress=False, mode="run", cpu_seconds=seconds,
+                             init_from=str(ROOT / init) if init else None)
+
+    used = train_to_cpu_budget(out, args.cpu_minutes * 60, train)
     import vocoder
 
     g = vocoder.load(out / "model.safetensors")

@@ -28,6 +28,11 @@ def main() -> int:
     ap.add_argument("--split", default="dev")
     ap.add_argument("--max-items", type=int, default=None)
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--notes", type=int, default=0, metavar="N",
+                    help="music recipes: also copy up to N single notes of the split and score their pitch "
+                         "against the asked one (specgan.evaluate.copy_pitch: copies vs originals)")
+    ap.add_argument("--visqol", action="store_true",
+                    help="add ViSQOL's audio mode (MOS-LQO, full band; slow: a few seconds per clip)")
     ap.add_argument("--paired", action="store_true",
                     help="differences from the first vocoder, per clip, with 95%% bootstrap intervals")
     args = ap.parse_args()
@@ -36,23 +41,33 @@ def main() -> int:
 
     import torch
 
-    from specgan.evaluate import _clips, copy_synthesis, is_speech
+    from specgan.evaluate import _clips, copy_pitch, copy_synthesis, is_speech
     from specgan.recipe import load_recipe
     from specgan.synth import load_vocoder
 
     torch.set_num_threads(1)
     recipe = load_recipe(args.recipe)
     clips = _clips(recipe, args.split, args.max_items)
-    results = {}
+    results, notes_done = {}, None
     for spec in args.vocoders:
         g, desc = load_vocoder(recipe, spec, recipe.mel)
         g.mel_cfg.check_compatible(recipe.mel, spec, args.recipe)
         step = getattr(g, "checkpoint_meta", {}).get("step")
         label = f"{g.registry_name} ({desc}{f', step {step}' if step is not None else ''})"
-        results[label] = {**copy_synthesis(g, clips, recipe, speech=is_speech(recipe), per_clip=args.paired),
+        results[label] = {**copy_synthesis(g, clips, recipe, speech=is_speech(recipe), per_clip=args.paired,
+                                           visqol=args.visqol),
                           "clips": len(clips)}
-    cols = [c for c in ("mel_l1", "mrstft", "f0_rmse_cents", "f0_gpe", "f0_fpe_cents", "vuv_error", "buzz_db", "pesq_wb",
-                        "stoi", "x_real_time")
+        if args.notes:
+            real_notes = None if not notes_done else notes_done["real"]
+            p = copy_pitch(g, recipe, args.split, args.notes, real=real_notes)
+            if p:
+                notes_done = p
+                results[label].update(note_pitch_copies=p["copies"]["pitch_accuracy"],
+                                      note_pitch_real=p["real"]["pitch_accuracy"], note_pitch_ratio=p["ratio"],
+                                      note_buzz_db=p["buzz_db"])
+    cols = [c for c in ("mel_l1", "mrstft", "spectral_convergence", "visqol", "f0_rmse_cents", "f0_gpe", "f0_fpe_cents", "vuv_error", "buzz_db", "pesq_wb",
+                        "stoi", "note_pitch_copies", "note_pitch_real", "note_pitch_ratio", "note_buzz_db",
+                        "x_real_time")
             if any(c in r for r in results.values())]
     print(f"{args.recipe}, split {args.split}, {len(clips)} clips")
     print(f"{'vocoder':<70}" + "".join(f" {c:>13}" for c in cols))

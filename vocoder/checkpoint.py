@@ -99,9 +99,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], keep_previou
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        try:
+            write(tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except OSError as e:
+            if e.filename is None:  # name the file being written (a full disk says only "No space left")
+                raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+            raise
+        except RuntimeError as e:  # torch.save's writer reports a failed write this way, errno lost
+            if "write" in str(e) and "fail" in str(e):
+                full = shutil.disk_usage(path.parent).free < (64 << 20)
+                raise OSError(errno.ENOSPC if full else errno.EIO,
+                              "No space left on device" if full else " ".join(str(e).split())[:160],
+                              str(path)) from e
+            raise
         os.chmod(tmp, 0o666 & ~_umask())  # some writers create 0600 temporaries
         if keep_previous and path.exists():
             _keep_previous(path)

@@ -3,13 +3,19 @@ generators made notebook-friendly (:func:`for_inference`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 import torch
 
 from vocoder.generators.base import Generator
 from vocoder.mel import MelConfig
 
-__all__ = ["for_inference", "vocode"]
+__all__ = ["MIN_FRAMES", "for_inference", "vocode", "vocode_stream"]
+
+# Inputs shorter than this are padded with silence and the output cropped: every registered
+# generator accepts 8 frames (Griffin-Lim's centred STFT needs (T - 1)·hop > n_fft / 2).
+MIN_FRAMES = 8
 
 
 @torch.inference_mode()
@@ -35,33 +41,69 @@ def vocode(generator: Generator, mel: torch.Tensor, mel_cfg: MelConfig | None = 
         mel = mel[None]
     device = next((p.device for p in generator.parameters()), torch.device("cpu"))
     mel = mel.to(device)
-    hop = generator.hop_length
     frames = mel.shape[-1]
-    if chunk_frames is None or frames <= chunk_frames:
+    if (chunk_frames is None or frames <= chunk_frames) and frames >= MIN_FRAMES:
         y = generator(mel)[:, 0]
-        return y[0] if squeeze else y
+    else:
+        y = torch.cat(list(vocode_stream(generator, lambda a, b: mel[..., a:b], frames, chunk_frames or frames,
+                                         overlap_frames)), dim=-1)
+    return y[0] if squeeze else y
+
+
+@torch.inference_mode()
+def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tensor], frames: int,
+                  chunk_frames: int = 512, overlap_frames: int = 16) -> Iterator[torch.Tensor]:
+    """Vocode ``frames`` mel frames in chunks, yielding the waveform piece by piece (in order), so
+    neither the whole mel nor the whole waveform need be in memory.
+
+    Args:
+        generator: Any registered generator.
+        mel_of: ``mel_of(a, b)`` → (B, n_mels, b - a) log-mel frames a .. b-1 (e.g. read from a
+            memory-mapped file or computed from the audio around them).
+        frames: Total frames.
+        chunk_frames: Frames per generator call; consecutive chunks overlap by ``overlap_frames``
+            and are cross-faded linearly (the two ramps sum to one).
+
+    Yields:
+        Tensor: (B, samples) pieces; concatenated they are (B, frames * hop).
+    """
+    hop = generator.hop_length
+    if frames < 1:
+        raise ValueError("a log-mel of 0 frames has nothing to vocode")
+    if frames < MIN_FRAMES:  # shorter than some generators' STFT padding: pad with silence, crop after
+        mel = mel_of(0, frames)
+        mel = mel[None] if mel.dim() == 2 else mel
+        silence = generator.mel_cfg.log(torch.tensor(generator.mel_cfg.floor, dtype=mel.dtype)).item()
+        padded = torch.nn.functional.pad(mel, (0, MIN_FRAMES - frames), value=silence)
+        device = next((p.device for p in generator.parameters()), torch.device("cpu"))
+        yield generator(padded.to(device))[:, 0, : frames * hop]
+        return
+    if frames <= chunk_frames:
+        mel = mel_of(0, frames)
+        device = next((p.device for p in generator.parameters()), torch.device("cpu"))
+        yield generator((mel[None] if mel.dim() == 2 else mel).to(device))[:, 0]
+        return
     if overlap_frames * 2 >= chunk_frames:
         raise ValueError(f"overlap_frames ({overlap_frames}) must be < chunk_frames / 2 ({chunk_frames})")
-    out = torch.zeros(mel.shape[0], frames * hop, device=device)
-    weight = torch.zeros(frames * hop, device=device)
     step = chunk_frames - overlap_frames
-    ramp = torch.linspace(0, 1, overlap_frames * hop + 2, device=device)[1:-1]
+    tail = None  # the previous chunk's last overlap, already weighted by its falling ramp
     start = 0
-    while start < frames:
+    while True:
         stop = min(start + chunk_frames, frames)
-        y = generator(mel[..., start:stop])[:, 0]
-        w = torch.ones(y.shape[-1], device=device)
-        if start > 0:
-            w[: ramp.numel()] = ramp
-        if stop < frames:
-            w[-ramp.numel() :] = torch.minimum(w[-ramp.numel() :], ramp.flip(0))
-        out[:, start * hop : stop * hop] += y * w
-        weight[start * hop : stop * hop] += w
+        mel = mel_of(start, stop)
+        device = next((p.device for p in generator.parameters()), torch.device("cpu"))
+        y = generator((mel[None] if mel.dim() == 2 else mel).to(device))[:, 0]
+        n = overlap_frames * hop
+        ramp = torch.linspace(0, 1, n + 2, device=y.device)[1:-1]
+        if tail is not None:
+            y = y.clone()
+            y[:, :n] = y[:, :n] * ramp + tail
         if stop == frames:
-            break
+            yield y
+            return
+        tail = y[:, -n:] * ramp.flip(0)
+        yield y[:, :-n]
         start += step
-    y = out / weight.clamp(min=1e-8)
-    return y[0] if squeeze else y
 
 
 class _Inference:

@@ -257,6 +257,36 @@ class MelSpectrogram(torch.nn.Module):
         self.register_buffer("window", torch.from_numpy(stft_window(cfg)), persistent=False)
         self.register_buffer("fb", torch.from_numpy(mel_filterbank(cfg)), persistent=False)
 
+    def frame_range(self, y: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Frames ``start .. stop-1`` of ``forward(y)`` for a 1-D ``y``, computing only those (the
+        signal's own ends are padded as ``forward`` pads them): a long file's mel in bounded memory.
+
+        Returns:
+            Tensor: (n_mels, stop - start), equal to ``forward(y)[:, start:stop]`` up to rounding.
+        """
+        cfg = self.cfg
+        if not cfg.center:
+            return self.forward(y[start * cfg.hop_length: (stop - 1) * cfg.hop_length + cfg.n_fft])
+        pad, n = cfg.n_fft // 2, y.shape[-1]
+        a, b = start * cfg.hop_length - pad, (stop - 1) * cfg.hop_length + cfg.n_fft - pad  # in y's samples
+        if a >= 0 and b <= n:
+            seg = y[a:b]
+        else:  # at an end: pad exactly as forward does (reflect uses the samples next to the end)
+            left, right = max(0, -a), max(0, b - n)
+            seg = y[max(a, 0): min(b, n)]
+            if left or right:
+                if cfg.pad_mode == "reflect" and (left >= n or right >= n):
+                    return self.forward(y)[:, start:stop]
+                seg = torch.nn.functional.pad(seg[None, None], (left, right), mode=cfg.pad_mode)[0, 0] \
+                    if cfg.pad_mode != "reflect" else torch.cat([y[1: left + 1].flip(0), seg, y[n - 1 - right: n - 1].flip(0)])
+        spec = torch.stft(seg[None], n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft,
+                          window=self.window.to(seg.dtype), center=False, return_complex=True)
+        mag = spec.abs()
+        if cfg.power != 1.0:
+            mag = mag.pow(cfg.power)
+        mel = torch.matmul(self.fb.to(mag.dtype), mag)
+        return (cfg.log(mel) if self.use_log else mel)[0]
+
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """Compute the (log-)mel.
 

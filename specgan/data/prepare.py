@@ -9,8 +9,10 @@ data config, unless ``force``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import random
 import shutil
 from pathlib import Path
@@ -55,10 +57,33 @@ def parse_source(source: str) -> tuple[str, str]:
 
 
 def prepare_key(recipe: Recipe) -> str:
-    """What prepare's output depends on: the data section, the sample rate, the seed."""
+    """What prepare's output depends on: the data section, the sample rate, the seed, and for a
+    corpus on disk (a folder or a layout) its file list: names, sizes and modification times, so
+    a file added, removed or rewritten makes the prepared data out of date."""
     blob = {"data": recipe.fingerprint("data"), "sr": recipe.mel.sample_rate, "seed": recipe.seed,
             "version": _PREPARE_VERSION}
+    kind, arg = parse_source(recipe.data.source)
+    if kind != "builtin":
+        blob["files"] = _listing_key(Path(arg).expanduser())
     return json.dumps(blob, sort_keys=True)
+
+
+def _listing_key(root: Path) -> str | None:
+    """A hash of every file under ``root`` (relative name, size, mtime); None when it is not a folder
+    (prepare itself then says what is wrong with it)."""
+    if not root.is_dir():
+        return None
+    h = hashlib.sha256()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs.sort()
+        for name in sorted(files):
+            p = Path(folder) / name
+            try:
+                st = p.stat()
+            except OSError:
+                continue  # a dangling link: prepare counts it among the skipped files
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:16]
 
 
 def _check_audio(it: Item, min_samples: int, sr: int) -> Item:

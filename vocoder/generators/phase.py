@@ -32,6 +32,7 @@ from torch import nn
 from vocoder.generators.base import Generator
 from vocoder.generators.istft import _ConvNeXtBlock
 from vocoder.mel import MelConfig, mel_filterbank
+from vocoder.fastgl import STFTPlan, fast_griffin_lim_np
 from vocoder.pghi import MODES as PGHI_MODES
 from vocoder.pghi import fast_griffin_lim, pghi
 from vocoder.registry import register_generator
@@ -55,6 +56,12 @@ def mel_grid_weights(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray | None,
     weights = np.clip(1.0 - np.abs(f_int[:, None] - f_mel[None, :]) / half, 0.0, None)  # (F_int, F_mel)
     weights /= weights.sum(axis=1, keepdims=True)
     return weights, math.sqrt(n_fft / mel_cfg.win)
+
+
+def _use_fastgl(x: torch.Tensor) -> bool:
+    """Griffin-Lim iterations through :mod:`vocoder.fastgl` (numpy/numba) for tensors on the CPU;
+    torch's STFT on other devices."""
+    return x.device.type == "cpu"
 
 
 def nnls_refine(fb: torch.Tensor, target: torch.Tensor, x: torch.Tensor, n_iter: int) -> torch.Tensor:
@@ -201,6 +208,9 @@ class PhaseGenerator(Generator):
             which repeats every n_fft samples: a comb. A few iterations break it (docs/vocoder.md).
         pghi_mode: ``"offline"`` (one heap over the clip) or ``"frames"`` (frame by frame, RTPGHI:
             half the time, the same PESQ from a true magnitude; :func:`vocoder.pghi.pghi`).
+        pghi_tol: PGHI integrates the coefficients above ``pghi_tol`` x the clip's largest; the
+            quieter ones start from a random phase that the Griffin-Lim iterations then adjust
+            (1e-5: -100 dB, 97 % of speech's coefficients; 1e-3: -60 dB, under half, 40 % faster).
     """
 
     def __init__(self, mel_cfg: MelConfig, dim: int = 256, intermediate_dim: int = 768, num_layers: int = 4,
@@ -208,7 +218,8 @@ class PhaseGenerator(Generator):
                  branch_intermediate_dim: int = 256, amp_layers: int = 1, phase_layers: int = 2,
                  amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6,
                  upsampler: str = "transposed", max_deviation: float = 1.0, amp_residual: bool = True,
-                 nnls_iter: int = 0, refine_iter: int = 0, pghi_mode: str = "offline"):
+                 nnls_iter: int = 0, refine_iter: int = 0, pghi_mode: str = "offline",
+                 pghi_tol: float = 1e-5):
         super().__init__(mel_cfg)
         if upsample not in (1, 2, 4):
             raise ValueError(f"phase: upsample must be 1, 2 or 4, got {upsample}")
@@ -224,6 +235,8 @@ class PhaseGenerator(Generator):
             raise ValueError(f"phase: upsampler must be 'transposed' or 'linear', got {upsampler!r}")
         if pghi_mode not in PGHI_MODES:
             raise ValueError(f"phase: pghi_mode must be {' or '.join(map(repr, PGHI_MODES))}, got {pghi_mode!r}")
+        if not 0 < pghi_tol < 1:
+            raise ValueError(f"phase: pghi_tol must be in (0, 1), got {pghi_tol}")
         if refine_iter < 0 or (refine_iter and phase_head != "pghi"):
             raise ValueError(f"phase: refine_iter must be >= 0 and needs phase_head: pghi, got {refine_iter}")
         if nnls_iter < 0 or (nnls_iter and not amp_prior):
@@ -238,11 +251,11 @@ class PhaseGenerator(Generator):
                            phase_layers=phase_layers, amp_prior=bool(amp_prior), phase_head=phase_head,
                            max_log_magnitude=max_log_magnitude, upsampler=upsampler, max_deviation=max_deviation,
                            amp_residual=bool(amp_residual), nnls_iter=int(nnls_iter), refine_iter=int(refine_iter),
-                           pghi_mode=pghi_mode)
+                           pghi_mode=pghi_mode, pghi_tol=float(pghi_tol))
         self.upsampler, self.max_deviation = upsampler, float(max_deviation)
         self.upsample, self.amp_prior, self.phase_head = upsample, bool(amp_prior), phase_head
         self.amp_residual, self.nnls_iter, self.refine_iter = bool(amp_residual), int(nnls_iter), int(refine_iter)
-        self.pghi_mode = pghi_mode
+        self.pghi_mode, self.pghi_tol = pghi_mode, float(pghi_tol)
         self.max_log_magnitude = max_log_magnitude
         n_freqs = self.stft_n_fft // 2 + 1
 
@@ -352,11 +365,18 @@ class PhaseGenerator(Generator):
             Tensor: (B, F, T') radians, on ``log_mag``'s device.
         """
         mag = torch.exp(log_mag.detach().float())
-        phase = torch.from_numpy(pghi(mag.cpu().numpy(), self.stft_n_fft, self.stft_hop, mode=self.pghi_mode))
+        phase = torch.from_numpy(pghi(mag.cpu().numpy(), self.stft_n_fft, self.stft_hop, tol=self.pghi_tol,
+                                           mode=self.pghi_mode))
         phase = phase.to(mag.device, torch.float32)
         if not self.refine_iter:
             return phase
         frames, length = mag.shape[-1], mag.shape[-1] * self.stft_hop
+        if _use_fastgl(mag) and length > self.stft_n_fft // 2:
+            # the same iterations through vocoder.fastgl (one STFT plan, fused update): 3-4x faster on a CPU
+            plan = STFTPlan(self.stft_n_fft, self.stft_hop, frames, self.stft_window.float().numpy())
+            m, p0 = mag.reshape(-1, *mag.shape[-2:]).numpy(), phase.reshape(-1, *mag.shape[-2:]).numpy()
+            out = np.stack([fast_griffin_lim_np(a, b, plan, self.refine_iter) for a, b in zip(m, p0)])
+            return torch.from_numpy(out).reshape(mag.shape)
         window = self.stft_window.float()
 
         def forward(y):

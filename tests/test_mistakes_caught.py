@@ -1,0 +1,268 @@
+"""Mistakes caught before the hour they cost (issue 33): cross-section recipe checks at load,
+one-line errors at the CLI, and outputs that are never half-written."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from test_cli import specgan_here
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("sets,needles", [
+    (["mel.hop_length=300"], ["vocoder.segment_samples (2048)", "mel.hop_length (300)"]),
+    (["mel.hop_length=128", "vocoder.segment_samples=2048"], ["specgan.frames (64)", "mel.hop_length (128)",
+                                                             "data.preprocess.clip_seconds (1 s",
+                                                             "specgan.frames: 128"]),
+    (["mel.sample_rate=22050", "mel.fmax=11025"], ["specgan.frames (64)", "22050", "specgan.frames: 128"]),
+    (["synth.duration=2.0"], ["synth.duration (2 s)", "specgan.frames (64)"]),
+])
+def test_cross_section_mistakes_fail_at_load_before_anything_is_written(tmp_path, sets, needles):
+    work = tmp_path / "w"
+    args = ["--set", f"work_dir={work}"]
+    for s in sets:
+        args += ["--set", s]
+    for cmd in (["recipe"], ["prepare"], ["run"]):
+        _one_line_error(specgan_here(*cmd, "--recipe", "tiny.yaml", *args, check=False), "tiny.yaml", *needles)
+    assert not work.exists()
+
+
+def test_a_recipe_that_trains_no_stage_one_may_use_any_clip_length():
+    from specgan.recipe import load_recipe
+
+    load_recipe("voices.yaml", ["mel.hop_length=128", "vocoder.segment_samples=2048"])  # whole prompts, no label
+
+
+@pytest.mark.parametrize("device,needle", [("gpu", "not a device; this machine has: auto, cpu"),
+                                           ("tpu", "not a device"), ("mps", "runs on cpu or cuda")])
+def test_an_unknown_device_is_one_line_naming_the_devices(tmp_path, device, needle):
+    if torch.cuda.is_available():
+        pytest.skip("the listed devices include CUDA here")
+    np.save(tmp_path / "m.npy", np.full((64, 10), -5.0, np.float32))
+    proc = specgan_here("vocode", "--recipe", "speech.yaml", "--vocoder", "griffinlim", "--device", device,
+                        str(tmp_path / "m.npy"), "--out", str(tmp_path / "o"), check=False)
+    _one_line_error(proc, f"--device {device}", needle)
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3])
+def test_vocode_takes_mels_of_a_few_frames(tmp_path, frames):
+    np.save(tmp_path / "m.npy", np.full((64, frames), -5.0, np.float32))
+    for voc in ("griffinlim", "speech"):
+        specgan_here("vocode", "--recipe", "speech.yaml", "--vocoder", voc, str(tmp_path / "m.npy"),
+                     "--out", str(tmp_path / voc))
+        assert sf.info(str(tmp_path / voc / "m.wav")).frames == frames * 256
+
+
+def test_vocode_refuses_an_empty_or_complex_mel_in_one_line(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((64, 0), np.float32))
+    np.save(tmp_path / "complex.npy", np.zeros((64, 10), np.complex64))
+    _one_line_error(specgan_here("vocode", "--recipe", "speech.yaml", "--vocoder", "griffinlim",
+                                 str(tmp_path / "empty.npy"), "--out", str(tmp_path / "o"), check=False),
+                    "empty.npy", "0 frames")
+    _one_line_error(specgan_here("vocode", "--recipe", "speech.yaml", "--vocoder", "griffinlim",
+                                 str(tmp_path / "complex.npy"), "--out", str(tmp_path / "o"), check=False),
+                    "complex.npy", "complex64")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_vocode_checks_every_input_before_writing_any(tmp_path):
+    good = tmp_path / "good.npy"
+    np.save(good, np.full((64, 20), -5.0, np.float32))
+    bad = tmp_path / "bad.npy"
+    arr = np.full((64, 20), -5.0, np.float32)
+    arr[3, 7] = np.nan
+    np.save(bad, arr)
+    out = tmp_path / "o"
+    _one_line_error(specgan_here("vocode", "--recipe", "speech.yaml", "--vocoder", "griffinlim", str(good), str(bad),
+                                 "--out", str(out), check=False), "bad.npy", "NaN")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_failed_vocode_leaves_no_partial_wav_and_keeps_the_old_one(tmp_path):
+    """Outputs are written under a hidden temporary name and renamed into place when complete."""
+    from specgan.synth import _write_streamed
+
+    target = tmp_path / "x.wav"
+    sf.write(target, np.zeros(100), 16000)
+
+    def pieces():
+        yield torch.zeros(1, 4000)
+        raise KeyboardInterrupt  # a kill between two chunks
+
+    with pytest.raises(KeyboardInterrupt):
+        _write_streamed(target, pieces(), 16000)
+    assert sf.info(str(target)).frames == 100  # the previous file, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.wav"]
+    _write_streamed(target, iter([torch.zeros(1, 300), torch.ones(1, 200) * 0.5]), 16000)
+    y, _ = sf.read(target)
+    assert len(y) == 500 and abs(y[-1] - 0.5) < 1e-3
+
+
+def test_a_folder_source_is_out_of_date_when_its_files_change(tmp_path):
+    """prepare's fingerprint covers the folder's file list: a new label folder is picked up."""
+    from conftest import speech_like
+
+    src = tmp_path / "audio"
+    for label in ("yes", "no"):
+        (src / label).mkdir(parents=True)
+        for i in range(3):
+            sf.write(src / label / f"{i}.wav", speech_like(16000, 1.0, seed=i), 16000)
+    sets = ["--set", f"data.source={src}", "--set", f"work_dir={tmp_path / 'w'}"]
+    specgan_here("prepare", "--recipe", "folder.yaml", *sets)
+    assert "up to date" in specgan_here("prepare", "--recipe", "folder.yaml", *sets).stdout
+    (src / "maybe").mkdir()
+    for i in range(3):
+        sf.write(src / "maybe" / f"{i}.wav", speech_like(16000, 1.0, seed=10 + i), 16000)
+    out = specgan_here("prepare", "--recipe", "folder.yaml", *sets).stdout
+    assert "up to date" not in out
+    import json
+
+    labels = {json.loads(line)["label"] for s in ("train", "dev", "test")
+              for line in (tmp_path / "w" / "data" / f"{s}.jsonl").read_text().splitlines()}
+    assert labels == {"yes", "no", "maybe"}
+
+
+def test_a_copied_recipe_extends_the_bundled_one(tmp_path):
+    """`extends: speech.yaml` in a recipe outside the repository finds the bundled recipe, and the
+    shipped models its pretrained: block names."""
+    from specgan.recipe import load_recipe
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: speech.yaml\nname: mine\n")
+    r = load_recipe(mine)
+    assert r.mel.n_mels == 64 and r.resolve(r.pretrained.specgan).is_file() and r.resolve(r.pretrained.vocoder).is_file()
+    (tmp_path / "bad.yaml").write_text("extends: nowhere.yaml\n")
+    _one_line_error(specgan_here("recipe", "--recipe", str(tmp_path / "bad.yaml"), check=False),
+                    "extends: nowhere.yaml", "no bundled recipe")
+
+
+def test_a_second_synth_into_the_same_out_is_refused_while_the_first_writes(tmp_path):
+    from specgan.synth import _out_lock
+    from specgan.workdir import WorkDirBusy
+
+    out = tmp_path / "set"
+    with _out_lock(out):
+        with pytest.raises(WorkDirBusy, match="another synth is writing it"):
+            with _out_lock(out):
+                pass
+    with _out_lock(out):  # released: the next call proceeds
+        pass
+
+
+@pytest.mark.slow
+def test_sigterm_on_synth_removes_its_staging_folder(tmp_path):
+    """SIGTERM unwinds like Ctrl-C: the unfinished set's staging folder goes, exit status 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "set"
+    proc = subprocess.Popen([sys.executable, "-m", "specgan.cli", "synth", "--recipe", "speech.yaml", "--n", "400",
+                             "--out", str(out), "--set", f"work_dir={tmp_path / 'w'}", "--no-progress"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stage = tmp_path / f".set.tmp-{proc.pid}"
+    deadline = time.time() + 120
+    while not (stage.is_dir() and any(stage.glob("*.wav"))) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert stage.is_dir(), proc.communicate()
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated (SIGTERM)" in err, err
+    assert not stage.exists() and not out.exists()
+
+
+@pytest.mark.slow
+def test_evaluate_with_griffin_lim_as_the_synth_vocoder_scores_it_once(tmp_path):
+    """When the synth vocoder is Griffin-Lim, evaluate scores it once, as "griffinlim", and labels
+    no row "trained"."""
+    from test_cli import specgan
+
+    work = tmp_path / "w"
+    sets = ["--set", f"work_dir={work}", "--set", "synth.vocoder=griffinlim"]
+    specgan("run", "--recipe", "tiny.yaml", *sets, "--stop-stage", "specgan")
+    proc = specgan("evaluate", "--recipe", "tiny.yaml", *sets)
+    import json
+
+    m = json.loads((work / "eval" / "metrics.json").read_text())
+    assert "trained" not in m["vocoder"] and "griffinlim" in m["vocoder"]
+    assert proc.stdout.count("vocoder griffinlim: mel-L1") == 1
+    assert "trained" not in m["generation"].get("label_accuracy_vocoded", {})
+
+
+@pytest.mark.parametrize("sets,needles", [
+    (["mel.fmax=abc"], ["--set mel.fmax=abc: mel.fmax: expected number"]),
+    (["seed=99999999999999999999999"], ["--set seed=", "seed: must be 0 ... 2**32 - 1"]),
+    (["mel.hop_length=300"], ["tiny.yaml with --set mel.hop_length=300"]),
+])
+def test_a_bad_set_value_is_blamed_on_the_set(sets, needles):
+    args = []
+    for s in sets:
+        args += ["--set", s]
+    _one_line_error(specgan_here("recipe", "--recipe", "tiny.yaml", *args, check=False), *needles)
+
+
+def test_work_dir_that_is_a_file_and_a_folder_given_to_vocode_are_named(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    _one_line_error(specgan_here("prepare", "--recipe", "tiny.yaml", "--set", f"work_dir={f}", check=False),
+                    f"work_dir {f}: exists and is not a folder")
+    _one_line_error(specgan_here("vocode", "--recipe", "speech.yaml", "--vocoder", "griffinlim", str(tmp_path),
+                                 check=False), f"{tmp_path}: is a folder")
+
+
+def test_a_full_disk_while_a_checkpoint_is_written_names_the_file(tmp_path, monkeypatch):
+    """torch.save's writer reports a full disk as a RuntimeError without errno or file: atomic_write
+    turns it into an OSError naming the checkpoint (the CLI's one line, exit 2); the old file stays."""
+    import errno
+
+    import vocoder.checkpoint as ck
+    from specgan.cli import user_error
+
+    target = tmp_path / "state.pt"
+    target.write_bytes(b"old")
+
+    def failing(tmp):
+        Path(tmp).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . PytorchStreamWriter failed writing "
+                           "file data/3: file write failed")
+
+    monkeypatch.setattr(ck.shutil, "disk_usage", lambda p: type("U", (), {"free": 1000})())
+    with pytest.raises(OSError) as info:
+        ck.atomic_write(target, failing)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert user_error(info.value).startswith(f"{target}: disk full")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]
+
+    def enospc(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")  # no file name, as some writers raise it
+
+    with pytest.raises(OSError) as info:
+        ck.atomic_write(target, enospc)
+    assert user_error(info.value).startswith(f"{target}: disk full")
+
+
+def test_vocode_names_a_wav_too_short_for_the_mel(tmp_path):
+    sf.write(tmp_path / "blip.wav", np.full(300, 0.1, np.float32), 16000)
+    _one_line_error(specgan_here("vocode", "--recipe", "speech.yaml", "--vocoder", "griffinlim",
+                                 str(tmp_path / "blip.wav"), "--out", str(tmp_path / "o"), check=False),
+                    "blip.wav: too short: 300 samples", "at least 513")
+
+
+def test_a_seed_out_of_range_is_one_line():
+    proc = specgan_here("synth", "--recipe", "speech.yaml", "--seed", "99999999999999999999", "--n", "1", check=False)
+    assert proc.returncode == 2 and "seed 99999999999999999999 is out of range" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Overflow" not in proc.stderr
