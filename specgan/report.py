@@ -95,6 +95,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     """Write ``<work>/eval/report.html`` from ``eval/metrics.json`` and fresh samples."""
     from specgan.audio import load_clip
     from specgan.data.prepare import load_split
+    from specgan.evaluate import _is_griffinlim
     from specgan.sampling import load_stage_one, sample
     from specgan.synth import wav_name, load_vocoder, resolve_stage_one, synth_plan
     from vocoder.mel import MelSpectrogram
@@ -176,8 +177,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     parts.append("<h2>Vocoder (stage two): copy synthesis</h2>")
     parts.append(f"<p class=note>{html.escape(m['vocoder']['protocol'])}</p>")
     parts.append(_vocoder_table(m["vocoder"]))
-    pairs = [("Griffin-Lim", gl)] if getattr(voc, "registry_name", None) == "griffinlim" else \
-        [("trained", voc), ("Griffin-Lim", gl)]
+    pairs = [("Griffin-Lim", gl)] if _is_griffinlim(voc) else [("trained", voc), ("Griffin-Lim", gl)]
     parts.append("<table><tr><th>clip</th><th>ground truth</th>" + "".join(
         f"<th>{'trained vocoder' if n == 'trained' else n}</th>" for n, _ in pairs) + "</tr>")
     for it in test[:ab_clips]:

@@ -289,24 +289,20 @@ def _check_vocoder_init(recipe: Recipe, init_from: str) -> Path:
 
 
 def _init_generator_from_model(trainer, path: Path) -> None:
-    """The vocoder's generator from a model file (e.g. a shipped float16 one, made float32 here)."""
+    """The vocoder's generator from a model file (e.g. a shipped float16 one, made float32 here);
+    its mel and family were checked by :func:`_check_vocoder_init` before anything was set aside."""
     import vocoder
 
     try:
         g = vocoder.load(path)
     except (CheckpointError, OSError, ValueError) as e:
         raise ValueError(f"--init-from {path}: {e}") from None
-    trainer.mel_cfg.check_compatible(g.mel_cfg, "this recipe", f"--init-from {path}")
-    mine = trainer.shape["model"]
-    theirs = dict(g.checkpoint_meta["generator"])
-    if theirs["name"] != mine.get("name"):
-        raise ValueError(f"--init-from {path}: a {theirs['name']!r} vocoder, but vocoder.generator is "
-                         f"{mine.get('name')!r}; set vocoder.generator to the file's ({_spec_text(theirs)})")
     try:
         trainer.G.load_state_dict({k: v.float() for k, v in g.state_dict().items()})
     except RuntimeError as e:
         raise ValueError(f"--init-from {path}: its weights do not fit vocoder.generator (the file is "
-                         f"{_spec_text(theirs)}; {' '.join(str(e).split())[:120]})") from None
+                         f"{_spec_text(dict(g.checkpoint_meta['generator']))}; "
+                         f"{' '.join(str(e).split())[:120]})") from None
     if trainer.G_ema is not None:
         trainer.G_ema.load_state_dict(trainer.G.state_dict())
     log.info("vocoder: initialised from %s (step %s; critics start fresh)", path, g.checkpoint_meta.get("step"))

@@ -68,6 +68,7 @@ def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tenso
         Tensor: (B, samples) pieces; concatenated they are (B, frames * hop).
     """
     hop = generator.hop_length
+    device = next((p.device for p in generator.parameters()), torch.device("cpu"))
     if frames < 1:
         raise ValueError("a log-mel of 0 frames has nothing to vocode")
     if frames < MIN_FRAMES:  # shorter than some generators' STFT padding: pad with silence, crop after
@@ -75,12 +76,10 @@ def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tenso
         mel = mel[None] if mel.dim() == 2 else mel
         silence = generator.mel_cfg.log(torch.tensor(generator.mel_cfg.floor, dtype=mel.dtype)).item()
         padded = torch.nn.functional.pad(mel, (0, MIN_FRAMES - frames), value=silence)
-        device = next((p.device for p in generator.parameters()), torch.device("cpu"))
         yield generator(padded.to(device))[:, 0, : frames * hop]
         return
     if frames <= chunk_frames:
         mel = mel_of(0, frames)
-        device = next((p.device for p in generator.parameters()), torch.device("cpu"))
         yield generator((mel[None] if mel.dim() == 2 else mel).to(device))[:, 0]
         return
     if overlap_frames * 2 >= chunk_frames:
@@ -91,7 +90,6 @@ def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tenso
     while True:
         stop = min(start + chunk_frames, frames)
         mel = mel_of(start, stop)
-        device = next((p.device for p in generator.parameters()), torch.device("cpu"))
         y = generator((mel[None] if mel.dim() == 2 else mel).to(device))[:, 0]
         n = overlap_frames * hop
         ramp = torch.linspace(0, 1, n + 2, device=y.device)[1:-1]
