@@ -235,12 +235,7 @@ def _init_from(trainer, path: Path) -> None:
     """Fine-tuning: weights from another run's state.pt (generator and critics), or, for the
     vocoder, the generator of a model file (``model.safetensors``, a run folder, a shipped
     ``pretrained/...`` path; the critics start fresh). Same architecture and mel, or one line."""
-    from specgan.recipe import find_vocoder
-
-    path = find_vocoder(path)
-    if not path.exists():
-        raise FileNotFoundError(f"--init-from {path}: not found")
-    model_file = path / "model.safetensors" if path.is_dir() else path
+    path, model_file = _init_file(path)
     if model_file.suffix == ".safetensors":
         if trainer.progress_name != "vocoder":
             raise ValueError(f"--init-from {path}: stage one fine-tunes from a state.pt (its critic is part of it)")
@@ -261,16 +256,23 @@ def _init_from(trainer, path: Path) -> None:
     log.info("%s: initialised from %s", trainer.progress_name, path)
 
 
-def _check_vocoder_init(recipe: Recipe, init_from: str) -> Path:
-    """The file ``--init-from`` names, resolved (shipped names too); a model file whose mel or
-    generator family differs from the recipe's is refused here, naming what differs."""
+def _init_file(init_from: str | Path) -> tuple[Path, Path]:
+    """(the path ``--init-from`` names, resolved as ``--vocoder`` resolves it; the file to read: a
+    run folder's model.safetensors, else the path itself)."""
     from specgan.recipe import find_vocoder
-    from vocoder.mel import MelConfig
 
     path = find_vocoder(init_from)
     if not path.exists():
         raise FileNotFoundError(f"--init-from {init_from}: not found")
-    model_file = path / "model.safetensors" if path.is_dir() else path
+    return path, path / "model.safetensors" if path.is_dir() else path
+
+
+def _check_vocoder_init(recipe: Recipe, init_from: str) -> Path:
+    """The file ``--init-from`` names, resolved (shipped names too); a model file whose mel or
+    generator family differs from the recipe's is refused here, naming what differs."""
+    from vocoder.mel import MelConfig
+
+    path, model_file = _init_file(init_from)
     if model_file.suffix == ".safetensors":
         try:
             meta, _ = read_header(model_file)
