@@ -452,8 +452,8 @@ def user_error(e: BaseException) -> str | None:
     from specgan.workdir import WorkDirBusy
 
     if _oom(e):
-        return ("out of memory; lower the batch size (--set specgan.batch_size=..., vocoder.batch_size, "
-                "synth.batch_size), --n, --points or --chunk-frames, or use a machine with more memory "
+        return ("out of memory; lower the batch size (--set specgan.batch_size=..., vocoder.batch_size), "
+                "--n, --points or --chunk-frames, or use a machine with more memory "
                 f"({' '.join(str(e).split())[:200] or type(e).__name__})")
     if isinstance(e, OSError) and not isinstance(e, (FileNotFoundError, FileExistsError)) or \
             isinstance(e, (FileNotFoundError, FileExistsError)) and e.filename is not None:

@@ -101,9 +101,8 @@ class SpecGANConfig:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
         if self.steps < 0:
             raise ValueError(f"steps: must be 0 or more, got {self.steps}")
-        if self.frames & (self.frames - 1):
-            raise ValueError(f"frames: must be a power of two (the generator doubles its size per layer), "
-                             f"got {self.frames}")
+        if self.frames < 8:
+            raise ValueError(f"frames: must be at least 8 (the generator's smaller side starts at 4), got {self.frames}")
         if self.gp_weight < 0 or self.lr_g <= 0 or self.lr_d <= 0:
             raise ValueError(f"gp_weight must be >= 0 and lr_g, lr_d > 0 (got {self.gp_weight}, {self.lr_g}, "
                              f"{self.lr_d})")

@@ -22,7 +22,7 @@ from torch import nn
 from vocoder.registry import build, check_spec, registrar
 
 __all__ = ["CRITICS", "GENERATORS", "Critic", "FiLM", "Generator", "build_critic", "build_generator", "check_critic_spec",
-           "check_generator_spec", "stages_for"]
+           "check_generator_spec", "grid_for", "stages_for"]
 
 # Stage-one models by name: a recipe's ``specgan.generator`` / ``specgan.critic`` section is the
 # constructor's keyword arguments verbatim; n_mels, frames and n_classes come from the data.
@@ -32,11 +32,21 @@ _DERIVED = ("n_classes",)
 
 
 def stages_for(n_mels: int, frames: int) -> int:
-    """Number of stride-2 stages so that the smaller side starts at 4 (SpecGAN: 128 → 5 stages)."""
+    """Number of stride-2 stages so that the smaller side starts at 4 to 7 (SpecGAN: 128 → 5 stages)."""
     for name, v in (("n_mels", n_mels), ("frames", frames)):
-        if v < 8 or v & (v - 1):
-            raise ValueError(f"{name} must be a power of two >= 8 (pad or crop the mels), got {v}")
+        if int(v) != v or v < 8:
+            raise ValueError(f"{name} must be an integer >= 8 (the smaller side starts at 4 after the stages), got {v}")
     return int(math.log2(min(n_mels, frames))) - 2
+
+
+def grid_for(n_mels: int, frames: int) -> tuple[int, int, int]:
+    """(stages, H, W): the convolutional grid for (n_mels x frames) — each side rounded up to a
+    multiple of 2**stages. Any size works: the generator draws the grid and crops it to
+    (n_mels, frames), the critic pads its input to the grid (80 mels x 64 frames needs neither:
+    80 = 5 x 16; 100 mels draw 112 and keep 100)."""
+    n = stages_for(n_mels, frames)
+    step = 1 << n
+    return n, -(-n_mels // step) * step, -(-frames // step) * step
 
 
 COMB_GRID = 1025      # frequency points of the harmonic comb (0 … sr/2: n_fft 2048's bins)
@@ -148,7 +158,8 @@ class Generator(nn.Module):
     """Noise (+ label) → normalised log-mel.
 
     Args:
-        n_mels, frames: Output size (powers of two; the smaller side sets the number of stages).
+        n_mels, frames: Output size, any integers >= 8 (the smaller side sets the number of stages; a
+            side that is not a multiple of 2**stages is drawn larger and cropped, :func:`grid_for`).
         z_dim: Latent size.
         d: Width: the last hidden stage has d channels, each earlier stage twice as many.
         kernel_size: Convolution kernel (SpecGAN: 5).
@@ -271,8 +282,8 @@ class Generator(nn.Module):
         if int(refine_blocks) != refine_blocks or refine_blocks < 0:
             raise ValueError(f"refine_blocks must be an integer >= 0, got {refine_blocks!r}")
         self.n_mels, self.frames, self.z_dim, self.n_classes = n_mels, frames, z_dim, n_classes
-        n = stages_for(n_mels, frames)
-        self.h0, self.w0 = n_mels >> n, frames >> n
+        n, self.grid_h, self.grid_w = grid_for(n_mels, frames)
+        self.h0, self.w0 = self.grid_h >> n, self.grid_w >> n
         self.c0 = d * 2 ** (n - 1)
         self.embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
         self.fc = nn.Linear(z_dim + (embed_dim if n_classes else 0), self.c0 * self.h0 * self.w0)
@@ -537,6 +548,7 @@ class Generator(nn.Module):
             for block in self.refine:
                 x = block(x if self.film is None and self.f0_in is None else modulate(x))
             x = self.out(F.relu(x))
+        x = x[:, :, : self.n_mels, : self.frames]  # the grid's extra rows/columns (none at powers of two)
         if self.class_prior != "none":
             x = x + self.prior[labels].to(x.dtype)
         if self.harmonic:
@@ -595,7 +607,7 @@ class Critic(nn.Module):
     """Normalised log-mel (+ label) → unbounded score (Wasserstein critic).
 
     Args:
-        n_mels, frames: Input size.
+        n_mels, frames: Input size (any; padded with zeros to :func:`grid_for`'s grid).
         d: Width: the first stage has d channels, each later stage twice as many.
         kernel_size: Convolution kernel (SpecGAN: 5).
         n_classes: Labels for the projection term (0 = unconditional).
@@ -644,7 +656,8 @@ class Critic(nn.Module):
         self.salience, self.salience_range = float(salience), (float(salience_range[0]), float(salience_range[1]))
         if salience:  # (F0 rows, mel bands): normalised mel → ripple · template, in nats
             self.register_buffer("salience_map", torch.zeros(n_mels, n_mels))
-        n = stages_for(n_mels, frames)
+        n, self.grid_h, self.grid_w = grid_for(n_mels, frames)
+        self.n_mels, self.frames = n_mels, frames
         pad = kernel_size // 2
         layers: list[nn.Module] = []
         c_in, c = 1 + bool(detail) + bool(salience), d
@@ -652,7 +665,7 @@ class Critic(nn.Module):
             layers += [nn.Conv2d(c_in, c, kernel_size, 2, padding=pad), nn.LeakyReLU(0.2)]
             c_in, c = c, c * 2
         self.net = nn.Sequential(*layers)
-        features = c_in * (n_mels >> n) * (frames >> n)
+        features = c_in * (self.grid_h >> n) * (self.grid_w >> n)
         self.fc = nn.Linear(features, 1)
         self.embed = nn.Embedding(n_classes, features) if n_classes else None
         self.aux = nn.Linear(features, n_classes) if aux_classifier else None
@@ -668,6 +681,8 @@ class Critic(nn.Module):
             extra.append(self.salience * self.pitch_salience(x))
         if extra:
             x = torch.cat([x, *extra], dim=1)
+        if (self.grid_h, self.grid_w) != tuple(x.shape[-2:]):  # zeros up to the grid (none at powers of two)
+            x = F.pad(x, (0, self.grid_w - x.shape[-1], 0, self.grid_h - x.shape[-2]))
         h = self.net(x).flatten(1)
         score = self.fc(h).squeeze(1)
         if self.embed is not None:

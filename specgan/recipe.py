@@ -284,11 +284,10 @@ class SynthConfig:
     n: int = 16                        # clips to write
     labels: list[str | int] | None = None  # conditional models: these labels in turn (default: every label in turn)
     seed: int = 0                      # clip i uses seed + i, so each clip is reproducible alone
-    batch_size: int = 16
     duration: float | None = None      # seconds per clip (default data.preprocess.clip_seconds)
 
     def __post_init__(self) -> None:
-        _positive(self, "n", "batch_size")
+        _positive(self, "n")
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"duration: must be positive, got {self.duration}")
 
@@ -770,9 +769,13 @@ def _check_model_specs(recipe: Recipe) -> None:
 
     checks += [("specgan.generator", models.check_generator_spec, recipe.specgan.generator),
                ("specgan.critic", models.check_critic_spec, recipe.specgan.critic)]
+    from vocoder.registry import ParamError
+
     for where, check, spec in checks:
         try:
             check(spec)
+        except ParamError as e:  # names the key: vocoder.generator.dim: expected an integer, ...
+            raise RecipeError(f"{where}.{e.param}: {e.detail}") from None
         except (ValueError, TypeError) as e:
             raise RecipeError(f"{where}: {e}") from None
     # Build the generator against the recipe's mel (on the meta device: no memory, no time), so a
@@ -794,10 +797,14 @@ def _check_model_specs(recipe: Recipe) -> None:
                 build_critic(spec)
         except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as e:
             raise RecipeError(f"vocoder.critics[{i}]: {' '.join(str(e).split())}") from None
-    # Stage one likewise (sizes: a negative width fails here, in one line). n_mels must be a power
-    # of two for stage one only; that is checked when stage one trains, so a recipe that trains
-    # only a vocoder may use any n_mels.
-    n_mels = recipe.mel.n_mels if recipe.mel.n_mels >= 8 and not recipe.mel.n_mels & (recipe.mel.n_mels - 1) else 64
+    # Stage one likewise (sizes: a negative width fails here, in one line). Stage one takes any
+    # n_mels >= 8 (models.grid_for pads and crops); a recipe whose stage one learns its clips (it
+    # has a label) is refused here below that, one that trains only a vocoder may use any n_mels.
+    n_mels = recipe.mel.n_mels
+    if n_mels < 8:
+        if recipe.data.label is not None:
+            raise RecipeError(f"mel.n_mels ({n_mels}): stage one needs at least 8 mel bands")
+        n_mels = 64
     for where, build_fn, spec in (("specgan.generator", models.build_generator, recipe.specgan.generator),
                                   ("specgan.critic", models.build_critic, recipe.specgan.critic)):
         try:

@@ -328,33 +328,34 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
             y = torch.tensor([model.label_index(lab) for lab, _ in chunk], device=dev)
             return model.stats.denormalize(g(z.to(dev), y)[:, 0])
 
-    if interpolate is not None:  # the walk's latents are cheap; its points are drawn in batches like clips
+    # One clip per forward pass, in stage one and in the vocoder: a batched convolution may sum in
+    # another order than a lone one (186 LSB apart after Griffin-Lim, measured), so drawing clip by
+    # clip is what makes `--label L --seed S --n 1` write the very samples of the set's file
+    # (tests/test_mistakes_caught.py). The cost is small: the vocoders run per clip anyway
+    # (PGHI, the numba Griffin-Lim) and stage one is a few ms a clip.
+    if interpolate is not None:
         a, b = interpolate
         lab = (labels or model.vocab)[0] if conditional else None
         plan = [(lab, None)] * points
         width = max(2, len(str(points - 1)))
         names = [wav_name(lab, None, prefix=f"walk{a}-{b}_{i:0{width}d}") for i in range(points)]
         z_walk = walk_latents(g.z_dim, a, b, points)
-        batches = ((i, draw(z_walk[i : i + sc.batch_size], plan[i : i + sc.batch_size]))
-                   for i in range(0, points, sc.batch_size))
+        clips = (draw(z_walk[i : i + 1], plan[i : i + 1]) for i in range(points))
     else:
         chosen = list(labels) if labels else (list(model.vocab) if conditional else [None])
         plan = synth_plan(chosen, n, seed)
         names = [wav_name(lab, s) for lab, s in plan]
-        batches = ((i, draw(torch.cat([noise(g.z_dim, s) for _, s in plan[i : i + sc.batch_size]]),
-                            plan[i : i + sc.batch_size]))
-                   for i in range(0, len(plan), sc.batch_size))
+        clips = (draw(noise(g.z_dim, s), [(lab, s)]) for lab, s in plan)
 
     wavs, all_logmel = [], []
-    with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= sc.batch_size) as bar:
-        for start, logmel in batches:
+    with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= 4) as bar:
+        for i, logmel in enumerate(clips):
             with torch.inference_mode():
-                audio = voc(logmel.to(dev).float())[:, 0, :length].clamp(-1, 1).cpu().numpy()
-            for j, wav in enumerate(audio):
-                write_audio(stage / names[start + j], wav, mel_cfg.sample_rate, subtype="PCM_16")
-                wavs.append(out / names[start + j])
+                wav = voc(logmel.to(dev).float())[0, 0, :length].clamp(-1, 1).cpu().numpy()
+            write_audio(stage / names[i], wav, mel_cfg.sample_rate, subtype="PCM_16")
+            wavs.append(out / names[i])
             all_logmel.append(logmel.cpu().numpy())
-            bar.update(len(audio))
+            bar.update(1)
     mels = np.concatenate(all_logmel).astype(np.float32)
     np.save(stage / "mels.npy", mels)
     titles = [p.stem for p in wavs]

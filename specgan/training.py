@@ -102,7 +102,7 @@ def plan(out: Path, target: int, shape: dict[str, Any]) -> Plan:
     if not state_path.is_file() and not (out / "state.prev.pt").is_file():
         return Plan("fresh")
     try:
-        state = load_training_state(state_path)
+        state = load_training_state(state_path, report=False)  # the trainer's load reports a fallback
     except CheckpointError as e:
         log.warning("%s: %s; training from scratch", out, e)
         return Plan("retrain", changed=["(unreadable checkpoint)"])
@@ -208,7 +208,7 @@ def train_to_cpu_budget(out: Path, budget: float, train) -> float:
     ledger = out / "budget.json"
     used = json.loads(ledger.read_text())["cpu_seconds"] if ledger.is_file() else 0.0
     if (out / "state.pt").is_file():
-        used = max(used, float(load_training_state(out / "state.pt").get("cpu_seconds", 0.0)))
+        used = max(used, float(load_training_state(out / "state.pt", report=False).get("cpu_seconds", 0.0)))
     while used < budget - 1 or not (out / "model.safetensors").is_file():
         res = train(max(budget - used, 1.0))
         used = max(used + 1, res["cpu_seconds"])  # +1: never loop without progress

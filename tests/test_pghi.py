@@ -65,6 +65,61 @@ def test_pghi_batches_the_leading_axes_and_refuses_a_wrong_bin_count():
         pghi(mag, N_FFT, HOP, mode="causal")
 
 
+@pytest.mark.parametrize("mode", ["offline", "frames"])
+def test_pghi_integrates_only_above_its_floor(mode):
+    """Coefficients under tol x the largest keep their random phase (the seed's); the heap never
+    enters them, so the phases above the floor do not depend on the seed."""
+    y = torch.from_numpy(_signals()["chirp"].astype(np.float32))
+    mag = _stft(y).abs().numpy()
+    a, b = (pghi(mag, N_FFT, HOP, tol=1e-3, mode=mode, seed=s) for s in (0, 1))
+    above = mag >= 1e-3 * mag.max()
+    assert 0.05 < above.mean() < 0.95
+    assert np.allclose(a[above], b[above])
+    assert (np.abs(np.angle(np.exp(1j * (a - b))))[~above] > 1e-3).mean() > 0.9
+
+
+def _heap_reference(s, dphi_t, dphi_f, floor):
+    """Offline PGHI's integration, written plainly (heapq, a full sort up front)."""
+    import heapq
+
+    n_f, n_t = s.shape
+    phase, done = np.zeros_like(s), s < floor
+    for seed in np.argsort(-s, axis=None, kind="stable"):
+        f0, t0 = divmod(int(seed), n_t)
+        if done[f0, t0]:
+            continue
+        done[f0, t0], heap = True, [(-s[f0, t0], f0, t0)]
+        while heap:
+            _, f, t = heapq.heappop(heap)
+            for g, u, step in ((f, t + 1, 0.5 * (dphi_t[f, t] + dphi_t[f, min(t + 1, n_t - 1)])),
+                               (f, t - 1, -0.5 * (dphi_t[f, t] + dphi_t[f, max(t - 1, 0)])),
+                               (f + 1, t, 0.5 * (dphi_f[f, t] + dphi_f[min(f + 1, n_f - 1), t])),
+                               (f - 1, t, -0.5 * (dphi_f[f, t] + dphi_f[max(f - 1, 0), t]))):
+                if 0 <= g < n_f and 0 <= u < n_t and not done[g, u]:
+                    phase[g, u], done[g, u] = phase[f, t] + step, True
+                    heapq.heappush(heap, (-s[g, u], g, u))
+    return phase, s >= floor
+
+
+def test_offline_pghi_follows_the_heap_order_across_silences():
+    """The heap starts at the largest coefficient and, each time it runs dry (a silence splits the
+    clip), at the largest one left: the same phases as a plain heapq version. Non-contiguous input
+    too (a transposed array)."""
+    from vocoder import pghi as P
+
+    rng = np.random.default_rng(1)
+    s = rng.normal(size=(20, 33))
+    s[:, 10:13] = -40.0  # two silences: three islands above the floor
+    s[:, 25] = -40.0
+    s = np.asfortranarray(s)
+    dphi_t, dphi_f = rng.normal(size=s.shape), rng.normal(size=s.shape)
+    floor = -10.0
+    phase = np.zeros_like(s)
+    P._integrate(s, np.ascontiguousarray(dphi_t), np.ascontiguousarray(dphi_f), phase, s < floor)
+    want, above = _heap_reference(s, dphi_t, dphi_f, floor)
+    assert np.allclose(phase[above], want[above])
+
+
 def test_pghi_head_learns_only_the_magnitude():
     mel_cfg = MelConfig(sample_rate=SR, n_fft=1024, hop_length=256, n_mels=40)
     g = PhaseGenerator(mel_cfg, dim=32, intermediate_dim=64, num_layers=1, branch_dim=16, branch_intermediate_dim=32,

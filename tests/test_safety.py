@@ -119,7 +119,7 @@ def test_an_interrupted_synth_leaves_the_previous_set_untouched(tiny, monkeypatc
     import specgan.synth as synth_mod
 
     work, common = tiny
-    syn = ["synth", *common, "--vocoder", "griffinlim", "--no-progress", "--set", "synth.batch_size=1"]
+    syn = ["synth", *common, "--vocoder", "griffinlim", "--no-progress"]
     assert main([*syn, "--n", "2"]) == 0
     out = work / "synth"
     before = {p.name: p.read_bytes() for p in out.iterdir()}

@@ -34,8 +34,8 @@ def test_critic_has_no_normalisation_layers():
 
 
 def test_bad_sizes_are_errors():
-    with pytest.raises(ValueError, match="frames must be a power of two"):
-        Generator(64, 63)
+    with pytest.raises(ValueError, match="frames must be an integer >= 8"):
+        Generator(64, 7)
     with pytest.raises(ValueError, match="upsample must be"):
         Generator(64, 64, upsample="bicubic")
 
@@ -124,3 +124,25 @@ def test_fused_critic_losses_equal_the_three_forward_version():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     lazy = fused_critic_losses(c, real, fake, labels, 10.0, with_gp=False)
     assert "critic/gp" not in lazy and float(lazy["critic/loss"]) == pytest.approx(float(-wd), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("n_mels,frames,grid", [(80, 64, (80, 64)), (100, 64, (112, 64)), (80, 128, (80, 128)),
+                                                (64, 50, (64, 56)), (128, 128, (128, 128))])
+def test_any_mel_size_is_drawn_on_a_grid_and_cropped(n_mels, frames, grid):
+    """Stage one takes the field's 80 mels (and any n_mels, frames >= 8): the generator draws the
+    grid and crops it, the critic pads its input to the grid; powers of two are unchanged."""
+    from specgan.models import grid_for
+
+    assert grid_for(n_mels, frames)[1:] == grid
+    torch.manual_seed(0)
+    g = Generator(n_mels, frames, z_dim=8, d=4, n_classes=3, class_prior="mean")
+    c = Critic(n_mels, frames, d=4, n_classes=3, detail=1.0)
+    y = torch.tensor([0, 2])
+    x = g(torch.randn(2, 8), y)
+    assert x.shape == (2, 1, n_mels, frames)
+    s = c(x, y)
+    assert s.shape == (2,) and torch.isfinite(s).all()
+    s.sum().backward()  # gradients reach the generator through the crop and the pad
+    assert g.fc.weight.grad.abs().sum() > 0
+    if grid == (n_mels, frames):
+        assert (g.grid_h, g.grid_w) == (n_mels, frames)

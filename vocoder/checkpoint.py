@@ -152,9 +152,10 @@ def save_training_state(state: dict[str, Any], path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(state, tmp), keep_previous=True)
 
 
-def load_training_state(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+def load_training_state(path: str | Path, device: str | torch.device = "cpu", report: bool = True) -> dict[str, Any]:
     """Load ``state.pt`` with ``weights_only=True`` (tensors and plain containers only: nothing in
-    the file can run code). If it is truncated or corrupt, say so and use ``state.prev.pt``."""
+    the file can run code). If it is truncated or corrupt, say so and use ``state.prev.pt``
+    (``report=False``: say nothing, for a look before the load that resumes, which says it once)."""
     path = Path(path)
     prev = path.with_name(f"{path.stem}.prev{path.suffix}")
     errors = []
@@ -166,10 +167,11 @@ def load_training_state(path: str | Path, device: str | torch.device = "cpu") ->
             state = torch.load(candidate, map_location=device, weights_only=True)
         except Exception as e:  # noqa: BLE001 (zip, pickle and EOF errors all mean: unreadable)
             errors.append(f"{candidate}: {type(e).__name__}: {' '.join(str(e).split())[:200]}")
-            log.error("checkpoint %s is unreadable (truncated or corrupt: %s); trying the previous one",
-                      candidate, type(e).__name__)
+            if report:
+                log.error("checkpoint %s is unreadable (truncated or corrupt: %s); trying the previous one",
+                          candidate, type(e).__name__)
             continue
-        if candidate is prev:
+        if candidate is prev and report:
             log.warning("resuming from the previous checkpoint %s (step %s)", prev, state.get("step"))
         return state
     raise CheckpointError("no usable training checkpoint: " + "; ".join(errors))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Mapping
 
-__all__ = ["CRITICS", "GENERATORS", "build", "build_critic", "check_spec", "registrar", "build_generator", "check_critic_spec", "check_generator_spec",
+__all__ = ["CRITICS", "GENERATORS", "ParamError", "build", "build_critic", "check_spec", "registrar", "build_generator", "check_critic_spec", "check_generator_spec",
            "critic_names", "generator_names",
            "register_critic", "register_generator"]
 
@@ -41,6 +41,42 @@ register_generator = _register(GENERATORS, "generator")
 register_critic = _register(CRITICS, "critic")
 
 
+class ParamError(ValueError):
+    """A spec parameter of the wrong type: ``param`` names it, so a recipe error can name the key
+    (``vocoder.generator.dim: expected an integer, got str 'abc'``)."""
+
+    def __init__(self, param: str, detail: str):
+        super().__init__(f"{param}: {detail}")
+        self.param, self.detail = param, detail
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_value(param: str, value: Any, default: Any) -> None:
+    """The value's type against the constructor default's (the recipe is YAML: a quoted number or
+    a word where a number belongs would otherwise fail deep inside the constructor)."""
+    got = f"got {type(value).__name__} {value!r}"
+    if value is None:  # "none / off / the preset's value" for many parameters: the constructor decides
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ParamError(param, f"expected true or false, {got}")
+    elif isinstance(default, int):
+        if not (_number(value) and float(value).is_integer()):
+            raise ParamError(param, f"expected an integer, {got}")
+    elif isinstance(default, float):
+        if not _number(value):
+            raise ParamError(param, f"expected a number, {got}")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ParamError(param, f"expected a string, {got}")
+    elif isinstance(default, (tuple, list)) and default and all(_number(d) for d in default):
+        if not isinstance(value, (tuple, list)) or not all(_number(v) for v in value):
+            raise ParamError(param, f"expected a list of numbers, {got}")
+
+
 def check_spec(table: dict[str, type], kind: str, spec: Mapping[str, Any], n_positional: int,
                derived: tuple[str, ...] = ()) -> tuple[type, dict]:
     """(class, params) of ``spec`` = ``{name: ..., **params}`` in ``table``; an unknown name or
@@ -60,6 +96,12 @@ def check_spec(table: dict[str, type], kind: str, spec: Mapping[str, Any], n_pos
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ValueError(f"{kind} {name!r}: unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    for p, v in params.items():
+        default = sig.parameters[p].default
+        if default is not inspect.Parameter.empty and default is not None:
+            _check_value(p, v, default)
+            if isinstance(default, int) and not isinstance(default, bool) and isinstance(v, float):
+                params[p] = int(v)  # YAML's 2.0 for an integer parameter
     return cls, params
 
 
