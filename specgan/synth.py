@@ -316,7 +316,7 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
     from specgan.audio import write as write_audio
     from specgan.sampling import noise, walk_latents
 
-    sc, mel_cfg = recipe.synth, model.mel_cfg
+    mel_cfg = model.mel_cfg
     conditional = model.generator.n_classes > 0
 
     g = model.generator
