@@ -44,6 +44,7 @@ def specgan_here(*args, check=True):
     return proc
 
 
+@pytest.mark.slow
 def test_help_explains_every_command():
     out = specgan("--help").stdout
     for cmd in ("prepare", "features", "train", "run", "synth", "vocode", "export", "recipe"):
@@ -51,6 +52,7 @@ def test_help_explains_every_command():
         assert "--recipe" in specgan(cmd, "--help").stdout or cmd in ("export", "vocode")
 
 
+@pytest.mark.slow
 def test_bad_recipe_key_is_a_clear_error():
     proc = specgan("recipe", "--recipe", "recipes/tiny.yaml", "--set", "data.digits.speeds=[1,2]", check=False)
     assert proc.returncode == 2

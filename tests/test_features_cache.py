@@ -130,6 +130,7 @@ def test_stats_come_from_train_only(corpus):
     assert z.min() >= -1 and z.max() <= 1
 
 
+@pytest.mark.slow
 def test_process_pool_matches_in_process(corpus, monkeypatch, write_wav):
     import specgan.features.cache as cache
     from specgan.data.prepare import load_split

@@ -21,6 +21,7 @@ def _one_line_error(proc, *needles):
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sets,needles", [
     (["mel.hop_length=300"], ["vocoder.segment_samples (2048)", "mel.hop_length (300)"]),
     (["mel.hop_length=128", "vocoder.segment_samples=2048"], ["specgan.frames (64)", "mel.hop_length (128)",
@@ -45,6 +46,7 @@ def test_a_recipe_that_trains_no_stage_one_may_use_any_clip_length():
     load_recipe("voices.yaml", ["mel.hop_length=128", "vocoder.segment_samples=2048"])  # whole prompts, no label
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device,needle", [("gpu", "not a device; this machine has: auto, cpu"),
                                            ("tpu", "not a device"), ("mps", "runs on cpu or cuda")])
 def test_an_unknown_device_is_one_line_naming_the_devices(tmp_path, device, needle):
@@ -56,6 +58,7 @@ def test_an_unknown_device_is_one_line_naming_the_devices(tmp_path, device, need
     _one_line_error(proc, f"--device {device}", needle)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames", [1, 2, 3])
 def test_vocode_takes_mels_of_a_few_frames(tmp_path, frames):
     np.save(tmp_path / "m.npy", np.full((64, frames), -5.0, np.float32))
@@ -65,6 +68,7 @@ def test_vocode_takes_mels_of_a_few_frames(tmp_path, frames):
         assert sf.info(str(tmp_path / voc / "m.wav")).frames == frames * 256
 
 
+@pytest.mark.slow
 def test_vocode_refuses_an_empty_or_complex_mel_in_one_line(tmp_path):
     np.save(tmp_path / "empty.npy", np.zeros((64, 0), np.float32))
     np.save(tmp_path / "complex.npy", np.zeros((64, 10), np.complex64))
@@ -77,6 +81,7 @@ def test_vocode_refuses_an_empty_or_complex_mel_in_one_line(tmp_path):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
+@pytest.mark.slow
 def test_vocode_checks_every_input_before_writing_any(tmp_path):
     good = tmp_path / "good.npy"
     np.save(good, np.full((64, 20), -5.0, np.float32))
@@ -110,6 +115,7 @@ def test_a_failed_vocode_leaves_no_partial_wav_and_keeps_the_old_one(tmp_path):
     assert len(y) == 500 and abs(y[-1] - 0.5) < 1e-3
 
 
+@pytest.mark.slow
 def test_a_folder_source_is_out_of_date_when_its_files_change(tmp_path):
     """prepare's fingerprint covers the folder's file list: a new label folder is picked up."""
     from conftest import speech_like
@@ -134,6 +140,7 @@ def test_a_folder_source_is_out_of_date_when_its_files_change(tmp_path):
     assert labels == {"yes", "no", "maybe"}
 
 
+@pytest.mark.slow
 def test_a_copied_recipe_extends_the_bundled_one(tmp_path):
     """`extends: speech.yaml` in a recipe outside the repository finds the bundled recipe, and the
     shipped models its pretrained: block names."""
@@ -203,6 +210,7 @@ def test_evaluate_with_griffin_lim_as_the_synth_vocoder_scores_it_once(tmp_path)
     assert "trained" not in m["generation"].get("label_accuracy_vocoded", {})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sets,needles", [
     (["mel.fmax=abc"], ["--set mel.fmax=abc: mel.fmax: expected number"]),
     (["seed=99999999999999999999999"], ["--set seed=", "seed: must be 0 ... 2**32 - 1"]),
@@ -220,6 +228,7 @@ def test_a_bad_set_value_is_blamed_on_the_set(sets, needles):
     _one_line_error(specgan_here("recipe", "--recipe", "tiny.yaml", *args, check=False), *needles)
 
 
+@pytest.mark.slow
 def test_work_dir_that_is_a_file_and_a_folder_given_to_vocode_are_named(tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")
@@ -260,6 +269,7 @@ def test_a_full_disk_while_a_checkpoint_is_written_names_the_file(tmp_path, monk
     assert user_error(info.value).startswith(f"{target}: disk full")
 
 
+@pytest.mark.slow
 def test_vocode_names_a_wav_too_short_for_the_mel(tmp_path):
     sf.write(tmp_path / "blip.wav", np.full(300, 0.1, np.float32), 16000)
     _one_line_error(specgan_here("vocode", "--recipe", "speech.yaml", "--vocoder", "griffinlim",
@@ -267,6 +277,7 @@ def test_vocode_names_a_wav_too_short_for_the_mel(tmp_path):
                     "blip.wav: too short: 300 samples", "at least 513")
 
 
+@pytest.mark.slow
 def test_a_seed_out_of_range_is_one_line():
     proc = specgan_here("synth", "--recipe", "speech.yaml", "--seed", "99999999999999999999", "--n", "1", check=False)
     assert proc.returncode == 2 and "seed 99999999999999999999 is out of range" in proc.stderr
@@ -286,6 +297,7 @@ def test_a_recipe_with_80_mels_runs_end_to_end(tmp_path):
     assert len(sorted((work / "synth").glob("*.wav"))) == 4
 
 
+@pytest.mark.slow
 def test_too_few_mels_for_stage_one_is_refused_at_load(tmp_path):
     work = tmp_path / "w"
     proc = specgan_here("recipe", "--recipe", "tiny.yaml", "--set", f"work_dir={work}", "--set", "mel.n_mels=4",

@@ -20,6 +20,7 @@ def test_score_counts_the_asked_word_per_word_and_nothing_heard():
         _tool().score(["one"] * 3, ["one"] * 2)
 
 
+@pytest.mark.slow
 @need_tool("pocketsphinx_continuous")
 @need_tool("flite")
 def test_recogniser_hears_a_synthetic_voice_s_digits_at_any_rate_and_nothing_in_silence(tmp_path):

@@ -45,6 +45,7 @@ def bad_audio_folder(root: Path) -> dict[str, str | None]:
             "nan": "non-finite samples", "not_audio": "unreadable"}
 
 
+@pytest.mark.slow
 def test_bad_audio_folder_prepare_and_features_finish_with_a_summary(tmp_path):
     expected = bad_audio_folder(tmp_path / "audio")
     common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={tmp_path / 'work'}",

@@ -180,6 +180,7 @@ def test_a_second_writer_is_refused_in_one_line_naming_the_holder(tiny, cmd, cap
     assert snapshot(work) == held and set(before) <= set(held)  # nothing written or deleted (but .lock)
 
 
+@pytest.mark.slow
 def test_the_lock_goes_with_its_process_even_when_killed(tiny, capsys):
     from specgan.workdir import holder, work_dir_lock
 
@@ -259,6 +260,7 @@ def test_a_truncated_synth_json_is_named_and_rebuilt_by_run(tiny, caplog, capsys
     assert main(run) == 0 and "up to date" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_truncated_metrics_json_is_named_and_rebuilt_by_run(tiny, caplog, capsys):
     work, common = tiny
     marker = work / "eval" / "metrics.json"

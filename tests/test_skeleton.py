@@ -69,6 +69,7 @@ def tiny(prepared):
 
 
 # -- fault 1: SIGKILL at the commit point --------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("stage,when,step", [  # the vocoder shares the code path (one case keeps it honest)
     ("specgan", "before", 2), ("specgan", "after", 2), ("specgan", "after", 4), ("vocoder", "before", 4)])
 def test_a_kill_at_the_commit_point_resumes_to_a_model_at_the_right_step(tiny, stage, when, step):
@@ -110,6 +111,7 @@ def test_a_resumed_vocoder_run_keeps_its_history_monotonic(tiny):
     assert all(json.loads(ln).get("gen/mel") != 9.0 for ln in hist.read_text().splitlines())
 
 
+@pytest.mark.slow
 # -- fault 3: a changed shape is never "up to date" ----------------------------------------------------
 def test_a_changed_architecture_or_mel_is_retrained_by_run_and_refused_by_train(tiny, capsys):
     work, common = tiny
@@ -164,6 +166,7 @@ def tiny_vocoder(clips_dir: Path, out: Path, steps: int, **cfg_kw):
     return VocoderTrainer(cfg, mel, SegmentDataset(paths, 8000, 1024, seed=0), None, out, seed=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["specgan", "vocoder"])
 def test_two_ranks_draw_different_batches_after_a_resume(tmp_path, stage):
     worker = ROOT / "tests" / "ddp_worker.py"
@@ -214,6 +217,7 @@ def _crafted_stage_one(path: Path, d: int) -> None:
     save_file({"fc.weight": torch.zeros(512, 512)}, str(path), metadata=meta)
 
 
+@pytest.mark.slow
 def test_a_crafted_model_file_is_refused_in_one_line_without_allocating(tmp_path):
     crafted = tmp_path / "crafted.safetensors"
     _crafted_stage_one(crafted, 20000)

@@ -733,6 +733,7 @@ def test_harmonicity_known_answers():
 
 
 # -- the ablation tool, end to end on a tiny prepared corpus --------------------------------------
+@pytest.mark.slow
 def test_ablation_tool_end_to_end(tmp_path):
     from specgan.cli import main
 

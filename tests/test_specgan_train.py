@@ -148,6 +148,7 @@ def test_bf16_autocast_and_channels_last_keep_the_penalty_in_float32(tmp_path):
     assert auto.amp_dtype is None and not auto.channels_last
 
 
+@pytest.mark.slow
 def test_compiled_generator_trains_and_saves_plain_weights(tmp_path):
     tr = SpecGANTrainer(cfg(compile=True, steps=2), data(), tmp_path)
     tr.fit(progress=False, tensorboard=False)

@@ -344,6 +344,7 @@ def test_own_folder_of_subfolders_is_one_line_and_a_wrong_label_is_refused_befor
     assert "data.label: 'instrument' is not a label of builtin:digits (available: word, digit" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_no_progress_silences_every_bar_and_leaves_plain_lines(tmp_path, capsys):
     import subprocess
     import sys

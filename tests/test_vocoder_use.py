@@ -71,6 +71,7 @@ def test_fine_tuning_the_shipped_vocoder_on_a_folder(tmp_path):
     assert bad.returncode == 2 and "n_mels" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_init_from_a_missing_or_foreign_file_is_one_line(tmp_path):
     proc = specgan_here("train", "--recipe", "tiny.yaml", "--set", f"work_dir={tmp_path}", "--stage", "vocoder",
                         "--init-from", str(tmp_path / "none.safetensors"), check=False)
