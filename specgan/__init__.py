@@ -4,17 +4,12 @@ __version__ = "0.1.0"
 
 
 def load_stage_one(path, device="cpu"):
-    """Load a trained stage-one generator (see :mod:`specgan.sampling`)."""
-    from specgan.sampling import load_stage_one as _load
+    """Load a trained stage-one model (a :class:`specgan.stage_one.StageOne`: ``.sample(labels, seeds)``
+    gives log-mels for any vocoder in its mel); see :mod:`specgan.stage_one.model`.
+    """
+    from specgan.stage_one import load
 
-    return _load(path, device)
-
-
-def sample(model, n, labels=None, seed=0):
-    """``n`` spectrograms from a stage-one model: (normalised, log-mel); see :mod:`specgan.sampling`."""
-    from specgan.sampling import sample as _sample
-
-    return _sample(model, n, labels, seed)
+    return load(path, device)
 
 
 def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, device="cpu"):
@@ -35,18 +30,14 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     """
     import torch
 
+    from specgan.checkpoints import load_pair
     from specgan.recipe import Recipe, load_recipe
-    from specgan.sampling import sample as _sample
-    from specgan.synth import load_vocoder, resolve_stage_one
     from specgan.training import pick_device
 
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    dev = pick_device(device)
-    path = resolve_stage_one(r)
-    model = load_stage_one(path, dev)
-    voc, desc = load_vocoder(r, vocoder or r.synth.vocoder, model.mel_cfg, dev)
-    voc.mel_cfg.check_compatible(model.mel_cfg, f"vocoder {desc}", f"stage-one model {path}")
-    if label is None and model.generator.n_classes > 0:
+    pair = load_pair(r, vocoder or r.synth.vocoder, pick_device(device))
+    model, voc, path = pair.stage_one, pair.vocoder, pair.stage_one_path
+    if label is None and model.conditional:
         raise ValueError(f"{path} is conditional: give a label, one of {', '.join(map(str, model.vocab))}")
     if label is not None:
         model.label_index(label)  # an unknown label names the known ones
@@ -56,7 +47,7 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     if not 0 < length <= span:
         raise ValueError(f"duration {duration}: this model generates at most {span / model.mel_cfg.sample_rate:.3f} s")
     with torch.inference_mode():
-        _, logmel = _sample(model, 1, label, seed=seed)
+        logmel = model.sample(label, seeds=[seed])
         wav = voc(logmel[0].float())
     wav = wav.reshape(-1)[:length].clamp(-1, 1).cpu().numpy()
     return wav, model.mel_cfg.sample_rate
@@ -65,13 +56,8 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
 def shipped(name, stage="vocoder"):
     """The path of a shipped model from any folder and after ``pip install``: ``shipped("speech")``
     is ``pretrained/speech/vocoder.safetensors`` (``stage="specgan"``: its stage-one model), for
-    ``vocoder.load(specgan.shipped("speech"))``; an unknown name lists the shipped ones."""
-    from specgan.recipe import bundled_dir
+    ``vocoder.load(specgan.shipped("speech"))``; an unknown name lists the shipped ones.
+    """
+    from specgan.checkpoints import shipped as _shipped
 
-    if stage not in ("vocoder", "specgan"):
-        raise ValueError(f"shipped: stage must be 'vocoder' or 'specgan', got {stage!r}")
-    path = bundled_dir() / "pretrained" / str(name) / f"{stage}.safetensors"
-    if not path.is_file():
-        have = sorted(p.parent.name for p in (bundled_dir() / "pretrained").glob(f"*/{stage}.safetensors"))
-        raise FileNotFoundError(f"shipped({name!r}): no shipped {stage} of that name; shipped: {', '.join(have)}")
-    return path
+    return _shipped(name, stage)

@@ -134,14 +134,16 @@ def write(path: str | Path, y: np.ndarray, sr: int, subtype: str | None = None) 
 
 def peak_normalize(y: np.ndarray, peak: float = 0.9) -> np.ndarray:
     """Scale so that max |y| == peak (the gain in float64, so a tiny peak cannot overflow it).
-    All-zero input is returned unchanged."""
+    All-zero input is returned unchanged.
+    """
     m = float(np.max(np.abs(y))) if y.size else 0.0
     return y if m == 0.0 else (y.astype(np.float64) * (peak / m)).astype(np.float32)
 
 
 def loudness_normalize(y: np.ndarray, target_db: float = -20.0, peak_limit: float = 0.99) -> np.ndarray:
     """Scale to an RMS level of ``target_db`` dBFS, then lower it if the peak would exceed
-    ``peak_limit`` (so normalisation never clips). RMS is a plain (unweighted) loudness proxy."""
+    ``peak_limit`` (so normalisation never clips). RMS is a plain (unweighted) loudness proxy.
+    """
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
     if rms == 0.0:
         return y

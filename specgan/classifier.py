@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 class MelClassifier(nn.Module):
     """Four conv blocks (3×3 conv, batch norm, ReLU, 2×2 max-pool), global average pooling to a
-    ``4·width`` embedding, dropout, linear classifier. Input (B, 1, n_mels, frames) in [-1, 1]."""
+    ``4·width`` embedding, dropout, linear classifier. Input (B, 1, n_mels, frames) in [-1, 1].
+    """
 
     def __init__(self, n_classes: int, width: int = 32, dropout: float = 0.3):
         super().__init__()
@@ -65,10 +66,11 @@ def _accuracy(model: MelClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
                      width: int = 32, seed: int = 0, max_shift: int = 4, patience: int = 4) -> dict:
-    """Train on ``train`` (a :class:`specgan.features.dataset.MelDataset` with labels), keep the epoch
+    """Train on ``train`` (a :class:`specgan.stage_one.data.MelDataset` with labels), keep the epoch
     with the best ``dev`` accuracy (stopping after ``patience`` epochs without a gain), report
     ``test`` accuracy; writes ``out/model.safetensors`` and ``out/metrics.json``. Augmentation: a
-    random circular time shift of up to ``max_shift`` frames."""
+    random circular time shift of up to ``max_shift`` frames.
+    """
     from vocoder.checkpoint import atomic_write, save_model
 
     if train.y is None:

@@ -194,15 +194,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import vocoder
+    from specgan.checkpoints import load_vocoder
     from vocoder.export import export_onnx
 
-    from specgan.recipe import find_model
-
-    g = vocoder.load(find_model(args.vocoder))  # a model.safetensors or its run folder (pretrained/...: shipped)
+    g, _ = load_vocoder(None, args.vocoder, None)  # a model.safetensors, its run folder or a shipped name
     path = export_onnx(g, args.onnx, opset=args.opset)
     head = "(mel → magnitude, phase; run the iSTFT outside: vocoder.export.OnnxVocoder does)" \
-        if g.registry_name in ("istft", "phase") else "(mel → waveform)"
+        if g.stft is not None else "(mel → waveform)"
     print(f"export: {args.vocoder} → {path} {head}")
     return 0
 
@@ -361,10 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="after stage 5: eval/report.html: metrics, audio players, spectrograms",
-                       description="A self-contained HTML page (WAVs and images embedded) from eval/metrics.json: "
-                                   "tables, real vs generated clips per label, vocoder A/B against Griffin-Lim.")
+                       description="A self-contained HTML page (WAVs and images embedded) presenting what synth and "
+                                   "evaluate wrote: eval/metrics.json's tables, real vs generated clips per label "
+                                   "(synth's own files where it wrote them), evaluate's vocoder A/B against "
+                                   "Griffin-Lim (its copies in eval/copy).")
     _common(p)
-    p.add_argument("--vocoder", default="auto", help="auto | a model.safetensors path or run folder")
+    p.add_argument("--vocoder", default="auto",
+                   help="the generated clips' vocoder (auto | a model.safetensors path or run folder): synth's files "
+                        "when synth used it, else drawn; the A/B plays evaluate's copies")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("export", help="after stage 3: export a trained vocoder to ONNX",
@@ -447,7 +449,8 @@ def _oom(e: BaseException) -> bool:
 
 def user_error(e: BaseException) -> str | None:
     """One line for an error a user can cause (naming the file or key and what to do), or None for
-    anything else (a bug: its traceback is shown)."""
+    anything else (a bug: its traceback is shown).
+    """
     from specgan.data.manifest import MissingToolError
     from specgan.workdir import WorkDirBusy
 

@@ -31,6 +31,7 @@ import json
 import logging
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,14 +43,21 @@ __all__ = ["copy_synthesis", "evaluate", "generation_metrics", "is_speech", "sum
 
 log = logging.getLogger(__name__)
 
-SPEECH_SOURCES = ("builtin:digits", "sc09:", "ljspeech:")
 
 
 def is_speech(recipe: Recipe) -> bool:
-    """PESQ/STOI apply: ``evaluate.speech`` if set, else judged from ``data.source``."""
+    """PESQ/STOI apply: ``evaluate.speech`` if set, else what the data source declares (a builtin's
+    ``speech`` in :data:`specgan.data.sources.SOURCES`, a layout's in
+    :data:`specgan.data.layouts.SPEECH_LAYOUTS`; a folder: not speech).
+    """
+    from specgan.data.layouts import SPEECH_LAYOUTS
+    from specgan.data.prepare import parse_source
+    from specgan.data.sources import SOURCES
+
     if recipe.evaluate.speech is not None:
         return recipe.evaluate.speech
-    return recipe.data.source.startswith(SPEECH_SOURCES)
+    kind, arg = parse_source(recipe.data.source)
+    return SOURCES[arg].speech if kind == "builtin" else kind in SPEECH_LAYOUTS
 
 
 def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tensor]:
@@ -69,12 +77,15 @@ def _clips(recipe: Recipe, split: str, max_items: int | None) -> list[torch.Tens
 
 @torch.inference_mode()
 def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech: bool = False,
-                   f0: bool = True, per_clip: bool = False, visqol: bool = False) -> dict:
+                   f0: bool = True, per_clip: bool = False, visqol: bool = False, on_clip=None) -> dict:
     """Mean mel-L1, MR-STFT distance, spectral convergence, F0 metrics, hop-rate buzz (and PESQ/STOI
     when ``speech``; ViSQOL's audio mode when ``visqol``) of ``generator`` re-synthesising ``clips``;
     × real time of the generator alone. With ``per_clip``
     the result also holds ``"per_clip"``: each metric's value per clip, in clip order (NaN where a
-    clip has none, e.g. F0 on a clip voiced in neither signal), for paired comparisons."""
+    clip has none, e.g. F0 on a clip voiced in neither signal), for paired comparisons.
+    ``on_clip(i, y_hat)`` is called with each clip's re-synthesis (a float32 array), e.g. to keep
+    the first few for the report.
+    """
     from specgan import metrics as M
     from vocoder.losses import MelL1, MultiResolutionSTFTLoss
     from vocoder.mel import MelSpectrogram
@@ -92,6 +103,8 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
         t = time.perf_counter()
         y_hat = generator(mel)
         busy += time.perf_counter() - t
+        if on_clip is not None:
+            on_clip(len(rows.get("mel_l1", [])), y_hat[0, 0].numpy())
         row = {"mel_l1": float(mel_l1(y_hat, y)), "mrstft": float(mrstft(y_hat, y))}
         ref, est = y[0, 0].numpy(), y_hat[0, 0].numpy()
         row["buzz_db"] = M.buzz_db(est, ref, sr, hop)
@@ -197,7 +210,7 @@ def copy_pitch(generator, recipe: Recipe, split: str = "test", max_notes: int | 
 def _split_set(recipe: Recipe, split: str, stats, frames: int, vocab=None, max_items=None, seed: int = 0):
     """A :class:`MelDataset` of a split's cached features (optionally a seeded random subset)."""
     from specgan.features.cache import load_features, load_index
-    from specgan.features.dataset import MelDataset
+    from specgan.stage_one.data import MelDataset
 
     index = load_index(recipe.work, split)
     ids = list(index["items"])
@@ -238,7 +251,8 @@ def in_work_statistics(recipe: Recipe, model):
     the work has none). Every generation metric reads real and generated mels in the work's
     normalisation, so the evaluation classifier (keyed on those statistics) is the same for every
     model scored in one work dir — a shipped model trained on an earlier build of the data, or
-    another ablation candidate — and their label accuracy and FID are comparable."""
+    another ablation candidate — and their label accuracy and FID are comparable.
+    """
     import dataclasses
 
     from specgan.features.cache import load_stats
@@ -259,9 +273,8 @@ def generation_draw(recipe: Recipe, model):
     unconditional model), as many generated mels asking for the same labels (seed
     ``evaluate.seed``), (N, 1, n_mels, frames) float, all in the work's normalisation, and the
     model seen in that normalisation (:func:`in_work_statistics`): pass it, not ``model``, to
-    whatever denormalises or vocodes the draw."""
-    from specgan.sampling import sample
-
+    whatever denormalises or vocodes the draw.
+    """
     ec = recipe.evaluate
     conditional = model.generator.n_classes > 0
     view, to_work = in_work_statistics(recipe, model)
@@ -270,7 +283,7 @@ def generation_draw(recipe: Recipe, model):
     if len(real) < 2:
         raise ValueError(f"evaluate: split {ec.split!r} has {len(real)} usable clips; need at least 2")
     labels = [model.vocab[int(i)] for i in real.y] if conditional else None
-    fake, _ = sample(model, len(real), labels=labels, seed=ec.seed)
+    fake = model.sample_normalised(labels, seeds=range(ec.seed, ec.seed + len(real)), batch_size=None)
     if to_work is not None:
         fake = to_work(fake)
     return real, labels, fake[:, None].float(), view
@@ -323,52 +336,78 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     out["diversity_real"] = M.mean_pairwise_distance(real.x.numpy())
     out["nn_train_distance_generated"] = float(M.nearest_neighbour_distance(fake.numpy(), train.x.numpy()).mean())
     out["nn_train_distance_real"] = float(M.nearest_neighbour_distance(real.x.numpy(), train.x.numpy()).mean())
+    generated = Generated(model, fake)  # denormalised once, vocoded once per vocoder
     if conditional and vocoder_g is not None:
-        own = {} if _is_griffinlim(vocoder_g) else {"trained": vocoder_g}  # Griffin-Lim is always scored
-        out["label_accuracy_vocoded"] = _vocoded_accuracy(model, fake, real.y.numpy(), clf, own)
+        out["label_accuracy_vocoded"] = _vocoded_accuracy(model, generated, real.y.numpy(), clf, vocoder_g)
     if conditional and recipe.data.label == "pitch" and vocoder_g is not None:
-        out["pitch"] = _pitch(recipe, model, fake, labels, real, vocoder_g)
-    bands = M.ripple_bands(model.mel_cfg) if is_speech(recipe) else 0
-    if bands >= M.FINE_STRUCTURE_WIDTH + 2:  # fewer: no moving average with bands left beside it
-        logmels = [model.stats.denormalize(x[:, 0]).float().numpy() for x in (fake, real.x)]
+        out["pitch"] = _pitch(recipe, model, generated.audio(vocoder_g), labels, real)
+    from specgan.stage_one.harmonics import FINE_STRUCTURE_WIDTH, ripple_bands
+
+    bands = ripple_bands(model.mel_cfg) if is_speech(recipe) else 0
+    if bands >= FINE_STRUCTURE_WIDTH + 2:  # fewer: no moving average with bands left beside it
+        logmels = [generated.logmel.numpy(), model.stats.denormalize(real.x[:, 0]).float().numpy()]
         out["fine_structure"] = _fine_structure(*logmels, bands)
         out["comb_fit"] = _comb_fit(model.mel_cfg, *logmels)
     if vocoder_g is not None and is_speech(recipe):
-        out["harmonicity"] = _harmonicity(recipe, model, fake, real, vocoder_g)
+        out["harmonicity"] = _harmonicity(recipe, model, generated.audio(vocoder_g), real, vocoder_g)
     return out
 
 
-def _fine_structure(fake: np.ndarray, real: np.ndarray, bands: int) -> dict:
-    """Generated and real log-mels (N, n_mels, T) → :func:`specgan.metrics.fine_structure` of each."""
-    from specgan import metrics as M
+class Generated:
+    """The generated set of one evaluation: its log-mels, denormalised once, and its audio through
+    each vocoder, vocoded once (label accuracy after vocoding, pitch and harmonicity all read the
+    same waveforms).
 
-    return {"protocol": f"ripple of the lowest {bands} mel bands (centres below {M.FINE_STRUCTURE_MAX_HZ:.0f} Hz) "
-                        f"around their {M.FINE_STRUCTURE_WIDTH}-band moving average, frames within 30 dB of each "
-                        "clip's loudest: RMS (nats) and frame-to-frame correlation (metrics.fine_structure)",
-            "bands": bands, "generated": M.fine_structure(fake, bands), "real": M.fine_structure(real, bands)}
+    Args:
+        model: The stage-one model in the normalisation of ``normalised``.
+        normalised: Generated mels (N, 1, n_mels, frames).
+    """
+
+    def __init__(self, model, normalised: torch.Tensor):
+        self.logmel = model.stats.denormalize(normalised[:, 0]).float()
+        self._audio: dict[int, torch.Tensor] = {}
+        self._vocoders: list = []  # keeps each vocoder alive while its id keys the cache
+
+    @torch.inference_mode()
+    def audio(self, g, batch: int = 16) -> torch.Tensor:
+        """The waveforms (N, samples) of the set through vocoder ``g``, vocoded on first use."""
+        if id(g) not in self._audio:
+            x = self.logmel
+            self._audio[id(g)] = torch.cat([g(x[i : i + batch]) for i in range(0, len(x), batch)])[:, 0]
+            self._vocoders.append(g)
+        return self._audio[id(g)]
+
+
+def _fine_structure(fake: np.ndarray, real: np.ndarray, bands: int) -> dict:
+    """Generated and real log-mels (N, n_mels, T) → :func:`specgan.stage_one.harmonics.fine_structure` of each."""
+    from specgan.stage_one import harmonics as H
+
+    return {"protocol": f"ripple of the lowest {bands} mel bands (centres below {H.FINE_STRUCTURE_MAX_HZ:.0f} Hz) "
+                        f"around their {H.FINE_STRUCTURE_WIDTH}-band moving average, frames within 30 dB of each "
+                        "clip's loudest: RMS (nats) and frame-to-frame correlation (stage_one.harmonics.fine_structure)",
+            "bands": bands, "generated": H.fine_structure(fake, bands), "real": H.fine_structure(real, bands)}
 
 
 def _comb_fit(mel_cfg, fake: np.ndarray, real: np.ndarray) -> dict:
-    """Generated and real log-mels (N, n_mels, T) → :func:`specgan.metrics.comb_fit` of each."""
-    from specgan import metrics as M
-    from specgan.models import COMB_F0_GRID, comb_candidates
+    """Generated and real log-mels (N, n_mels, T) → :func:`specgan.stage_one.harmonics.comb_fit` of each."""
+    from specgan.stage_one import harmonics as H
 
-    lo, hi, k = COMB_F0_GRID
-    f0s, t, bands = comb_candidates(mel_cfg, who="comb_fit")
+    lo, hi, k = H.COMB_F0_GRID
+    f0s, t, bands = H.comb_candidates(mel_cfg, who="comb_fit")
     return {"protocol": f"best correlation of each active frame's low-band ripple (the same {bands} bands) with the "
                         f"ripple of a harmonic comb through the mel filterbank, over {k} F0s {lo:.0f}-{hi:.0f} Hz; "
-                        f"harmonic frames: correlation >= {M.COMB_FIT_HARMONIC} (metrics.comb_fit)",
-            "generated": M.comb_fit(fake, t, f0s, bands), "real": M.comb_fit(real, t, f0s, bands)}
+                        f"harmonic frames: correlation >= {H.COMB_FIT_HARMONIC} (stage_one.harmonics.comb_fit)",
+            "generated": H.comb_fit(fake, t, f0s, bands), "real": H.comb_fit(real, t, f0s, bands)}
 
 
-@torch.inference_mode()
 def _vocode(model, normalised: torch.Tensor, g, batch: int = 16) -> list[np.ndarray]:
-    """Normalised mels (N, 1, n_mels, frames) → N waveforms through vocoder ``g``."""
-    logmel = model.stats.denormalize(normalised[:, 0]).float()
-    return [w[0].numpy() for i in range(0, len(logmel), batch) for w in g(logmel[i : i + batch])]
+    """Normalised mels (N, 1, n_mels, frames) → N waveforms through vocoder ``g`` (a set vocoded
+    once: :class:`Generated`).
+    """
+    return list(Generated(model, normalised).audio(g, batch).numpy())
 
 
-def _harmonicity(recipe: Recipe, model, fake: torch.Tensor, real, vocoder_g) -> dict:
+def _harmonicity(recipe: Recipe, model, generated_audio: torch.Tensor, real, vocoder_g) -> dict:
     from specgan import metrics as M
     from specgan.audio import load_clip
 
@@ -377,26 +416,28 @@ def _harmonicity(recipe: Recipe, model, fake: torch.Tensor, real, vocoder_g) -> 
     return {"protocol": "periodicity (peak normalised autocorrelation, lags 2-16.7 ms) of frames within 30 dB of "
                         "each clip's loudest; generated and real held-out mels through the same vocoder, and the "
                         "real audio itself",
-            "generated": M.harmonicity(_vocode(model, fake, vocoder_g), sr, hop),
+            "generated": M.harmonicity(list(generated_audio.numpy()), sr, hop),
             "real_vocoded": M.harmonicity(_vocode(model, real.x, vocoder_g), sr, hop),
             "real_audio": M.harmonicity(real_audio, sr, hop)}
 
 
 @torch.inference_mode()
-def _vocoded_accuracy(model, fake: torch.Tensor, asked: np.ndarray, clf, vocoders: dict) -> dict:
+def _vocoded_accuracy(model, generated: Generated, asked: np.ndarray, clf, vocoder_g) -> dict:
     """Label accuracy of generated clips after the whole pipeline: vocoded to audio, analysed back
-    into a log-mel, normalised, classified (what a listener gets, as far as the classifier hears)."""
+    into a log-mel, normalised, classified (what a listener gets, as far as the classifier hears).
+    """
     from specgan.classifier import predict
     from vocoder.mel import MelSpectrogram
     from vocoder.registry import build_generator
 
     mel_fn = MelSpectrogram(model.mel_cfg)
-    logmel = model.stats.denormalize(fake[:, 0]).float()
     frames = model.generator.frames
-    vocoders = {**vocoders, "griffinlim": build_generator({"name": "griffinlim"}, model.mel_cfg).eval()}
+    # the synth vocoder, and Griffin-Lim beside it (always scored: the floor)
+    vocoders = ({"griffinlim": vocoder_g} if _is_griffinlim(vocoder_g) else
+                {"trained": vocoder_g, "griffinlim": build_generator({"name": "griffinlim"}, model.mel_cfg).eval()})
     out = {}
     for name, g in vocoders.items():
-        wav = torch.cat([g(logmel[i : i + 16]) for i in range(0, len(logmel), 16)])[:, 0]
+        wav = generated.audio(g)
         again = model.stats.normalize(mel_fn(wav)[..., :frames])
         probs, _ = predict(clf, again[:, None].float())
         out[name] = float((probs.argmax(1) == asked).mean())
@@ -404,12 +445,15 @@ def _vocoded_accuracy(model, fake: torch.Tensor, asked: np.ndarray, clf, vocoder
 
 
 @torch.inference_mode()
-def _pitch(recipe: Recipe, model, fake: torch.Tensor, labels: list, real, vocoder_g) -> dict:
+def _pitch(recipe: Recipe, model, generated_audio: torch.Tensor, labels: list, real) -> dict:
+    """Pitch accuracy of the generated notes (their audio (N, samples) through the synth vocoder)
+    and of the same held-out real notes, by each of ``evaluate.pitch_trackers``.
+    """
     from specgan import metrics as M
     from specgan.audio import load_clip
 
     sr = model.mel_cfg.sample_rate
-    wavs = _vocode(model, fake, vocoder_g)
+    wavs = list(generated_audio.numpy())
     midi = [int(v) for v in labels]
     real_wavs = [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft) for p in real.paths]
     trackers = {}
@@ -426,24 +470,55 @@ def _pitch(recipe: Recipe, model, fake: torch.Tensor, labels: list, real, vocode
             "generated": first["generated"], "real": first["real"], "trackers": trackers}
 
 
+EXAMPLES = 4  # held-out clips whose copy synthesis evaluate keeps as WAVs (eval/copy/), for the report
+
+
+class _Examples:
+    """The copy-synthesis examples: ``<folder>/<i>_truth.wav`` and ``<i>_<vocoder>.wav`` (16-bit),
+    listed in ``files`` (paths relative to eval/) for metrics.json.
+    """
+
+    def __init__(self, folder: Path, clips: list[torch.Tensor], sr: int):
+        import shutil
+
+        from specgan.audio import write as write_audio
+
+        self.folder, self.sr, self.files = folder, sr, []
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        for i, y in enumerate(clips):
+            write_audio(folder / f"{i:02d}_truth.wav", np.clip(y[0, 0].numpy(), -1, 1), sr, subtype="PCM_16")
+            self.files.append({"truth": f"{folder.name}/{i:02d}_truth.wav"})
+
+    def keeper(self, name: str):
+        """``on_clip`` for :func:`copy_synthesis`: keeps the first clips' re-synthesis by ``name``."""
+        from specgan.audio import write as write_audio
+
+        def keep(i: int, y_hat: np.ndarray) -> None:
+            if i < len(self.files):
+                write_audio(self.folder / f"{i:02d}_{name}.wav", np.clip(y_hat, -1, 1), self.sr, subtype="PCM_16")
+                self.files[i][name] = f"{self.folder.name}/{i:02d}_{name}.wav"
+
+        return keep
+
+
 def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info, extra: dict | None = None) -> dict:
     """Run both evaluations and write ``<work>/eval/metrics.json`` (atomically, with ``extra``'s keys
-    added); returns what was written."""
-    from specgan.sampling import load_stage_one
-    from specgan.synth import load_vocoder, resolve_stage_one
+    added); returns what was written.
+    """
+    from specgan.checkpoints import load_pair
     from vocoder.registry import build_generator
 
     ec = recipe.evaluate
     speech = is_speech(recipe)
     out: dict = {"recipe": recipe.path, "split": ec.split, "seed": ec.seed, "threads": torch.get_num_threads()}
-    g_path = resolve_stage_one(recipe)
-    model = load_stage_one(g_path)
-    model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {g_path}", f"recipe {recipe.path}")
-    voc, desc = load_vocoder(recipe, vocoder_name, recipe.mel)
-    voc.mel_cfg.check_compatible(recipe.mel, f"vocoder {desc}", f"recipe {recipe.path}")
+    pair = load_pair(recipe, vocoder_name, recipe_mel=True)
+    model, g_path, voc, desc = pair.stage_one, pair.stage_one_path, pair.vocoder, pair.vocoder_desc
 
     report(f"evaluate: generation ({g_path}, step {model.step})")
-    out["generation"] = {"model": str(g_path), "step": model.step, **generation_metrics(recipe, model, voc)}
+    out["generation"] = {"model": str(g_path), "step": model.step, "vocab": list(model.vocab),
+                         **generation_metrics(recipe, model, voc)}
 
     clips = _clips(recipe, ec.split, ec.max_items)
     out["vocoder"] = {"protocol": f"copy synthesis of {len(clips)} {ec.split} clips; mel-L1 of natural-log "
@@ -456,52 +531,64 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info, extra:
     rows = [("griffinlim", gl, "griffinlim")]
     if voc is not gl:  # the synth vocoder is a trained one: scored beside the floor (else the floor once)
         rows.insert(0, ("trained", voc, desc))
+    # the first EXAMPLES clips, as heard: the report plays these files (it re-synthesises nothing)
+    examples = _Examples(recipe.work / "eval" / "copy", clips[:EXAMPLES], recipe.mel.sample_rate)
     for name, g, what in rows:
         report(f"evaluate: copy synthesis with {what}")
-        out["vocoder"][name] = {"model": what, **copy_synthesis(g, clips, recipe, speech=speech)}
+        out["vocoder"][name] = {"model": what, **copy_synthesis(g, clips, recipe, speech=speech,
+                                                                 on_clip=examples.keeper(name))}
         notes = copy_pitch(g, recipe, ec.split, min(ec.max_items or 147, 147), real=real_notes)  # {}: no notes
         if notes:
             out["vocoder"][name]["note_pitch"] = notes
             real_notes = notes["real"]
+    out["vocoder"]["examples"] = examples.files
     out.update(extra or {})
     path = atomic_write(recipe.work / "eval" / "metrics.json", lambda tmp: tmp.write_text(json.dumps(out, indent=1)))
     out["path"] = str(path)
     return out
 
 
-def summary_lines(m: dict) -> str:
-    """A few headline numbers of a metrics.json, for the terminal."""
+def headline_rows(m: dict) -> list[tuple[str, str, str]]:
+    """The headline numbers of a metrics.json as (group, name, value) rows: what the terminal
+    summary (:func:`summary_lines`) and the report's tables both show, so they cannot disagree.
+    """
     g, v = m["generation"], m["vocoder"]
-    lines = []
+    rows: list[tuple[str, str, str]] = []
+
+    def gen(name: str, value: str) -> None:
+        rows.append(("generation", name, value))
+
     if "classifier" in g:
-        lines.append(f"  generation: label accuracy {g['label_accuracy']:.3f} (real {g['label_accuracy_real']:.3f}; "
-                     f"classifier test accuracy {g['classifier']['test_accuracy']:.3f}), IS {g['inception_score']:.2f} "
-                     f"(real {g['inception_score_real']:.2f}), FID {g['fid']:.2f} (real train vs test "
-                     f"{g['fid_real_train_vs_test']:.2f})")
+        gen("label accuracy", f"{g['label_accuracy']:.3f} (real {g['label_accuracy_real']:.3f}; classifier test "
+                              f"accuracy {g['classifier']['test_accuracy']:.3f})")
+        gen("IS", f"{g['inception_score']:.2f} (real {g['inception_score_real']:.2f})")
+        gen("FID", f"{g['fid']:.2f} (real train vs test {g['fid_real_train_vs_test']:.2f})")
     if "label_accuracy_vocoded" in g:
-        lines.append("  generation: label accuracy after vocoding and re-analysis: "
-                     + ", ".join(f"{k} {v:.3f}" for k, v in g["label_accuracy_vocoded"].items()))
-    lines.append(f"  generation: NDB {g['ndb']}/{g['bins']}, JSD {g['jsd']:.3f}, diversity {g['diversity_generated']:.3f} "
-                 f"(real {g['diversity_real']:.3f}), nearest-train distance {g['nn_train_distance_generated']:.3f} "
-                 f"(real {g['nn_train_distance_real']:.3f})")
+        gen("label accuracy after vocoding and re-analysis",
+            ", ".join(f"{k} {x:.3f}" for k, x in g["label_accuracy_vocoded"].items()))
+    gen("NDB", f"{g['ndb']}/{g['bins']}, JSD {g['jsd']:.3f}")
+    gen("diversity", f"{g['diversity_generated']:.3f} (real {g['diversity_real']:.3f})")
+    gen("nearest-train distance", f"{g['nn_train_distance_generated']:.3f} (real {g['nn_train_distance_real']:.3f})")
     if "fine_structure" in g:
         f = g["fine_structure"]
-        lines.append(f"  generation: low-band ripple {f['generated']['contrast']:.3f} nats (real {f['real']['contrast']:.3f}), "
-                     f"frame-to-frame correlation {f['generated']['time_corr']:.2f} (real {f['real']['time_corr']:.2f})")
+        gen("low-band ripple", f"{f['generated']['contrast']:.3f} nats (real {f['real']['contrast']:.3f}), "
+                               f"frame-to-frame correlation {f['generated']['time_corr']:.2f} "
+                               f"(real {f['real']['time_corr']:.2f})")
     if "comb_fit" in g:
         c, r = g["comb_fit"]["generated"], g["comb_fit"]["real"]
-        lines.append(f"  generation: ripple's fit to a harmonic comb {c['fit']:.3f} (real {r['fit']:.3f}), harmonic "
-                     f"frames {c['harmonic_frames']:.3f} (real {r['harmonic_frames']:.3f}), their F0 median "
-                     f"{c['f0_hz'][1]:.0f} Hz (real {r['f0_hz'][1]:.0f})")
+        gen("ripple's fit to a harmonic comb", f"{c['fit']:.3f} (real {r['fit']:.3f}), harmonic frames "
+                                               f"{c['harmonic_frames']:.3f} (real {r['harmonic_frames']:.3f}), their "
+                                               f"F0 median {c['f0_hz'][1]:.0f} Hz (real {r['f0_hz'][1]:.0f})")
     if "harmonicity" in g:
         h = g["harmonicity"]
-        lines.append(f"  generation: periodicity of active frames {h['generated']['periodicity']:.3f}, voiced fraction "
-                     f"{h['generated']['voiced_fraction']:.3f} (real through the same vocoder "
-                     f"{h['real_vocoded']['periodicity']:.3f}, {h['real_vocoded']['voiced_fraction']:.3f})")
+        gen("periodicity of active frames", f"{h['generated']['periodicity']:.3f}, voiced fraction "
+                                            f"{h['generated']['voiced_fraction']:.3f} (real through the same vocoder "
+                                            f"{h['real_vocoded']['periodicity']:.3f}, "
+                                            f"{h['real_vocoded']['voiced_fraction']:.3f})")
     if "pitch" in g:
         for t, r in g["pitch"].get("trackers", {"pyin": g["pitch"]}).items():
-            lines.append(f"  generation: pitch accuracy by {t} {r['generated']['pitch_accuracy']:.3f} "
-                         f"(real {r['real']['pitch_accuracy']:.3f}; {r['generated']['notes']} notes)")
+            gen(f"pitch accuracy by {t}", f"{r['generated']['pitch_accuracy']:.3f} (real "
+                                          f"{r['real']['pitch_accuracy']:.3f}; {r['generated']['notes']} notes)")
     for k in [k for k in ("trained", "griffinlim") if k in v]:
         r = v[k]
         extra = "".join(f", {n} {r[n]:.3f}" for n in ("f0_rmse_cents", "vuv_error", "pesq_wb", "stoi") if n in r)
@@ -509,11 +596,16 @@ def summary_lines(m: dict) -> str:
             c = r["clips_scored"]
             extra += " (" + ", ".join(f"{n} over {c[n]} of {c['of']} clips" for n in ("f0_rmse_cents", "pesq_wb", "stoi")
                                       if n in c) + ")"
-        lines.append(f"  vocoder {r['model']}: mel-L1 {r['mel_l1']:.3f}, MR-STFT {r['mrstft']:.3f}{extra}, "
-                     f"{r['x_real_time']:.1f}x real time")
+        rows.append((f"vocoder {r['model']}", "mel-L1", f"{r['mel_l1']:.3f}, MR-STFT {r['mrstft']:.3f}{extra}, "
+                                                         f"{r['x_real_time']:.1f}x real time"))
         if "note_pitch" in r:
             p = r["note_pitch"]
-            lines.append(f"  vocoder {r['model']}: notes within 50 cents of the asked pitch: copies "
-                         f"{p['copies']['pitch_accuracy']:.3f}, originals {p['real']['pitch_accuracy']:.3f} "
-                         f"(x{p['ratio']:.2f}), note buzz {p['buzz_db']:.2f} dB")
-    return "\n".join(lines)
+            rows.append((f"vocoder {r['model']}", "notes within 50 cents of the asked pitch",
+                         f"copies {p['copies']['pitch_accuracy']:.3f}, originals {p['real']['pitch_accuracy']:.3f} "
+                         f"(x{p['ratio']:.2f}), note buzz {p['buzz_db']:.2f} dB"))
+    return rows
+
+
+def summary_lines(m: dict) -> str:
+    """The headline numbers of a metrics.json (:func:`headline_rows`), one per line, for the terminal."""
+    return "\n".join(f"  {group}: {name} {value}" for group, name, value in headline_rows(m))

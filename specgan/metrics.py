@@ -16,11 +16,10 @@ Signal metrics: :func:`f0_metrics` (log-F0 RMSE in cents and voicing error from 
 :func:`pitch_accuracy` (median pYIN pitch of a note against the asked MIDI pitch), :func:`pesq_wb`
 and :func:`stoi` (the ``pesq`` and ``pystoi`` packages); :func:`buzz_db` (hop-rate comb contrast
 against the reference, from :mod:`vocoder.buzz`); :func:`harmonicity` (how periodic the active
-frames are: a voiced vowel near 1, breath and noise near 0); :func:`fine_structure` (the same
-question asked of the mel itself: how deep its ripple across the low bands is, and whether the
-ripple moves like harmonics from frame to frame, stands still like a fixed pattern, or flips sign
-like a checkerboard); :func:`comb_fit` (whether that ripple is the harmonic comb of one F0, and
-which F0s).
+frames are: a voiced vowel near 1, breath and noise near 0). The same question asked of the mel
+itself (the low bands' ripple, and whether it is a harmonic comb) is
+:func:`specgan.stage_one.harmonics.fine_structure` and :func:`~specgan.stage_one.harmonics.comb_fit`,
+beside the comb maths they share with the generator's harmonic head.
 
 Comparisons: :func:`paired_bootstrap` — the mean per-clip difference between two systems measured
 on the same clips, with a percentile bootstrap interval over clips (is a 4-cent F0 gap real, or
@@ -33,10 +32,9 @@ import numpy as np
 
 from vocoder.buzz import buzz_db, comb_contrast_db
 
-__all__ = ["COMB_FIT_HARMONIC", "FINE_STRUCTURE_MAX_HZ", "FINE_STRUCTURE_WIDTH", "buzz_db", "comb_contrast_db",
-           "comb_fit", "comb_track", "f0_metrics", "fine_structure", "frechet_distance", "harmonicity", "inception_score", "kmeans",
-           "low_band_ripple", "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "paired_bootstrap",
-           "periodicity", "pesq_wb", "pitch_accuracy", "ripple_bands", "stoi"]
+__all__ = ["buzz_db", "comb_contrast_db", "f0_metrics", "frechet_distance", "harmonicity", "inception_score", "kmeans",
+           "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "paired_bootstrap", "periodicity",
+           "pesq_wb", "pitch_accuracy", "spectral_convergence", "stoi", "visqol_audio"]
 
 
 def inception_score(probs: np.ndarray, splits: int = 1, eps: float = 1e-12) -> tuple[float, float]:
@@ -149,7 +147,8 @@ def paired_bootstrap(a, b, n_boot: int = 2000, level: float = 0.95, seed: int = 
     out), and a percentile bootstrap interval at ``level`` from ``n_boot`` resamples of those clips
     (Efron & Tibshirani; the clip, not the frame, is the unit, since frames of a clip are not
     independent). Returns ``{"diff", "lo", "hi", "n"}``; the interval excludes 0 when the
-    difference is unlikely to be the luck of the clips drawn."""
+    difference is unlikely to be the luck of the clips drawn.
+    """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired_bootstrap: need two 1-D arrays of equal length, got {a.shape} and {b.shape}")
@@ -177,7 +176,8 @@ CREPE_VOICED = 0.21  # torchcrepe's README thresholds pitch at periodicity 0.21
 
 def _crepe(y: np.ndarray, sr: int, fmin: float, fmax: float, hop: int, model: str = "full"):
     """(f0, voiced) by torchcrepe (CREPE, Kim et al. 2018) with Viterbi decoding; a frame is voiced
-    where the network's periodicity is at least :data:`CREPE_VOICED`."""
+    where the network's periodicity is at least :data:`CREPE_VOICED`.
+    """
     try:
         import torchcrepe
     except ImportError as e:
@@ -229,7 +229,8 @@ def pitch_accuracy(wavs: list[np.ndarray], midi: list[int], sr: int, tolerance: 
     the asked MIDI pitch; also octave-tolerant (pitch class) accuracy and the mean absolute error in
     semitones. ``tracker``: ``pyin`` (librosa), ``crepe`` (torchcrepe, full model) or
     ``crepe-tiny``; each searches ±13 semitones around the asked pitch. A note with no voiced frame
-    is a miss."""
+    is a miss.
+    """
     import librosa
 
     if tracker not in PITCH_TRACKERS:
@@ -271,7 +272,8 @@ SC_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop), Hann wi
 def spectral_convergence(ref: np.ndarray, est: np.ndarray, resolutions=SC_RESOLUTIONS) -> float:
     """Spectral convergence ‖|S| − |Ŝ|‖_F / ‖|S|‖_F of the STFT magnitudes, averaged over
     ``resolutions`` (Arık et al. 2019; the full band, loud bins weigh most): 0 for an exact copy, 1
-    for silence in place of the reference, phase-blind within each frame but not across frames."""
+    for silence in place of the reference, phase-blind within each frame but not across frames.
+    """
     import scipy.signal
 
     n = min(len(ref), len(est))
@@ -290,7 +292,8 @@ def spectral_convergence(ref: np.ndarray, est: np.ndarray, resolutions=SC_RESOLU
 def visqol_audio(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
     """ViSQOL v3 audio mode (Chinen et al. 2020; the ``visqol-python`` port, offline), MOS-LQO 1-5:
     a full-band perceptual similarity for music. Both signals are resampled to the 48 kHz the mode
-    is defined at (band-limited alike, so the missing top octave costs neither)."""
+    is defined at (band-limited alike, so the missing top octave costs neither).
+    """
     import soxr
     from visqol import VisqolApi
 
@@ -374,123 +377,3 @@ def harmonicity(wavs: list[np.ndarray], sr: int, hop: int = 256, fmin: float = 6
     return {"periodicity": float(p.mean()) if p.size else float("nan"),
             "voiced_fraction": float((p > voiced).mean()) if p.size else float("nan"),
             "voiced_periodicity": float(v.mean()) if v.size else float("nan"), "frames": int(p.size)}
-
-
-FINE_STRUCTURE_WIDTH = 7  # bands of fine_structure's moving average: wider than a harmonic spacing below 1 kHz
-# Harmonic lines are resolved in the mel's low, nearly linear bands (below ~1 kHz at 64 mels and
-# 16 kHz: spacing ~46 Hz; voices 100-250 Hz put lines 2-5 bands apart); above ~1.5 kHz they are not.
-FINE_STRUCTURE_MAX_HZ = 1500.0
-
-
-def ripple_bands(mel_cfg) -> int:
-    """How many of a mel config's bands (a :class:`vocoder.mel.MelConfig`) :func:`fine_structure`
-    and :func:`comb_fit` read: those centred below :data:`FINE_STRUCTURE_MAX_HZ`."""
-    from specgan.plotting import mel_centres_hz
-
-    return int((mel_centres_hz(mel_cfg) < FINE_STRUCTURE_MAX_HZ).sum())
-
-
-def fine_structure(logmels: np.ndarray, bands: int, width: int = FINE_STRUCTURE_WIDTH,
-                   active_db: float = 30.0) -> dict[str, float]:
-    """The ripple across the lowest ``bands`` mel bands of natural-log mel magnitudes (N, n_mels, T),
-    over active frames (loudest band within ``active_db`` of the clip's loudest frame).
-
-    The ripple is each frame's low bands minus their ``width``-band moving average, the edge
-    ``width // 2`` bands dropped (the average there is one-sided). In voiced speech it is the
-    harmonic lines (2-5 bands apart below ~1 kHz at 64 mels, 16 kHz), which glide with the F0.
-
-    Returns:
-        ``contrast``: mean RMS ripple of the active frames, nats (0 for a smooth spectrum);
-        ``time_corr``: mean correlation of one active frame's ripple with the next's — a ripple
-        fixed in frequency 1, harmonics below 1 by as much as their F0 moves between frames (the
-        real digits here: ~0.77), independent noise near 0, a checkerboard (the ripple flipping
-        sign every frame, the transposed convolution's artefact) near -1. Read it beside the real
-        clips' value: it tells a checkerboard or a frozen pattern from lines that move;
-        ``frames``: active frames counted.
-    """
-    d, active = low_band_ripple(logmels, bands, width, active_db, "fine_structure")
-    energy = (d**2).sum(axis=1)
-    pair = active[:, 1:] & active[:, :-1]
-    denom = np.sqrt(energy[:, 1:] * energy[:, :-1])
-    corr = (d[:, :, 1:] * d[:, :, :-1]).sum(axis=1) / np.where(denom > 0, denom, 1.0)
-    pair &= denom > 1e-12  # a flat frame has no ripple to correlate
-    rms = np.sqrt(energy / d.shape[1])
-    return {"contrast": float(rms[active].mean()) if active.any() else float("nan"),
-            "time_corr": float(corr[pair].mean()) if pair.any() else float("nan"), "frames": int(active.sum())}
-
-
-def low_band_ripple(logmels, bands: int, width: int, active_db: float, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """(N, n_mels, T) log-mels → each frame's ripple over the lowest ``bands`` bands, around their
-    ``width``-band moving average, edges dropped and mean removed (N, bands - 2·(width // 2), T),
-    and which frames are active (N, T)."""
-    x = np.asarray(logmels, np.float64)
-    if x.ndim != 3 or x.shape[1] < bands:
-        raise ValueError(f"{who}: expected (N, n_mels >= {bands}, T) log-mels, got shape {x.shape}")
-    if width < 3 or width % 2 == 0 or bands < width + 2:
-        raise ValueError(f"{who}: width must be odd, >= 3 and at most bands - 2 (width {width}, bands {bands})")
-    h = width // 2
-    low = x[:, :bands]
-    padded = np.pad(low, ((0, 0), (h, h), (0, 0)), mode="edge")
-    smooth = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1).mean(axis=-1)
-    d = (low - smooth)[:, h : bands - h]
-    d = d - d.mean(axis=1, keepdims=True)
-    loud = x.max(axis=1)  # (N, T)
-    return d, loud >= loud.max(axis=1, keepdims=True) - active_db / 20 * np.log(10)
-
-
-COMB_FIT_HARMONIC = 0.7  # comb_fit's threshold for a frame whose ripple is a harmonic comb
-
-
-def comb_track(logmels: np.ndarray, templates: np.ndarray, f0s: np.ndarray, bands: int,
-               width: int = FINE_STRUCTURE_WIDTH, active_db: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame of log-mels (N, n_mels, T): the best correlation of its low-band ripple with the
-    ripple of one of the candidate F0s' combs (``templates`` (K, >= bands), :func:`comb_fit`'s
-    reading), and that F0 (Hz) — both (N, T), NaN for frames that are not active or have no ripple."""
-    t = np.asarray(templates, np.float64)
-    f0s = np.asarray(f0s, np.float64)
-    if t.ndim != 2 or t.shape[1] < bands or len(f0s) != len(t):
-        raise ValueError(f"comb_fit: expected templates (K, >= {bands}) and K F0s, got {t.shape} and {f0s.shape}")
-    d, active = low_band_ripple(logmels, bands, width, active_db, "comb_fit")
-    tr, _ = low_band_ripple(t[None, :, :bands].transpose(0, 2, 1), bands, width, np.inf, "comb_fit")
-    tr = tr[0].T                                                          # (K, bands')
-    tr = tr / np.maximum(np.linalg.norm(tr, axis=1, keepdims=True), 1e-12)
-    frames = d.transpose(0, 2, 1)                                         # (N, T, bands')
-    norm = np.linalg.norm(frames, axis=2, keepdims=True)
-    keep = active & (norm[..., 0] > 1e-12)                                # a flat frame has no ripple
-    best = np.full(active.shape, np.nan)
-    f0 = np.full(active.shape, np.nan)
-    c = (frames[keep] / norm[keep]) @ tr.T                                # (M, K)
-    if len(c):
-        best[keep] = c.max(axis=1)
-        f0[keep] = f0s[c.argmax(axis=1)]
-    return best, f0
-
-
-def comb_fit(logmels: np.ndarray, templates: np.ndarray, f0s: np.ndarray, bands: int,
-             width: int = FINE_STRUCTURE_WIDTH, active_db: float = 30.0) -> dict:
-    """How much each active frame's low-band ripple looks like the harmonic comb of one F0 — a
-    mel-domain harmonicity that needs no vocoder: the best correlation, over the candidate F0s
-    ``f0s`` (K,), between the frame's ripple and the ripple of that F0's comb drawn through the
-    same mel filterbank (``templates`` (K, >= bands) log contrast per band, e.g.
-    :func:`specgan.models.harmonic_templates`), both as :func:`fine_structure` takes them
-    (per frame: :func:`comb_track`).
-
-    A ripple of lines at the multiples of one F0 scores near 1 at that F0; a ripple of the right
-    depth that is not a harmonic series (a frozen pattern, noise) scores what the best of K random
-    alignments gives (~0.4-0.5 here). The real digits here: mean 0.59, 28 % of active frames at or
-    above :data:`COMB_FIT_HARMONIC`.
-
-    Returns:
-        ``fit``: the mean best correlation of the active frames; ``harmonic_frames``: the share of
-        them at or above :data:`COMB_FIT_HARMONIC`; ``f0_hz``: the 10th/50th/90th percentiles of
-        those frames' best F0 (NaN when none); ``frames``: active frames counted.
-    """
-    best, f0 = comb_track(logmels, templates, f0s, bands, width, active_db)
-    scored = np.isfinite(best)
-    best, f0 = best[scored], f0[scored]
-    if not len(best):
-        return {"fit": float("nan"), "harmonic_frames": float("nan"), "f0_hz": [float("nan")] * 3, "frames": 0}
-    hit = best >= COMB_FIT_HARMONIC
-    return {"fit": float(best.mean()), "harmonic_frames": float(hit.mean()),
-            "f0_hz": [float(v) for v in np.percentile(f0[hit], [10, 50, 90])] if hit.any() else [float("nan")] * 3,
-            "frames": int(len(best))}

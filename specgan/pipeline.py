@@ -61,11 +61,12 @@ def _train(recipe: Recipe, stage: str, force: bool, device: str, progress: bool)
 
 
 def _synth(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
-    from specgan.synth import resolve_stage_one, synth
+    from specgan.checkpoints import stage_one_path, vocoder_choice
+    from specgan.synth import synth
 
     out = recipe.work / "synth"
-    g = resolve_stage_one(recipe)
-    voc = recipe.work / "vocoder" / "model.safetensors"
+    g = stage_one_path(recipe)
+    voc = Path(vocoder_choice(recipe, recipe.synth.vocoder))
     key = _key({"synth": recipe.synth, "mel": recipe.mel, "files": _file_key(g, voc),
                 "pretrained": recipe.pretrained})
     if not force and read_marker(out / "synth.json").get("key") == key:
@@ -75,12 +76,12 @@ def _synth(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
 
 
 def _evaluate(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+    from specgan.checkpoints import stage_one_path, vocoder_choice
     from specgan.evaluate import evaluate
-    from specgan.synth import resolve_stage_one
 
     path = recipe.work / "eval" / "metrics.json"
-    g = resolve_stage_one(recipe)
-    voc = recipe.work / "vocoder" / "model.safetensors"
+    g = stage_one_path(recipe)
+    voc = Path(vocoder_choice(recipe, "auto"))
     key = _key({"evaluate": recipe.evaluate, "mel": recipe.mel, "files": _file_key(g, voc),
                 "pretrained": recipe.pretrained, "data": _file_key(recipe.work / "data" / "prepare.json")})
     if not force and read_marker(path).get("key") == key and (path.parent / "report.html").is_file():

@@ -7,23 +7,11 @@ or a test can read what a grid shows without looking at pixels.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["mel_axes", "mel_centres_hz", "save_figure"]
-
-
-@lru_cache(maxsize=8)  # MelConfig is frozen: one filterbank per config, not one per panel
-def mel_centres_hz(mel_cfg) -> np.ndarray:
-    """(n_mels,) centre frequency of each mel band in Hz (the filter's weighted mean frequency)."""
-    from vocoder.mel import mel_filterbank
-
-    fb = mel_filterbank(mel_cfg)
-    freqs = np.fft.rfftfreq(mel_cfg.n_fft, 1.0 / mel_cfg.sample_rate)
-    weight = fb.sum(axis=1)
-    return (fb @ freqs) / np.where(weight > 0, weight, 1.0)
+__all__ = ["mel_axes", "save_figure"]
 
 
 def _hz(f: float) -> str:
@@ -53,7 +41,7 @@ def mel_axes(ax, mel_cfg, n_frames: int, fontsize: float = 5.0, labels: bool = T
     ticks = np.arange(0.0, seconds + 1e-9, step)
     ax.set_xticks(ticks * mel_cfg.sample_rate / mel_cfg.hop_length - 0.5)
     ax.set_xticklabels([f"{t:g}" for t in ticks])
-    centres = mel_centres_hz(mel_cfg)[:bands]
+    centres = mel_cfg.band_centres_hz()[:bands]
     rows = np.linspace(0, len(centres) - 1, 4).round().astype(int)
     ax.set_yticks(rows)
     ax.set_yticklabels([_hz(centres[r]) for r in rows])

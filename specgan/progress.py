@@ -1,6 +1,7 @@
 """Progress for the long stages: a tqdm bar, or with ``--no-progress`` a plain line every
 ``every`` seconds (and at the end), so a log shows where a long prepare, features or evaluate run
-is without bars' carriage returns. The CLI sets :data:`ENABLED` once for the whole command."""
+is without bars' carriage returns. The CLI sets :data:`ENABLED` once for the whole command.
+"""
 
 from __future__ import annotations
 

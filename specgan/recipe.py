@@ -29,7 +29,7 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 import yaml
 
 from specgan.audio import Preprocess
-from specgan.config import SpecGANConfig
+from specgan.stage_one.config import SpecGANConfig
 from vocoder.config import VocoderConfig
 from vocoder.mel import MelConfig
 
@@ -487,7 +487,8 @@ def to_dict(obj: Any) -> Any:
 # -- loading ------------------------------------------------------------------------------
 def _deep_merge(base: dict, over: Mapping) -> dict:
     """``over`` layered on ``base``; a model spec (a mapping with ``name``) naming another model
-    replaces the base's spec instead of inheriting its parameters."""
+    replaces the base's spec instead of inheriting its parameters.
+    """
     out = copy.deepcopy(base)
     for k, v in over.items():
         other_model = isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and "name" in v \
@@ -502,7 +503,8 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
 class _RecipeLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` for recipes: no anchors or aliases (a few hundred bytes of aliases expand
     to 10^8 nodes), no duplicate keys (the second silently won), and ``1e-4`` read as a number
-    (YAML 1.1, and so PyYAML, wants ``1.0e-4``)."""
+    (YAML 1.1, and so PyYAML, wants ``1.0e-4``).
+    """
 
     def compose_node(self, parent, index):
         event = self.peek_event()
@@ -544,14 +546,16 @@ def _yaml(text: str, where: str) -> Any:
 
 def bundled_dir() -> Path:
     """The folder holding the shipped ``recipes/`` and ``pretrained/`` (package data; in a checkout
-    ``specgan/_bundled/*`` are links to the repository's own folders)."""
+    ``specgan/_bundled/*`` are links to the repository's own folders).
+    """
     return Path(__file__).resolve().parent / "_bundled"
 
 
 def find_recipe(path: str | Path) -> Path:
     """``path`` itself if it exists; else, for a bare name (``music.yaml``, ``music``) or
     ``recipes/<name>``, the bundled recipe of that name, so the README's commands work from any
-    folder and after ``pip install``."""
+    folder and after ``pip install``.
+    """
     path = Path(path).expanduser()
     if path.exists() or path.is_symlink():
         return path
@@ -568,38 +572,10 @@ def find_recipe(path: str | Path) -> Path:
     raise RecipeError(f"cannot read recipe {path}: no such file")
 
 
-def find_model(path: str | Path) -> Path:
-    """``path`` itself if it exists; else, for ``pretrained/...`` (the README's paths), the shipped
-    model of that path, so ``--vocoder pretrained/speech/vocoder.safetensors`` works from any folder
-    and after ``pip install``. Otherwise ``path`` unchanged (the caller says it is not found)."""
-    path = Path(path).expanduser()
-    if path.exists() or path.is_symlink() or not path.parts or path.parts[0] != "pretrained":
-        return path
-    shipped = bundled_dir() / path
-    if shipped.exists():
-        log.debug("model %s: not in %s; using the shipped %s", path, Path.cwd(), shipped)
-        return shipped
-    return path
-
-
-def shipped_vocoders() -> list[str]:
-    """Names of the shipped vocoders (``pretrained/<name>/vocoder.safetensors``)."""
-    root = bundled_dir() / "pretrained"
-    return sorted(p.parent.name for p in root.glob("*/vocoder.safetensors")) if root.is_dir() else []
-
-
-def find_vocoder(name: str | Path) -> Path:
-    """A vocoder model file: ``name`` as a path (:func:`find_model`), or a shipped vocoder's name
-    (``speech``, ``music``: ``pretrained/<name>/vocoder.safetensors``) when no such path exists."""
-    path = find_model(name)
-    if not path.exists() and len(path.parts) == 1 and str(name) in shipped_vocoders():
-        return bundled_dir() / "pretrained" / str(name) / "vocoder.safetensors"
-    return path
-
-
 def _read_text(path: Path) -> str:
     """A recipe file's text: a regular file of at most MAX_RECIPE_BYTES (checked before reading, so
-    ``--recipe /dev/zero`` or a FIFO is refused, not read without end)."""
+    ``--recipe /dev/zero`` or a FIFO is refused, not read without end).
+    """
     try:
         st = path.stat()
     except OSError as e:
@@ -650,7 +626,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 def _anchor_paths(raw: dict, folder: Path) -> dict:
     """A base recipe's ``pretrained:`` paths are written relative to the base's own folder: made
-    absolute before layering, so a recipe elsewhere that extends it still finds the shipped models."""
+    absolute before layering, so a recipe elsewhere that extends it still finds the shipped models.
+    """
     pre = raw.get("pretrained")
     if isinstance(pre, dict):
         for key, value in pre.items():
@@ -714,7 +691,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 def _blame(path: Path, overrides: list[str] | None, message: str) -> str:
     """Who gave the key a message starts with: the ``--set`` that set it (the last one), else the
-    recipe file."""
+    recipe file.
+    """
     key = message.split(":", 1)[0].strip()
     for item in reversed(overrides or []):
         k = item.split("=", 1)[0].strip()
@@ -765,10 +743,10 @@ def _check_model_specs(recipe: Recipe) -> None:
     checks = [("vocoder.generator", check_generator_spec, recipe.vocoder.generator),
               ("vocoder.weights", LossWeights.from_dict, recipe.vocoder.weights)]
     checks += [(f"vocoder.critics[{i}]", check_critic_spec, c) for i, c in enumerate(recipe.vocoder.critics)]
-    from specgan import models
+    from specgan.stage_one import registry as stage_one
 
-    checks += [("specgan.generator", models.check_generator_spec, recipe.specgan.generator),
-               ("specgan.critic", models.check_critic_spec, recipe.specgan.critic)]
+    checks += [("specgan.generator", stage_one.check_generator_spec, recipe.specgan.generator),
+               ("specgan.critic", stage_one.check_critic_spec, recipe.specgan.critic)]
     from vocoder.registry import ParamError
 
     for where, check, spec in checks:
@@ -798,15 +776,15 @@ def _check_model_specs(recipe: Recipe) -> None:
         except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as e:
             raise RecipeError(f"vocoder.critics[{i}]: {' '.join(str(e).split())}") from None
     # Stage one likewise (sizes: a negative width fails here, in one line). Stage one takes any
-    # n_mels >= 8 (models.grid_for pads and crops); a recipe whose stage one learns its clips (it
+    # n_mels >= 8 (stage_one.layers.grid_for pads and crops); a recipe whose stage one learns its clips (it
     # has a label) is refused here below that, one that trains only a vocoder may use any n_mels.
     n_mels = recipe.mel.n_mels
     if n_mels < 8:
         if recipe.data.label is not None:
             raise RecipeError(f"mel.n_mels ({n_mels}): stage one needs at least 8 mel bands")
         n_mels = 64
-    for where, build_fn, spec in (("specgan.generator", models.build_generator, recipe.specgan.generator),
-                                  ("specgan.critic", models.build_critic, recipe.specgan.critic)):
+    for where, build_fn, spec in (("specgan.generator", stage_one.build_generator, recipe.specgan.generator),
+                                  ("specgan.critic", stage_one.build_critic, recipe.specgan.critic)):
         try:
             with torch.device("meta"):
                 build_fn(spec, n_mels, recipe.specgan.frames, 2 if recipe.specgan.conditional else 0)
@@ -816,7 +794,8 @@ def _check_model_specs(recipe: Recipe) -> None:
 
 def _check_across_sections(recipe: Recipe) -> None:
     """Constraints between sections, checked when the recipe loads (before anything is written), so
-    a value one stage cannot use fails now and not after the stages before it have run."""
+    a value one stage cannot use fails now and not after the stages before it have run.
+    """
     mel, voc, sg = recipe.mel, recipe.vocoder, recipe.specgan
     if voc.segment_samples % mel.hop_length:
         lo = voc.segment_samples // mel.hop_length * mel.hop_length

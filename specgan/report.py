@@ -1,8 +1,10 @@
 """``specgan report``: ``<work>/eval/report.html``, one self-contained page to read and to listen.
 
-The page holds the tables of ``eval/metrics.json`` (run ``specgan evaluate`` first), then per
-label a real held-out clip beside generated ones (audio players and spectrograms), then a vocoder
-A/B on held-out clips: ground truth, the trained vocoder, Griffin-Lim. WAVs and PNGs are embedded
+The page is a view of what ``specgan evaluate`` and ``specgan synth`` wrote (run evaluate first):
+the tables of ``eval/metrics.json``, then per label a real held-out clip beside generated ones
+(synth's own files where it wrote them; the rest of synth's plan drawn here), then evaluate's
+vocoder A/B on held-out clips (ground truth, the trained vocoder, Griffin-Lim: its copies in
+``eval/copy/``). WAVs and PNGs are embedded
 as data URIs, so the file can be mailed or attached as it is. A small script in the page counts the
 audio elements that loaded (``#audio-status``), which the test reads through headless Chromium.
 """
@@ -89,85 +91,115 @@ def _vocoder_table(voc: dict) -> str:
     return f"<table>{head}{rows}</table>"
 
 
+def _synth_clips(recipe: Recipe, m: dict, vocoder_desc: str | None) -> dict:
+    """The clips synth wrote, by (label, seed) → (WAV path, its mel), when ``<work>/synth`` holds a set drawn
+    by the stage one evaluate scored through the vocoder ``vocoder_desc`` (None: any); else {}.
+    """
+    synth_dir = recipe.work / "synth"
+    try:
+        blob = json.loads((synth_dir / "synth.json").read_text())
+        mels = np.load(synth_dir / "mels.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return {}
+    gen = m["generation"]
+    same = (blob.get("stage_one"), blob.get("stage_one_step")) == (gen["model"], gen["step"]) and \
+        vocoder_desc in (None, blob.get("vocoder")) and not blob.get("interpolate") and \
+        len(mels) == len(blob.get("clips", []))
+    if not same:
+        return {}
+    return {(str(c["label"]), c["seed"]): (synth_dir / c["wav"], mels[row]) for row, c in enumerate(blob["clips"])}
+
+
 @torch.inference_mode()
-def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_clips: int = 4,
-                 vocoder_name: str = "auto") -> Path:
-    """Write ``<work>/eval/report.html`` from ``eval/metrics.json`` and fresh samples."""
+def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocoder_name: str = "auto") -> Path:
+    """Write ``<work>/eval/report.html``: a view of ``eval/`` and ``synth/``.
+
+    The tables come from ``eval/metrics.json`` (:func:`specgan.evaluate.headline_rows`, the rows
+    the terminal summary prints); the vocoder A/B plays evaluate's copy-synthesis examples
+    (``eval/copy/``); the generated clips are synth's plan (every label in turn, clip i = seed + i),
+    read from synth's own files where ``<work>/synth`` has them and drawn (stage one's one sampling
+    path, :meth:`specgan.stage_one.StageOne.sample`) only where it does not. Real held-out clips
+    are read from the data.
+
+    Args:
+        recipe: The recipe whose work dir is presented.
+        per_label: Generated clips shown per label.
+        max_labels: Labels shown (evenly spaced over the vocabulary when there are more).
+        vocoder_name: The vocoder of the generated clips (synth's files are used when synth used
+            it too).
+    """
+    import soundfile as sf
+
     from specgan.audio import load_clip
+    from specgan.checkpoints import load_pair, vocoder_choice
     from specgan.data.prepare import load_split
-    from specgan.evaluate import _is_griffinlim
-    from specgan.sampling import load_stage_one, sample
-    from specgan.synth import wav_name, load_vocoder, resolve_stage_one, synth_plan
+    from specgan.evaluate import headline_rows
+    from specgan.synth import synth_plan, wav_name
     from vocoder.mel import MelSpectrogram
-    from vocoder.registry import build_generator
 
     metrics_path = recipe.work / "eval" / "metrics.json"
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path} not found: run `specgan evaluate --recipe {recipe.path}` first")
     m = json.loads(metrics_path.read_text())
-    model = load_stage_one(resolve_stage_one(recipe))
-    voc, desc = load_vocoder(recipe, vocoder_name, model.mel_cfg)
-    voc.mel_cfg.check_compatible(model.mel_cfg, f"vocoder {desc}", "stage-one model")
-    gl = build_generator({"name": "griffinlim"}, model.mel_cfg).eval()
-    mel_cfg, sr = model.mel_cfg, model.mel_cfg.sample_rate
+    if "examples" not in m["vocoder"]:
+        raise ValueError(f"{metrics_path} was written by an older specgan (no copy-synthesis examples); run "
+                         f"`specgan evaluate --recipe {recipe.path}` again")
+    desc = str(vocoder_choice(recipe, vocoder_name))
+    written = _synth_clips(recipe, m, desc)
+    pair = None  # stage one and the vocoder, loaded only for a clip synth did not write
+
+    def generated(lab, seed) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal pair
+        if (str(lab), seed) in written:
+            path, logmel = written[(str(lab), seed)]
+            return sf.read(path, dtype="float32")[0], np.asarray(logmel)
+        if pair is None:
+            pair = load_pair(recipe, vocoder_name)
+        logmel = pair.stage_one.sample(lab, seeds=[seed])
+        return pair.vocoder(logmel.float())[0, 0, :length].numpy(), logmel[0].numpy()
+
+    mel_cfg, sr = recipe.mel, recipe.mel.sample_rate
     mel_fn = MelSpectrogram(mel_cfg)
     duration = recipe.synth.duration if recipe.synth.duration is not None else recipe.data.preprocess.clip_seconds
     length = int(round(duration * sr)) if duration else None  # as synth cuts its clips
-    lim = (mel_cfg.log_floor, float(model.stats.mean.max() + 3 * model.stats.std.max()))
-
+    gen = m["generation"]
+    vocab = gen.get("vocab") or [None]  # None: an unconditional model
     test = load_split(recipe, m.get("split", "test"))
     by_label: dict = {}
     for it in test:
         by_label.setdefault(str(it.label), []).append(it)
 
-    parts = [f"<!doctype html><html><head><meta charset=utf-8><title>specgan report: {html.escape(recipe.name)}"
-             f"</title><style>{_CSS}</style></head><body>",
-             f"<h1>specgan report: {html.escape(recipe.name)}</h1>",
-             f"<p class=note>recipe {html.escape(str(recipe.path))}; stage one {html.escape(m['generation']['model'])} "
-             f"(step {m['generation']['step']}); vocoder {html.escape(desc)}; split {html.escape(m['split'])}. "
-             f"Audio players: <span id=audio-status>not loaded</span></p>"]
-
-    gen = m["generation"]
-    parts.append("<h2>Generation (stage one)</h2>")
-    parts.append(f"<p class=note>{html.escape(gen['protocol'])}</p>")
-    names = {"inception_score": "Inception Score, generated", "inception_score_real": "Inception Score, real (ceiling)",
-             "fid": "FID, generated vs real", "fid_real_train_vs_test": "FID, real train vs real test (floor)",
-             "label_accuracy": "label accuracy, generated", "label_accuracy_real": "label accuracy, real",
-             "ndb": "NDB (bins that differ)", "bins": "NDB bins (k-means on real)", "jsd": "JSD of bin shares",
-             "diversity_generated": "diversity (mean pairwise distance), generated",
-             "diversity_real": "diversity, real", "nn_train_distance_generated": "distance to nearest train clip, "
-             "generated", "nn_train_distance_real": "distance to nearest train clip, real held-out"}
-    rows = [(name, gen[k]) for k, name in names.items() if k in gen]
-    if "classifier" in gen:
-        rows.insert(0, ("classifier test accuracy (real)", gen["classifier"]["test_accuracy"]))
-    for k, v in gen.get("label_accuracy_vocoded", {}).items():
-        rows.append((f"label accuracy after vocoding ({k}) and re-analysis", v))
-    if "pitch" in gen:
-        rows += [("pitch accuracy, generated (±0.5 semitone)", gen["pitch"]["generated"]["pitch_accuracy"]),
-                 ("pitch accuracy, real", gen["pitch"]["real"]["pitch_accuracy"]),
-                 ("pitch-class accuracy, generated", gen["pitch"]["generated"]["pitch_class_accuracy"])]
-    parts.append(_table(rows))
-
-    parts.append("<h2>Per label: real vs generated</h2><table><tr><th>label</th><th>label accuracy "
-                 "(generated / real)</th><th>real</th><th>generated</th></tr>")
-    labels = list(model.vocab) if model.generator.n_classes else [None]
+    labels = list(vocab)
     plan = synth_plan(labels, per_label * len(labels), recipe.synth.seed)
     if len(labels) > max_labels:
         labels = [labels[i] for i in np.linspace(0, len(labels) - 1, max_labels).round().astype(int)]
-    per = gen.get("label_accuracy_per_label", {})
+    cells: dict = {}
     for lab in labels:
-        real_cells = ""
+        real = None
         if str(lab) in by_label:
             it = by_label[str(lab)][0]
             y = load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)
-            real_cells = _clip(f"real {it.id}", y, mel_fn(torch.from_numpy(y)[None])[0].numpy(), sr, lim)
-        # synth's own plan (every label in turn, clip i = seed + i): each clip here is the WAV that
-        # `specgan synth --n <enough> --seed <synth.seed>` writes under the name in its caption
+            real = (f"real {it.id}", y, mel_fn(torch.from_numpy(y)[None])[0].numpy())
         seeds = [s for lab2, s in plan if lab2 == lab][:per_label]
-        logmel = torch.cat([sample(model, 1, labels=lab, seed=s)[1] for s in seeds])
-        wavs = voc(logmel.float())[:, 0]
-        gen_cells = "".join(_clip(f"seed {s}: {wav_name(lab, s)}", w[:length].numpy(), logmel[j].numpy(), sr, lim)
-                            for j, (s, w) in enumerate(zip(seeds, wavs, strict=True)))
+        cells[lab] = real, [(f"seed {s}: {wav_name(lab, s)}", *generated(lab, s)) for s in seeds]
+    shown = [c[2] for real, fakes in cells.values() for c in ([real] if real else []) + fakes]
+    lim = (mel_cfg.log_floor, float(max(x.max() for x in shown)) if shown else 0.0)
+
+    parts = [f"<!doctype html><html><head><meta charset=utf-8><title>specgan report: {html.escape(recipe.name)}"
+             f"</title><style>{_CSS}</style></head><body>",
+             f"<h1>specgan report: {html.escape(recipe.name)}</h1>",
+             f"<p class=note>recipe {html.escape(str(recipe.path))}; stage one {html.escape(gen['model'])} "
+             f"(step {gen['step']}); vocoder {html.escape(desc)}; split {html.escape(m['split'])}. "
+             f"Audio players: <span id=audio-status>not loaded</span></p>"]
+    parts.append("<h2>Generation (stage one)</h2>")
+    parts.append(f"<p class=note>{html.escape(gen['protocol'])}</p>")
+    parts.append(_table([(name, value) for group, name, value in headline_rows(m) if group == "generation"]))
+    parts.append("<h2>Per label: real vs generated</h2><table><tr><th>label</th><th>label accuracy "
+                 "(generated / real)</th><th>real</th><th>generated</th></tr>")
+    per = gen.get("label_accuracy_per_label", {})
+    for lab, (real, fakes) in cells.items():
+        real_cells = _clip(*real[:2], real[2], sr, lim) if real else ""
+        gen_cells = "".join(_clip(caption, y, logmel, sr, lim) for caption, y, logmel in fakes)
         acc = per.get(str(lab), {})
         acc_txt = f"{_fmt(acc.get('generated', ''))} / {_fmt(acc.get('real', ''))}" if acc else ""
         parts.append(f"<tr><th>{html.escape(str(lab))}</th><td class=num>{acc_txt}</td><td>{real_cells}</td>"
@@ -177,18 +209,17 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, ab_cl
     parts.append("<h2>Vocoder (stage two): copy synthesis</h2>")
     parts.append(f"<p class=note>{html.escape(m['vocoder']['protocol'])}</p>")
     parts.append(_vocoder_table(m["vocoder"]))
-    pairs = [("Griffin-Lim", gl)] if _is_griffinlim(voc) else [("trained", voc), ("Griffin-Lim", gl)]
+    names = [k for k in ("trained", "griffinlim") if k in m["vocoder"]]
     parts.append("<table><tr><th>clip</th><th>ground truth</th>" + "".join(
-        f"<th>{'trained vocoder' if n == 'trained' else n}</th>" for n, _ in pairs) + "</tr>")
-    for it in test[:ab_clips]:
-        y = load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)
-        y = mel_cfg.crop_samples(y)
-        mel = mel_cfg.crop_frames(mel_fn(torch.from_numpy(y)[None]), y.size)
-        cells = [_clip("ground truth", y, mel[0].numpy(), sr, lim)]
-        for name, g in pairs:
-            y_hat = g(mel)[0, 0].numpy()
-            cells.append(_clip(name, y_hat, mel_fn(torch.from_numpy(y_hat)[None])[0].numpy(), sr, lim))
-        parts.append(f"<tr><th>{html.escape(it.id)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        f"<th>{'trained vocoder' if n == 'trained' else 'Griffin-Lim'}</th>" for n in names) + "</tr>")
+    for i, files in enumerate(m["vocoder"]["examples"]):
+        cells = []
+        for n, caption in (("truth", "ground truth"), *((n, n) for n in names)):
+            if n not in files:
+                continue
+            y, _ = sf.read(recipe.work / "eval" / files[n], dtype="float32")  # evaluate's own copies
+            cells.append(_clip(caption, y, mel_fn(torch.from_numpy(y)[None])[0].numpy(), sr, lim))
+        parts.append(f"<tr><th>{i}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append("</table>")
     parts.append(f"<details><summary>metrics.json</summary><pre>{html.escape(json.dumps(m, indent=1))}</pre>"
                  f"</details>{_SCRIPT}</body></html>")

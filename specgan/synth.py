@@ -4,10 +4,8 @@ Which models: the recipe's own trained ones when its work dir has them, else the
 named in ``pretrained:`` — so ``specgan synth --recipe recipes/music.yaml`` works on a fresh
 clone. The vocoder is one flag (``--vocoder``) or one key (``synth.vocoder``): ``auto``,
 ``griffinlim`` (no training), a vocoder registry name with no weights, or a ``model.safetensors``
-path / run folder. ``auto`` = the recipe's own trained vocoder, else the shipped one its
-``pretrained.vocoder`` names, else Griffin-Lim (a shipped recipe names a vocoder only where it
-beats Griffin-Lim, so the choice travels with the shipped models). A vocoder whose MelConfig differs from the stage-one model's is refused,
-naming the fields.
+path / run folder. Both are found and loaded by :func:`specgan.checkpoints.load_pair` (which
+refuses a vocoder whose MelConfig differs from the stage-one model's, naming the fields).
 """
 
 from __future__ import annotations
@@ -26,70 +24,17 @@ import torch
 from specgan.recipe import Recipe
 from vocoder.checkpoint import atomic_write
 
-__all__ = ["SynthResult", "load_vocoder", "resolve_stage_one", "synth", "synth_plan", "vocode_files",
-           "wav_name"]
+__all__ = ["SynthResult", "synth", "synth_plan", "vocode_files", "wav_name"]
 
 log = logging.getLogger(__name__)
 
 MAX_CLIPS = 100_000  # per synth call
 
 
-def resolve_stage_one(recipe: Recipe) -> Path:
-    """``<work>/specgan/model.safetensors`` if trained, else ``pretrained.specgan``."""
-    own = recipe.work / "specgan" / "model.safetensors"
-    if own.is_file():
-        return own
-    if recipe.pretrained.specgan:
-        path = recipe.resolve(recipe.pretrained.specgan)
-        if path.is_file():
-            return path
-        raise FileNotFoundError(f"pretrained.specgan: {path} not found (and {own} not trained)")
-    raise FileNotFoundError(f"no stage-one model: {own} not found and the recipe sets no pretrained.specgan; "
-                            f"train it with `specgan train --recipe {recipe.path} --stage specgan`")
-
-
-def load_vocoder(recipe: Recipe | None, which: str, mel_cfg, device="cpu"):
-    """A vocoder generator for ``which`` (see the module docstring); returns (generator, description)."""
-    import vocoder
-    from vocoder.registry import GENERATORS, build_generator
-
-    if which == "auto":
-        if recipe is None:
-            raise ValueError("--vocoder auto needs --recipe")
-        own = recipe.work / "vocoder" / "model.safetensors"
-        if own.is_file():
-            path = own
-        elif recipe.pretrained.vocoder:
-            path = recipe.resolve(recipe.pretrained.vocoder)
-            if not path.is_file():
-                raise FileNotFoundError(f"pretrained.vocoder: {path} not found (and {own} not trained)")
-        else:  # the shipped models' choice: their recipe names no vocoder where none beats Griffin-Lim
-            log.info("vocoder auto: %s not trained and the recipe ships no vocoder: Griffin-Lim", own)
-            which = "griffinlim"
-        if which != "griffinlim":
-            which = str(path)
-    from specgan.recipe import find_vocoder, shipped_vocoders
-
-    path = find_vocoder(which)
-    if path.is_dir():
-        path = path / "model.safetensors"
-    if path.suffix == ".safetensors" or path.exists():
-        g = vocoder.load(path, device)
-        return g, str(path)
-    if which in GENERATORS:
-        g = build_generator({"name": which}, mel_cfg)
-        if any(True for _ in g.parameters()):
-            raise ValueError(f"--vocoder {which}: a trainable vocoder needs its trained weights; "
-                             f"give the path of its model.safetensors")
-        from vocoder.inference import for_inference
-
-        return for_inference(g.to(device)), which
-    raise FileNotFoundError(f"--vocoder {which!r}: no such file, and not one of: auto, griffinlim, "
-                            f"{', '.join(shipped_vocoders())} (the shipped ones) or a model.safetensors path")
-
-
 @dataclass
 class SynthResult:
+    """What one synth call wrote: the folder, its WAVs, and each clip's label and seed."""
+
     out: Path
     wavs: list[Path]
     labels: list
@@ -110,7 +55,8 @@ def synth_plan(chosen: list, n: int, seed: int) -> list[tuple[object, int]]:
     """What synth draws: clip i is (label ``chosen[i % len(chosen)]``, noise seed ``seed + i``).
 
     The report (:mod:`specgan.report`) shows clips of the same plan, so a clip heard there is the
-    file ``wav_name(label, seed)`` of ``specgan synth`` with the same ``--seed``."""
+    file ``wav_name(label, seed)`` of ``specgan synth`` with the same ``--seed``.
+    """
     return [(chosen[i % len(chosen)], seed + i) for i in range(n)]
 
 
@@ -119,7 +65,8 @@ _SET_FILES = ("synth.json", "mels.npy", "grid.png")
 
 def _check_replaceable(out: Path) -> None:
     """``out`` is replaced as a whole by a synth call: refuse anything but a missing or empty folder,
-    or one holding a previous synth set (its synth.json, WAVs, mels.npy, grid.png; no sub-folders)."""
+    or one holding a previous synth set (its synth.json, WAVs, mels.npy, grid.png; no sub-folders).
+    """
     if not out.exists():
         return
     if not out.is_dir():
@@ -146,7 +93,8 @@ def _pid_alive(pid: int) -> bool:
 
 def _recover(out: Path) -> None:
     """Tidy what a killed synth call left beside ``out``: its unfinished ``.<name>.tmp-<pid>`` set is
-    removed; a set moved aside for the swap (``.<name>.old-<pid>``) is put back if ``out`` is gone."""
+    removed; a set moved aside for the swap (``.<name>.old-<pid>``) is put back if ``out`` is gone.
+    """
     for p in sorted(out.parent.glob(f".{out.name}.*-*")):
         kind, _, pid = p.name[len(out.name) + 2 :].rpartition("-")
         if kind not in ("tmp", "old") or not pid.isdigit() or _pid_alive(int(pid)) or not p.is_dir():
@@ -172,7 +120,8 @@ def _swap_in(stage: Path, out: Path) -> None:
 
 def _grid_png(path: Path, mels: np.ndarray, titles: list[str], suptitle: str, mel_cfg=None) -> None:
     """Up to 32 log-mels, 8 per row, each with time (s) and frequency (Hz) ticks; ``suptitle`` names
-    the models (also written into the PNG's ``Title``)."""
+    the models (also written into the PNG's ``Title``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -212,8 +161,9 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
     One call writes one complete set: everything goes into a sibling ``.<out>.tmp-<pid>`` folder
     that replaces ``out`` only when finished, so ``out`` holds either the previous set or this one,
     never a mix, and an interrupted call (exception, Ctrl-C) leaves the previous set untouched.
-    ``out`` must therefore be new, empty, or a previous synth set (anything else is refused)."""
-    from specgan.sampling import load_stage_one
+    ``out`` must therefore be new, empty, or a previous synth set (anything else is refused).
+    """
+    from specgan.checkpoints import load_pair
     from specgan.training import pick_device
 
     sc = recipe.synth
@@ -227,10 +177,8 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
                          f"offsets (clip i uses seed + i) and different --out folders")
     if interpolate is not None and not 2 <= points <= MAX_CLIPS:
         raise ValueError(f"--points must be 2 to {MAX_CLIPS} for a latent walk, got {points}")
-    g_path = resolve_stage_one(recipe)
-    model = load_stage_one(g_path, dev)
-    voc, voc_desc = load_vocoder(recipe, vocoder_name or sc.vocoder, model.mel_cfg, dev)
-    voc.mel_cfg.check_compatible(model.mel_cfg, f"vocoder {voc_desc}", f"stage-one model {g_path}")
+    pair = load_pair(recipe, vocoder_name or sc.vocoder, dev)
+    model, g_path, voc, voc_desc = pair.stage_one, pair.stage_one_path, pair.vocoder, pair.vocoder_desc
     mel_cfg = model.mel_cfg
     span = model.generator.frames * mel_cfg.hop_length
     duration = duration if duration is not None else sc.duration
@@ -241,7 +189,7 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
         raise ValueError(f"--duration {duration}: this model generates 1 to {span} samples "
                          f"({span / mel_cfg.sample_rate:.3f} s) per clip")
 
-    conditional = model.generator.n_classes > 0
+    conditional = model.conditional
     if labels is None:
         labels = sc.labels
     if not conditional and labels:
@@ -280,7 +228,8 @@ def synth(recipe: Recipe, n: int | None = None, labels: list | None = None, seed
 def _out_lock(out: Path):
     """One synth per output folder at a time (an exclusive ``flock`` on ``.<name>.lock`` beside it,
     released however the process ends): a second call into the same ``--out`` is refused at once
-    instead of silently replacing the first's set."""
+    instead of silently replacing the first's set.
+    """
     import fcntl
 
     from specgan.workdir import WorkDirBusy
@@ -310,42 +259,33 @@ def _out_lock(out: Path):
 def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, labels, seed, length,
                interpolate, points, dev, progress, extra) -> SynthResult:
     """The body of :func:`synth`: sample, vocode and write the set into ``stage`` (paths in the
-    result are the final ones under ``out``)."""
+    result are the final ones under ``out``).
+    """
     from tqdm import tqdm
 
     from specgan.audio import write as write_audio
-    from specgan.sampling import noise, walk_latents
 
     mel_cfg = model.mel_cfg
-    conditional = model.generator.n_classes > 0
-
-    g = model.generator
-
-    def draw(z, chunk):
-        with torch.no_grad():
-            if not conditional:
-                return model.stats.denormalize(g(z.to(dev))[:, 0])
-            y = torch.tensor([model.label_index(lab) for lab, _ in chunk], device=dev)
-            return model.stats.denormalize(g(z.to(dev), y)[:, 0])
-
-    # One clip per forward pass, in stage one and in the vocoder: a batched convolution may sum in
-    # another order than a lone one (186 LSB apart after Griffin-Lim, measured), so drawing clip by
-    # clip is what makes `--label L --seed S --n 1` write the very samples of the set's file
-    # (tests/test_mistakes_caught.py). The cost is small: the vocoders run per clip anyway
-    # (PGHI, the numba Griffin-Lim) and stage one is a few ms a clip.
+    conditional = model.conditional
+    # One clip per forward pass, in stage one (StageOne.sample's default) and in the vocoder: a
+    # batched convolution may sum in another order than a lone one (186 LSB apart after
+    # Griffin-Lim, measured), so drawing clip by clip is what makes `--label L --seed S --n 1`
+    # write the very samples of the set's file (tests/test_mistakes_caught.py). The cost is
+    # small: the vocoders run per clip anyway (PGHI, the numba Griffin-Lim) and stage one is a
+    # few ms a clip.
     if interpolate is not None:
         a, b = interpolate
         lab = (labels or model.vocab)[0] if conditional else None
         plan = [(lab, None)] * points
         width = max(2, len(str(points - 1)))
         names = [wav_name(lab, None, prefix=f"walk{a}-{b}_{i:0{width}d}") for i in range(points)]
-        z_walk = walk_latents(g.z_dim, a, b, points)
-        clips = (draw(z_walk[i : i + 1], plan[i : i + 1]) for i in range(points))
+        walk = model.interpolate(a, b, points, lab)
+        clips = (walk[i : i + 1] for i in range(points))
     else:
         chosen = list(labels) if labels else (list(model.vocab) if conditional else [None])
         plan = synth_plan(chosen, n, seed)
         names = [wav_name(lab, s) for lab, s in plan]
-        clips = (draw(noise(g.z_dim, s), [(lab, s)]) for lab, s in plan)
+        clips = (model.sample(lab, seeds=[s]) for lab, s in plan)
 
     wavs, all_logmel = [], []
     with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= 4) as bar:
@@ -375,7 +315,8 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
 
 def _npy_rows(item: Path) -> int | None:
     """Rows of a log-mel ``.npy`` from its header only: None for (n_mels, T), N for (N, n_mels, T)
-    (synth's own ``mels.npy``); anything else is refused, naming the file."""
+    (synth's own ``mels.npy``); anything else is refused, naming the file.
+    """
     try:
         arr = np.load(item, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -391,7 +332,8 @@ def _npy_rows(item: Path) -> int | None:
 def _vocode_targets(inputs: list[Path], out: Path) -> list[tuple[Path, int | None, Path]]:
     """(input, row, output) per WAV to write: ``<out>/<stem>.wav`` per input, ``<out>/<stem>_<i>.wav``
     per row of an (N, n_mels, T) ``.npy``; a name already taken (a/x.wav and b/x.wav, or x.wav and
-    x.npy) gets ``-2``, ``-3``... An output that is one of the inputs is refused before any work."""
+    x.npy) gets ``-2``, ``-3``... An output that is one of the inputs is refused before any work.
+    """
     taken: set[str] = set()
     jobs = []
     for item in inputs:
@@ -417,7 +359,8 @@ def _vocode_targets(inputs: list[Path], out: Path) -> list[tuple[Path, int | Non
 def _check_vocode_input(item: Path, row: int | None, mel_cfg) -> None:
     """One input of ``vocode``, checked without vocoding it: a ``.npy`` must hold real, finite
     (n_mels, T ≥ 1) log-mels of the vocoder's n_mels (read in slices: a long one is never whole in
-    memory); an audio file must be one libsndfile reads, with samples."""
+    memory); an audio file must be one libsndfile reads, with samples.
+    """
     import soundfile as sf
 
     if item.suffix != ".npy":
@@ -459,7 +402,8 @@ def human_bytes(n: float) -> str:
 def _write_streamed(path: Path, pieces, sr: int) -> Path:
     """Write (1, samples) waveform pieces into ``path`` as 16-bit WAV as they come, under a hidden
     temporary name renamed into place at the end: a killed or failed run leaves no WAV that reads as
-    whole, and what was there before stays until the new file is complete."""
+    whole, and what was there before stays until the new file is complete.
+    """
     import soundfile as sf
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -478,7 +422,8 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
     """Copy synthesis: each ``.wav`` (→ its log-mel in the vocoder's MelConfig) or ``.npy`` log-mel
     ((n_mels, T), or synth's (N, n_mels, T) ``mels.npy``; the vocoder's MelConfig) → ``<out>/<stem>.wav``
     (``<stem>_000.wav``... per row; see :func:`_vocode_targets`: never over an input, never two
-    inputs onto one file), long inputs in overlapping chunks."""
+    inputs onto one file), long inputs in overlapping chunks.
+    """
     from specgan.audio import read as read_audio
     from specgan.training import pick_device
     from vocoder.inference import vocode_stream
@@ -494,7 +439,7 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
     jobs = _vocode_targets(inputs, out)
     dev = pick_device(device)
     mel_cfg = recipe.mel if recipe is not None else None
-    from specgan.recipe import find_vocoder
+    from specgan.checkpoints import find_vocoder, load_vocoder
 
     given = find_vocoder(vocoder_name)
     if not given.exists() and (given.suffix == ".safetensors" or len(given.parts) > 1):

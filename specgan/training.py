@@ -219,7 +219,8 @@ def train_to_cpu_budget(out: Path, budget: float, train) -> float:
 def _start(trainer, p: Plan, recipe: Recipe, out: Path, target: int, init_from: str | None) -> None:
     """Either stage, before fit: weights from --init-from or the resumed state, the resolved recipe
     beside the run, and a model file rewritten when it is missing or older than a finished state
-    (killed between the two files, or removed)."""
+    (killed between the two files, or removed).
+    """
     if init_from:
         _init_from(trainer, Path(init_from))
     elif p.action in ("resume", "up-to-date"):
@@ -234,7 +235,8 @@ def _start(trainer, p: Plan, recipe: Recipe, out: Path, target: int, init_from: 
 def _init_from(trainer, path: Path) -> None:
     """Fine-tuning: weights from another run's state.pt (generator and critics), or, for the
     vocoder, the generator of a model file (``model.safetensors``, a run folder, a shipped
-    ``pretrained/...`` path; the critics start fresh). Same architecture and mel, or one line."""
+    ``pretrained/...`` path; the critics start fresh). Same architecture and mel, or one line.
+    """
     path, model_file = _init_file(path)
     if model_file.suffix == ".safetensors":
         if trainer.progress_name != "vocoder":
@@ -258,8 +260,9 @@ def _init_from(trainer, path: Path) -> None:
 
 def _init_file(init_from: str | Path) -> tuple[Path, Path]:
     """(the path ``--init-from`` names, resolved as ``--vocoder`` resolves it; the file to read: a
-    run folder's model.safetensors, else the path itself)."""
-    from specgan.recipe import find_vocoder
+    run folder's model.safetensors, else the path itself).
+    """
+    from specgan.checkpoints import find_vocoder
 
     path = find_vocoder(init_from)
     if not path.exists():
@@ -269,7 +272,8 @@ def _init_file(init_from: str | Path) -> tuple[Path, Path]:
 
 def _check_vocoder_init(recipe: Recipe, init_from: str) -> Path:
     """The file ``--init-from`` names, resolved (shipped names too); a model file whose mel or
-    generator family differs from the recipe's is refused here, naming what differs."""
+    generator family differs from the recipe's is refused here, naming what differs.
+    """
     from vocoder.mel import MelConfig
 
     path, model_file = _init_file(init_from)
@@ -292,11 +296,12 @@ def _check_vocoder_init(recipe: Recipe, init_from: str) -> Path:
 
 def _init_generator_from_model(trainer, path: Path) -> None:
     """The vocoder's generator from a model file (e.g. a shipped float16 one, made float32 here);
-    its mel and family were checked by :func:`_check_vocoder_init` before anything was set aside."""
-    import vocoder
+    its mel and family were checked by :func:`_check_vocoder_init` before anything was set aside.
+    """
+    from specgan.checkpoints import load_vocoder
 
     try:
-        g = vocoder.load(path)
+        g, _ = load_vocoder(None, str(path), None)
     except (CheckpointError, OSError, ValueError) as e:
         raise ValueError(f"--init-from {path}: {e}") from None
     try:
@@ -320,10 +325,11 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
                   meta: dict | None = None) -> dict:
     """Train stage one on the recipe's cached train features into ``<work>/specgan`` (or ``out``),
     for ``steps`` steps or until ``cpu_seconds`` of CPU time are used; ``meta`` adds keys to the
-    model file's metadata."""
+    model file's metadata.
+    """
     from specgan.features.cache import features_key, load_features, load_index, load_stats
-    from specgan.features.dataset import MelDataset
-    from specgan.train_gan import SpecGANTrainer
+    from specgan.stage_one.data import MelDataset
+    from specgan.stage_one.trainer import SpecGANTrainer
 
     cfg = recipe.specgan
     out = Path(out) if out else recipe.work / "specgan"

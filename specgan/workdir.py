@@ -38,7 +38,8 @@ class WorkDirBusy(RuntimeError):
 
 def read_marker(path: str | Path) -> dict:
     """A stage's JSON marker (an object), or {} when missing; a truncated or corrupt one is named in
-    one warning line and read as {} (the stage is then not up to date and rebuilds)."""
+    one warning line and read as {} (the stage is then not up to date and rebuilds).
+    """
     path = Path(path)
     if not path.is_file():
         return {}

@@ -88,10 +88,11 @@ def load_tool(name: str):
 
 
 def need_tool(program: str):
-    """Mark a test that needs a system program. CI (SPECGAN_REQUIRE_TOOLS=1) installs them, so
+    """Mark a test that needs a system program: it launches one, so it is ``slow`` (out of the
+    ``-m "not slow"`` loop, in the full suite). CI (SPECGAN_REQUIRE_TOOLS=1) installs them, so
     there a missing program is a failure, never a silent skip."""
     if shutil.which(program):
-        return lambda f: f
+        return pytest.mark.slow
     if os.environ.get("SPECGAN_REQUIRE_TOOLS") == "1":
         raise RuntimeError(f"{program} is required (SPECGAN_REQUIRE_TOOLS=1) but not installed")
     return pytest.mark.skip(reason=f"{program} not installed (apt-get install {program}); .ci/run installs it")

@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 if stage == "specgan":
     from test_specgan_train import cfg, data
 
-    from specgan.train_gan import SpecGANTrainer
+    from specgan.stage_one.trainer import SpecGANTrainer
 
     tr = SpecGANTrainer(cfg(steps=steps, save_every=2), data(), out / "run", seed=5)
 else:

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from specgan.classifier import load_classifier, predict, train_classifier
-from specgan.features.dataset import MelDataset
+from specgan.stage_one.data import MelDataset
 from vocoder.mel import MelStats
 
 

@@ -208,7 +208,7 @@ def _check_scored_in_work_statistics(work: Path) -> None:
     import torch
     from specgan.evaluate import generation_draw, generation_metrics, in_work_statistics
     from specgan.recipe import load_recipe
-    from specgan.sampling import load_stage_one
+    from specgan.stage_one import load as load_stage_one
     from vocoder.mel import MelStats
 
     torch.set_num_threads(1)
@@ -235,6 +235,22 @@ def _check_scored_in_work_statistics(work: Path) -> None:
     for k in ("fid", "inception_score", "nn_train_distance_generated", "diversity_generated"):
         assert mb[k] == pytest.approx(ma[k], rel=1e-4, abs=1e-6), k
     assert mb["comb_fit"]["generated"]["fit"] == pytest.approx(ma["comb_fit"]["generated"]["fit"], abs=1e-5)
+    # evaluate once: each generated clip goes through the synth vocoder once (label accuracy after
+    # vocoding and harmonicity share the audio), and each real clip once (harmonicity)
+    from vocoder.registry import build_generator
+
+    gl, seen = build_generator({"name": "griffinlim"}, recipe.mel).eval(), []
+
+    class Counting(torch.nn.Module):
+        registry_name = "counting"
+
+        def forward(self, mel):
+            seen.append(mel.shape[0])
+            return gl(mel)
+
+    mc = generation_metrics(recipe, a, Counting())
+    assert set(mc["label_accuracy_vocoded"]) == {"trained", "griffinlim"} and "harmonicity" in mc
+    assert sum(seen) == 2 * mc["n"], seen
 
 
 def _check_grids_and_report_seeds(work: Path) -> None:

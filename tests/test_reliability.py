@@ -69,6 +69,7 @@ def test_bad_audio_folder_prepare_and_features_finish_with_a_summary(tmp_path):
         assert mel.shape == (64, 63) and np.isfinite(mel).all()
 
 
+@pytest.mark.slow  # each case launches the CLI
 @pytest.mark.parametrize("overrides, message", [
     (["--set", "specgan.batch_sise=4"], "specgan.batch_sise: unknown key in specgan; allowed keys:"),
     (["--set", "specgan.batch_size=many"], "specgan.batch_size: expected an integer, got str 'many'"),
@@ -88,6 +89,7 @@ def test_bad_recipes_get_one_clear_line_and_exit_2(tmp_path, overrides, message)
     assert not work.exists()  # nothing half-written
 
 
+@pytest.mark.slow  # launches the CLI
 def test_unreadable_yaml_is_one_clear_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nmel: {n_mels: [64\n")
@@ -98,7 +100,7 @@ def test_unreadable_yaml_is_one_clear_line(tmp_path):
 
 
 def test_a_truncated_checkpoint_is_detected_and_the_previous_one_used(tmp_path, caplog):
-    from specgan.train_gan import SpecGANTrainer
+    from specgan.stage_one.trainer import SpecGANTrainer
     from test_specgan_train import cfg, data
     from vocoder.checkpoint import CheckpointError, load_training_state
 

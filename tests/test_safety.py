@@ -116,7 +116,7 @@ def test_repeated_synth_calls_give_one_consistent_set_each(tiny):
 
 @pytest.mark.parametrize("fault", [KeyboardInterrupt, RuntimeError])
 def test_an_interrupted_synth_leaves_the_previous_set_untouched(tiny, monkeypatch, fault):
-    import specgan.synth as synth_mod
+    import specgan.checkpoints as synth_mod
 
     work, common = tiny
     syn = ["synth", *common, "--vocoder", "griffinlim", "--no-progress"]

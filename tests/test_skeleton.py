@@ -317,7 +317,7 @@ def test_only_the_cli_imports_the_cli():
 
 
 def test_both_trainers_run_on_the_one_skeleton():
-    from specgan.train_gan import SpecGANTrainer
+    from specgan.stage_one.trainer import SpecGANTrainer
     from vocoder.train import VocoderTrainer
     from vocoder.trainer import Trainer
 
@@ -354,7 +354,7 @@ def test_the_vocoder_trains_under_bf16_autocast(tmp_path):
 
 def test_init_from_fine_tunes_stage_one(tiny, capsys, monkeypatch):
     """--init-from works for stage one too: another run's weights, same architecture and mel."""
-    from specgan.train_gan import SpecGANTrainer
+    from specgan.stage_one.trainer import SpecGANTrainer
 
     work, common = tiny
     assert main(["train", "--stage", "specgan", *common, "--steps", "2", "--no-progress"]) == 0

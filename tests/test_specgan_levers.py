@@ -17,13 +17,17 @@ import torch
 import torch.nn.functional as F
 from conftest import load_tool, speech_like
 
-from specgan.augment import DiffAugment, gain_per_db
-from specgan.config import AugmentConfig
-from specgan.gan import fused_critic_losses, gradient_penalty, mode_seeking_loss
+from specgan.stage_one.augment import DiffAugment, gain_per_db
+from specgan.stage_one.config import AugmentConfig
+from specgan.stage_one.losses import fused_critic_losses, gradient_penalty, mode_seeking_loss
 from specgan.metrics import harmonicity
-from specgan.models import Critic, Generator
+from specgan.stage_one.critic import Critic
+from specgan.stage_one.generator import Generator
+from specgan.stage_one.harmonics import COMB_FLOOR
 from specgan.recipe import RecipeError, load_recipe
-from specgan.train_gan import MelDataset, SpecGANConfig, SpecGANTrainer
+from specgan.stage_one.config import SpecGANConfig
+from specgan.stage_one.data import MelDataset
+from specgan.stage_one.trainer import SpecGANTrainer
 from vocoder.mel import MelConfig, MelStats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +158,7 @@ def test_class_prior_starts_each_label_at_its_mean_and_is_saved_with_the_weights
     y = torch.tensor([0, 0, 0, 1, 1, 1])
     for mode in ("mean", "profile"):
         g = Generator(16, 8, z_dim=8, d=4, n_classes=3, embed_dim=4, class_prior=mode).eval()
-        g.set_class_prior(x, y)
+        g.prior.fill(x, y)
         last = [m for m in g.net if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
         torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
         out = g(torch.randn(3, 8), torch.tensor([0, 1, 2]))
@@ -167,25 +171,25 @@ def test_class_prior_starts_each_label_at_its_mean_and_is_saved_with_the_weights
     with pytest.raises(ValueError, match="class_prior must be"):
         Generator(16, 16, z_dim=8, d=4, n_classes=2, class_prior="yes")
     with pytest.raises(ValueError, match="expected mels"):
-        Generator(16, 8, z_dim=8, d=4, n_classes=2, class_prior="mean").set_class_prior(torch.zeros(2, 1, 16, 4), y[:2])
-    assert "prior" not in dict(Generator(16, 8, z_dim=8, d=4, n_classes=2).named_buffers())  # none: no new tensor
+        Generator(16, 8, z_dim=8, d=4, n_classes=2, class_prior="mean").prior.fill(torch.zeros(2, 1, 16, 4), y[:2])
+    assert not any(k.startswith("prior") for k in Generator(16, 8, z_dim=8, d=4, n_classes=2).state_dict())  # no new tensor
 
-    from specgan.checkpoints import load_stage_one
+    from specgan.stage_one import load as load_stage_one
 
     ds = data()
     t = SpecGANTrainer(cfg(), ds, tmp_path / "t", seed=1, mel=MelConfig(n_mels=16), stats=ds.stats.to_dict())
     want = torch.atanh(torch.stack([ds.x[ds.y == c].mean(0) for c in range(3)]).clamp(-0.999, 0.999))
-    torch.testing.assert_close(t.G.prior, want)
-    torch.testing.assert_close(t.G_ema.prior, want)
+    torch.testing.assert_close(t.G.prior.mean, want)
+    torch.testing.assert_close(t.G_ema.prior.mean, want)
     t.export(tmp_path / "m.safetensors")
-    torch.testing.assert_close(load_stage_one(tmp_path / "m.safetensors").generator.prior, want)
+    torch.testing.assert_close(load_stage_one(tmp_path / "m.safetensors").generator.prior.mean, want)
 
 
 def _harmonic_generator(**kw):
     mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64)
     stats = MelStats(np.full(64, -5.0), np.full(64, 2.0))
     g = Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, harmonic=True, **kw)
-    g.set_harmonic_geometry(mel, stats)
+    g.harmonic.set_geometry(mel, stats)
     return g, mel, stats
 
 
@@ -197,13 +201,13 @@ def test_harmonic_comb_has_lines_at_the_harmonics_and_is_flat_when_unvoiced():
 
     g, mel, _ = _harmonic_generator()
     centres = librosa.mel_frequencies(66, fmin=0, fmax=8000)[1:-1]
-    comb = g.harmonic_comb(torch.tensor([[125.0, 250.0, 125.0]]), torch.tensor([[1.0, 1.0, 0.0]]))[0]
+    comb = g.harmonic.comb(torch.tensor([[125.0, 250.0, 125.0]]), torch.tensor([[1.0, 1.0, 0.0]]))[0]
     on = [int(np.argmin(abs(centres - f))) for f in (250, 500, 750)]
     off = [int(np.argmin(abs(centres - f))) for f in (312.5, 437.5)]
     assert min(comb[on, 0]) > max(comb[off, 0]) + 1.0, comb[:20, 0]
-    flat = float(np.log(1 + g.COMB_FLOOR))
+    flat = float(np.log(1 + COMB_FLOOR))
     torch.testing.assert_close(comb[:, 2], torch.full((64,), flat))  # unvoiced
-    assert int(g.comb_bands) < 64 and torch.allclose(comb[int(g.comb_bands):, 0], torch.tensor(flat))
+    assert int(g.harmonic.comb_bands) < 64 and torch.allclose(comb[int(g.harmonic.comb_bands):, 0], torch.tensor(flat))
     i375 = int(np.argmin(abs(centres - 375)))  # 3·125 Hz, between 250 Hz's harmonics 1 and 2
     assert comb[i375, 0] > comb[i375, 1] + 1.0
     assert all(np.isfinite(comb.numpy()).ravel())
@@ -213,9 +217,9 @@ def test_harmonic_head_moves_its_f0_by_gradient_and_survives_save_load(tmp_path)
     """The comb is differentiable in F0: the gradient of a target comb's error pulls F0 toward
     the target. The geometry buffers round-trip through a state dict; an unset head refuses."""
     g, _, _ = _harmonic_generator()
-    target = g.harmonic_comb(torch.full((1, 4), 150.0), torch.ones(1, 4)).detach()
+    target = g.harmonic.comb(torch.full((1, 4), 150.0), torch.ones(1, 4)).detach()
     f0 = torch.full((1, 4), 146.0, requires_grad=True)
-    ((g.harmonic_comb(f0, torch.ones(1, 4)) - target) ** 2).sum().backward()
+    ((g.harmonic.comb(f0, torch.ones(1, 4)) - target) ** 2).sum().backward()
     assert (f0.grad < 0).all()  # raising F0 lowers the error
     z, y = torch.randn(2, 8, generator=gen()), torch.tensor([0, 2])
     out = g.eval()(z, y)
@@ -227,8 +231,7 @@ def test_harmonic_head_moves_its_f0_by_gradient_and_survives_save_load(tmp_path)
         Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, harmonic=True)(z, y)
     with pytest.raises(ValueError, match="f0_range"):
         Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_range=[400, 60])
-    with pytest.raises(ValueError, match="no harmonic head"):
-        Generator(64, 16, z_dim=8, d=4).set_harmonic_geometry(MelConfig(n_mels=64), MelStats(np.zeros(64), np.ones(64)))
+    assert Generator(64, 16, z_dim=8, d=4).harmonic is None  # off: no head, no tensors
 
 
 def test_binned_f0_draws_each_bins_comb_and_its_gradient_picks_the_right_bin():
@@ -237,26 +240,26 @@ def test_binned_f0_draws_each_bins_comb_and_its_gradient_picks_the_right_bin():
     from the octave below (where a regressed F0 has a local optimum of its own)."""
     g, mel, stats = _harmonic_generator(f0_bins=48)
     reg, _, _ = _harmonic_generator()
-    f0s = g.bin_f0()
+    f0s = g.harmonic.bin_f0()
     assert len(f0s) == 48 and f0s[0] == pytest.approx(60.0) and f0s[-1] == pytest.approx(400.0, rel=1e-5)
     k = int(torch.argmin(abs(f0s - 125.0)))
     onehot = torch.zeros(1, 3, 48)
     onehot[0, :, k] = 1.0
     v = torch.tensor([[1.0, 0.4, 0.0]])
-    torch.testing.assert_close(g.harmonic_comb(onehot, v), reg.harmonic_comb(f0s[k].expand(1, 3), v))
+    torch.testing.assert_close(g.harmonic.comb(onehot, v), reg.harmonic.comb(f0s[k].expand(1, 3), v))
     j = int(torch.argmin(abs(f0s - 250.0)))
     mix = torch.zeros(1, 1, 48)
     mix[0, 0, [k, j]] = 0.5
     one = torch.ones(1, 1)
-    a, b, m = (g.harmonic_comb(w, one) for w in (onehot[:, :1], onehot[:, :1].roll(j - k, -1), mix))
+    a, b, m = (g.harmonic.comb(w, one) for w in (onehot[:, :1], onehot[:, :1].roll(j - k, -1), mix))
     assert torch.all(m <= torch.maximum(a, b) + 1e-6) and torch.all(m >= torch.minimum(a, b) - 1e-6)
     # the gradient: target = bin j's comb; start from the bin an octave below it, with a little
     # of every bin; the softmax's logit gradient must favour j over k
-    target = g.harmonic_comb(onehot[:, :1].roll(j - k, -1), one).detach()
+    target = g.harmonic.comb(onehot[:, :1].roll(j - k, -1), one).detach()
     logits = torch.full((1, 1, 48), -4.0)
     logits[0, 0, k] = 4.0
     logits.requires_grad_(True)
-    ((g.harmonic_comb(torch.softmax(logits, -1), one) - target) ** 2).sum().backward()
+    ((g.harmonic.comb(torch.softmax(logits, -1), one) - target) ** 2).sum().backward()
     assert logits.grad[0, 0, j] < 0 < logits.grad[0, 0, k]  # raise j, lower k
     z, y = torch.randn(2, 8, generator=gen()), torch.tensor([0, 2])
     out = g.eval()(z, y)
@@ -278,29 +281,29 @@ def test_hard_f0_draws_one_full_comb_and_passes_the_softmax_gradient():
     bins; a non-bool is refused."""
     g, _, _ = _harmonic_generator(f0_bins=48, f0_hard=True)
     soft, _, _ = _harmonic_generator(f0_bins=48)
-    f0s = g.bin_f0()
+    f0s = g.harmonic.bin_f0()
     k, j = (int(torch.argmin(abs(f0s - f))) for f in (125.0, 250.0))
-    feat = torch.randn(2, g._last_stage_width, 32, 8, generator=gen())
+    feat = torch.randn(2, g.harmonic.source.in_channels, 32, 8, generator=gen())
     soft.load_state_dict(g.state_dict())
-    w_hard, v = g.source_params(feat)
-    w_soft, v_soft = soft.source_params(feat)
+    w_hard, v = g.harmonic.source_params(feat)
+    w_soft, v_soft = soft.harmonic.source_params(feat)
     torch.testing.assert_close(v, v_soft)
     torch.testing.assert_close(w_hard.detach(), F.one_hot(w_soft.argmax(-1), 48).float(), atol=1e-6, rtol=0)
     assert float(w_soft.max(-1).values.max()) < 0.99  # the soft head is a real mixture here
     onehot = F.one_hot(torch.tensor([[k]]), 48).float()
     one = torch.ones(1, 1)
-    target = g.harmonic_comb(F.one_hot(torch.tensor([[j]]), 48).float(), one).detach()
+    target = g.harmonic.comb(F.one_hot(torch.tensor([[j]]), 48).float(), one).detach()
     logits = torch.full((1, 1, 48), -4.0)
     logits[0, 0, k] = 4.0
     logits.requires_grad_(True)
-    drawn = g.harmonic_comb(g.bin_weights(logits), one)
-    torch.testing.assert_close(drawn, g.harmonic_comb(onehot, one))  # one full comb, at bin k
+    drawn = g.harmonic.comb(g.harmonic.bin_weights(logits), one)
+    torch.testing.assert_close(drawn, g.harmonic.comb(onehot, one))  # one full comb, at bin k
     ((drawn - target) ** 2).sum().backward()
     assert logits.grad[0, 0, j] < 0 < logits.grad[0, 0, k]
     z, y = torch.randn(2, 8, generator=gen()), torch.tensor([0, 2])
     z.requires_grad_(True)
     g.train()(z, y).sum().backward()
-    assert g.source.weight.grad is not None and g.source.weight.grad[:-1].abs().sum() > 0
+    assert g.harmonic.source.weight.grad is not None and g.harmonic.source.weight.grad[:-1].abs().sum() > 0
     with pytest.raises(ValueError, match="f0_hard picks one of the F0 bins"):
         Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_hard=True)
     with pytest.raises(ValueError, match="f0_hard must be true or false"):
@@ -310,7 +313,7 @@ def test_hard_f0_draws_one_full_comb_and_passes_the_softmax_gradient():
 def _comb_mels(f0s_hz, mel, frames=16, voiced=slice(None)):
     """Natural-log mels (N, n_mels, frames): a sloping envelope plus, in the ``voiced`` frames, the
     full-depth comb of each clip's F0 (0.4 × the template's log contrast) over the low bands."""
-    from specgan.models import harmonic_templates
+    from specgan.stage_one.harmonics import harmonic_templates
 
     tmpl, nb = harmonic_templates(mel, torch.as_tensor(f0s_hz, dtype=torch.float32))
     x = (-2.0 - 0.05 * torch.arange(float(mel.n_mels)))[None, :, None].repeat(len(f0s_hz), 1, frames)
@@ -324,7 +327,7 @@ def test_f0_tracks_read_a_combs_f0_and_the_bank_interpolates_and_keeps_labels_ap
     ends, skips clips with too few harmonic frames, fills each label's rows with its own clips'
     contours (all clips' where a label has none); the forward draws a contour of the clip's label,
     the same comb as imposing it; bad input is refused."""
-    from specgan.models import comb_f0_tracks
+    from specgan.stage_one.harmonics import comb_f0_tracks
 
     mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64)
     tracks = comb_f0_tracks(_comb_mels([110.0, 220.0], mel, voiced=slice(2, 10)), mel)
@@ -337,9 +340,9 @@ def test_f0_tracks_read_a_combs_f0_and_the_bank_interpolates_and_keeps_labels_ap
     f0[1, [2, 3, 12, 13]] = torch.tensor([100.0, 100.0, 400.0, 400.0], dtype=torch.float64)  # label 0: a rise, log-interpolated
     f0[2, 5:7] = 300.0                               # label 1: too few frames, skipped
     f0[3, :] = 150.0                                 # label 2
-    got = g.set_f0_contours(f0, torch.tensor([0, 0, 1, 2]))
+    got = g.harmonic.set_f0_contours(f0, torch.tensor([0, 0, 1, 2]))
     assert got == {"clips": 4, "contours": 3, "despiked": 0}
-    bank = g.f0_bank
+    bank = g.harmonic.f0_bank
     torch.testing.assert_close(bank[0], torch.full((16,), 100.0))
     assert bank[1, 0] == pytest.approx(100.0) and bank[1, -1] == pytest.approx(400.0)
     assert bank[1, 7] == pytest.approx(100.0 * 4 ** (4 / 9), rel=1e-5)  # geometric between 3 and 12
@@ -354,13 +357,13 @@ def test_f0_tracks_read_a_combs_f0_and_the_bank_interpolates_and_keeps_labels_ap
     again.load_state_dict(g.state_dict())  # the bank travels with the weights
     torch.testing.assert_close(again.eval()(z, y), drawn)
     zs = torch.randn(64, 8, generator=gen(1))  # the first latent picks the row: both of label 0's are drawn
-    picked = g.draw_f0(zs, torch.zeros(64, dtype=torch.long))[:, -1]
+    picked = g.harmonic.draw_f0(zs, torch.zeros(64, dtype=torch.long))[:, -1]
     assert set(picked.round().tolist()) == {100.0, 400.0}
-    torch.testing.assert_close(g.draw_f0(zs[:5], None), g.draw_f0(zs, None)[:5])  # whatever the batch
+    torch.testing.assert_close(g.harmonic.draw_f0(zs[:5], None), g.harmonic.draw_f0(zs, None)[:5])  # whatever the batch
     with pytest.raises(ValueError, match="no clip has 4 harmonic frames"):
-        g.set_f0_contours(torch.full((2, 16), nan), torch.tensor([0, 1]))
+        g.harmonic.set_f0_contours(torch.full((2, 16), nan), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"expected F0 tracks \(N, 16\)"):
-        g.set_f0_contours(torch.full((2, 15), 100.0), torch.tensor([0, 1]))
+        g.harmonic.set_f0_contours(torch.full((2, 15), 100.0), torch.tensor([0, 1]))
     with pytest.raises(RuntimeError, match="F0 bank is empty"):
         _harmonic_generator(f0_source="data")[0](z, y)
     with pytest.raises(ValueError, match="f0_source must be"):
@@ -375,7 +378,7 @@ def test_f0_despike_drops_octave_errors_keeps_glides_and_fills_the_bank_without_
     """despike_f0 drops a harmonic frame an octave (or a subharmonic) away from its neighbours'
     median, keeps a steady glide of 8 semitones over 12 frames and clips too short to judge; with
     generator.f0_despike the bank interpolates across the dropped frames."""
-    from specgan.models import despike_f0
+    from specgan.stage_one.harmonics import despike_f0
 
     nan = float("nan")
     f0 = torch.full((3, 16), nan, dtype=torch.float64)
@@ -393,12 +396,12 @@ def test_f0_despike_drops_octave_errors_keeps_glides_and_fills_the_bank_without_
     with pytest.raises(ValueError, match="window must be odd"):
         despike_f0(f0, 5.0, window=4)
     g, _, _ = _harmonic_generator(f0_source="data", f0_contours=3, f0_despike=5.0)
-    got = g.set_f0_contours(f0, torch.tensor([0, 1, 2]))
+    got = g.harmonic.set_f0_contours(f0, torch.tensor([0, 1, 2]))
     assert got == {"clips": 3, "contours": 2, "despiked": 2}
-    torch.testing.assert_close(g.f0_bank[0], torch.full((16,), 100.0))  # the errors interpolated over
+    torch.testing.assert_close(g.harmonic.f0_bank[0], torch.full((16,), 100.0))  # the errors interpolated over
     raw, _, _ = _harmonic_generator(f0_source="data", f0_contours=3)
-    raw.set_f0_contours(f0, torch.tensor([0, 1, 2]))
-    assert float(raw.f0_bank[0, 6]) == pytest.approx(200.0)  # without it, the error is a contour
+    raw.harmonic.set_f0_contours(f0, torch.tensor([0, 1, 2]))
+    assert float(raw.harmonic.f0_bank[0, 6]) == pytest.approx(200.0)  # without it, the error is a contour
     for bad in (-1.0, True, "5"):
         with pytest.raises(ValueError, match="f0_despike must be"):
             Generator(64, 16, z_dim=8, d=4, harmonic=True, f0_source="data", f0_despike=bad)
@@ -417,7 +420,7 @@ def test_f0_input_starts_as_the_model_without_it_and_then_follows_the_contour(co
     plain, _, _ = _harmonic_generator(**kw)
     f0 = torch.full((4, 16), 150.0, dtype=torch.float64)
     for m in (g, plain):
-        m.set_f0_contours(f0, torch.tensor([0, 1, 2, 0]))
+        m.harmonic.set_f0_contours(f0, torch.tensor([0, 1, 2, 0]))
     missing, unexpected = plain.load_state_dict(g.state_dict(), strict=False)
     assert not missing and all(k.startswith("f0_in.") for k in unexpected) and len(unexpected) == len(g.f0_in)
     z, y = torch.randn(3, 8, generator=gen()), torch.tensor([0, 1, 2])
@@ -430,9 +433,9 @@ def test_f0_input_starts_as_the_model_without_it_and_then_follows_the_contour(co
             m.proj.weight.fill_(0.5)
     g.zero_grad()
     # above the comb's bands (flat there) only the network can tell the two contours apart
-    top = int(g.comb_bands)
+    top = int(g.harmonic.comb_bands)
     assert not torch.allclose(g(z, y, f0=low)[:, :, top:], g(z, y, f0=high)[:, :, top:])
-    torch.testing.assert_close(g.f0_feature(torch.tensor([[60.0, 400.0, 1000.0]])),
+    torch.testing.assert_close(g.harmonic.f0_feature(torch.tensor([[60.0, 400.0, 1000.0]])),
                                torch.tensor([[[-1.0, 1.0, 1.0]]]))
     with pytest.raises(ValueError, match=r"f0 must be \(batch, frames\) \(3, 16\), got \(3, 15\)"):
         g(z, y, f0=torch.full((3, 15), 150.0))
@@ -446,7 +449,7 @@ def test_the_salience_channel_peaks_at_the_f0_of_a_comb_and_is_zero_without_ripp
     (the rows are 64 F0s over 60-400 Hz), of the size of the frame's ripple (correlation 1);
     a spectrum without ripple gives 0 everywhere; the channel is the critic's third input when
     detail is on too; an unset geometry and bad settings are refused."""
-    from specgan.models import harmonic_templates
+    from specgan.stage_one.harmonics import harmonic_templates
 
     mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64)
     stats = MelStats(np.full(64, -5.0), np.full(64, 2.0), clip_sigma=3.0)
@@ -464,7 +467,7 @@ def test_the_salience_channel_peaks_at_the_f0_of_a_comb_and_is_zero_without_ripp
     sal = critic.pitch_salience(x)
     assert sal.shape == (2, 1, 64, 16) and torch.all(sal[0, 0].argmax(0) == k)
     # the peak is the frame's ripple norm (the same ripple metrics.comb_fit takes)
-    from specgan.metrics import low_band_ripple
+    from specgan.stage_one.harmonics import low_band_ripple
 
     d, _ = low_band_ripple(logmel.double().numpy()[None, :, None], 30, 7, 30.0, "test")
     assert float(sal[0, 0, k, 0]) == pytest.approx(float(np.linalg.norm(d)), rel=1e-4)
@@ -583,9 +586,9 @@ def test_the_trainer_fills_the_harmonic_geometry_and_resumes_exactly(tmp_path, f
             critic={"name": "specgan", "d": 4, "aux_classifier": True, "salience": 1.0 if f0_bins else 0.0,
                     "detail_width": 5})
     whole = SpecGANTrainer(c, data(), tmp_path / "a", seed=1, mel=mel, stats=stats)
-    assert float(whole.G_ema.comb_sigma) == pytest.approx(0.85 * 16000 / 1024) and int(whole.G_ema.comb_bands) > 0
+    assert float(whole.G_ema.harmonic.comb_sigma) == pytest.approx(0.85 * 16000 / 1024) and int(whole.G_ema.harmonic.comb_bands) > 0
     if f0_bins:  # the bins' combs are filled: 16 wide bands resolve the high F0s' lines, flat (1) above 4 kHz
-        bank, nb = whole.G_ema.comb_bank, int(whole.G_ema.comb_bands)
+        bank, nb = whole.G_ema.harmonic.comb_bank, int(whole.G_ema.harmonic.comb_bands)
         assert bank[-1, :nb].std() > 0.1 and torch.all(bank[:, nb:] == 1)
         assert whole.D.salience_map.abs().sum() > 0  # and the critic's salience map
     whole.fit(progress=False, tensorboard=False)
@@ -614,9 +617,9 @@ def test_the_trainer_fills_the_f0_bank_from_the_training_mels_and_resumes_exactl
                        "f0_input": True},
             critic={"name": "specgan", "d": 4, "aux_classifier": True}, frames=16)
     whole = SpecGANTrainer(c, ds(), tmp_path / "a", seed=1, mel=mel, stats=stats.to_dict())
-    assert whole.f0_bank_filled == {"clips": 8, "contours": 8, "despiked": 0}
-    np.testing.assert_allclose(whole.G_ema.f0_bank[:4].numpy(), 110.0, rtol=0.017)
-    np.testing.assert_allclose(whole.G_ema.f0_bank[4:].numpy(), 220.0, rtol=0.017)
+    assert whole.prepared["G"]["f0_bank"] == {"clips": 8, "contours": 8, "despiked": 0}
+    np.testing.assert_allclose(whole.G_ema.harmonic.f0_bank[:4].numpy(), 110.0, rtol=0.017)
+    np.testing.assert_allclose(whole.G_ema.harmonic.f0_bank[4:].numpy(), 220.0, rtol=0.017)
     whole.fit(progress=False, tensorboard=False)
     part = SpecGANTrainer(c, ds(), tmp_path / "b", seed=1, mel=mel, stats=stats.to_dict())
     part.fit(steps=2, progress=False, tensorboard=False)
@@ -683,6 +686,7 @@ def test_aux_weight_and_the_head_go_together():
 
 
 # -- the full-size overlays ----------------------------------------------------------------------
+@pytest.mark.slow  # full-size models: 6-10 s each
 @pytest.mark.parametrize("overlay", ["sc09", "nsynth"])
 def test_full_size_overlays_build_and_take_one_step(overlay, tmp_path):
     """The published sizes (128 x 128, d 64) built and trained one step on tiny data; only the
@@ -709,8 +713,8 @@ def test_full_size_overlays_build_and_take_one_step(overlay, tmp_path):
                         stats=stats.to_dict())
     assert tr.G.c0 == 64 * 16 and tr.G.film is not None and tr.D.aux is not None
     if harmonic:
-        assert tr.f0_bank_filled == {"clips": 4, "contours": 4, "despiked": 0}
-        assert int(tr.G.comb_bands) > 0
+        assert tr.prepared["G"]["f0_bank"] == {"clips": 4, "contours": 4, "despiked": 0}
+        assert int(tr.G.harmonic.comb_bands) > 0
     else:  # music: each pitch's mean mel as the prior, and mode seeking
         assert tr.G.class_prior == "mean" and sc.mode_seeking == 1.0
     out = tr.train_step(tr.next_batch())
@@ -802,7 +806,7 @@ def test_ablation_tool_end_to_end(tmp_path):
 def test_ema_rampup_known_answers():
     """Fixed decay: weight 1 - decay at every step; with the ramp-up the horizon is at most
     rampup x steps, so after 1,250 steps at 0.999 the first weights count e^-10-ish, not 0.29."""
-    from specgan.train_gan import ema_weight
+    from specgan.stage_one.trainer import ema_weight
 
     assert ema_weight(0.999, 0.0, 1) == pytest.approx(1e-3)
     assert ema_weight(0.999, 0.1, 1) == 1.0            # horizon 1: the EMA starts as G itself

@@ -4,8 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from specgan.gan import critic_step_losses, fused_critic_losses, generator_loss, gradient_penalty
-from specgan.models import Critic, Generator, stages_for
+from specgan.stage_one.losses import critic_step_losses, fused_critic_losses, generator_loss, gradient_penalty
+from specgan.stage_one.critic import Critic
+from specgan.stage_one.generator import Generator
+from specgan.stage_one.layers import stages_for
 
 
 @pytest.mark.parametrize("n_mels,frames", [(64, 64), (128, 128), (64, 128), (128, 32)])
@@ -131,7 +133,7 @@ def test_fused_critic_losses_equal_the_three_forward_version():
 def test_any_mel_size_is_drawn_on_a_grid_and_cropped(n_mels, frames, grid):
     """Stage one takes the field's 80 mels (and any n_mels, frames >= 8): the generator draws the
     grid and crops it, the critic pads its input to the grid; powers of two are unchanged."""
-    from specgan.models import grid_for
+    from specgan.stage_one.layers import grid_for
 
     assert grid_for(n_mels, frames)[1:] == grid
     torch.manual_seed(0)

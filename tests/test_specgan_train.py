@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from specgan.train_gan import MelDataset, SpecGANConfig, SpecGANTrainer
+from specgan.stage_one.config import SpecGANConfig
+from specgan.stage_one.data import MelDataset
+from specgan.stage_one.trainer import SpecGANTrainer
 from vocoder.mel import MelStats
 
 
@@ -20,7 +22,8 @@ def data(n=12, n_mels=16, frames=15, seed=0):
 
 def cfg(**kw):
     base = dict(frames=16, generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4},
-                critic={"name": "specgan", "d": 4}, batch_size=4, n_critic=2, steps=4, log_every=1, save_every=2, sample_every=2)
+                critic={"name": "specgan", "d": 4}, batch_size=4, n_critic=2, steps=4, log_every=1, save_every=2,
+                sample_every=1000)  # no sample grids (matplotlib: seconds each) but where a test asks
     return SpecGANConfig(**{**base, **kw})
 
 
@@ -34,13 +37,13 @@ def test_dataset_pads_with_the_normalised_floor_and_indexes_labels():
 
 def test_resume_continues_the_step_count_and_the_run(tmp_path):
     whole = SpecGANTrainer(cfg(), data(), tmp_path / "a", seed=1)
-    whole.fit()
+    whole.fit(progress=False, tensorboard=False)
     part = SpecGANTrainer(cfg(), data(), tmp_path / "b", seed=1)
-    part.fit(steps=2)
+    part.fit(steps=2, progress=False, tensorboard=False)
     resumed = SpecGANTrainer(cfg(), data(), tmp_path / "b", seed=1)
     resumed.load_state_dict(torch.load(tmp_path / "b" / "state.pt", weights_only=False))
     assert resumed.step == 2
-    resumed.fit()
+    resumed.fit(progress=False, tensorboard=False)
     assert resumed.step == 4
     for a, b in zip(whole.G_ema.state_dict().values(), resumed.G_ema.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
@@ -51,11 +54,11 @@ def test_resume_continues_the_step_count_and_the_run(tmp_path):
 
 def test_nan_rolls_back_to_the_checkpoint_and_lowers_the_lr(tmp_path, caplog):
     tr = SpecGANTrainer(cfg(steps=2), data(), tmp_path)
-    tr.fit()  # checkpoint at step 2
+    tr.fit(progress=False, tensorboard=False)  # checkpoint at step 2
     with torch.no_grad():
         next(tr.D.parameters()).fill_(float("nan"))  # poison the critic
     with caplog.at_level("WARNING"):
-        tr.fit(steps=4)
+        tr.fit(steps=4, progress=False, tensorboard=False)
     assert tr.rollbacks == 1 and tr.step == 4
     assert "rolled back to step 2" in caplog.text
     assert tr.opt_d.param_groups[0]["lr"] == pytest.approx(0.5e-4)
@@ -68,7 +71,7 @@ def test_nan_before_any_checkpoint_is_an_error(tmp_path):
     with torch.no_grad():
         next(tr.D.parameters()).fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="before any checkpoint"):
-        tr.fit()
+        tr.fit(progress=False, tensorboard=False)
 
 
 def test_lazy_gp_and_unconditional(tmp_path):
@@ -83,46 +86,50 @@ def test_lazy_gp_and_unconditional(tmp_path):
 
 def test_sampling_api_roundtrip(tmp_path):
     import specgan
-    from specgan.sampling import interpolate
     from vocoder.mel import MelConfig
 
     ds = data()
     tr = SpecGANTrainer(cfg(), ds, tmp_path, mel=MelConfig(n_mels=16),
                         stats=MelStats(np.full(16, -5.0), np.full(16, 2.0)).to_dict())
-    tr.fit()
+    tr.fit(progress=False, tensorboard=False)
     model = specgan.load_stage_one(tmp_path / "model.safetensors")
     assert model.step == 4 and model.vocab == ["a", "b", "c"]
-    norm, logmel = specgan.sample(model, 3, labels="b", seed=7)
+    norm = model.sample_normalised("b", seeds=[7, 8, 9])
+    logmel = model.sample("b", seeds=[7, 8, 9])
     assert norm.shape == logmel.shape == (3, 16, 16) and norm.abs().max() <= 1
     torch.testing.assert_close(logmel, norm * 3 * 2.0 - 5.0)  # denormalised with the stored stats
-    again, _ = specgan.sample(model, 3, labels="b", seed=7)
-    torch.testing.assert_close(norm, again)
-    other, _ = specgan.sample(model, 3, labels="c", seed=7)
+    torch.testing.assert_close(norm, model.sample_normalised(["b"] * 3, seeds=[7, 8, 9]))
+    # a clip depends on its seed alone: drawn alone or in one batch (to rounding)
+    torch.testing.assert_close(model.sample_normalised("b", seeds=[8]), norm[1:2])
+    torch.testing.assert_close(model.sample_normalised("b", seeds=[7, 8, 9], batch_size=None), norm)
+    other = model.sample_normalised("c", seeds=[7, 8, 9])
     assert not torch.allclose(norm, other)
-    walk, _ = interpolate(model, 1, 2, steps=5, label="a")
-    first, _ = specgan.sample(model, 1, labels="a", seed=1)
-    torch.testing.assert_close(walk[0], first[0])
+    walk = model.interpolate(1, 2, points=5, label="a")
+    torch.testing.assert_close(walk[0], model.sample("a", seeds=[1])[0])
+    torch.testing.assert_close(walk[-1], model.sample("a", seeds=[2])[0], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="unknown label 'z'; this model knows: a, b, c"):
-        specgan.sample(model, 1, labels="z")
+        model.sample("z")
     with pytest.raises(ValueError, match="conditional: pass labels"):
-        specgan.sample(model, 1)
+        model.sample()
+    with pytest.raises(ValueError, match="2 labels for 3 samples"):
+        model.sample(["a", "b"], seeds=[1, 2, 3])
 
 
 def test_resume_drops_history_logged_after_the_checkpoint(tmp_path):
     part = SpecGANTrainer(cfg(), data(), tmp_path, seed=1)
-    part.fit(steps=2)
+    part.fit(steps=2, progress=False, tensorboard=False)
     with open(tmp_path / "history.jsonl", "a") as f:  # logged by a run killed before its next checkpoint
         f.write(json.dumps({"step": 3, "critic/wdist": 0.0}) + "\n")
     resumed = SpecGANTrainer(cfg(), data(), tmp_path, seed=1)
     resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
-    resumed.fit()
+    resumed.fit(progress=False, tensorboard=False)
     assert [json.loads(line)["step"] for line in open(tmp_path / "history.jsonl")] == [1, 2, 3, 4]
 
 
 def test_tensorboard_gets_the_losses_and_the_sample_grid(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    SpecGANTrainer(cfg(), data(), tmp_path).fit(progress=False)
+    SpecGANTrainer(cfg(sample_every=2), data(), tmp_path).fit(progress=False)
     acc = EventAccumulator(str(tmp_path / "logs"), size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
     tags = acc.Tags()

@@ -194,9 +194,9 @@ def test_the_walk_has_its_own_points_cap_and_batches(tmp_path, monkeypatch, caps
     one_line_error(capsys, "--points", "100000")
 
     calls = []
-    from specgan import sampling
+    from specgan import checkpoints
 
-    real = sampling.load_stage_one
+    real = checkpoints.load_stage_one
 
     def counting(*args, **kwargs):
         model = real(*args, **kwargs)
@@ -209,7 +209,7 @@ def test_the_walk_has_its_own_points_cap_and_batches(tmp_path, monkeypatch, caps
         model.generator.forward = fwd
         return model
 
-    monkeypatch.setattr(sampling, "load_stage_one", counting)
+    monkeypatch.setattr(checkpoints, "load_stage_one", counting)
     assert main(speech_synth(tmp_path, "--interpolate", "1", "2", "--points", "5", "--label", "two",
                              )) == 0
     assert calls == [1, 1, 1, 1, 1]  # one point per forward pass, as clips (bit-exact alone)

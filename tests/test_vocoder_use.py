@@ -139,7 +139,7 @@ def test_shipped_models_by_name_from_any_folder(tmp_path, monkeypatch):
     assert g.sample_rate == 16000 and specgan.shipped("music", "specgan").is_file()
     with pytest.raises(FileNotFoundError, match="shipped: music, speech"):
         specgan.shipped("nope")
-    from specgan.recipe import find_vocoder
+    from specgan.checkpoints import find_vocoder
 
     assert find_vocoder("speech") == specgan.shipped("speech")
     assert find_vocoder("exp/speech") == Path("exp/speech")  # a path stays a path

@@ -20,7 +20,7 @@ brackets: its ceiling), FID on the classifier's embeddings (real train vs real t
 the floor), NDB/k, and for pitch labels the pYIN pitch accuracy of the Griffin-Lim-vocoded
 notes (real notes in brackets), for speech the periodicity of active frames (real mels through
 Griffin-Lim in brackets; :func:`specgan.metrics.harmonicity`) and the voiced fraction, and the
-ripple of the low mel bands with its frame-to-frame correlation (:func:`specgan.metrics.fine_structure`:
+ripple of the low mel bands with its frame-to-frame correlation (:func:`specgan.stage_one.harmonics.fine_structure`:
 harmonic lines move with the F0; a checkerboard flips sign, a frozen pattern does not move).
 """
 
@@ -168,7 +168,7 @@ def run_one(args, name: str) -> dict:
 
     torch.set_num_threads(1)
     from specgan.evaluate import generation_metrics
-    from specgan.sampling import load_stage_one
+    from specgan.checkpoints import load_stage_one
     from specgan.training import train_specgan, train_to_cpu_budget
     from vocoder.registry import build_generator
 
@@ -239,7 +239,8 @@ def budget_points(out: Path) -> list[dict]:
 
 def plot_curves(work: Path, names: list[str], path: Path, recipe_name: str) -> Path:
     """Metric against CPU-minutes for each candidate's scored budgets (real held-out clips dashed),
-    and the critic's Wasserstein estimate against step (history.jsonl, smoothed over 40 logs)."""
+    and the critic's Wasserstein estimate against step (history.jsonl, smoothed over 40 logs).
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -141,9 +141,9 @@ def run_one(args, name: str) -> dict:
                              init_from=str(ROOT / init) if init else None)
 
     used = train_to_cpu_budget(out, args.cpu_minutes * 60, train)
-    import vocoder
+    from specgan.checkpoints import load_vocoder
 
-    g = vocoder.load(out / "model.safetensors")
+    g, _ = load_vocoder(None, str(out / "model.safetensors"), None)
     clips = _clips(recipe, args.split, args.max_items)
     m = copy_synthesis(g, clips, recipe, speech=is_speech(recipe))
     result = {"name": name, "what": CANDIDATES[name][0], "step": g.checkpoint_meta["step"],
@@ -161,7 +161,8 @@ FLOOR_SOURCES = ("vocoder/generators/griffinlim.py", "vocoder/generators/phase.p
 
 def _floor_key(args) -> str:
     """What the Griffin-Lim row depends on besides the recipe's data: the split and counts, and the
-    source of the floor and of every measure (a stored row from older code is measured again)."""
+    source of the floor and of every measure (a stored row from older code is measured again).
+    """
     import hashlib
 
     h = hashlib.sha256(f"{args.split} {args.max_items} {args.max_notes}".encode())

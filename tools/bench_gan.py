@@ -36,10 +36,10 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from specgan.gan import gradient_penalty
-    from specgan.config import SpecGANConfig
-    from specgan.features.dataset import MelDataset
-    from specgan.train_gan import SpecGANTrainer
+    from specgan.stage_one.losses import gradient_penalty
+    from specgan.stage_one.config import SpecGANConfig
+    from specgan.stage_one.data import MelDataset
+    from specgan.stage_one.trainer import SpecGANTrainer
     from vocoder.mel import MelStats
 
     torch.set_num_threads(args.threads)

@@ -54,7 +54,8 @@ def install(deps: Path) -> None:
 
 def _peer_modules(deps: Path):
     """(parallel_wavegan.models or None, the vocos classes or None), with the two shims: scipy's
-    moved ``kaiser`` for parallel_wavegan 0.6.1, and vocos' hub-importing ``__init__`` skipped."""
+    moved ``kaiser`` for parallel_wavegan 0.6.1, and vocos' hub-importing ``__init__`` skipped.
+    """
     sys.path.insert(0, str(deps))
     import scipy.signal
     import scipy.signal.windows
@@ -81,11 +82,11 @@ def build(name: str, mel_cfg, deps: Path):
     """One benchmarked vocoder by table name, in inference mode (None when its package is missing)."""
     import torch
 
-    import vocoder
+    from specgan.checkpoints import load_vocoder
     from vocoder.registry import build_generator
 
     if name.startswith("shipped "):
-        return vocoder.load(SHIPPED[name.split()[1]])
+        return load_vocoder(None, str(SHIPPED[name.split()[1]]), None)[0]
     if name.startswith("griffinlim"):
         return build_generator({"name": "griffinlim"}, mel_cfg).eval()
     if name.startswith("specgan "):  # the registry table
@@ -154,10 +155,10 @@ def synthetic_music(sr: int, seconds: float):
 def mel_of(kind: str, seconds: float):
     import torch
 
-    import vocoder
+    from specgan.checkpoints import load_vocoder
     from vocoder.mel import MelSpectrogram
 
-    cfg = vocoder.load(SHIPPED[kind]).mel_cfg
+    cfg = load_vocoder(None, str(SHIPPED[kind]), None)[0].mel_cfg
     y, what = (real_speech if kind == "speech" else synthetic_music)(cfg.sample_rate, seconds)
     return cfg, MelSpectrogram(cfg)(torch.from_numpy(y)[None]), what
 
@@ -259,7 +260,6 @@ def main_table(args) -> int:
 
 def registry_table(args) -> int:
     """Every registered generator (and the ablation's designs) at 22.05 kHz, 80 mels, random weights."""
-    import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

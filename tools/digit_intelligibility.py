@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from specgan.classifier import predict, train_classifier  # noqa: E402
 from specgan.data.prepare import load_split, prepare  # noqa: E402
 from specgan.features.cache import load_features, load_index, load_stats, run_features  # noqa: E402
-from specgan.features.dataset import MelDataset  # noqa: E402
+from specgan.stage_one.data import MelDataset  # noqa: E402
 from specgan.recipe import load_recipe  # noqa: E402
 
 log = logging.getLogger("digit_intelligibility")
@@ -58,7 +58,7 @@ def _items(recipe):
 
 
 def _folds(items, k: int, seed: int) -> dict[str, int]:
-    """speaker → fold, stratified by engine (a speaker of two engines is placed once)."""
+    """Speaker → fold, stratified by engine (a speaker of two engines is placed once)."""
     by_engine = defaultdict(set)
     for it in items:
         by_engine[it["labels"]["engine"]].add(it["group"])

@@ -1,4 +1,4 @@
-"""Copy-synthesis quality of several vocoders on a recipe's held-out clips, side by side.
+r"""Copy-synthesis quality of several vocoders on a recipe's held-out clips, side by side.
 
 Each clip (preprocessed exactly as in training) → log-mel with the recipe's mel → vocoder →
 waveform, compared with the original by :func:`specgan.evaluate.copy_synthesis` (mel-L1,
@@ -43,7 +43,7 @@ def main() -> int:
 
     from specgan.evaluate import _clips, copy_pitch, copy_synthesis, is_speech
     from specgan.recipe import load_recipe
-    from specgan.synth import load_vocoder
+    from specgan.checkpoints import load_vocoder
 
     torch.set_num_threads(1)
     recipe = load_recipe(args.recipe)
@@ -83,7 +83,8 @@ def main() -> int:
 
 def _paired(results: dict, cols: list[str]) -> None:
     """Each vocoder after the first minus the first, per clip: mean [95 % interval] (clips), printed
-    and stored as the vocoder's ``"paired"`` entry (so ``--json`` has it)."""
+    and stored as the vocoder's ``"paired"`` entry (so ``--json`` has it).
+    """
     from specgan.metrics import paired_bootstrap
 
     (ref_label, ref), *others = results.items()

@@ -1,4 +1,4 @@
-"""Held-out real mels against generated ones, zoomed on the low mel bands where voiced speech shows
+r"""Held-out real mels against generated ones, zoomed on the low mel bands where voiced speech shows
 its harmonic lines (and notes their lowest partials): one row per source, the same seeded draw of
 held-out labels that ``specgan evaluate`` makes (:func:`specgan.evaluate.generation_draw`), each
 panel in nats from its loudest value down ``--range`` nats.
@@ -33,7 +33,7 @@ def main() -> int:
     import specgan.evaluate as E
     from specgan.plotting import mel_axes, save_figure
     from specgan.recipe import load_recipe
-    from specgan.sampling import load_stage_one
+    from specgan.checkpoints import load_stage_one
 
     torch.set_num_threads(1)
     recipe = load_recipe(args.recipe, args.set)
@@ -42,8 +42,7 @@ def main() -> int:
         raise SystemExit(f"low_bands: {len(names)} names for {len(args.models)} models")
     rows, titles = [], []
     for path, name in zip(args.models, names, strict=True):
-        model = load_stage_one(Path(path))
-        model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {path}", f"recipe {recipe.path}")
+        model = load_stage_one(Path(path), recipe=recipe)
         real, labels, fake, model = E.generation_draw(recipe, model)  # model: in the draw's normalisation
         if not rows:
             rows.append(model.stats.denormalize(real.x[: args.n, 0]).numpy())

@@ -92,9 +92,9 @@ def main() -> int:
 
     voc = None
     if args.vocoder:
-        import vocoder
+        from specgan.checkpoints import load_vocoder
 
-        voc = vocoder.load(args.vocoder)
+        voc, _ = load_vocoder(None, args.vocoder, None)
     mel_fn = MelSpectrogram(cfg)
     rows: dict[str, list[tuple[float, ...]]] = {}
     for y in _clips(recipe, args.split, args.clips):

@@ -1,6 +1,7 @@
-"""An independent listener for spoken digits: CMU PocketSphinx (Debian's ``pocketsphinx`` and
-``pocketsphinx-en-us``: an acoustic model trained on recorded English speech, nothing of this
-project's), restricted to a grammar of the ten digit words, transcribes
+r"""An independent listener for spoken digits: CMU PocketSphinx, restricted to the ten digit words.
+
+Debian's ``pocketsphinx`` and ``pocketsphinx-en-us`` (an acoustic model trained on recorded
+English speech, nothing of this project's), with a grammar of the ten digit words, transcribes
 
 - the real held-out clips' audio (the recogniser's ceiling on this data),
 - the same clips' mels through the vocoder (Griffin-Lim unless ``--vocoder``: what vocoding costs),
@@ -47,7 +48,8 @@ def recogniser() -> str:
 def recognise(wavs: list[np.ndarray], sr: int) -> list[str]:
     """Waveforms (float, any peak) at ``sr`` → the digit word PocketSphinx hears in each ("" for
     none). Each clip is resampled to 16 kHz, peak-normalised to 0.9 and padded with 0.25 s of
-    silence on both sides (the decoder's voice-activity detection needs some)."""
+    silence on both sides (the decoder's voice-activity detection needs some).
+    """
     import soundfile as sf
     import torch
     import torchaudio.functional as AF
@@ -78,7 +80,8 @@ def recognise(wavs: list[np.ndarray], sr: int) -> list[str]:
 
 def score(heard: list[str], asked: list[str]) -> dict:
     """Share of clips heard as the asked word, overall and per word, and what the misheard ones
-    were heard as (per asked word, most frequent first)."""
+    were heard as (per asked word, most frequent first).
+    """
     if len(heard) != len(asked):
         raise ValueError(f"{len(heard)} transcripts for {len(asked)} clips")
     ok, n, wrong = Counter(), Counter(), {}
@@ -109,8 +112,7 @@ def main() -> int:
     import specgan.evaluate as E
     from specgan.audio import load_clip
     from specgan.recipe import load_recipe
-    from specgan.sampling import load_stage_one
-    from specgan.synth import load_vocoder
+    from specgan.checkpoints import load_stage_one, load_vocoder
 
     torch.set_num_threads(1)
     recipe = load_recipe(args.recipe, args.set)
@@ -119,8 +121,7 @@ def main() -> int:
     g = load_vocoder(recipe, args.vocoder, recipe.mel)[0].eval()  # every model is checked against recipe.mel
     rows: dict[str, dict] = {}
     for k, path in enumerate(args.models):
-        model = load_stage_one(Path(path))
-        model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {path}", f"recipe {recipe.path}")
+        model = load_stage_one(Path(path), recipe=recipe)
         real, labels, fake, view = E.generation_draw(recipe, model)
         asked = [str(lab).lower() for lab in labels or []]
         bad = sorted(set(asked) - set(DIGITS))

@@ -24,20 +24,18 @@ def main() -> int:
 
     import specgan.evaluate as E
     from specgan.recipe import load_recipe
-    from specgan.sampling import load_stage_one
-    from specgan.synth import load_vocoder, resolve_stage_one
+    from specgan.checkpoints import load_stage_one, load_vocoder, stage_one_path
 
     recipe = load_recipe(args.recipe, args.set)
     if recipe.data.label != "pitch":
         print(f"score_pitch: recipe {args.recipe} is not conditioned on pitch (data.label: {recipe.data.label})",
               file=sys.stderr)
         return 2
-    path = Path(args.model) if args.model else resolve_stage_one(recipe)
-    model = load_stage_one(path)
-    model.mel_cfg.check_compatible(recipe.mel, f"stage-one model {path}", f"recipe {recipe.path}")
+    path = Path(args.model) if args.model else stage_one_path(recipe)
+    model = load_stage_one(path, recipe=recipe)
     voc, desc = load_vocoder(recipe, args.vocoder, recipe.mel)
     real, labels, fake, view = E.generation_draw(recipe, model)  # the draw generation_metrics makes
-    out = E._pitch(recipe, view, fake, labels, real, voc)
+    out = E._pitch(recipe, view, E.Generated(view, fake).audio(voc), labels, real)
     out.update(model=str(path), step=model.step, vocoder=desc)
     for t, r in out["trackers"].items():
         print(f"{t}: generated {r['generated']['pitch_accuracy']:.3f}, real {r['real']['pitch_accuracy']:.3f} "

@@ -40,7 +40,7 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import vocoder
+    from specgan.checkpoints import load_vocoder
     from specgan.evaluate import _clips
     from specgan.recipe import load_recipe
     from vocoder.mel import MelSpectrogram
@@ -62,7 +62,7 @@ def main() -> int:
             label, _, path = spec.partition("=")
             if not path:
                 raise SystemExit(f"--vocoder {spec!r}: expected griffinlim or LABEL=PATH")
-            g = vocoder.load(path)
+            g, _ = load_vocoder(None, path, None)
         with torch.no_grad():
             waves[label] = g.eval()(mel)[0, 0, :n].float()
     window = torch.hann_window(1024)

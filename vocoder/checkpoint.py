@@ -68,7 +68,8 @@ class ModelFileError(ValueError):
 # -- atomic files ---------------------------------------------------------------------------
 def _keep_previous(path: Path) -> None:
     """``path`` → ``<stem>.prev<suffix>`` while ``path`` itself stays in place: a hard link where
-    the filesystem has them, else a copy (exFAT, FUSE object stores, some network mounts)."""
+    the filesystem has them, else a copy (exFAT, FUSE object stores, some network mounts).
+    """
     prev = path.with_name(f"{path.stem}.prev{path.suffix}")
     tmp = path.with_name(f".{prev.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
@@ -94,7 +95,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], keep_previou
     """Write ``path`` so that it is never seen half-written: ``write(tmp)`` into a temporary file in
     the same folder, fsync it, rename it over ``path``, fsync the folder. With ``keep_previous``
     the file it replaces stays as ``<stem>.prev<suffix>`` (a hard link, or a copy where the
-    filesystem has no hard links). A crash at any point leaves the old file or the new one."""
+    filesystem has no hard links). A crash at any point leaves the old file or the new one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -130,7 +132,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], keep_previou
 
 def trim_history(path: str | Path, step: int) -> None:
     """Drop ``history.jsonl`` lines logged after ``step`` (a resumed or rolled-back run logs them
-    again), so the history stays one line per logged step, steps increasing."""
+    again), so the history stays one line per logged step, steps increasing.
+    """
     path = Path(path)
     if not path.is_file():
         return
@@ -155,7 +158,8 @@ def save_training_state(state: dict[str, Any], path: str | Path) -> Path:
 def load_training_state(path: str | Path, device: str | torch.device = "cpu", report: bool = True) -> dict[str, Any]:
     """Load ``state.pt`` with ``weights_only=True`` (tensors and plain containers only: nothing in
     the file can run code). If it is truncated or corrupt, say so and use ``state.prev.pt``
-    (``report=False``: say nothing, for a look before the load that resumes, which says it once)."""
+    (``report=False``: say nothing, for a look before the load that resumes, which says it once).
+    """
     path = Path(path)
     prev = path.with_name(f"{path.stem}.prev{path.suffix}")
     errors = []
@@ -207,16 +211,18 @@ def _version() -> str:
     return __version__
 
 
-def save_model(path: str | Path, module: torch.nn.Module, *, kind: str, name: str, kwargs: Mapping[str, Any],
-               step: int, mel: MelConfig | None = None, stats: Mapping[str, Any] | None = None,
-               shape: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None,
-               half: bool = False) -> Path:
-    """Write ``module``'s weights and everything needed to rebuild it (atomically).
+def save_model(path: str | Path, module: torch.nn.Module | Mapping[str, torch.Tensor], *, kind: str, name: str,
+               kwargs: Mapping[str, Any], step: int, mel: MelConfig | None = None,
+               stats: Mapping[str, Any] | None = None, shape: Mapping[str, Any] | None = None,
+               extra: Mapping[str, Any] | None = None, half: bool = False, version: str | None = None) -> Path:
+    """Write ``module``'s weights and everything needed to rebuild it (atomically): the one writer
+    of model files (trainers' exports, :func:`save_generator`, the float16 copies for shipping).
 
     Args:
         path: Output ``.safetensors`` file.
         module: The model, exactly as the registered constructor builds it from ``kwargs``
-            (callers fold weight norm first where the loader builds without it).
+            (callers fold weight norm first where the loader builds without it), or its tensors
+            by name (a copy of another file).
         kind: ``"vocoder"``, ``"stage-one"`` or ``"classifier"``.
         name: Registered constructor name.
         kwargs: Constructor keyword arguments, JSON-serialisable.
@@ -225,11 +231,20 @@ def save_model(path: str | Path, module: torch.nn.Module, *, kind: str, name: st
         stats: Normalisation statistics (``MelStats.to_dict()``), where the model uses them.
         shape: Fingerprint inputs (what shaped the model); stored with their hash.
         extra: Anything else JSON-serialisable.
-        half: Store float16 (loaded back as float32).
+        half: Store float16 (loaded back as float32); a tensor float16 cannot hold (|w| > 65504)
+            is refused, naming it, before anything is written.
+        version: The package version to record (a copy keeps its source's); default: this one.
     """
-    tensors = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
-               for k, v in module.state_dict().items()}
-    meta = {"format": FORMAT, "kind": kind, "version": _version(), "name": name,
+    state = module.state_dict() if isinstance(module, torch.nn.Module) else dict(module)
+    tensors = {}
+    for key, v in state.items():
+        v = v.detach()
+        if half and v.is_floating_point():
+            if v.numel() and float(v.abs().max()) > torch.finfo(torch.float16).max:
+                raise ValueError(f"tensor {key} exceeds the float16 range")
+            v = v.half()
+        tensors[key] = v.cpu().contiguous()
+    meta = {"format": FORMAT, "kind": kind, "version": version or _version(), "name": name,
             "kwargs": json.dumps(dict(kwargs)), "step": str(int(step)), "extra": json.dumps(dict(extra or {}))}
     if mel is not None:
         meta["mel"] = json.dumps(mel.to_dict())
@@ -343,7 +358,9 @@ def _upgrade_v1(meta: dict[str, str], kind: str) -> dict[str, str]:
 
 
 def load_model(path: str | Path, build: Callable[[ModelFile], torch.nn.Module], kind: str,
-               device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelFile]:
+               device: str | torch.device = "cpu",
+               rename: Callable[[ModelFile], Callable[[str], str] | None] | None = None
+               ) -> tuple[torch.nn.Module, ModelFile]:
     """Rebuild a model written by :func:`save_model` (strict: every tensor and shape must match).
 
     Args:
@@ -352,6 +369,8 @@ def load_model(path: str | Path, build: Callable[[ModelFile], torch.nn.Module], 
             device to check shapes without allocating, then once for real.
         kind: The kind expected (a vocoder file given as a stage-one model is refused).
         device: Where the module goes.
+        rename: ``ModelFile → (tensor name in the file → the module's name for it)``, for models
+            whose tensors were renamed since the file was written (None: names as they are).
 
     Returns:
         (module in eval mode, its :class:`ModelFile`). Every failure is a :class:`ModelFileError`
@@ -362,6 +381,8 @@ def load_model(path: str | Path, build: Callable[[ModelFile], torch.nn.Module], 
     info = ModelFile(path, meta)
     if info.kind != kind:
         raise ModelFileError(f"{path}: a {info.kind} model, not a {kind} model")
+    new_name = (rename(info) if rename is not None else None) or (lambda key: key)
+    shapes = {new_name(k): v for k, v in shapes.items()}
     try:
         with torch.device("meta"):
             skeleton = build(info)
@@ -390,6 +411,7 @@ def load_model(path: str | Path, build: Callable[[ModelFile], torch.nn.Module], 
     except Exception as e:  # noqa: BLE001 (safetensors raises its own error types)
         raise ModelFileError(f"{path}: unreadable ({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     own = module.state_dict()
+    tensors = {new_name(k): v for k, v in tensors.items()}
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
     return module.to(device).eval(), info
 
@@ -406,7 +428,8 @@ def save_generator(path: str | Path, generator, spec: Mapping[str, Any], step: i
                    stats: Mapping[str, Any] | None = None, shape: Mapping[str, Any] | None = None,
                    extra: Mapping[str, Any] | None = None, half: bool = False) -> Path:
     """:func:`save_model` for a vocoder generator: rebuilt from ``spec`` (which also proves the spec
-    reproduces the architecture; deepcopy breaks weight-norm parametrisations), weight norm folded."""
+    reproduces the architecture; deepcopy breaks weight-norm parametrisations), weight norm folded.
+    """
     from vocoder.registry import build_generator
 
     g = build_generator(spec, generator.mel_cfg)
@@ -419,7 +442,8 @@ def save_generator(path: str | Path, generator, spec: Mapping[str, Any], step: i
 
 def load(path: str | Path, device: str | torch.device = "cpu"):
     """A vocoder generator from ``model.safetensors``, in eval mode, weight norm folded;
-    ``generator.checkpoint_meta`` holds the metadata (:meth:`ModelFile.as_dict`)."""
+    ``generator.checkpoint_meta`` holds the metadata (:meth:`ModelFile.as_dict`).
+    """
     g, info = load_model(path, _build_vocoder, "vocoder", device)
     g.checkpoint_meta = info.as_dict()
     return g

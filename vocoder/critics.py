@@ -33,7 +33,7 @@ def _ch(c: int, width: float) -> int:
 
 
 def _run_stack(x: torch.Tensor, convs: nn.ModuleList, post: nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """conv → leaky ReLU for each layer, then the score conv; every output is a feature map."""
+    """Conv → leaky ReLU for each layer, then the score conv; every output is a feature map."""
     feats = []
     for conv in convs:
         x = F.leaky_relu(conv(x), _SLOPE)
@@ -181,7 +181,8 @@ class MultiResolutionSTFTCritic(nn.Module):
 
 class CriticSet(nn.Module):
     """Any combination of registered critics, built from a list of ``{name: ..., **params}``;
-    their scores and features are concatenated in order."""
+    their scores and features are concatenated in order.
+    """
 
     def __init__(self, specs: list[dict]):
         super().__init__()

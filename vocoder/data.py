@@ -1,6 +1,7 @@
 """Waveform datasets for vocoder training: random fixed-length segments (train) and whole clips
 (validation). Audio is loaded once into memory through ``load_fn`` (so a caller can apply its own
-preprocessing); the default reads with soundfile, downmixes and resamples."""
+preprocessing); the default reads with soundfile, downmixes and resamples.
+"""
 
 from __future__ import annotations
 

@@ -16,14 +16,15 @@ import torch
 from torch import nn
 
 from vocoder.generators.base import Generator
-from vocoder.generators.istft import ISTFTGenerator
 from vocoder.mel import MelConfig
 
 __all__ = ["OnnxVocoder", "export_onnx"]
 
 
 class _Spectrum(nn.Module):
-    def __init__(self, g: ISTFTGenerator):
+    """A spectral generator's network alone (mel → magnitude, phase): what its ONNX form holds."""
+
+    def __init__(self, g: Generator):
         super().__init__()
         self.g = g
 
@@ -33,22 +34,18 @@ class _Spectrum(nn.Module):
 
 def export_onnx(generator: Generator, path: str | Path, example_frames: int = 64, opset: int = 18) -> Path:
     """Export ``generator`` (weight norm folded) to ``path`` with dynamic batch and frame axes."""
-    if not generator.trainable:
-        raise ValueError(f"{generator.registry_name}: nothing to export (no network); run it in Python")
-    if getattr(generator, "phase_head", None) == "pghi":
-        raise ValueError(f"{generator.registry_name}: phase_head pghi reads the phase off the magnitude outside "
-                         "torch (numba): no ONNX form yet; run it in Python")
+    why = generator.onnx_unsupported()
+    if why is not None:
+        raise ValueError(f"{generator.registry_name}: {why}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     g = generator.eval()
     mel = torch.randn(1, g.mel_cfg.n_mels, example_frames)
-    if isinstance(g, ISTFTGenerator):
+    if g.stft is not None:  # the network is mel → spectrum; the iSTFT runs outside (OnnxVocoder)
         module, outputs = _Spectrum(g), ["magnitude", "phase"]
-        meta = {"head": "istft", "n_fft": g.n_fft, "hop_length": g.hop_length, "window": "hann"}
-    elif hasattr(g, "stft_hop"):  # phase: its own (shorter) hop and n_fft, u spectrum frames per mel frame
-        module, outputs = _Spectrum(g), ["magnitude", "phase"]
-        meta = {"head": "istft", "n_fft": g.stft_n_fft, "hop_length": g.stft_hop, "mel_hop": g.hop_length,
-                "window": "hann"}
+        meta = {"head": "istft", "n_fft": g.stft.n_fft, "hop_length": g.stft.hop_length, "window": "hann"}
+        if g.stft.frames_per_mel_frame != 1:  # phase: its own (shorter) hop, u spectrum frames per mel frame
+            meta["mel_hop"] = g.hop_length
     else:
         module, outputs = g, ["waveform"]
         meta = {"head": "waveform", "hop_length": g.hop_length}
@@ -87,7 +84,7 @@ class OnnxVocoder:
         self.mel_hop = int(self.meta.get("mel_hop", self.hop))  # samples per mel frame
 
     def __call__(self, mel: np.ndarray) -> np.ndarray:
-        """mel (B, n_mels, T) float32 → waveform (B, T * mel hop)."""
+        """Mel (B, n_mels, T) float32 → waveform (B, T * mel hop)."""
         out = self.session.run(None, {"mel": np.ascontiguousarray(mel, dtype=np.float32)})
         if self.meta["head"] == "waveform":
             return out[0][:, 0]

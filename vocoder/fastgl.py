@@ -35,7 +35,7 @@ def _frames(ypad, window, hop, out):
 
 @numba.njit(cache=True, fastmath=True)
 def _overlap_add(frames, window, hop, inv_envelope, out):
-    """out = trimmed, envelope-normalised overlap-add of window · frames (torch.istft, center=True)."""
+    """Out = trimmed, envelope-normalised overlap-add of window · frames (torch.istft, center=True)."""
     n_t, n_fft = frames.shape
     full = np.zeros(n_fft + (n_t - 1) * hop, np.float32)
     for t in range(n_t):
@@ -60,7 +60,8 @@ def _reflect_pad(y, pad, out):
 @numba.njit(cache=True, fastmath=True)
 def _fgla_step(rebuilt, previous, magnitude, alpha, spec):
     """One fast Griffin-Lim update, fused: a = rebuilt - alpha·previous; spec = magnitude · a/|a|;
-    previous = rebuilt. All (T, F); complex64 except ``magnitude`` (float32)."""
+    previous = rebuilt. All (T, F); complex64 except ``magnitude`` (float32).
+    """
     n_t, n_f = rebuilt.shape
     for t in range(n_t):
         for f in range(n_f):

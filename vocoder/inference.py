@@ -1,5 +1,6 @@
 """Inference helpers: mel → waveform in batches, long inputs in overlapping chunks; loaded
-generators made notebook-friendly (:func:`for_inference`)."""
+generators made notebook-friendly (:func:`for_inference`).
+"""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tenso
 
 class _Inference:
     """Mixed into a loaded generator's class by :func:`for_inference` (the instance keeps its type
-    for ``isinstance``, its weights, ``mel_cfg`` and ``checkpoint_meta``)."""
+    for ``isinstance``, its weights, ``mel_cfg`` and ``checkpoint_meta``).
+    """
 
     @property
     def sample_rate(self) -> int:
@@ -140,7 +142,8 @@ _CLASSES: dict[type, type] = {}
 def for_inference(generator: Generator) -> Generator:
     """Put a generator in eval mode and make its forward notebook-friendly: no autograd
     (``torch.inference_mode``), numpy or tensor input, (n_mels, T) or (B, n_mels, T), on its own
-    device; ``sample_rate`` added. Returns the same object (its class swapped for a subclass)."""
+    device; ``sample_rate`` added. Returns the same object (its class swapped for a subclass).
+    """
     cls = type(generator)
     if not isinstance(generator, _Inference):
         if cls not in _CLASSES:

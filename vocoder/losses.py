@@ -2,7 +2,8 @@
 MelConfig), multi-resolution STFT, and the phase-aware losses of APNet/APNet2 (amplitude,
 anti-wrapped instantaneous phase, group delay, instantaneous angular frequency, STFT consistency).
 Weighted by name from the recipe (HiFi-GAN's 45 / 2 / 1); every name a loss dict returns is a
-:class:`LossWeights` field."""
+:class:`LossWeights` field.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class LossWeights:
 
 def critic_loss(real: list[torch.Tensor], fake: list[torch.Tensor], kind: str = "lsgan") -> torch.Tensor:
     """Critic loss summed over sub-critics. LSGAN: (D(x) - 1)² + D(G(z))²; hinge: relu(1 - D(x)) +
-    relu(1 + D(G(z)))."""
+    relu(1 + D(G(z))).
+    """
     total = 0.0
     for r, f in zip(real, fake, strict=True):
         if kind == "lsgan":
@@ -82,7 +84,8 @@ def generator_adversarial(fake: list[torch.Tensor], kind: str = "lsgan") -> torc
 
 def feature_matching(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
     """Mean L1 between critic feature maps of real and generated audio, averaged per layer and
-    summed over sub-critics (real features are constants here)."""
+    summed over sub-critics (real features are constants here).
+    """
     total = 0.0
     for rs, fs in zip(real, fake, strict=True):
         total = total + sum(torch.mean(torch.abs(r.detach() - f)) for r, f in zip(rs, fs, strict=True)) / len(rs)

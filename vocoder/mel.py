@@ -16,6 +16,7 @@ Log-mel definition, for a waveform ``y``::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -133,6 +134,19 @@ class MelConfig:
     def n_freqs(self) -> int:
         return self.n_fft // 2 + 1
 
+    @property
+    def min_samples(self) -> int:
+        """Shortest signal this config can analyse: one frame (a centred reflect-padded STFT needs
+        ``n_fft // 2 + 1`` samples to reflect, a constant-padded one any, an uncentred one n_fft).
+        """
+        if not self.center:
+            return self.n_fft
+        return self.n_fft // 2 + 1 if self.pad_mode == "reflect" else 1
+
+    def band_centres_hz(self) -> np.ndarray:
+        """(n_mels,) centre frequency of each band, Hz: its filter's weighted mean frequency."""
+        return _band_centres(self)
+
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a signal of ``n_samples`` samples."""
         if self.center:
@@ -145,7 +159,8 @@ class MelConfig:
     def frames_in(self, n_samples: int) -> int:
         """Whole vocoder frames in ``n_samples`` samples: a vocoder turns T frames into exactly
         T * hop_length samples, so a clip is cut to ``frames_in(n) * hop_length`` samples and its
-        (centred) mel to the first ``frames_in(n)`` frames."""
+        (centred) mel to the first ``frames_in(n)`` frames.
+        """
         return int(n_samples) // self.hop_length
 
     def crop_samples(self, y):
@@ -154,7 +169,8 @@ class MelConfig:
 
     def crop_frames(self, mel, n_samples: int):
         """The mel (..., T') of a signal of ``n_samples`` samples cut to the frames a vocoder
-        turns back into it: (..., frames_in(n_samples)) (a centred STFT has one more)."""
+        turns back into it: (..., frames_in(n_samples)) (a centred STFT has one more).
+        """
         return mel[..., : self.frames_in(n_samples)]
 
     @property
@@ -213,6 +229,16 @@ class MelConfig:
 
 
 # -- shared building blocks ---------------------------------------------------------------
+@functools.lru_cache(maxsize=8)  # the config is frozen: one filterbank per config, not one per call
+def _band_centres(cfg: MelConfig) -> np.ndarray:
+    fb = mel_filterbank(cfg)
+    freqs = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate)
+    weight = fb.sum(axis=1)
+    centres = (fb @ freqs) / np.where(weight > 0, weight, 1.0)
+    centres.setflags(write=False)
+    return centres
+
+
 def stft_window(cfg: MelConfig) -> np.ndarray:
     """The analysis window, centre-padded to ``n_fft`` exactly as librosa does (float64)."""
     import librosa
@@ -222,7 +248,7 @@ def stft_window(cfg: MelConfig) -> np.ndarray:
 
 
 def mel_filterbank(cfg: MelConfig, dtype=np.float64) -> np.ndarray:
-    """librosa's mel filterbank for this config, shape (n_mels, n_fft // 2 + 1)."""
+    """Librosa's mel filterbank for this config, shape (n_mels, n_fft // 2 + 1)."""
     import librosa
 
     return librosa.filters.mel(

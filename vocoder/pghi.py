@@ -73,7 +73,8 @@ def _integrate(s, dphi_t, dphi_f, phase, done):
     to the next bin (radians, at each coefficient); ``done`` marks coefficients already set (the
     caller marks those below the floor). Each new seed is the largest coefficient not yet set: the
     first is found by one pass; only if the heap runs dry before every coefficient is set (a
-    silence splits the clip) are the ones left sorted, once — not the whole grid up front."""
+    silence splits the clip) are the ones left sorted, once — not the whole grid up front.
+    """
     n_f, n_t = s.shape
     cap = n_f * n_t
     keys = np.empty(cap, np.float64)
@@ -133,7 +134,8 @@ def _integrate(s, dphi_t, dphi_f, phase, done):
 def _integrate_frames(s, dphi_t, dphi_f, floor, phase):
     """Frame by frame (the real-time variant, RTPGHI: Průša & Holighaus 2017): each frame's phases
     come from the previous frame's (forward in time) and from neighbours in the same frame, in order
-    of decreasing magnitude; the heap holds at most two frames, so it stays small and in cache."""
+    of decreasing magnitude; the heap holds at most two frames, so it stays small and in cache.
+    """
     n_f, n_t = s.shape
     keys = np.empty(4 * n_f, np.float64)
     vals = np.empty(4 * n_f, np.int64)  # f: bin f of the previous frame; n_f + f: of this frame

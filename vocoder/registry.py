@@ -43,7 +43,8 @@ register_critic = _register(CRITICS, "critic")
 
 class ParamError(ValueError):
     """A spec parameter of the wrong type: ``param`` names it, so a recipe error can name the key
-    (``vocoder.generator.dim: expected an integer, got str 'abc'``)."""
+    (``vocoder.generator.dim: expected an integer, got str 'abc'``).
+    """
 
     def __init__(self, param: str, detail: str):
         super().__init__(f"{param}: {detail}")
@@ -56,7 +57,8 @@ def _number(v: Any) -> bool:
 
 def _check_value(param: str, value: Any, default: Any) -> None:
     """The value's type against the constructor default's (the recipe is YAML: a quoted number or
-    a word where a number belongs would otherwise fail deep inside the constructor)."""
+    a word where a number belongs would otherwise fail deep inside the constructor).
+    """
     got = f"got {type(value).__name__} {value!r}"
     if value is None:  # "none / off / the preset's value" for many parameters: the constructor decides
         return
@@ -81,7 +83,8 @@ def check_spec(table: dict[str, type], kind: str, spec: Mapping[str, Any], n_pos
                derived: tuple[str, ...] = ()) -> tuple[type, dict]:
     """(class, params) of ``spec`` = ``{name: ..., **params}`` in ``table``; an unknown name or
     parameter is a ValueError listing the valid ones. The first ``n_positional`` constructor
-    arguments and the ``derived`` ones are supplied by the caller, not the spec."""
+    arguments and the ``derived`` ones are supplied by the caller, not the spec.
+    """
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise ValueError(f"a {kind} spec needs a 'name' key (one of {', '.join(sorted(table))}), got {spec!r}")
     params = dict(spec)

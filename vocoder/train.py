@@ -94,9 +94,9 @@ class VocoderTrainer(Trainer):
         self.phase_terms = [k for k in PhaseAwareLoss.names if getattr(self.weights, k)]
         self.phase_loss = None
         if self.phase_terms:
-            g = self.G
-            n_fft, hop = getattr(g, "stft_n_fft", mel_cfg.n_fft), getattr(g, "stft_hop", mel_cfg.hop_length)
-            self.phase_loss = PhaseAwareLoss(n_fft, hop, getattr(g, "stft_window", None), floor=mel_cfg.floor,
+            geom = self.G.stft  # None: a waveform generator, analysed at the mel's resolution
+            n_fft, hop = (geom.n_fft, geom.hop_length) if geom is not None else (mel_cfg.n_fft, mel_cfg.hop_length)
+            self.phase_loss = PhaseAwareLoss(n_fft, hop, floor=mel_cfg.floor,
                                              weighting=cfg.phase_weighting).to(self.device)
         self.train_set, self.dev_set = train_set, dev_set
         # Crops: a stream per rank (the dataset's own seed is rank-blind).
@@ -156,7 +156,7 @@ class VocoderTrainer(Trainer):
             mel = self.input_mel(y)
         own = None  # the generator's own (log-amplitude, phase, spectrum), for the phase-aware terms
         with self.autocast():
-            if self.phase_loss is not None and hasattr(self.G, "forward_with_spectrum"):
+            if self.phase_loss is not None:  # the generator's own spectrum, where it has one
                 y_hat, *own = self.G.forward_with_spectrum(mel)
                 y_hat = y_hat.float()
             else:
@@ -174,7 +174,7 @@ class VocoderTrainer(Trainer):
         if w.stft:
             losses["stft"] = self.mrstft(y_hat, y)
         if self.phase_loss is not None:
-            log_amp, phase, spec = own if own is not None else (None, None, None)
+            log_amp, phase, spec = own if own is not None else (None, None, None)  # each None: analyse y_hat
             terms = self.phase_loss(y_hat, y, spectrum=spec if w.consistency else None,
                                     log_amplitude=log_amp, phase=phase)
             losses.update({k: terms[k] for k in self.phase_terms if k in terms})
@@ -203,7 +203,8 @@ class VocoderTrainer(Trainer):
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Mean mel-L1 and MR-STFT loss over the first ``eval_items`` dev clips (whole clips), and
-        the hop-rate buzz of all of them together (dB over the reference's; :mod:`vocoder.buzz`)."""
+        the hop-rate buzz of all of them together (dB over the reference's; :mod:`vocoder.buzz`).
+        """
         if self.dev_set is None or len(self.dev_set) == 0:
             return {}
         g = self.G_ema or self.G
@@ -255,5 +256,6 @@ class VocoderTrainer(Trainer):
     def fit(self, steps: int | None = None, progress: bool = True, tensorboard: bool = True,
             cpu_seconds: float | None = None) -> dict[str, float]:
         """Train until ``steps`` (default ``cfg.steps``) generator steps (or a CPU budget; see
-        :meth:`Trainer.fit`); returns the last metrics."""
+        :meth:`Trainer.fit`); returns the last metrics.
+        """
         return super().fit(self.cfg.steps if steps is None else steps, progress, tensorboard, cpu_seconds)

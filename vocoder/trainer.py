@@ -120,13 +120,15 @@ class Trainer:
 
     def next_batch(self) -> Any:
         """*subclass*: the next training batch (a tensor or a tuple of tensors), drawn from
-        ``self.sampler`` and :meth:`rngs` so that resuming continues the same stream."""
+        ``self.sampler`` and :meth:`rngs` so that resuming continues the same stream.
+        """
         raise NotImplementedError
 
     def train_step(self, batch: Any) -> dict[str, torch.Tensor]:
         """*subclass*: one optimisation step on ``batch``; returns named losses as detached
         tensors (floats here would sync the device every step). Use :meth:`optimize` for each
-        backward so that data parallelism and gradient norms come for free."""
+        backward so that data parallelism and gradient norms come for free.
+        """
         raise NotImplementedError
 
     def export(self, path: Path) -> None:
@@ -147,7 +149,8 @@ class Trainer:
 
     def load_extra_state(self, state: dict[str, Any], weights_only: bool = False) -> None:
         """Restore :meth:`extra_state` and check it against this run (raise to refuse); with
-        ``weights_only`` (fine-tuning) only what the weights themselves depend on is checked."""
+        ``weights_only`` (fine-tuning) only what the weights themselves depend on is checked.
+        """
 
     def postfix(self, losses: dict[str, float]) -> dict[str, str]:
         """A few losses for the progress bar."""
@@ -161,7 +164,8 @@ class Trainer:
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: torch.nn.Module,
                  clip: float | None = None) -> torch.Tensor:
         """zero_grad → backward → average gradients across ranks → global grad norm (clipped
-        to ``clip`` if given) → optimizer step. Returns the norm before clipping (detached)."""
+        to ``clip`` if given) → optimizer step. Returns the norm before clipping (detached).
+        """
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.average_grads(module)
@@ -352,7 +356,8 @@ class Trainer:
         """Train until ``steps`` steps, or until this process has used ``cpu_seconds`` of CPU time
         in this call (then checkpoint and stop: equal-budget comparisons); returns the last logged
         losses and metrics. ``self.cpu_seconds`` (saved in state.pt, so it survives resumes and
-        kills) is the CPU time the run has trained for in all."""
+        kills) is the CPU time the run has trained for in all.
+        """
         s = self.settings
         target = steps
         cpu0 = time.process_time()

@@ -1,4 +1,4 @@
-"""Datasets: builtin offline builders (digits, notes), standard layouts, manifests."""
+"""Datasets: builtin offline builders (one table: ``sources.SOURCES``), standard layouts (``layouts.LAYOUTS``), manifests."""
 
 from specgan.data.manifest import SPLITS, Item, MissingToolError, read_manifest, write_manifest
 

@@ -34,7 +34,7 @@ from specgan.audio import fit_length, peak_normalize, resample, trim_silence, wr
 from specgan.data.manifest import Item, MissingToolError, require_tool
 from specgan.data.tts import TTS_VOICES, festival_batch, festival_voice_ok, run_tts, sox_effects
 
-__all__ = ["DIGIT_ENGINES", "build_digits", "split_speakers"]
+__all__ = ["DIGIT_ENGINES", "build_digits", "digits_config_labels", "split_speakers"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def speaker_of(engine: str, voice: str) -> str:
 
 
 def _tools(cfg) -> dict[str, str]:
-    """engine → program path; a missing engine or festival voice is one clear error line."""
+    """Engine → program path; a missing engine or festival voice is one clear error line."""
     unknown = [e for e in cfg.engines if e not in DIGIT_ENGINES]
     if unknown or not cfg.engines:
         raise ValueError(f"data.digits.engines: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
@@ -122,7 +122,7 @@ def _jobs(cfg, seed: int) -> list[dict]:
 
 
 def split_speakers(engine_speakers: dict[str, list[str]], dev: float, test: float, seed: int) -> dict[str, str]:
-    """speaker → split: test, then dev, get ``round(n · fraction)`` of each engine's n speakers (at
+    """Speaker → split: test, then dev, get ``round(n · fraction)`` of each engine's n speakers (at
     least one when the engine has three or more), the rest is train.
 
     Engines are filled fewest speakers first; among the candidates (shuffled with ``seed``) a
@@ -161,23 +161,48 @@ def split_speakers(engine_speakers: dict[str, list[str]], dev: float, test: floa
     return where
 
 
-def build_digits(cfg, sample_rate: int, clip_seconds: float, out_dir: Path, seed: int, work_dir: Path,
-                 dev_fraction: float = 0.1, test_fraction: float = 0.1) -> tuple[list[Item], dict, dict | None]:
-    """Render the set into ``out_dir``; return its items, a report and each item's split.
+def _multi_engine(cfg) -> bool:
+    """More engines than espeak-ng alone: only then do items carry ``engine``/``speaker`` labels
+    and a speaker split (the espeak-only set keeps its labels, ids and split as they always were).
+    """
+    return list(cfg.engines) != ["espeak-ng"]
+
+
+def digits_config_labels(dc) -> tuple[str, ...]:
+    """The labels ``builtin:digits`` adds under data section ``dc`` (its ``config_labels`` entry in
+    :data:`specgan.data.sources.SOURCES`); the builder asks the same :func:`_multi_engine`, so the
+    declared labels and the rendered ones cannot drift apart.
 
     Args:
-        cfg: :class:`specgan.recipe.DigitsConfig`.
+        dc: The recipe's ``data`` section.
+
+    Returns:
+        ``("engine", "speaker")`` with several engines, else ``()``.
+    """
+    return ("engine", "speaker") if _multi_engine(dc.digits) else ()
+
+
+def build_digits(dc, sample_rate: int, out_dir: Path, seed: int,
+                 work_dir: Path) -> tuple[list[Item], dict, dict | None]:
+    """Render the set into ``out_dir``; return its items, a report and each item's split.
+
+    The common builder signature (:class:`specgan.data.sources.Builder`).
+
+    Args:
+        dc: The recipe's ``data`` section: ``dc.digits`` (:class:`specgan.recipe.DigitsConfig`), the
+            clip length ``dc.preprocess.clip_seconds`` (unset: 1 s, SC09's length) and
+            ``dc.dev_fraction`` / ``dc.test_fraction`` (share of each engine's speakers in dev / test).
         sample_rate: Output rate (every engine is resampled to it).
-        clip_seconds: Length of every clip.
         out_dir: Where WAVs go (``<work>/data/wavs``), one folder per speaker.
         seed: Seeds speed, pitch, shift and split choices (the set is reproducible).
         work_dir: Paths in the manifest are made relative to it.
-        dev_fraction, test_fraction: Share of each engine's speakers in dev / test.
 
     Returns:
         (items, report, split_of): ``split_of`` maps item id → split, or is None for an
         espeak-only build (prepare then splits by variant, as it always has).
     """
+    cfg = dc.digits
+    clip_seconds = dc.preprocess.clip_seconds or 1.0
     tools = _tools(cfg)
     jobs = _jobs(cfg, seed)
     n_clip = int(round(clip_seconds * sample_rate))
@@ -199,7 +224,7 @@ def build_digits(cfg, sample_rate: int, clip_seconds: float, out_dir: Path, seed
         write(path, y, sample_rate, subtype="PCM_16")
         labels = {"word": job["word"], "digit": cfg.words.index(job["word"]), "voice": job["voice"],
                   "accent": job["accent"], "speed": job["speed"], "pitch": job["pitch"]}
-        if cfg.engines != ["espeak-ng"]:   # the espeak-only set keeps its labels as they were
+        if _multi_engine(cfg):   # the espeak-only set keeps its labels as they were
             labels.update(engine=job["engine"], speaker=job["speaker"])
         item = Item(id=job["id"], path=str(path.relative_to(work_dir)), label=job["word"], labels=labels,
                     group=job["speaker"], duration=n_clip / sample_rate, sr=sample_rate)
@@ -236,12 +261,12 @@ def build_digits(cfg, sample_rate: int, clip_seconds: float, out_dir: Path, seed
                 if item is not None:
                     items.append(item)
             bar.update(len(results))
-    if cfg.engines == ["espeak-ng"]:
+    if not _multi_engine(cfg):
         return items, {"rendered": len(items), "requested": len(jobs), "notes": notes}, None
     engine_speakers: dict[str, list[str]] = {}
     for it in items:
         engine_speakers.setdefault(it.labels["engine"], []).append(it.group)
-    where = split_speakers(engine_speakers, dev_fraction, test_fraction, seed)
+    where = split_speakers(engine_speakers, dc.dev_fraction, dc.test_fraction, seed)
     split_of = {it.id: where[it.group] for it in items}
     per: dict[tuple, int] = {}
     for it in items:

@@ -24,7 +24,7 @@ from specgan.data.manifest import Item
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DIGIT_WORDS", "LAYOUTS", "scan_folder", "scan_ljspeech", "scan_nsynth", "scan_sc09"]
+__all__ = ["DIGIT_WORDS", "LAYOUTS", "SPEECH_LAYOUTS", "scan_folder", "scan_ljspeech", "scan_nsynth", "scan_sc09"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _SPLIT_NAMES = {"train": "train", "valid": "dev", "validation": "dev", "dev": "dev", "test": "test"}
@@ -146,7 +146,8 @@ def scan_ljspeech(root: str | Path, data_cfg=None) -> Scan:
 def _walk_audio(root: Path):
     """Audio-named entries below ``root``, following symlinked sub-folders (each real folder once,
     so a link cycle ends), yielding FIFOs and dangling links too: the reader counts those as
-    skipped with their reason instead of their vanishing here."""
+    skipped with their reason instead of their vanishing here.
+    """
     seen = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
@@ -163,7 +164,8 @@ def _walk_audio(root: Path):
 def unique_ids(items: list[Item], max_bytes: int = 200) -> int:
     """Make item ids unique and short enough for file names, deterministically: ids that collide
     (``a/b.wav`` and ``a__b.wav``; ``x.wav`` and ``x.flac``) or exceed ``max_bytes`` get a hash of
-    their full relative path. Returns how many ids changed."""
+    their full relative path. Returns how many ids changed.
+    """
     import hashlib
 
     counts: dict[str, int] = {}
@@ -182,7 +184,8 @@ def unique_ids(items: list[Item], max_bytes: int = 200) -> int:
 def scan_folder(root: str | Path, data_cfg=None) -> Scan:
     """Every audio file below ``root`` (symlinked sub-folders followed); the label is the first
     sub-folder when ``data.label_from_subfolder`` is set (files directly in the root then have no
-    label). Ids are unique and fit in a file name (:func:`unique_ids`)."""
+    label). Ids are unique and fit in a file name (:func:`unique_ids`).
+    """
     root = _need_dir(root, "folder")
     by_label = bool(getattr(data_cfg, "label_from_subfolder", False))
     items = []
@@ -202,3 +205,5 @@ def scan_folder(root: str | Path, data_cfg=None) -> Scan:
 
 
 LAYOUTS = {"sc09": scan_sc09, "nsynth": scan_nsynth, "ljspeech": scan_ljspeech, "folder": scan_folder}
+# the layouts holding speech (evaluate scores PESQ/STOI on them unless the recipe says otherwise)
+SPEECH_LAYOUTS = frozenset({"sc09", "ljspeech"})

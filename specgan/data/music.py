@@ -101,7 +101,8 @@ def _resolve_pieces(cfg, root: Path) -> None:
 
 def score_notes(music21, path: Path) -> list[tuple[float, float, int, int]]:
     """Parse a score and export it to MIDI with music21; its notes as (start s, duration s, pitch,
-    velocity), sorted, with the tempo map of the MIDI file applied (120 bpm when it has none)."""
+    velocity), sorted, with the tempo map of the MIDI file applied (120 bpm when it has none).
+    """
     score = music21.converter.parse(path, forceSource=True)   # forceSource: no pickle cache written
     mf = music21.midi.translate.streamToMidiFile(score)
     tempo_type = music21.midi.MetaEvents.SET_TEMPO
@@ -154,7 +155,8 @@ def excerpt_notes(notes, t0: float, length: float, tempo: float,
                   top_velocity: int) -> list[tuple[float, float, int, int]]:
     """The notes sounding in score time [t0, t0 + length], shifted to 0, clipped to the window,
     played ``tempo`` times faster, the loudest at ``top_velocity``; a note cut by a later one of
-    the same pitch ends there (one MIDI channel: its note-off would silence the later one)."""
+    the same pitch ends there (one MIDI channel: its note-off would silence the later one).
+    """
     cut = []
     for s, d, pitch, vel in notes:
         a, b = max(s, t0), min(s + d, t0 + length)
@@ -229,13 +231,15 @@ def _plan(cfg, scores: dict[str, list], seed: int) -> tuple[list[dict], dict]:
     return jobs, notes
 
 
-def build_music(cfg, notes_cfg, sample_rate: int, out_dir: Path, seed: int,
+def build_music(dc, sample_rate: int, out_dir: Path, seed: int,
                 work_dir: Path) -> tuple[list[Item], dict, dict[str, str]]:
     """Render the notes and the excerpts into ``out_dir``; return items, a report and each item's split.
 
+    The common builder signature (:class:`specgan.data.sources.Builder`).
+
     Args:
-        cfg: :class:`specgan.recipe.MusicConfig` (``data.music``).
-        notes_cfg: :class:`specgan.recipe.NotesConfig` (``data.notes``): the notes, the soundfont, the gain.
+        dc: The recipe's ``data`` section: ``dc.music`` (:class:`specgan.recipe.MusicConfig`) and
+            ``dc.notes`` (:class:`specgan.recipe.NotesConfig`: the notes, the soundfont, the gain).
         sample_rate: Render rate.
         out_dir: Where WAVs go (``<work>/data/wavs``): ``notes/<instrument>/``, ``excerpts/<piece>/``.
         seed: Seeds the windows, tempos, velocities and programs of the excerpts.
@@ -244,6 +248,7 @@ def build_music(cfg, notes_cfg, sample_rate: int, out_dir: Path, seed: int,
     Returns:
         (items, report, split_of) where ``split_of`` maps item id → ``train``/``dev``/``test``.
     """
+    cfg, notes_cfg = dc.music, dc.notes
     music21 = require_music21()              # the package, the pieces, then the tools: before anything is rendered
     root = corpus_root(music21)
     _resolve_pieces(cfg, root)
@@ -252,7 +257,7 @@ def build_music(cfg, notes_cfg, sample_rate: int, out_dir: Path, seed: int,
     timing = {}
 
     t = time.perf_counter()
-    note_items, note_report = build_notes(notes_cfg, sample_rate, out_dir / "notes", seed, work_dir)
+    note_items, note_report, _ = build_notes(dc, sample_rate, out_dir / "notes", seed, work_dir)
     for it in note_items:
         it.labels.update(kind="note", piece=None)
         it.group = it.labels["instrument"]

@@ -117,7 +117,8 @@ def find_soundfont(explicit: str | None) -> str:
 
 def render_midi(fluidsynth: str, soundfont: str, midi: bytes, sr: int, gain: float) -> np.ndarray:
     """Render a standard MIDI file's bytes with fluidsynth (no reverb or chorus) into a mono float32
-    array at ``sr``; a fluidsynth failure raises RuntimeError with its command and message."""
+    array at ``sr``; a fluidsynth failure raises RuntimeError with its command and message.
+    """
     with tempfile.TemporaryDirectory(prefix="specgan-notes-") as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         mid.write_bytes(midi)
@@ -131,17 +132,23 @@ def render_midi(fluidsynth: str, soundfont: str, midi: bytes, sr: int, gain: flo
     return resample(y, file_sr, sr)
 
 
-def build_notes(cfg, sample_rate: int, out_dir: Path, seed: int, work_dir: Path) -> tuple[list[Item], dict]:
-    """Render every (program, pitch, velocity) note into ``out_dir``; return items and a report.
+def build_notes(dc, sample_rate: int, out_dir: Path, seed: int, work_dir: Path) -> tuple[list[Item], dict, None]:
+    """Render every (program, pitch, velocity) note into ``out_dir``; return items, a report and no split.
+
+    The common builder signature (:class:`specgan.data.sources.Builder`).
 
     Args:
-        cfg: :class:`specgan.recipe.NotesConfig`.
+        dc: The recipe's ``data`` section; its ``dc.notes`` (:class:`specgan.recipe.NotesConfig`) is read.
         sample_rate: Render rate.
         out_dir: Where WAVs go (``<work>/data/wavs``).
-        seed: Unused by rendering (it is deterministic); kept for a uniform builder signature.
+        seed: Unused by rendering (it is deterministic); taken because every builder takes it.
         work_dir: Paths in the manifest are made relative to it.
+
+    Returns:
+        (items, report, None): no split of its own; prepare splits by group (``data.notes.split_by``).
     """
     del seed
+    cfg = dc.notes
     fluidsynth = require_tool("fluidsynth", "fluidsynth")
     soundfont = find_soundfont(cfg.soundfont)
     if not 0 <= cfg.pitch_min <= cfg.pitch_max <= 127:
@@ -184,4 +191,4 @@ def build_notes(cfg, sample_rate: int, out_dir: Path, seed: int, work_dir: Path)
     random.Random(0).shuffle(items)  # interleave programs (order is otherwise by program)
     report = {"rendered": len(items), "requested": len(cfg.programs) * len(pitches) * len(cfg.velocities),
               "soundfont": soundfont, "notes": {"silent (pitch outside the patch)": silent} if silent else {}}
-    return items, report
+    return items, report, None

@@ -20,30 +20,37 @@ from pathlib import Path
 
 from specgan.audio import AudioError, scan_report
 from specgan.audio import read as read_audio
-from specgan.data.digits import build_digits
 from specgan.data.layouts import LAYOUTS
 from specgan.data.manifest import SPLITS, Item, read_manifest, split_by_group, write_manifest
-from specgan.data.music import build_music
-from specgan.data.notes import build_notes
-from specgan.data.voices import build_voices
+from specgan.data.sources import SOURCES
 from specgan.recipe import Recipe, save_resolved
 from specgan.workdir import read_marker
 from vocoder.checkpoint import atomic_write
 
-__all__ = ["BUILTINS", "check_label", "parse_source", "prepare", "prepare_key", "load_split", "source_labels"]
+__all__ = ["check_label", "parse_source", "prepare", "prepare_key", "load_split", "source_labels"]
 
 log = logging.getLogger(__name__)
 
-BUILTINS = {"digits", "music", "notes", "voices"}
 _PREPARE_VERSION = 1  # bump when prepare's output format or rendering changes
 
 
 def parse_source(source: str) -> tuple[str, str]:
-    """``"kind:arg"`` → (kind, arg). A bare path is a folder."""
+    """Split a ``data.source`` into what it is and where.
+
+    Args:
+        source: ``builtin:NAME`` (a name of :data:`~specgan.data.sources.SOURCES`), ``LAYOUT:PATH``
+            (a name of :data:`~specgan.data.layouts.LAYOUTS`), ``folder:PATH`` or a bare path.
+
+    Returns:
+        ``(kind, arg)``: ``("builtin", NAME)``, ``(LAYOUT, PATH)``, or ``("folder", path)`` for a bare path.
+
+    Raises:
+        ValueError: An unknown builtin or kind (listing the known ones), or a layout without a path.
+    """
     kind, sep, arg = source.partition(":")
     if sep and kind == "builtin":
-        if arg not in BUILTINS:
-            raise ValueError(f"data.source: unknown builtin {arg!r}; available: {', '.join(sorted(BUILTINS))}")
+        if arg not in SOURCES:
+            raise ValueError(f"data.source: unknown builtin {arg!r}; available: {', '.join(sorted(SOURCES))}")
         return "builtin", arg
     if sep and kind in LAYOUTS:
         if not arg:
@@ -51,7 +58,7 @@ def parse_source(source: str) -> tuple[str, str]:
         return kind, arg
     if sep and len(kind) > 1 and not Path(source).exists():
         raise ValueError(f"data.source: unknown kind {kind!r} in {source!r}; use "
-                         f"{', '.join('builtin:' + b for b in sorted(BUILTINS))}, "
+                         f"{', '.join('builtin:' + b for b in sorted(SOURCES))}, "
                          f"{', '.join(k + ':PATH' for k in LAYOUTS)} or a folder path")
     return "folder", source
 
@@ -59,7 +66,8 @@ def parse_source(source: str) -> tuple[str, str]:
 def prepare_key(recipe: Recipe) -> str:
     """What prepare's output depends on: the data section, the sample rate, the seed, and for a
     corpus on disk (a folder or a layout) its file list: names, sizes and modification times, so
-    a file added, removed or rewritten makes the prepared data out of date."""
+    a file added, removed or rewritten makes the prepared data out of date.
+    """
     blob = {"data": recipe.fingerprint("data"), "sr": recipe.mel.sample_rate, "seed": recipe.seed,
             "version": _PREPARE_VERSION}
     kind, arg = parse_source(recipe.data.source)
@@ -70,7 +78,8 @@ def prepare_key(recipe: Recipe) -> str:
 
 def _listing_key(root: Path) -> str | None:
     """A hash of every file under ``root`` (relative name, size, mtime); None when it is not a folder
-    (prepare itself then says what is wrong with it)."""
+    (prepare itself then says what is wrong with it).
+    """
     if not root.is_dir():
         return None
     h = hashlib.sha256()
@@ -88,7 +97,8 @@ def _listing_key(root: Path) -> str | None:
 
 def _check_audio(it: Item, min_samples: int, sr: int) -> Item:
     """Read the whole file once (so NaN, silent and corrupt-in-the-middle files are caught here,
-    not hours later); fill duration/sr; raise AudioError for unusable files."""
+    not hours later); fill duration/sr; raise AudioError for unusable files.
+    """
     y, file_sr = read_audio(it.path)
     n_at_sr = y.shape[-1] * sr / file_sr
     if n_at_sr < min_samples:
@@ -99,13 +109,17 @@ def _check_audio(it: Item, min_samples: int, sr: int) -> Item:
 
 
 def source_labels(kind: str, arg: str, dc) -> list[str]:
-    """The labels a source provides, known before anything is scanned or rendered."""
-    if kind == "builtin":
-        return {"digits": ["word", "digit", "voice", "accent", "speed", "pitch"]
-                + (["engine", "speaker"] if list(dc.digits.engines) != ["espeak-ng"] else []),
-                "notes": ["pitch", "velocity", "program", "instrument"],
-                "voices": ["speaker", "language", "engine", "gender", "voice"],
-                "music": ["kind", "program", "instrument"]}[arg]
+    """The labels a source provides, known before anything is scanned or rendered.
+
+    Args:
+        kind, arg: As :func:`parse_source` returns them.
+        dc: The recipe's ``data`` section (some sources' labels depend on it).
+
+    Returns:
+        Label keys in the order error messages list them; ``[]`` for an unknown kind.
+    """
+    if kind == "builtin":  # each builtin declares its own labels in the table
+        return SOURCES[arg].labels_for(dc)
     return {"sc09": ["word", "digit", "speaker"], "ljspeech": ["text"],
             "nsynth": ["pitch", "velocity", "instrument", "instrument_str", "instrument_family_str",
                        "instrument_source_str"],
@@ -115,7 +129,8 @@ def source_labels(kind: str, arg: str, dc) -> list[str]:
 def check_label(dc) -> None:
     """``data.label`` names a label the source has, or is refused before any audio is touched;
     ``label: folder`` on a folder source turns on ``label_from_subfolder`` (the one-line way to
-    train on your own folder of sub-folders)."""
+    train on your own folder of sub-folders).
+    """
     if dc.label is None:
         return
     kind, arg = parse_source(dc.source)
@@ -159,25 +174,15 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
     dc = recipe.data
     kind, arg = parse_source(dc.source)
     sr = recipe.mel.sample_rate
-    from specgan.features.extract import LogMelExtractor  # min_samples follows the mel config
 
-    min_samples = LogMelExtractor(recipe.mel).min_samples()
+    min_samples = recipe.mel.min_samples
     bad: list[AudioError] = []
-    split_of = None
     wavs = data_dir / "wavs"
     if kind == "builtin":
         if wavs.exists():
             shutil.rmtree(wavs)   # stale renders from another config must not linger
-        if arg == "digits":
-            clip = dc.preprocess.clip_seconds or 1.0
-            items, build, split_of = build_digits(dc.digits, sr, clip, wavs, recipe.seed, work,
-                                                  dc.dev_fraction, dc.test_fraction)
-        elif arg == "voices":  # split by speaker: the held-out real speaker is the test split
-            items, build, split_of = build_voices(dc.voices, sr, wavs, recipe.seed, work)
-        elif arg == "music":   # split by instrument and piece: held-out programs and pieces are dev/test
-            items, build, split_of = build_music(dc.music, dc.notes, sr, wavs, recipe.seed, work)
-        else:
-            items, build = build_notes(dc.notes, sr, wavs, recipe.seed, work)
+        # Rendered audio is trusted (no _check_audio pass): the builder wrote it at `sr` itself.
+        items, build, split_of = SOURCES[arg].build(dc, sr, wavs, recipe.seed, work)
     else:
         scanned, split_of = LAYOUTS[kind](Path(arg), dc)
         items, build = [], {"scanned": len(scanned)}

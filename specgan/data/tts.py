@@ -70,7 +70,8 @@ def run_tts(engine: str, tool: str, voice: str, text: str, speed: float, pitch) 
 
 def festival_batch(festival: str, voice: str, utterances: list[tuple[str, float]]) -> list[tuple[np.ndarray, int]]:
     """Many short utterances of one festival voice in ONE festival process (its start-up, 0.25-0.5 s,
-    dominates a single word). ``utterances``: (text, tempo factor) pairs; returns (audio, rate) each."""
+    dominates a single word). ``utterances``: (text, tempo factor) pairs; returns (audio, rate) each.
+    """
     with tempfile.TemporaryDirectory(prefix="specgan-festival-") as tmp:
         lines = [f"(voice_{voice})"]
         for i, (text, speed) in enumerate(utterances):
@@ -92,7 +93,8 @@ def festival_batch(festival: str, voice: str, utterances: list[tuple[str, float]
 
 def sox_effects(sox: str, y: np.ndarray, sr: int, tempo: float = 1.0, cents: float = 0.0) -> np.ndarray:
     """``y`` through sox's ``tempo`` (speech mode, pitch kept) and ``pitch`` (cents, duration kept)
-    effects; tempo 1 and 0 cents → unchanged."""
+    effects; tempo 1 and 0 cents → unchanged.
+    """
     effects = []
     if abs(tempo - 1.0) > 1e-3:
         effects += ["tempo", "-s", f"{tempo:.3f}"]

@@ -87,7 +87,7 @@ def real_speaker_info(name: str) -> dict:
 
 
 def _real_prompts(cfg, seed: int) -> dict[str, tuple[Path, list[Path]]]:
-    """speaker → (folder, prompt files); every folder checked against the reserved languages first."""
+    """Speaker → (folder, prompt files); every folder checked against the reserved languages first."""
     root = Path(cfg.real_root)
     folders = {}
     for name in cfg.real_speakers:
@@ -191,20 +191,24 @@ def _configured_speakers(cfg) -> set[str]:
     return spk
 
 
-def build_voices(cfg, sample_rate: int, out_dir: Path, seed: int,
+def build_voices(dc, sample_rate: int, out_dir: Path, seed: int,
                  work_dir: Path) -> tuple[list[Item], dict, dict[str, str]]:
     """Decode and render the set into ``out_dir``; return items, a report and each item's split.
 
+    The common builder signature (:class:`specgan.data.sources.Builder`).
+
     Args:
-        cfg: :class:`specgan.recipe.VoicesConfig`.
+        dc: The recipe's ``data`` section; its ``dc.voices`` (:class:`specgan.recipe.VoicesConfig`) is read.
         sample_rate: Output rate (everything is resampled to it).
         out_dir: Where WAVs go (``<work>/data/wavs``), one folder per speaker.
         seed: Seeds prompt caps, sentence choice, speed and pitch (the set is reproducible).
         work_dir: Paths in the manifest are made relative to it.
 
     Returns:
-        (items, report, split_of) where ``split_of`` maps item id → ``train``/``dev``/``test``.
+        (items, report, split_of) where ``split_of`` maps item id → ``train``/``dev``/``test``
+        (by speaker: the held-out real speaker is the test split).
     """
+    cfg = dc.voices
     unknown = sorted(set(cfg.engines) - set(_ENGINE_PACKAGES))
     if unknown:
         raise ValueError(f"data.voices.engines: unknown {', '.join(unknown)}; choose from {', '.join(_ENGINE_PACKAGES)}")

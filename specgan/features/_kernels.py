@@ -25,7 +25,8 @@ from numba import njit, prange
 @njit(cache=True, nogil=True, inline="always")
 def _bin(x, k, n_fft, n_freqs):
     """Bin k of a real signal's one-sided spectrum ``x`` (interleaved re, im) for any integer
-    k, using X[-k] = conj X[k] and X[n_fft - k] = conj X[k]. Returns (re, im)."""
+    k, using X[-k] = conj X[k] and X[n_fft - k] = conj X[k]. Returns (re, im).
+    """
     if k < 0:
         return x[-2 * k], -x[-2 * k + 1]
     if k >= n_freqs:

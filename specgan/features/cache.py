@@ -62,8 +62,11 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 def _usable(path: Path, shape: tuple[int, int], dtype: str) -> bool:
-    """Is a cached feature file readable with the shape and dtype the index promises? (A file cut
-    short by a crash or a full disk fails here, named in one warning line, and is re-extracted.)"""
+    """Whether a cached feature file is readable with the shape and dtype the index promises.
+
+    A file cut short by a crash or a full disk fails here, named in one warning line, and is
+    re-extracted.
+    """
     try:
         x = np.load(path, mmap_mode="r", allow_pickle=False)
         problem = None if (x.shape, x.dtype) == (shape, np.dtype(dtype)) else \
@@ -94,7 +97,7 @@ def _extract_one(task: tuple[str, str, str]) -> tuple[str, int | None, str | Non
     item_id, path, out = task
     ex = _W["ex"]
     try:
-        y = load_clip(path, _W["sr"], _W["pre"], ex.min_samples())
+        y = load_clip(path, _W["sr"], _W["pre"], ex.cfg.min_samples)
     except AudioError as e:
         return item_id, None, e.reason, str(e)
     mel = ex(y).astype(_W["dtype"])
@@ -164,7 +167,7 @@ def extract_split(recipe: Recipe, split: str, force: bool = False, workers: int 
         # Compile (and cache) the numba kernels here first: workers that all compile at once on a fresh
         # install race on numba's on-disk cache, which can segfault (numba issues #4807, #10128).
         warm = LogMelExtractor(recipe.mel, threads=fc.threads)
-        warm(np.zeros(warm.min_samples(), np.float32))
+        warm(np.zeros(warm.cfg.min_samples, np.float32))
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init_args) as pool:
             results = list(progress_bar(pool.map(_extract_one, tasks, chunksize=16), **bar))
     else:

@@ -51,7 +51,8 @@ def sparse_filterbank(fb: np.ndarray, dtype=np.float64) -> tuple[np.ndarray, np.
 def cosine_taps(window: np.ndarray, max_taps: int = 3, tol: float = 1e-12) -> np.ndarray | None:
     """If ``window`` is a cosine-sum window (its DFT is non-zero only at bins 0..±(max_taps-1)),
     return those real DFT coefficients / N, so that windowing equals a short convolution over
-    frequency; else None."""
+    frequency; else None.
+    """
     n = window.size
     W = np.fft.fft(window) / n
     k = np.arange(n)
@@ -95,13 +96,6 @@ class LogMelExtractor:
         self.starts, self.stops, self.offsets, self.weights = sparse_filterbank(mel_filterbank(cfg), self.dtype)
         self.inv_log = 1.0 / {"e": 1.0, "10": math.log(10.0), "2": math.log(2.0)}[cfg.log_base]
 
-    def min_samples(self) -> int:
-        """Shortest signal this config can analyse (one frame)."""
-        cfg = self.cfg
-        if not cfg.center:
-            return cfg.n_fft
-        return cfg.n_fft // 2 + 1 if cfg.pad_mode == "reflect" else 1
-
     def __call__(self, y: np.ndarray) -> np.ndarray:
         """Log-mel of a waveform.
 
@@ -119,8 +113,8 @@ class LogMelExtractor:
         if not np.issubdtype(y.dtype, np.floating):
             raise TypeError(f"expected floating-point audio, got dtype {y.dtype}")
         cfg = self.cfg
-        if y.size < self.min_samples():
-            raise ValueError(f"signal of {y.size} samples is shorter than one frame ({self.min_samples()} samples)")
+        if y.size < self.cfg.min_samples:
+            raise ValueError(f"signal of {y.size} samples is shorter than one frame ({self.cfg.min_samples} samples)")
         y = y.astype(self.dtype, copy=False)
         y = np.pad(y, cfg.n_fft // 2, mode=cfg.pad_mode) if cfg.center else np.ascontiguousarray(y)
         n_fft, hop = cfg.n_fft, cfg.hop_length

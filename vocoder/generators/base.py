@@ -1,6 +1,11 @@
-"""What every generator shares: the mel contract, input checks, weight-norm removal."""
+"""What every generator shares: the mel contract, input checks, weight-norm removal, and the
+capabilities it declares (its synthesis STFT, whether it exports to ONNX) so that export, the CLI
+and the trainer ask the generator instead of testing its type.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -8,7 +13,23 @@ from torch.nn.utils import parametrize
 
 from vocoder.mel import MelConfig
 
-__all__ = ["Generator", "Snake", "activation"]
+__all__ = ["Generator", "Snake", "StftGeometry", "activation"]
+
+
+@dataclass(frozen=True)
+class StftGeometry:
+    """The STFT a spectral generator synthesises through (its network outputs a magnitude and a
+    phase on this grid; an inverse STFT with a periodic Hann window of ``n_fft`` makes the wave).
+
+    Attributes:
+        n_fft: FFT size (and window length).
+        hop_length: Samples between its frames.
+        frames_per_mel_frame: Its frames per mel frame (the mel hop over ``hop_length``).
+    """
+
+    n_fft: int
+    hop_length: int
+    frames_per_mel_frame: int = 1
 
 
 class Generator(nn.Module):
@@ -21,6 +42,9 @@ class Generator(nn.Module):
     #: False for generators with nothing to learn (Griffin-Lim): training refuses them.
     trainable = True
     registry_name = "?"
+    #: The synthesis STFT of a spectral generator (its ``spectrum(mel) → (magnitude, phase)`` is
+    #: the network, the iSTFT is outside it); None for one that writes samples directly.
+    stft: StftGeometry | None = None
 
     def __init__(self, mel_cfg: MelConfig):
         super().__init__()
@@ -33,6 +57,17 @@ class Generator(nn.Module):
         if mel.dim() != 3 or mel.shape[1] != self.mel_cfg.n_mels:
             raise ValueError(f"{self.registry_name}: expected a mel of shape (batch, {self.mel_cfg.n_mels}, frames), "
                              f"got {tuple(mel.shape)}")
+
+    def onnx_unsupported(self) -> str | None:
+        """Why this generator has no ONNX form (one line), or None when it exports."""
+        return None if self.trainable else "nothing to export (no network); run it in Python"
+
+    def forward_with_spectrum(self, mel: torch.Tensor):
+        """The waveform and, for a generator that synthesises through its own spectrum, that
+        spectrum: ``(wave, log_amplitude, phase, spectrum)``; the last three are None here (the
+        phase-aware losses then analyse the wave).
+        """
+        return self(mel), None, None, None
 
     def remove_weight_norm(self) -> "Generator":
         """Fold weight-norm parametrisations into plain weights (for inference and export)."""

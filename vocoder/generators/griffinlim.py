@@ -42,7 +42,7 @@ class GriffinLim(Generator):
             momentum=momentum, length=None, rand_init=False, window_fn=lambda n, **_: window.clone())
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
+        """Mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
         self.check_input(mel)
         cfg = self.mel_cfg
         target = cfg.exp(mel.float())

@@ -1,6 +1,7 @@
 """HiFi-GAN generator (Kong et al. 2020): transposed-conv upsampling with multi-receptive-field
 residual blocks. Presets are the paper's V1/V2/V3 configurations (for hop 256); ``hifigan_snake``
-is the music variant with periodic (snake) activations."""
+is the music variant with periodic (snake) activations.
+"""
 
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ class HiFiGAN(Generator):
         self.conv_post = weight_norm(nn.Conv1d(c_last, 1, 7, padding=3))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, n_mels, T) → waveform (B, 1, T * hop_length) in [-1, 1]."""
+        """Mel (B, n_mels, T) → waveform (B, 1, T * hop_length) in [-1, 1]."""
         self.check_input(mel)
         x = self.conv_pre(mel)
         for i, (act, up) in enumerate(zip(self.up_acts, self.ups)):
@@ -147,7 +148,8 @@ def _act(kind: str, ch: int, slope: float = _LRELU) -> nn.Module:
 class SnakeHiFiGAN(HiFiGAN):
     """The music variant: HiFi-GAN with snake (periodic) activations, which extrapolate periodic
     signals — sustained pitched notes — better than leaky ReLU (BigVGAN's observation). Defaults
-    to the V2 widths; ``preset: v2-hop512`` for 44.1 kHz with hop 512."""
+    to the V2 widths; ``preset: v2-hop512`` for 44.1 kHz with hop 512.
+    """
 
     def __init__(self, mel_cfg: MelConfig, preset: str | None = "v2", upsample_rates: list[int] | None = None,
                  upsample_kernel_sizes: list[int] | None = None, upsample_initial_channel: int | None = None,

@@ -1,13 +1,14 @@
 """The fast default: a ConvNeXt backbone at frame rate predicting STFT magnitude and phase, and an
 inverse-STFT head (the Vocos design, Siuzdenko 2023). All layers run at the frame rate (hop_length
-times fewer steps than a sample-rate upsampler), so the cost per second of audio is small."""
+times fewer steps than a sample-rate upsampler), so the cost per second of audio is small.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from vocoder.generators.base import Generator
+from vocoder.generators.base import Generator, StftGeometry
 from vocoder.mel import MelConfig
 from vocoder.registry import register_generator
 
@@ -63,6 +64,7 @@ class ISTFTGenerator(Generator):
         self.norm_out = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, self.n_fft + 2)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        self.stft = StftGeometry(self.n_fft, self.hop_length)
 
     def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network proper (what ONNX export covers).
@@ -90,5 +92,5 @@ class ISTFTGenerator(Generator):
         return y.clamp(-1.0, 1.0).unsqueeze(1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
+        """Mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
         return self.istft(*self.spectrum(mel))

@@ -1,5 +1,6 @@
 """MelGAN generator (Kumar et al. 2019): transposed-conv upsampling, each stage followed by a
-stack of residual blocks with dilations 1, 3, 9, ... (receptive field grows exponentially)."""
+stack of residual blocks with dilations 1, 3, 9, ... (receptive field grows exponentially).
+"""
 
 from __future__ import annotations
 
@@ -68,6 +69,6 @@ class MelGAN(Generator):
         self.net = nn.Sequential(*layers)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
+        """Mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
         self.check_input(mel)
         return self.net(mel)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vocoder.generators.base import Generator
+from vocoder.generators.base import Generator, StftGeometry
 from vocoder.generators.istft import _ConvNeXtBlock
 from vocoder.mel import MelConfig, mel_filterbank
 from vocoder.fastgl import STFTPlan, fast_griffin_lim_np
@@ -60,7 +60,8 @@ def mel_grid_weights(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray | None,
 
 def _use_fastgl(x: torch.Tensor) -> bool:
     """Griffin-Lim iterations through :mod:`vocoder.fastgl` (numpy/numba) for tensors on the CPU;
-    torch's STFT on other devices."""
+    torch's STFT on other devices.
+    """
     return x.device.type == "cpu"
 
 
@@ -112,7 +113,8 @@ def mel_pseudo_inverse(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray, floa
 
 def _interpolate_frames(x: torch.Tensor, factor: int) -> torch.Tensor:
     """(B, C, T) → (B, C, T·factor), linear between frames: internal frame t·u + r lies r/u of the way
-    from mel frame t to t + 1 (centred STFTs), the last frame is held."""
+    from mel frame t to t + 1 (centred STFTs), the last frame is held.
+    """
     if factor == 1:
         return x
     nxt = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
@@ -291,6 +293,7 @@ class PhaseGenerator(Generator):
             nn.init.zeros_(self.amp.proj.weight)
             nn.init.zeros_(self.amp.proj.bias)
         self.register_buffer("stft_window", torch.hann_window(self.stft_n_fft), persistent=False)
+        self.stft = StftGeometry(self.stft_n_fft, self.stft_hop, upsample)
 
     # -- pieces ---------------------------------------------------------------------------
     def log_magnitude_prior(self, mel: torch.Tensor) -> torch.Tensor:
@@ -389,7 +392,7 @@ class PhaseGenerator(Generator):
         return torch.angle(fast_griffin_lim(mag, forward, inverse, self.refine_iter, torch.polar(mag, phase)))
 
     def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """mel (B, n_mels, T) → (magnitude, phase), each (B, n_fft // 2 + 1, T·upsample)."""
+        """Mel (B, n_mels, T) → (magnitude, phase), each (B, n_fft // 2 + 1, T·upsample)."""
         log_mag, phase = self.log_spectrum(mel)
         return torch.exp(log_mag), phase
 
@@ -398,6 +401,12 @@ class PhaseGenerator(Generator):
         y = torch.istft(spec, self.stft_n_fft, self.stft_hop, self.stft_n_fft, self.stft_window.to(spec.real.dtype),
                         center=True, length=spec.shape[-1] * self.stft_hop)
         return y.clamp(-1.0, 1.0).unsqueeze(1)
+
+    def onnx_unsupported(self) -> str | None:
+        """PGHI reads the phase off the magnitude outside torch (numba): no ONNX form yet."""
+        if self.phase_head == "pghi":
+            return "phase_head pghi reads the phase off the magnitude outside torch (numba): no ONNX form yet; run it in Python"
+        return None
 
     def forward_with_spectrum(self, mel: torch.Tensor):
         """Waveform and the spectrum it came from (what the phase-aware losses need).
@@ -414,5 +423,5 @@ class PhaseGenerator(Generator):
         return self.istft(spec), log_mag, phase, spec
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
+        """Mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
         return self.forward_with_spectrum(mel)[0]

@@ -24,7 +24,7 @@ Ops (``specgan.augment.policy``), applied in this order, each to a sample with p
   high instead of the full height.
 
 The data floor is the normalised value of silence per mel bin, the value
-:class:`specgan.features.dataset.MelDataset` pads with (−1 where silence is clipped at 3σ).
+:class:`specgan.stage_one.data.MelDataset` pads with (−1 where silence is clipped at 3σ).
 All randomness comes from the caller's ``torch.Generator`` (the trainer's batch/noise sampler,
 saved in ``state.pt``), so a resumed run draws the same augmentations as an uninterrupted one.
 """
@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import torch
 
-from specgan.config import OPS, AugmentConfig
+from specgan.stage_one.config import OPS, AugmentConfig
 
 __all__ = ["OPS", "AugmentConfig", "DiffAugment", "gain_per_db"]
 

@@ -4,7 +4,7 @@ One step (a generator iteration) = ``n_critic`` critic steps, each on a fresh re
 fresh fakes, + one generator step. The gradient penalty can be lazy: computed every
 ``gp_every``-th critic step (counted across generator iterations) and weighted by ``gp_every``
 so its average pull is unchanged. With ``augment`` on, real and generated mels pass through the
-same random DiffAugment (:mod:`specgan.augment`) before the critic in both steps, so the penalty
+same random DiffAugment (:mod:`specgan.stage_one.augment`) before the critic in both steps, so the penalty
 is on interpolates of augmented mels — the critic's actual inputs. With ``aux_weight`` the
 critic's auxiliary classifier adds a cross-entropy on real labels (critic step) and on the
 asked labels (generator step); the penalty stays on the score. An EMA copy of G is what is
@@ -23,16 +23,16 @@ from typing import Any
 
 import torch
 
-from specgan.augment import DiffAugment, gain_per_db
-from specgan.config import SpecGANConfig
-from specgan.features.dataset import MelDataset
-from specgan.gan import fused_critic_losses, generator_losses, mode_seeking_loss
-from specgan.models import build_critic, build_generator
+from specgan.stage_one.augment import DiffAugment, gain_per_db
+from specgan.stage_one.config import SpecGANConfig
+from specgan.stage_one.data import MelDataset
+from specgan.stage_one.losses import fused_critic_losses, generator_losses, mode_seeking_loss
+from specgan.stage_one.registry import build_critic, build_generator
 from vocoder.checkpoint import changed_keys, fingerprint, save_model
 from vocoder.mel import MelConfig, MelStats
 from vocoder.trainer import LoopSettings, Trainer
 
-__all__ = ["MelDataset", "SpecGANConfig", "SpecGANTrainer", "stage_one_kwargs"]
+__all__ = ["SpecGANTrainer", "ema_weight", "stage_one_kwargs"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def stage_one_kwargs(spec: dict[str, Any], n_mels: int, frames: int, n_classes: 
 
 def ema_weight(decay: float, rampup: float, step: int) -> float:
     """Weight of the new parameters in the EMA update at ``step`` (1-based): ``1 - decay``, or more
-    while ``rampup`` x step is shorter than the average's horizon ``1 / (1 - decay)``."""
+    while ``rampup`` x step is shorter than the average's horizon ``1 / (1 - decay)``.
+    """
     if decay <= 0:
         return 1.0
     horizon = 1.0 / (1.0 - decay)
@@ -90,23 +91,10 @@ class SpecGANTrainer(Trainer):
         self.D = build_critic(cfg.critic, n_mels, cfg.frames, n_classes).to(self.device)
         self.G_ema = build_generator(cfg.generator, n_mels, cfg.frames, n_classes).to(self.device)
         self.G_ema.eval().requires_grad_(False)
-        if getattr(self.G, "class_prior", "none") != "none":  # from the data; a resume then loads the saved one
-            self.G.set_class_prior(data.x, data.y)
-        if getattr(self.G, "harmonic", False):  # the comb's geometry, from the mel and its statistics
-            if mel is None or stats is None:
-                raise ValueError("specgan.generator.harmonic needs the mel config and statistics (the recipe's)")
-            mel_stats = MelStats.from_dict(stats)
-            self.G.set_harmonic_geometry(mel, mel_stats)
-            if self.G.f0_source == "data":  # the F0 bank: the training clips' harmonic frames' F0
-                from specgan.models import comb_f0_tracks
-
-                logmels = mel_stats.denormalize(data.x[:, 0].float()).numpy()
-                self.f0_bank_filled = self.G.set_f0_contours(comb_f0_tracks(logmels, mel, self.G.f0_range),
-                                                             data.y if self.G.n_classes else None)
-        if getattr(self.D, "salience", 0):  # the critic's pitch-salience map, from the same
-            if mel is None or stats is None:
-                raise ValueError("specgan.critic.salience needs the mel config and statistics (the recipe's)")
-            self.D.set_salience_geometry(mel, MelStats.from_dict(stats))
+        # what the models read from the data (class prior, comb geometry, F0 bank, salience map)
+        # before step 0; a resume then loads the saved buffers over it
+        mel_stats = MelStats.from_dict(stats) if stats is not None else None
+        self.prepared = {"G": self.G.prepare(data, mel, mel_stats), "D": self.D.prepare(data, mel, mel_stats)}
         self.G_ema.load_state_dict(self.G.state_dict())
         self.shape = {"model": {"generator": dict(cfg.generator), "critic": dict(cfg.critic), "frames": cfg.frames,
                                 "conditional": cfg.conditional},
@@ -122,10 +110,7 @@ class SpecGANTrainer(Trainer):
         betas = tuple(cfg.betas)
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas)
-        floor = getattr(data, "floor", -1.0)
-        data_stats = getattr(data, "stats", None)
-        self.augment = DiffAugment(cfg.augment, floor,
-                                   gain_per_db(data_stats, mel) if data_stats is not None else 1.0 / 20)
+        self.augment = DiffAugment(cfg.augment, data.floor, gain_per_db(data.stats, mel))
         self.broadcast_parameters()
 
     # -- the skeleton's hooks -------------------------------------------------------------
@@ -236,7 +221,8 @@ class SpecGANTrainer(Trainer):
     @torch.no_grad()
     def write_samples(self, path: str | Path, per_label: int = 4, seed: int = 1234) -> Path:
         """A PNG grid of EMA-G samples from fixed noise (rows: labels, if conditional); also
-        logged to TensorBoard as ``samples/grid`` while :meth:`fit` runs."""
+        logged to TensorBoard as ``samples/grid`` while :meth:`fit` runs.
+        """
         import matplotlib
 
         matplotlib.use("Agg")

@@ -1,5 +1,6 @@
 """Stage one's training data: cached log-mels of one split, normalised, padded/cropped to the
-model's width, in memory, with label indices (also what the evaluation classifier trains on)."""
+model's width, in memory, with label indices (also what the evaluation classifier trains on).
+"""
 
 from __future__ import annotations
 

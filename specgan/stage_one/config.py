@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 __all__ = ["OPS", "AugmentConfig", "SpecGANConfig"]
 
-# DiffAugment ops (specgan.augment), applied in this order. No frequency shifts or flips: on a mel
+# DiffAugment ops (specgan.stage_one.augment), applied in this order. No frequency shifts or flips: on a mel
 # axis they are pitch changes.
 OPS = ("gain", "translation", "cutout")
 
@@ -48,7 +48,7 @@ class SpecGANConfig:
     """The ``specgan:`` recipe section (SpecGAN's defaults for the optimisation).
 
     ``generator`` and ``critic`` are ``{name: ..., **constructor params}`` looked up in
-    :mod:`specgan.models` (n_mels, frames and the number of labels come from the data).
+    :mod:`specgan.stage_one.registry` (n_mels, frames and the number of labels come from the data).
     """
 
     generator: dict[str, Any] = field(default_factory=lambda: {

@@ -26,7 +26,8 @@ def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | Non
 
 def penalty(scores_hat: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean (‖∇D(x̂)‖₂ − 1)², per-sample norms) from the critic's scores on x̂ (create_graph, so the
-    penalty is differentiable in the critic's weights)."""
+    penalty is differentiable in the critic's weights).
+    """
     (grad,) = torch.autograd.grad(scores_hat.sum(), x_hat, create_graph=True)
     norms = grad.flatten(1).norm(2, dim=1)
     return ((norms - 1) ** 2).mean(), norms
@@ -61,7 +62,8 @@ def fused_critic_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tenso
 
     ``aux_weight > 0`` adds the auxiliary classifier's cross-entropy on the *real* half against
     ``labels`` (``critic/aux_ce``), from the same forward. The penalty is on the score alone: the
-    classifier head is not part of the Wasserstein critic, so the WGAN-GP term is unchanged."""
+    classifier head is not part of the Wasserstein critic, so the WGAN-GP term is unchanged.
+    """
     b = real.shape[0]
     both = torch.cat([real, fake])
     out: dict[str, torch.Tensor] = {}
@@ -112,7 +114,8 @@ def generator_loss(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor |
 def generator_losses(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor | None,
                      aux_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """Named losses of the generator step; ``gen/loss`` is what to minimise: −mean D(G(z)), plus
-    ``aux_weight`` × the auxiliary classifier's cross-entropy of G(z) against the asked labels."""
+    ``aux_weight`` × the auxiliary classifier's cross-entropy of G(z) against the asked labels.
+    """
     if aux_weight <= 0:
         return {"gen/loss": generator_loss(critic, fake, labels)}
     if labels is None:
@@ -126,7 +129,8 @@ def generator_losses(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor
 def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """MSGAN's regulariser on a batch whose second half pairs the first (same labels, other noise):
     ``1 / (mean|G(z1) − G(z2)| / mean|z1 − z2| + eps)``; small when different noise gives different
-    outputs, large (≈ 1/eps) when the generator ignores its noise. An odd last item is unused."""
+    outputs, large (≈ 1/eps) when the generator ignores its noise. An odd last item is unused.
+    """
     h = fake.shape[0] // 2
     if h == 0:
         raise ValueError("mode seeking needs at least two generated items")

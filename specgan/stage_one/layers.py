@@ -1,0 +1,75 @@
+"""Building blocks of the stage-one networks: the convolutional grid and the small modules
+the generator composes (residual blocks, FiLM, the F0 contour input).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["F0Input", "FiLM", "Residual", "grid_for", "stages_for"]
+
+
+def stages_for(n_mels: int, frames: int) -> int:
+    """Number of stride-2 stages so that the smaller side starts at 4 to 7 (SpecGAN: 128 → 5 stages)."""
+    for name, v in (("n_mels", n_mels), ("frames", frames)):
+        if int(v) != v or v < 8:
+            raise ValueError(f"{name} must be an integer >= 8 (the smaller side starts at 4 after the stages), got {v}")
+    return int(math.log2(min(n_mels, frames))) - 2
+
+
+def grid_for(n_mels: int, frames: int) -> tuple[int, int, int]:
+    """(stages, H, W): the convolutional grid for (n_mels x frames) — each side rounded up to a
+    multiple of 2**stages. Any size works: the generator draws the grid and crops it to
+    (n_mels, frames), the critic pads its input to the grid (80 mels x 64 frames needs neither:
+    80 = 5 x 16; 100 mels draw 112 and keep 100).
+    """
+    n = stages_for(n_mels, frames)
+    step = 1 << n
+    return n, -(-n_mels // step) * step, -(-frames // step) * step
+
+
+class Residual(nn.Module):
+    """x + conv(ReLU(conv(ReLU(x)))), 3×3, same width (the generator's full-resolution blocks)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation: h (B, C, H, W), e (B, E) → h·(1 + γ(e)) + β(e), γ, β (B, C).
+
+    Default (non-zero) initialisation, as BigGAN's class-conditional gains: the label already
+    steers every stage at step 0.
+    """
+
+    def __init__(self, embed_dim: int, channels: int):
+        super().__init__()
+        self.proj = nn.Linear(embed_dim, 2 * channels)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.proj(e).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
+        return h * (1 + gamma) + beta
+
+
+class F0Input(nn.Module):
+    """h (B, C, H, W) + a per-frame contour c (B, 1, T): c averaged to W frames, times a
+    per-channel weight (zero at the start: the model begins as the one without it), added at every
+    frequency row.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = nn.Conv1d(1, channels, 1, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return h + self.proj(F.adaptive_avg_pool1d(c, h.shape[-1])).to(h.dtype)[:, :, None, :]

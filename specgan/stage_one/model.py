@@ -1,0 +1,160 @@
+"""A trained stage-one model, loaded for use: the twin of :func:`vocoder.load`.
+
+``load(path)`` reads a ``model.safetensors`` through the one model-file contract
+(:mod:`vocoder.checkpoint`: the header checked before anything is built) and returns a
+:class:`StageOne`, the EMA generator with its mel config, normalisation and label vocabulary.
+:meth:`StageOne.sample` is the one place that draws from stage one: synth, evaluation, the report
+and :func:`specgan.generate` all call it, so a seed means the same clip everywhere::
+
+    model = stage_one.load("pretrained/speech/specgan.safetensors")
+    logmel = model.sample(["seven", "seven"], seeds=[0, 1])   # (2, n_mels, frames), natural-log mel
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from specgan.stage_one import generator as _generator  # noqa: F401  (registers the generators)
+from specgan.stage_one.registry import GENERATORS
+from vocoder.checkpoint import ModelFileError, load_model
+from vocoder.mel import MelConfig, MelStats
+from vocoder.registry import build
+
+__all__ = ["StageOne", "load", "noise", "walk_latents"]
+
+
+def noise(z_dim: int, seed: int) -> torch.Tensor:
+    """The (1, z_dim) latent of one seed: a clip's noise depends on its seed alone (CPU)."""
+    return torch.randn(1, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def walk_latents(z_dim: int, seed_a: int, seed_b: int, points: int) -> torch.Tensor:
+    """(points, z_dim): spherical interpolation from seed_a's latent to seed_b's (CPU)."""
+    za, zb = noise(z_dim, seed_a), noise(z_dim, seed_b)
+    t = torch.linspace(0, 1, points)[:, None]
+    omega = torch.arccos((za / za.norm() * zb / zb.norm()).sum().clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        return (1 - t) * za + t * zb
+    return (torch.sin((1 - t) * omega) * za + torch.sin(t * omega) * zb) / torch.sin(omega)
+
+
+@dataclass
+class StageOne:
+    """A loaded EMA generator with what it needs to produce vocoder-ready log-mels.
+
+    Attributes:
+        generator: The stage-one generator (a :class:`~specgan.stage_one.base.SpectrogramGenerator`).
+        mel_cfg: The mel its output is in.
+        stats: The normalisation its output is in.
+        vocab: Its labels, in class-index order (empty when unconditional).
+        step: Training step of the weights.
+        path: The file it was loaded from.
+    """
+
+    generator: torch.nn.Module
+    mel_cfg: MelConfig
+    stats: MelStats
+    vocab: list
+    step: int
+    path: Path | None = field(default=None)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model needs a label."""
+        return self.generator.n_classes > 0
+
+    @property
+    def device(self) -> torch.device:
+        """Where the generator's weights are."""
+        return next(self.generator.parameters()).device
+
+    def label_index(self, label) -> int:
+        """A label (``"seven"``, ``60``, or its string form) → the generator's class index."""
+        for i, v in enumerate(self.vocab):
+            if v == label or str(v) == str(label):
+                return i
+        raise ValueError(f"unknown label {label!r}; this model knows: {', '.join(map(str, self.vocab))}")
+
+    def label_indices(self, labels, n: int) -> torch.Tensor | None:
+        """``labels`` (one label for all, ``n`` labels, or None) → class indices (n,) on the
+        model's device; None for an unconditional model. One line names what is wrong.
+        """
+        if not self.conditional:
+            if labels is not None and not (isinstance(labels, (list, tuple)) and all(v is None for v in labels)):
+                raise ValueError("this model is unconditional: labels are not accepted")
+            return None
+        if labels is None:
+            raise ValueError(f"this model is conditional: pass labels (one of {', '.join(map(str, self.vocab))})")
+        if not isinstance(labels, (list, tuple)):
+            labels = [labels] * n
+        if len(labels) != n:
+            raise ValueError(f"{len(labels)} labels for {n} samples")
+        return torch.tensor([self.label_index(v) for v in labels], device=self.device)
+
+    @torch.no_grad()
+    def draw(self, z: torch.Tensor, labels=None, batch_size: int | None = 1) -> torch.Tensor:
+        """Normalised mels (n, n_mels, frames) in [-1, 1] from latents ``z`` (n, z_dim).
+
+        Args:
+            z: The latents, one row per clip.
+            labels: One label for all, one per row, or None (unconditional).
+            batch_size: Rows per forward pass. 1 (the default) draws each clip in its own pass: a
+                batched convolution may sum in another order than a lone one, so only then is a
+                clip redrawn alone sample for sample the clip of a set. None: one pass.
+        """
+        y = self.label_indices(labels, len(z))
+        z = z.to(self.device)
+        step = len(z) if batch_size is None else max(1, int(batch_size))
+        g = self.generator
+        out = [g(z[i : i + step], None if y is None else y[i : i + step])[:, 0] for i in range(0, len(z), step)]
+        return torch.cat(out) if out else z.new_zeros(0, g.n_mels, g.frames)
+
+    def sample_normalised(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1) -> torch.Tensor:
+        """Normalised mels (n, n_mels, frames): clip i from the noise of ``seeds[i]`` (:func:`noise`),
+        asking for ``labels`` (one for all, one per seed, or None). See :meth:`draw`.
+        """
+        seeds = [int(s) for s in seeds]
+        z = torch.cat([noise(self.generator.z_dim, s) for s in seeds]) if seeds else torch.zeros(0, self.generator.z_dim)
+        return self.draw(z, labels, batch_size)
+
+    def sample(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1) -> torch.Tensor:
+        """Log-mels (n, n_mels, frames) ready for a vocoder in :attr:`mel_cfg`: clip i from the noise
+        of ``seeds[i]``, asking for ``labels`` (one for all, one per seed, or None).
+        """
+        return self.stats.denormalize(self.sample_normalised(labels, seeds, batch_size))
+
+    def interpolate(self, seed_a: int, seed_b: int, points: int = 8, label=None) -> torch.Tensor:
+        """A latent walk: log-mels (points, n_mels, frames) along the spherical interpolation from
+        seed_a's latent to seed_b's (:func:`walk_latents`), all asking for ``label``.
+        """
+        z = walk_latents(self.generator.z_dim, seed_a, seed_b, points)
+        return self.stats.denormalize(self.draw(z, label))
+
+
+def _build(info) -> torch.nn.Module:
+    return build(GENERATORS, "stage-one generator", {"name": info.name, **info.kwargs})
+
+
+def _rename(info):
+    """The generator class's map of older tensor names (see ``SpectrogramGenerator.upgrade_key``)."""
+    cls = GENERATORS.get(info.name)
+    return cls.upgrade_key if cls is not None else None
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> StageOne:
+    """Load a stage-one ``model.safetensors`` (or the run folder holding one).
+
+    Every problem is one :class:`~vocoder.checkpoint.ModelFileError` line naming the file; the
+    header is checked against the registered constructor before anything is built.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    g, info = load_model(path, _build, "stage-one", device, rename=_rename)
+    if info.mel is None or info.stats is None:
+        raise ModelFileError(f"{path}: a stage-one model without its mel config or statistics")
+    return StageOne(g, info.mel, MelStats.from_dict(info.stats), list(info.extra.get("vocab", [])), info.step, path)
