@@ -349,8 +349,33 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
         out["fine_structure"] = _fine_structure(*logmels, bands)
         out["comb_fit"] = _comb_fit(model.mel_cfg, *logmels)
     if vocoder_g is not None and is_speech(recipe):
-        out["harmonicity"] = _harmonicity(recipe, model, generated.audio(vocoder_g), real, vocoder_g)
+        from specgan.audio import load_clip
+
+        sr = model.mel_cfg.sample_rate
+        audio = {"generated": list(generated.audio(vocoder_g).numpy()),
+                 "real_vocoded": list(Generated(model, real.x).audio(vocoder_g).numpy()),
+                 "real_audio": [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft) for p in real.paths]}
+        out["harmonicity"] = _harmonicity(model, audio)
+        if ec.dnsmos_clips:
+            out["dnsmos"] = _dnsmos(sr, audio, ec.dnsmos_clips)
     return out
+
+
+def _dnsmos(sr: int, audio: dict, clips: int) -> dict:
+    """DNSMOS P.835 (SIG/BAK/OVRL) of the first ``clips`` of each set: generated through the synth
+    vocoder, the real held-out clips' mels through it (copy synthesis) and the real audio.
+    """
+    from specgan import metrics as M
+
+    why = M.dnsmos_available()
+    if why is not None:
+        log.warning("evaluate: DNSMOS skipped: %s", why)
+        return {"unavailable": why}
+    n = min(clips, len(audio["generated"]))
+    return {"protocol": f"DNSMOS P.835 (the speechmos wheel's ONNX model, not personalised) of the first {n} clips "
+                        "of each set, tiled to its 9.01-s input: generated through the synth vocoder, the same "
+                        "held-out clips' mels through it, and their audio",
+            **{k: M.dnsmos_set(v[:n], sr) for k, v in audio.items()}}
 
 
 class Generated:
@@ -407,18 +432,15 @@ def _vocode(model, normalised: torch.Tensor, g, batch: int = 16) -> list[np.ndar
     return list(Generated(model, normalised).audio(g, batch).numpy())
 
 
-def _harmonicity(recipe: Recipe, model, generated_audio: torch.Tensor, real, vocoder_g) -> dict:
+def _harmonicity(model, audio: dict) -> dict:
+    """Periodicity of the generated clips, the real ones through the same vocoder, and the real audio."""
     from specgan import metrics as M
-    from specgan.audio import load_clip
 
     sr, hop = model.mel_cfg.sample_rate, model.mel_cfg.hop_length
-    real_audio = [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft) for p in real.paths]
     return {"protocol": "periodicity (peak normalised autocorrelation, lags 2-16.7 ms) of frames within 30 dB of "
                         "each clip's loudest; generated and real held-out mels through the same vocoder, and the "
                         "real audio itself",
-            "generated": M.harmonicity(list(generated_audio.numpy()), sr, hop),
-            "real_vocoded": M.harmonicity(_vocode(model, real.x, vocoder_g), sr, hop),
-            "real_audio": M.harmonicity(real_audio, sr, hop)}
+            **{k: M.harmonicity(v, sr, hop) for k, v in audio.items()}}
 
 
 @torch.inference_mode()
@@ -585,6 +607,11 @@ def headline_rows(m: dict) -> list[tuple[str, str, str]]:
                                             f"{h['generated']['voiced_fraction']:.3f} (real through the same vocoder "
                                             f"{h['real_vocoded']['periodicity']:.3f}, "
                                             f"{h['real_vocoded']['voiced_fraction']:.3f})")
+    if "ovrl" in g.get("dnsmos", {}).get("generated", {}):
+        d = g["dnsmos"]
+        gen("DNSMOS OVRL", f"{d['generated']['ovrl']:.2f} (real {d['real_audio']['ovrl']:.2f}, real through the "
+                           f"vocoder {d['real_vocoded']['ovrl']:.2f}; SIG {d['generated']['sig']:.2f}, BAK "
+                           f"{d['generated']['bak']:.2f}; {d['generated']['clips']} clips)")
     if "pitch" in g:
         for t, r in g["pitch"].get("trackers", {"pyin": g["pitch"]}).items():
             gen(f"pitch accuracy by {t}", f"{r['generated']['pitch_accuracy']:.3f} (real "

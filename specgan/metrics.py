@@ -28,11 +28,13 @@ the luck of 24 clips?).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from vocoder.buzz import buzz_db, comb_contrast_db
 
-__all__ = ["buzz_db", "comb_contrast_db", "f0_metrics", "frechet_distance", "harmonicity", "inception_score", "kmeans",
+__all__ = ["buzz_db", "comb_contrast_db", "dnsmos", "dnsmos_available", "dnsmos_set", "f0_metrics", "frechet_distance", "harmonicity", "inception_score", "kmeans",
            "mean_pairwise_distance", "ndb_jsd", "nearest_neighbour_distance", "paired_bootstrap", "periodicity",
            "pesq_wb", "pitch_accuracy", "spectral_convergence", "stoi", "visqol_audio"]
 
@@ -303,6 +305,79 @@ def visqol_audio(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
     a = soxr.resample(np.asarray(ref[:n], np.float64), sr, 48000)
     b = soxr.resample(np.asarray(est[:n], np.float64), sr, 48000)
     return float(api.measure_from_arrays(a, b, sample_rate=48000).moslqo)
+
+
+# DNSMOS P.835 (Reddy et al., ICASSP 2022): a non-intrusive MOS predictor for speech, the
+# network that Microsoft's ``speechmos`` wheel ships as ONNX. It reads 9.01 s of 16 kHz audio; a
+# shorter clip is repeated to exactly that length (the DNS Challenge's scoring also repeats short
+# clips), a longer one scored in 9.01-s windows a second apart and averaged. The raw outputs are
+# mapped to the P.835 scale by the quadratic polynomials published with the model (not personalised).
+DNSMOS_RATE = 16000
+DNSMOS_SECONDS = 9.01
+_DNSMOS_POLY = {"sig": (-0.08397278, 1.22083953, 0.0052439), "bak": (-0.13166888, 1.60915514, -0.39604546),
+                "ovrl": (-0.06766283, 1.11546468, 0.04602535)}
+
+
+def dnsmos_available() -> str | None:
+    """None when DNSMOS can run here, else why not (one line, with the install command)."""
+    try:
+        _dnsmos_session()
+    except (ImportError, FileNotFoundError) as e:
+        return str(e)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _dnsmos_session():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("speechmos")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("DNSMOS needs the speechmos wheel (its ONNX models): pip install -e '.[speech]'")
+    model = Path(list(spec.submodule_search_locations)[0]) / "dnsmos_models" / "sig_bak_ovr.onnx"
+    if not model.is_file():
+        raise FileNotFoundError(f"DNSMOS: {model} not found in the speechmos wheel")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError("DNSMOS needs onnxruntime: pip install -e '.[speech]'") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+
+
+def dnsmos(y: np.ndarray, sr: int) -> dict[str, float]:
+    """DNSMOS P.835 of one clip: ``sig`` (speech quality), ``bak`` (background noise), ``ovrl``
+    (overall), each on the 1-5 MOS scale. Resampled to 16 kHz when needed; silence gets NaN.
+
+    Args:
+        y: Mono audio (samples,), float in [-1, 1].
+        sr: Its sample rate.
+    """
+    y = np.clip(np.asarray(y, np.float32).reshape(-1), -1.0, 1.0)
+    if sr != DNSMOS_RATE:
+        import soxr
+
+        y = soxr.resample(y, sr, DNSMOS_RATE).astype(np.float32)
+    if not y.size or not np.any(y):
+        return {k: float("nan") for k in _DNSMOS_POLY}
+    need = int(DNSMOS_SECONDS * DNSMOS_RATE)
+    if y.size < need:  # tiled to exactly one input
+        y = np.tile(y, -(-need // y.size))[:need]
+    starts = range(0, y.size - need + 1, DNSMOS_RATE)
+    sess = _dnsmos_session()
+    name = sess.get_inputs()[0].name
+    raw = np.array([sess.run(None, {name: y[None, a : a + need]})[0][0] for a in starts], np.float64)
+    return {k: float(np.polyval(_DNSMOS_POLY[k], raw[:, i]).mean()) for i, k in enumerate(("sig", "bak", "ovrl"))}
+
+
+def dnsmos_set(wavs, sr: int) -> dict:
+    """Mean DNSMOS SIG/BAK/OVRL of a set of clips, with its count (clips of silence skipped)."""
+    rows = [dnsmos(w, sr) for w in wavs]
+    out = {k: float(np.nanmean([r[k] for r in rows])) if rows else float("nan") for k in _DNSMOS_POLY}
+    out["clips"] = int(sum(np.isfinite(r["ovrl"]) for r in rows))
+    return out
 
 
 def stoi(ref: np.ndarray, est: np.ndarray, sr: int) -> float:

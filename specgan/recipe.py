@@ -302,15 +302,20 @@ class EvaluateConfig:
     seed: int = 0
     ndb_bins: int = 20                 # k-means bins for NDB/JSD (at most n / 10)
     classifier_epochs: int = 20        # the evaluation classifier's training
-    speech: bool | None = None         # PESQ/STOI; null: judged from data.source (digits, sc09, ljspeech)
+    speech: bool | None = None         # PESQ/STOI/DNSMOS; null: what data.source declares (data/sources.py)
     # Pitch of generated notes (label: pitch): pyin on every generated note, frames at the mel hop;
     # crepe / crepe-tiny (torchcrepe, 'music' extra) on the first crepe_notes of them (a seeded random
     # draw of the split), frames every 50 ms: the full model costs ~70 ms of CPU a frame.
     pitch_trackers: list[str] = field(default_factory=lambda: ["pyin"])  # the first is the headline
     crepe_notes: int = 128
+    # DNSMOS P.835 (speech recipes; the 'speech' extra: speechmos's ONNX model) on the first
+    # dnsmos_clips of each set (generated, real through the vocoder, real): ~1 s of CPU a clip. 0: off.
+    dnsmos_clips: int = 32
 
     def __post_init__(self) -> None:
         _positive(self, "n_generated", "ndb_bins", "classifier_epochs", "crepe_notes")
+        if isinstance(self.dnsmos_clips, bool) or self.dnsmos_clips < 0:
+            raise ValueError(f"dnsmos_clips: must be 0 (off) or more, got {self.dnsmos_clips}")
         from specgan.metrics import PITCH_TRACKERS  # the trackers pitch_accuracy knows (numpy-only import)
 
         if not self.pitch_trackers or any(t not in PITCH_TRACKERS for t in self.pitch_trackers):

@@ -251,6 +251,9 @@ def _check_scored_in_work_statistics(work: Path) -> None:
     mc = generation_metrics(recipe, a, Counting())
     assert set(mc["label_accuracy_vocoded"]) == {"trained", "griffinlim"} and "harmonicity" in mc
     assert sum(seen) == 2 * mc["n"], seen
+    # DNSMOS of the three sets (tiny: one clip each), on the same audio
+    d = mc["dnsmos"]
+    assert all(d[k]["clips"] == 1 and 1.0 <= d[k]["ovrl"] <= 5.0 for k in ("generated", "real_vocoded", "real_audio")), d
 
 
 def _check_grids_and_report_seeds(work: Path) -> None:

@@ -368,3 +368,32 @@ def test_visqol_audio_orders_degradations():
     rng = np.random.default_rng(0)
     scores = [visqol_audio(y, y + rng.normal(size=y.size) * s, sr) for s in (0.0, 0.003, 0.03)]
     assert scores[0] > 4.5 and scores[0] > scores[1] > scores[2]
+
+
+# -- DNSMOS ----------------------------------------------------------------------------------------
+def test_dnsmos_hears_noise_as_noise_and_tiles_short_clips():
+    """Known directions of the MOS predictor: white noise scores at the bottom of the scale; a
+    harmonic, speech-like clip buried in noise has a worse background (BAK) than the clean clip;
+    a short clip is tiled to the 9.01-s input (scoring it equals scoring the tiled clip); a clip
+    at another rate is resampled; silence is NaN, and skipped in a set's mean."""
+    from conftest import speech_like
+
+    from specgan import metrics as M
+
+    assert M.dnsmos_available() is None, M.dnsmos_available()
+    rng = np.random.default_rng(0)
+    noise = M.dnsmos(rng.normal(0, 0.1, 16000).astype(np.float32), 16000)
+    assert noise["ovrl"] < 1.6 and noise["bak"] < 1.6, noise
+    clean = speech_like(16000, seconds=1.5)
+    noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
+    a, b = M.dnsmos(clean, 16000), M.dnsmos(noisy, 16000)
+    assert a["bak"] > b["bak"] + 0.5, (a, b)
+    tiled = np.tile(clean, 7)[: int(9.01 * 16000)]
+    assert M.dnsmos(tiled, 16000) == pytest.approx(a, abs=1e-4)
+    import soxr
+
+    at_22k = soxr.resample(clean, 16000, 22050).astype(np.float32)
+    assert M.dnsmos(at_22k, 22050)["bak"] == pytest.approx(a["bak"], abs=0.3)
+    assert all(np.isnan(v) for v in M.dnsmos(np.zeros(8000, np.float32), 16000).values())
+    both = M.dnsmos_set([clean, np.zeros(8000, np.float32)], 16000)
+    assert both["clips"] == 1 and both["ovrl"] == pytest.approx(a["ovrl"])

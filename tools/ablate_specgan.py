@@ -159,6 +159,9 @@ def _flat(m: dict) -> dict:
         for k in ("contrast", "time_corr"):
             out[f"ripple_{k}"] = f["generated"][k]
             out[f"ripple_{k}_real"] = f["real"][k]
+    if "ovrl" in m.get("dnsmos", {}).get("generated", {}):  # the real column: the held-out audio itself
+        out["dnsmos_ovrl"] = m["dnsmos"]["generated"]["ovrl"]
+        out["dnsmos_ovrl_real"] = m["dnsmos"]["real_audio"]["ovrl"]
     return out
 
 
@@ -216,7 +219,8 @@ def table(rows: list[dict]) -> str:
             ("periodicity (real)", "periodicity", ".2f"), ("voiced fraction (real)", "voiced_fraction", ".2f"),
             ("low-band ripple, nats (real)", "ripple_contrast", ".2f"),
             ("ripple frame-to-frame corr. (real)", "ripple_time_corr", ".2f"),
-            ("ripple's comb fit (real)", "comb_fit", ".2f"), ("harmonic frames (real)", "comb_harmonic_frames", ".2f")]
+            ("ripple's comb fit (real)", "comb_fit", ".2f"), ("harmonic frames (real)", "comb_harmonic_frames", ".2f"),
+            ("DNSMOS OVRL (real audio)", "dnsmos_ovrl", ".2f")]
     cols = [c for c in cols if c[1] is None or any(r.get(c[1]) is not None for r in rows)]
     lines = ["| candidate | what | steps | CPU-min | " + " | ".join(c[0] for c in cols) + " |",
              "|" + "---|" * (4 + len(cols))]

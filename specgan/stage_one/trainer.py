@@ -228,13 +228,15 @@ class SpecGANTrainer(Trainer):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from specgan.stage_one.model import StageOne
+
         gen = torch.Generator().manual_seed(seed)
         labels = list(range(len(self.data.vocab)))[:10] if self.cfg.conditional else [None]
+        ema = StageOne(self.G_ema, self.mel, None, list(self.data.vocab) if self.cfg.conditional else [], self.step)
         rows = []
-        for lab in labels:
-            z = torch.randn(per_label, self.G.z_dim, generator=gen).to(self.device)
-            y = torch.full((per_label,), lab, device=self.device) if lab is not None else None
-            rows.append((self.G_ema(z, y) if y is not None else self.G_ema(z)).cpu()[:, 0])
+        for lab in labels:  # the one sampling path (StageOne.draw), one forward pass per row
+            z = torch.randn(per_label, self.G.z_dim, generator=gen)
+            rows.append(ema.draw(z, self.data.vocab[lab] if lab is not None else None, batch_size=None).cpu())
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         from specgan.plotting import mel_axes, save_figure
