@@ -397,3 +397,23 @@ def test_dnsmos_hears_noise_as_noise_and_tiles_short_clips():
     assert all(np.isnan(v) for v in M.dnsmos(np.zeros(8000, np.float32), 16000).values())
     both = M.dnsmos_set([clean, np.zeros(8000, np.float32)], 16000)
     assert both["clips"] == 1 and both["ovrl"] == pytest.approx(a["ovrl"])
+
+
+def test_consonant_bands_reads_levels_shares_and_onsets_on_known_mels():
+    """tools/consonant_bands.py on built mels: a clip whose high bands hold 1/3 of its power has a
+    share of 1/3; a high band switched on in one step rises by its whole level once; band levels
+    average the active frames only (a silent frame 60 dB down is left out)."""
+    from conftest import load_tool
+
+    cb = load_tool("consonant_bands")
+    high = np.array([False, False, True])
+    x = np.full((1, 3, 4), np.log(1.0))
+    x[0, 2] = 0.5 * np.log(1.0)           # power 1 in each band: high share 1/3
+    assert cb.high_share(x, high)[0] == pytest.approx(1 / 3)
+    step = np.full((1, 3, 4), 0.0)
+    step[0, 2, :2] = -5.0                  # the high band off, then on: one rise of 5 nats
+    assert cb.high_onsets(step, high)[0] == pytest.approx(5.0 / 3)  # 3 frame pairs, one rise
+    quiet = np.zeros((1, 3, 3))
+    quiet[0, :, 2] = -20.0                 # a frame far below the loudest: not active
+    assert cb.active_frames(quiet).tolist() == [[True, True, False]]
+    np.testing.assert_allclose(cb.band_levels(quiet), [0.0, 0.0, 0.0])
