@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vocoder.buzz import buzz_db
-from vocoder.checkpoint import changed_keys, fingerprint, save_generator
+from vocoder.checkpoint import fingerprint, save_generator
 from vocoder.config import VocoderConfig
 from vocoder.critics import CriticSet
 from vocoder.data import SegmentDataset
@@ -126,16 +126,10 @@ class VocoderTrainer(Trainer):
     def load_extra_state(self, state: dict[str, Any], weights_only: bool = False) -> None:
         if "mel" in state:
             self.mel_cfg.check_compatible(MelConfig.from_dict(state["mel"]), "this recipe", "the checkpoint")
-        saved = state.get("shape")
-        if weights_only:  # fine-tuning: another dataset is the point; the architecture must match
-            if saved is not None and saved.get("model") != self.shape["model"]:
-                keys = changed_keys(saved.get("model", {}), self.shape["model"])
-                raise ValueError(f"the checkpoint is another generator ({', '.join(keys[:4])} differ)")
+        # fine-tuning: another dataset is the point; the architecture must match
+        self.check_saved_shape(state.get("shape"), self.shape, weights_only, ("model",), "generator")
+        if weights_only:
             return
-        if saved is not None and fingerprint(saved) != fingerprint(self.shape):
-            keys = changed_keys(saved, self.shape)
-            raise ValueError(f"{self.out_dir}: the checkpoint was trained with another "
-                             f"{', '.join(keys[:6]) or 'configuration'}; retrain (--force) or restore those keys")
         self.best = float(state.get("best", self.best))
 
     def postfix(self, losses: dict[str, float]) -> dict[str, str]:

@@ -152,6 +152,32 @@ class Trainer:
         ``weights_only`` (fine-tuning) only what the weights themselves depend on is checked.
         """
 
+    def check_saved_shape(self, saved: dict[str, Any] | None, shape: dict[str, Any], weights_only: bool,
+                          fine_tune_parts: tuple[str, ...], what: str) -> None:
+        """Refuse a checkpoint made by another run, naming the keys that differ (one line).
+
+        Args:
+            saved: The checkpoint's ``shape`` (what shaped its model), None for an older file.
+            shape: This run's.
+            weights_only: Fine-tuning: only ``fine_tune_parts`` must match (another dataset is
+                the point); else the whole fingerprint.
+            fine_tune_parts: The parts of ``shape`` the weights depend on.
+            what: The model, as the fine-tuning message names it ("generator").
+        """
+        from vocoder.checkpoint import changed_keys, fingerprint
+
+        if saved is None:
+            return
+        if weights_only:
+            for part in fine_tune_parts:
+                if saved.get(part) != shape[part]:
+                    keys = changed_keys({part: saved.get(part)}, {part: shape[part]})
+                    raise ValueError(f"the checkpoint is another {what} ({', '.join(keys[:4])} differ)")
+        elif fingerprint(saved) != fingerprint(shape):
+            keys = changed_keys(saved, shape)
+            raise ValueError(f"{self.out_dir}: the checkpoint was trained with another "
+                             f"{', '.join(keys[:6]) or 'configuration'}; retrain (--force) or restore those keys")
+
     def postfix(self, losses: dict[str, float]) -> dict[str, str]:
         """A few losses for the progress bar."""
         return {k.split("/")[-1]: f"{v:.3f}" for k, v in list(losses.items())[:3]}

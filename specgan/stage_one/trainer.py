@@ -28,7 +28,7 @@ from specgan.stage_one.config import SpecGANConfig
 from specgan.stage_one.data import MelDataset
 from specgan.stage_one.losses import fused_critic_losses, generator_losses, mode_seeking_loss
 from specgan.stage_one.registry import build_critic, build_generator
-from vocoder.checkpoint import changed_keys, fingerprint, save_model
+from vocoder.checkpoint import fingerprint, save_model
 from vocoder.mel import MelConfig, MelStats
 from vocoder.trainer import LoopSettings, Trainer
 
@@ -125,17 +125,8 @@ class SpecGANTrainer(Trainer):
                 "shape": self.shape, "fingerprint": fingerprint(self.shape)}
 
     def load_extra_state(self, state: dict[str, Any], weights_only: bool = False) -> None:
-        saved = state.get("shape")
-        if weights_only:  # fine-tuning (--init-from): the architecture and mel must match, the data may not
-            for part in ("model", "mel"):
-                if saved is not None and saved.get(part) != self.shape[part]:
-                    keys = changed_keys({part: saved.get(part)}, {part: self.shape[part]})
-                    raise ValueError(f"the checkpoint is another stage-one model ({', '.join(keys[:4])} differ)")
-            return
-        if saved is not None and fingerprint(saved) != fingerprint(self.shape):
-            keys = changed_keys(saved, self.shape)
-            raise ValueError(f"{self.out_dir}: the checkpoint was trained with another "
-                             f"{', '.join(keys[:6]) or 'configuration'}; retrain (--force) or restore those keys")
+        # fine-tuning (--init-from): the architecture and mel must match, the data may not
+        self.check_saved_shape(state.get("shape"), self.shape, weights_only, ("model", "mel"), "stage-one model")
 
     def postfix(self, losses: dict[str, float]) -> dict[str, str]:
         return {"W": f"{losses.get('critic/wdist', float('nan')):.2f}",
