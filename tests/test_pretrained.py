@@ -156,3 +156,25 @@ def test_shipped_models_synthesise_what_they_did_before_the_stage_one_package():
             wav = voc(logmel[:1].float()).reshape(-1).clamp(-1, 1).numpy()
         diff = np.abs(np.round(wav * 32767).astype(np.int32) - ref[f"{name}/wav16"].astype(np.int32))
         assert diff.max() <= 1, f"{name}: {diff.max()} LSB from the reference"
+
+
+def test_a_checkpoint_with_the_old_tensor_names_resumes():
+    """A state dict written before the class prior and the harmonic head became modules (``prior``,
+    ``comb_*``, ``f0_bank``, ``source.*`` at the top level) loads into today's generator, strictly:
+    a ``state.pt`` from before the move still resumes."""
+    from specgan.stage_one.generator import Generator
+
+    g = Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, class_prior="mean", harmonic=True,
+                  f0_source="data", f0_contours=6)
+    with torch.no_grad():
+        for v in g.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(torch.randn_like(v))
+    new_to_old = {new: old for old, new in Generator.LEGACY_KEYS.items()}
+    legacy = {new_to_old.get(k, k): v.clone() for k, v in g.state_dict().items()}
+    assert "prior" in legacy and "comb_fb" in legacy and "source.weight" in legacy  # the old layout
+    again = Generator(64, 16, z_dim=8, d=4, n_classes=3, embed_dim=4, class_prior="mean", harmonic=True,
+                      f0_source="data", f0_contours=6)
+    again.load_state_dict(legacy)  # strict
+    for k, v in g.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v)
