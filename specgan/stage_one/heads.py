@@ -52,7 +52,7 @@ class ClassPrior(nn.Module):
             y: Label indices (N,).
         """
         if x.shape[1:3] != (1, self.n_mels) or x.shape[3] != self.frames or len(x) != len(y):
-            raise ValueError(f"set_class_prior: expected mels (N, 1, {self.n_mels}, {self.frames}) and N labels, "
+            raise ValueError(f"ClassPrior.fill: expected mels (N, 1, {self.n_mels}, {self.frames}) and N labels, "
                              f"got {tuple(x.shape)} and {tuple(y.shape)}")
         prior = torch.zeros_like(self.mean)
         for c in range(self.n_classes):
@@ -149,7 +149,7 @@ class HarmonicHead(nn.Module):
             stats: A :class:`vocoder.mel.MelStats`.
         """
         if mel.n_mels != self.n_mels:
-            raise ValueError(f"set_harmonic_geometry: the mel has {mel.n_mels} bands, the generator {self.n_mels}")
+            raise ValueError(f"HarmonicHead.set_geometry: the mel has {mel.n_mels} bands, the generator {self.n_mels}")
         g = comb_geometry(mel)
         self.comb_fb.copy_(g["fb"])
         self.comb_hz.copy_(g["hz"])
@@ -279,10 +279,10 @@ class HarmonicHead(nn.Module):
         into, as there is for an F0 regressed through the comb).
         """
         if not float(self.comb_sigma) > 0:
-            raise RuntimeError("the harmonic head's geometry is unset: call set_harmonic_geometry (the trainer does)")
+            raise RuntimeError("the harmonic head's geometry is unset: call Generator.prepare or HarmonicHead.set_geometry (the trainer does)")
         if self.f0_bins:
             if f0.shape[-1] != self.f0_bins:
-                raise ValueError(f"harmonic_comb: expected F0 weights over {self.f0_bins} bins, got shape {tuple(f0.shape)}")
+                raise ValueError(f"HarmonicHead.comb: expected F0 weights over {self.f0_bins} bins, got shape {tuple(f0.shape)}")
             band = torch.einsum("btk,km->bmt", f0, self.comb_bank)
         else:
             nb, ng = int(self.comb_bands), int(self.comb_points)
