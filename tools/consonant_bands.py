@@ -5,8 +5,9 @@ same seeded draw ``specgan evaluate`` makes (:func:`specgan.evaluate.generation_
 compares, in natural-log magnitudes over each clip's active frames (loudest band within 30 dB of
 the clip's loudest frame):
 
-- the mean level of every mel band, generated minus real (a band the generator under-draws is
-  negative);
+- the mean level of every mel band, generated minus real, and held-out real minus the training
+  clips (the voices the model learnt from: a generated band can only be judged against those;
+  the held-out voices of a split by speaker may differ on their own);
 - the high band's share of the energy (bands centred above ``--split-hz``), per word;
 - the high band's onsets: the mean rise of its level from one frame to the next (a burst is a
   sharp rise; a smeared one rises slowly).
@@ -57,6 +58,20 @@ def high_onsets(logmels: np.ndarray, high: np.ndarray, active_db: float = 30.0) 
     return (rise * pair).sum(axis=1) / np.maximum(pair.sum(axis=1), 1)
 
 
+def training_mels(recipe, frames: int, n: int = 256, seed: int = 0) -> np.ndarray:
+    """``n`` random training clips' cached log-mels (N, n_mels, frames), padded with the log floor."""
+    from specgan.features.cache import load_features, load_index
+
+    index = load_index(recipe.work, "train")
+    ids = list(index["items"])
+    pick = np.random.default_rng(seed).choice(len(ids), min(n, len(ids)), replace=False)
+    out = []
+    for i in pick:
+        m = load_features(recipe.work, "train", ids[i], index)[:, :frames]
+        out.append(np.pad(m, ((0, 0), (0, frames - m.shape[1])), constant_values=recipe.mel.log_floor))
+    return np.stack(out).astype(np.float64)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", help="stage-one safetensors")
@@ -83,19 +98,29 @@ def main() -> int:
     high = centres > args.split_hz
     fig, ax = plt.subplots(figsize=(6, 3))
     print(f"high band: {int(high.sum())} mel bands centred above {args.split_hz:.0f} Hz\n")
+    train = None
     for path in args.models:
         model = load_stage_one(Path(path), recipe=recipe)
         real, labels, fake, view = E.generation_draw(recipe, model)
         r = view.stats.denormalize(real.x[:, 0]).double().numpy()
         f = view.stats.denormalize(fake[:, 0]).double().numpy()
+        if train is None:
+            train = training_mels(recipe, r.shape[-1], len(r))
+            held = band_levels(r) - band_levels(train)
+            ax.plot(centres, held, "k--", label="held-out real − training clips")
         diff = band_levels(f) - band_levels(r)
-        ax.plot(centres, diff, label=f"{Path(path).parent.name} (step {model.step})")
+        ax.plot(centres, band_levels(f) - band_levels(train), label=f"{Path(path).parent.name} (step {model.step}) − training clips")
         share_r, share_f = high_share(r, high), high_share(f, high)
         on_r, on_f = high_onsets(r, high), high_onsets(f, high)
         print(f"## {path} (step {model.step}, {len(r)} clips each)\n")
-        print(f"mean level, generated − real: bands < 1 kHz {diff[centres < 1000].mean():+.2f} nats, "
-              f"1-{args.split_hz / 1000:.0f} kHz {diff[(centres >= 1000) & ~high].mean():+.2f}, "
-              f"high band {diff[high].mean():+.2f}\n")
+        vs_train = band_levels(f) - band_levels(train)
+        for what, d in (("generated − held-out real", diff), ("generated − training clips", vs_train),
+                        ("held-out real − training clips", held)):
+            print(f"mean level, {what}: bands < 1 kHz {d[centres < 1000].mean():+.2f} nats, "
+                  f"1-{args.split_hz / 1000:.0f} kHz {d[(centres >= 1000) & ~high].mean():+.2f}, "
+                  f"high band {d[high].mean():+.2f}; 500 Hz-2.5 kHz {d[(centres >= 500) & (centres < 2500)].mean():+.2f}")
+        share_t = high_share(train, high)
+        print(f"\nhigh-band share of the training clips: {share_t.mean():.4f}\n")
         print("| word | clips | high-band share, real | generated | high-band onsets (nats/frame), real | generated |")
         print("|---|---|---|---|---|---|")
         words = sorted(set(labels or [None]), key=str)
@@ -109,9 +134,9 @@ def main() -> int:
     ax.axvline(args.split_hz, color="grey", lw=0.5, ls="--")
     ax.set_xscale("log")
     ax.set_xlabel("mel band centre (Hz)")
-    ax.set_ylabel("generated − real (nats)")
+    ax.set_ylabel("level difference (nats)")
     ax.legend(fontsize=6)
-    title = f"{recipe.name}: mean level per band over active frames, generated − held-out real"
+    title = f"{recipe.name}: mean level per band over active frames, against the training clips"
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
     save_figure(fig, Path(args.out), title)
