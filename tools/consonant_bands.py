@@ -58,8 +58,10 @@ def high_onsets(logmels: np.ndarray, high: np.ndarray, active_db: float = 30.0) 
     return (rise * pair).sum(axis=1) / np.maximum(pair.sum(axis=1), 1)
 
 
-def training_mels(recipe, frames: int, n: int = 256, seed: int = 0) -> np.ndarray:
-    """``n`` random training clips' cached log-mels (N, n_mels, frames), padded with the log floor."""
+def training_mels(recipe, frames: int, n: int = 256, seed: int = 0) -> tuple[np.ndarray, list]:
+    """``n`` random training clips' cached log-mels (N, n_mels, frames), padded with the log floor,
+    and their labels.
+    """
     from specgan.features.cache import load_features, load_index
 
     index = load_index(recipe.work, "train")
@@ -69,7 +71,7 @@ def training_mels(recipe, frames: int, n: int = 256, seed: int = 0) -> np.ndarra
     for i in pick:
         m = load_features(recipe.work, "train", ids[i], index)[:, :frames]
         out.append(np.pad(m, ((0, 0), (0, frames - m.shape[1])), constant_values=recipe.mel.log_floor))
-    return np.stack(out).astype(np.float64)
+    return np.stack(out).astype(np.float64), [index["items"][ids[i]]["label"] for i in pick]
 
 
 def main() -> int:
@@ -105,7 +107,7 @@ def main() -> int:
         r = view.stats.denormalize(real.x[:, 0]).double().numpy()
         f = view.stats.denormalize(fake[:, 0]).double().numpy()
         if train is None:
-            train = training_mels(recipe, r.shape[-1], len(r))
+            train, train_labels = training_mels(recipe, r.shape[-1], 2 * len(r))
             held = band_levels(r) - band_levels(train)
             ax.plot(centres, held, "k--", label="held-out real − training clips")
         diff = band_levels(f) - band_levels(r)
@@ -119,17 +121,20 @@ def main() -> int:
             print(f"mean level, {what}: bands < 1 kHz {d[centres < 1000].mean():+.2f} nats, "
                   f"1-{args.split_hz / 1000:.0f} kHz {d[(centres >= 1000) & ~high].mean():+.2f}, "
                   f"high band {d[high].mean():+.2f}; 500 Hz-2.5 kHz {d[(centres >= 500) & (centres < 2500)].mean():+.2f}")
-        share_t = high_share(train, high)
-        print(f"\nhigh-band share of the training clips: {share_t.mean():.4f}\n")
-        print("| word | clips | high-band share, real | generated | high-band onsets (nats/frame), real | generated |")
-        print("|---|---|---|---|---|---|")
+        share_t, on_t = high_share(train, high), high_onsets(train, high)
+        print()
+        print("| word | clips (held-out, training) | high-band share: held-out | training | generated | "
+              "high-band onsets (nats/frame): held-out | training | generated |")
+        print("|---|---|---|---|---|---|---|---|")
         words = sorted(set(labels or [None]), key=str)
         for w in words:
             sel = np.array([lab == w for lab in labels]) if labels else np.ones(len(r), bool)
-            print(f"| {w} | {int(sel.sum())} | {share_r[sel].mean():.4f} | {share_f[sel].mean():.4f} | "
-                  f"{on_r[sel].mean():.3f} | {on_f[sel].mean():.3f} |")
-        print(f"| all | {len(r)} | {share_r.mean():.4f} | {share_f.mean():.4f} | {on_r.mean():.3f} | "
-              f"{on_f.mean():.3f} |\n")
+            tsel = np.array([str(lab) == str(w) for lab in train_labels]) if labels else np.ones(len(train), bool)
+            print(f"| {w} | {int(sel.sum())}, {int(tsel.sum())} | {share_r[sel].mean():.4f} | "
+                  f"{share_t[tsel].mean():.4f} | {share_f[sel].mean():.4f} | {on_r[sel].mean():.3f} | "
+                  f"{on_t[tsel].mean():.3f} | {on_f[sel].mean():.3f} |")
+        print(f"| all | {len(r)}, {len(train)} | {share_r.mean():.4f} | {share_t.mean():.4f} | {share_f.mean():.4f} | "
+              f"{on_r.mean():.3f} | {on_t.mean():.3f} | {on_f.mean():.3f} |\n")
     ax.axhline(0, color="k", lw=0.5)
     ax.axvline(args.split_hz, color="grey", lw=0.5, ls="--")
     ax.set_xscale("log")
