@@ -53,10 +53,14 @@ def find_model(path: str | Path) -> Path:
     return path
 
 
+def _shipped_names(stage: str) -> list[str]:
+    root = _bundled() / "pretrained"
+    return sorted(p.parent.name for p in root.glob(f"*/{stage}.safetensors")) if root.is_dir() else []
+
+
 def shipped_vocoders() -> list[str]:
     """Names of the shipped vocoders (``pretrained/<name>/vocoder.safetensors``)."""
-    root = _bundled() / "pretrained"
-    return sorted(p.parent.name for p in root.glob("*/vocoder.safetensors")) if root.is_dir() else []
+    return _shipped_names("vocoder")
 
 
 def find_vocoder(name: str | Path) -> Path:
@@ -77,8 +81,8 @@ def shipped(name: str, stage: str = "vocoder") -> Path:
         raise ValueError(f"shipped: stage must be 'vocoder' or 'specgan', got {stage!r}")
     path = _bundled() / "pretrained" / str(name) / f"{stage}.safetensors"
     if not path.is_file():
-        have = sorted(p.parent.name for p in (_bundled() / "pretrained").glob(f"*/{stage}.safetensors"))
-        raise FileNotFoundError(f"shipped({name!r}): no shipped {stage} of that name; shipped: {', '.join(have)}")
+        raise FileNotFoundError(f"shipped({name!r}): no shipped {stage} of that name; shipped: "
+                                f"{', '.join(_shipped_names(stage))}")
     return path
 
 

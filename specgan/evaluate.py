@@ -97,14 +97,14 @@ def copy_synthesis(generator, clips: list[torch.Tensor], recipe: Recipe, speech:
     busy = 0.0
     from specgan.progress import bar
 
-    for y in bar(clips, desc=f"evaluate: copy synthesis ({getattr(generator, 'registry_name', 'vocoder')})",
-                 unit="clip"):
+    for i, y in enumerate(bar(clips, desc=f"evaluate: copy synthesis ({getattr(generator, 'registry_name', 'vocoder')})",
+                 unit="clip")):
         mel = mel_cfg.crop_frames(mel_fn(y), y.shape[-1])
         t = time.perf_counter()
         y_hat = generator(mel)
         busy += time.perf_counter() - t
         if on_clip is not None:
-            on_clip(len(rows.get("mel_l1", [])), y_hat[0, 0].numpy())
+            on_clip(i, y_hat[0, 0].numpy())
         row = {"mel_l1": float(mel_l1(y_hat, y)), "mrstft": float(mrstft(y_hat, y))}
         ref, est = y[0, 0].numpy(), y_hat[0, 0].numpy()
         row["buzz_db"] = M.buzz_db(est, ref, sr, hop)

@@ -183,10 +183,14 @@ class Generator(SpectrogramGenerator):
             self.film = nn.ModuleList(FiLM(embed_dim, w) for w in widths)
         # f0_input: the contour's log-F0 added at the same places (absent when off)
         self.f0_in = nn.ModuleList(F0Input(w) for w in widths) if f0_input else None
-        self.class_prior = class_prior
         self.prior = ClassPrior(class_prior, n_classes, n_mels, frames) if class_prior != "none" else None
         self.harmonic = (HarmonicHead(n_mels, frames, n_classes, self.c0 >> (n - 1), f0_range, f0_bins, f0_hard,
                                       f0_source, f0_contours, f0_despike) if harmonic else None)
+
+    @property
+    def class_prior(self) -> str:
+        """``"none"``, ``"mean"`` or ``"profile"``: the class prior's mode (:class:`ClassPrior`)."""
+        return self.prior.mode if self.prior is not None else "none"
 
     def prepare(self, data, mel, stats) -> dict[str, Any]:
         """Fill what the model reads from its training data before step 0: the class prior from
