@@ -12,11 +12,13 @@ def load_stage_one(path, device="cpu"):
     return load(path, device)
 
 
-def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, device="cpu"):
-    """One clip from stage one + a vocoder, for a notebook: ``wav, sr = specgan.generate("seven")``.
+def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, device="cpu", **labels):
+    """One clip from stage one + a vocoder, for a notebook: ``wav, sr = specgan.generate("seven")``,
+    or with several labels ``specgan.generate(recipe="music", pitch=60, instrument="violin")``.
 
     Args:
-        label: what to generate (``"seven"``, ``60``); None for an unconditional model.
+        label: what to generate (``"seven"``, ``60``); None for an unconditional model (or, with
+            several labels, when they are given as keywords).
         seed: the noise seed (the same clip as ``specgan synth --seed S --n 1``).
         recipe: a recipe path or a bundled recipe's name (``"speech"``, ``"music"``): its work dir's
             trained models when present, else its shipped ``pretrained:`` ones.
@@ -24,6 +26,8 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
             a ``model.safetensors`` path or run folder; None: the recipe's ``synth.vocoder``.
         duration: seconds (default: the recipe's clip length, at most the model's span).
         device: ``"cpu"``, ``"cuda"``, ``"auto"``.
+        **labels: a several-label model's labels by key (``pitch=60, instrument="violin"``); a key
+            left out is drawn from the training distribution, from ``seed``.
 
     Returns:
         (waveform, sample_rate): a float32 numpy array (samples,) in [-1, 1], and its rate in Hz.
@@ -37,7 +41,11 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     pair = load_pair(r, vocoder or r.synth.vocoder, pick_device(device))
     model, voc, path = pair.stage_one, pair.vocoder, pair.stage_one_path
-    if label is None and model.conditional:
+    if labels:
+        if label is not None:
+            raise ValueError(f"give the label positionally or by key ({', '.join(labels)}), not both")
+        label = labels
+    if label is None and model.conditional and not model.labels.multi:
         raise ValueError(f"{path} is conditional: give a label, one of {', '.join(map(str, model.vocab))}")
     if label is not None:
         model.label_index(label)  # an unknown label names the known ones

@@ -138,17 +138,13 @@ def _seed(text: str) -> int:
     return value
 
 
-def _label(text: str):
-    """``--label 60`` → 60 (pitch labels are ints), ``--label seven`` → "seven"."""
-    return int(text) if text.lstrip("-").isdigit() else text
-
-
 def cmd_synth(args) -> int:
+    from specgan.stage_one.labels import parse_label_args
     from specgan.synth import synth
 
     recipe = _load(args)
     _check_device(args)
-    labels = [_label(v) for v in args.label] if args.label else None
+    labels = parse_label_args(args.label)
     out = Path(args.out) if args.out else recipe.work / "synth"
     # --out outside the work dir writes nothing there: no lock, so it can run beside a training
     inside = out.resolve().is_relative_to(recipe.work.resolve())
@@ -315,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--n", type=int, default=None, help="number of clips (default synth.n)")
     p.add_argument("--label", action="append", default=None,
-                   help="label(s) to generate, e.g. seven or 60 (repeatable; default: every label in turn)")
+                   help="label(s) to generate, e.g. seven or 60 (repeatable: labels in turn; default: every label "
+                        "in turn). Several-label recipes: key=value, e.g. --label pitch=60 --label instrument=violin "
+                        "(a key left out is drawn from the training distribution)")
     p.add_argument("--seed", type=_seed, default=None, help="clip i uses seed + i (default synth.seed)")
     p.add_argument("--vocoder", default=None,
                    help="auto | griffinlim | a model.safetensors path or run folder (default synth.vocoder)")

@@ -152,7 +152,7 @@ def note_items(recipe: Recipe, split: str, max_notes: int | None = None) -> list
 
     def is_note(it) -> bool:
         kind = it.labels.get("kind")
-        return it.labels.get("pitch") is not None and (kind == "note" or kind is None and recipe.data.label == "pitch")
+        return it.labels.get("pitch") is not None and (kind == "note" or kind is None and "pitch" in recipe.data.label_keys)
 
     notes = [it for it in load_split(recipe, split) if is_note(it)]
     notes.sort(key=lambda it: (it.group, int(it.labels["pitch"]), it.id))
@@ -207,8 +207,11 @@ def copy_pitch(generator, recipe: Recipe, split: str = "test", max_notes: int | 
             "notes": len(notes), "real": real, "copies": gen, "ratio": ratio, "buzz_db": float(np.mean(buzz))}
 
 
-def _split_set(recipe: Recipe, split: str, stats, frames: int, vocab=None, max_items=None, seed: int = 0):
-    """A :class:`MelDataset` of a split's cached features (optionally a seeded random subset)."""
+def _split_set(recipe: Recipe, split: str, stats, frames: int, space=None, max_items=None, seed: int = 0):
+    """A :class:`MelDataset` of a split's cached features (optionally a seeded random subset),
+    indexed in ``space`` (a model's :class:`~specgan.stage_one.labels.LabelSpace`: clips with a
+    label it never saw are left out), or unlabelled when None.
+    """
     from specgan.features.cache import load_features, load_index
     from specgan.stage_one.data import MelDataset
 
@@ -216,30 +219,40 @@ def _split_set(recipe: Recipe, split: str, stats, frames: int, vocab=None, max_i
     ids = list(index["items"])
     if max_items is not None and len(ids) > max_items:
         ids = [ids[i] for i in sorted(np.random.default_rng(seed).choice(len(ids), max_items, replace=False))]
-    labels = [index["items"][i]["label"] for i in ids] if recipe.data.label else [None] * len(ids)
-    if vocab is not None:  # labels the model never saw cannot be asked for
-        keep = [i for i, lab in enumerate(labels) if lab in vocab]
+    labels = [index["items"][i]["label"] for i in ids] if recipe.data.label and space is not None \
+        else [None] * len(ids)
+    if space is not None:  # labels the model never saw cannot be asked for
+        def known(lab) -> bool:
+            values = lab if space.multi else [lab]
+            return len(values) == len(space.vocabs) and all(v in vocab for v, vocab in zip(values, space.vocabs))
+
+        keep = [i for i, lab in enumerate(labels) if known(lab)]
         ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
     mels = [load_features(recipe.work, split, i, index) for i in ids]
-    ds = MelDataset(mels, labels, stats, frames, recipe.mel.log_floor, vocab=vocab)
+    ds = MelDataset(mels, labels, stats, frames, recipe.mel.log_floor, space=space)
     ds.ids = ids
     ds.paths = [index["items"][i]["audio"] for i in ids]
     return ds
 
 
-def _classifier(recipe: Recipe, model, progress_log=log.info):
-    """The recipe's evaluation classifier, trained (a few CPU-minutes) if missing or stale."""
+def _classifier(recipe: Recipe, model, progress_log=log.info, column: int = 0):
+    """The recipe's evaluation classifier of label ``column`` (``<work>/classifier``; with several
+    labels, the others' in ``<work>/classifier-<key>``), trained (a few CPU-minutes) if missing or stale.
+    """
     from specgan.classifier import load_classifier, train_classifier
     from specgan.features.cache import load_index
 
-    out = recipe.work / "classifier"
+    space = model.labels
+    out = recipe.work / ("classifier" if column == 0 else f"classifier-{space.name(column)}")
     key = json.dumps({"features": load_index(recipe.work, "train")["key"], "stats": model.stats.to_dict(),
-                      "frames": model.generator.frames, "vocab": model.vocab}, sort_keys=True, default=str)
+                      "frames": model.generator.frames, "vocab": space.vocabs[column],
+                      **({"label": space.name(column)} if space.multi else {})}, sort_keys=True, default=str)
     key_path = out / "key.json"
     if (out / "model.safetensors").is_file() and key_path.is_file() and key_path.read_text() == key:
         return load_classifier(out / "model.safetensors")
     progress_log(f"evaluate: training the evaluation classifier into {out}")
-    sets = [_split_set(recipe, s, model.stats, model.generator.frames, vocab=model.vocab) for s in ("train", "dev", "test")]
+    sets = [_split_set(recipe, s, model.stats, model.generator.frames, space=space).column(column)
+            for s in ("train", "dev", "test")]
     train_classifier(*sets, out, epochs=recipe.evaluate.classifier_epochs, seed=recipe.seed)
     atomic_write(key_path, lambda tmp: tmp.write_text(key))
     return load_classifier(out / "model.safetensors")
@@ -276,13 +289,13 @@ def generation_draw(recipe: Recipe, model):
     whatever denormalises or vocodes the draw.
     """
     ec = recipe.evaluate
-    conditional = model.generator.n_classes > 0
+    conditional = model.conditional
     view, to_work = in_work_statistics(recipe, model)
     real = _split_set(recipe, ec.split, view.stats, model.generator.frames,
-                      vocab=model.vocab if conditional else None, max_items=ec.n_generated, seed=ec.seed)
+                      space=model.labels if conditional else None, max_items=ec.n_generated, seed=ec.seed)
     if len(real) < 2:
         raise ValueError(f"evaluate: split {ec.split!r} has {len(real)} usable clips; need at least 2")
-    labels = [model.vocab[int(i)] for i in real.y] if conditional else None
+    labels = [model.labels.decode(row) for row in real.y.tolist()] if conditional else None
     fake = model.sample_normalised(labels, seeds=range(ec.seed, ec.seed + len(real)), batch_size=None)
     if to_work is not None:
         fake = to_work(fake)
@@ -299,18 +312,22 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     from specgan.classifier import predict
 
     ec = recipe.evaluate
-    conditional = model.generator.n_classes > 0
+    conditional = model.conditional
     frames = model.generator.frames
     real, labels, fake, model = generation_draw(recipe, model)  # from here on, the work's normalisation
     n = len(real)
     out: dict = {"protocol": f"{n} generated (seed {ec.seed}, labels matching the real clips') vs {n} real "
                              f"{ec.split} clips, normalised mels {tuple(real.x.shape[2:])}", "n": n}
-    train = _split_set(recipe, "train", model.stats, frames, vocab=model.vocab if conditional else None,
+    train = _split_set(recipe, "train", model.stats, frames, space=model.labels if conditional else None,
                        max_items=max(ec.n_generated, 2 * n), seed=ec.seed + 1)
     if conditional:
+        space = model.labels
+        if space.multi:  # each label by its own classifier; the first's also gives IS and FID below
+            out["labels"] = _label_accuracy_by_key(recipe, model, real, fake)
         clf, vocab, clf_metrics = _classifier(recipe, model)
-        if vocab != model.vocab:
-            raise ValueError(f"classifier vocabulary {vocab} differs from the model's {model.vocab}")
+        if vocab != space.vocabs[0]:
+            raise ValueError(f"classifier vocabulary {vocab} differs from the model's {space.vocabs[0]}")
+        real1 = real.column(0)
         p_fake, e_fake = predict(clf, fake)
         p_real, e_real = predict(clf, real.x)
         _, e_train = predict(clf, train.x)
@@ -320,7 +337,7 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
         out["inception_score_real"] = M.inception_score(p_real)[0]
         out["fid"] = M.frechet_distance(e_fake, e_real)
         out["fid_real_train_vs_test"] = M.frechet_distance(e_train[:n], e_real)
-        asked = real.y.numpy()
+        asked = real1.y.numpy()
         out["label_accuracy"] = float((p_fake.argmax(1) == asked).mean())
         out["label_accuracy_real"] = float((p_real.argmax(1) == asked).mean())
         per = {}
@@ -338,9 +355,10 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     out["nn_train_distance_real"] = float(M.nearest_neighbour_distance(real.x.numpy(), train.x.numpy()).mean())
     generated = Generated(model, fake)  # denormalised once, vocoded once per vocoder
     if conditional and vocoder_g is not None:
-        out["label_accuracy_vocoded"] = _vocoded_accuracy(model, generated, real.y.numpy(), clf, vocoder_g)
-    if conditional and recipe.data.label == "pitch" and vocoder_g is not None:
-        out["pitch"] = _pitch(recipe, model, generated.audio(vocoder_g), labels, real)
+        out["label_accuracy_vocoded"] = _vocoded_accuracy(model, generated, real1.y.numpy(), clf, vocoder_g)
+    if conditional and "pitch" in recipe.data.label_keys and vocoder_g is not None:
+        pitches = [lab["pitch"] for lab in labels] if model.labels.multi else labels
+        out["pitch"] = _pitch(recipe, model, generated.audio(vocoder_g), pitches, real)
     from specgan.stage_one.harmonics import FINE_STRUCTURE_WIDTH, ripple_bands
 
     bands = ripple_bands(model.mel_cfg) if is_speech(recipe) else 0
@@ -358,6 +376,32 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
         out["harmonicity"] = _harmonicity(model, audio)
         if ec.dnsmos_clips:
             out["dnsmos"] = _dnsmos(sr, audio, ec.dnsmos_clips)
+    return out
+
+
+def _label_accuracy_by_key(recipe: Recipe, model, real, fake: torch.Tensor) -> dict:
+    """Several labels: each label's accuracy on the generated clips (asked: the real clips' labels)
+    and on the real ones, by that label's own evaluation classifier, and the share of clips with
+    every label right.
+    """
+    from specgan.classifier import predict
+
+    space, out = model.labels, {}
+    right_fake = np.ones(len(real), bool)
+    right_real = np.ones(len(real), bool)
+    for col in range(len(space.keys)):
+        clf, vocab, metrics = _classifier(recipe, model, column=col)
+        if vocab != space.vocabs[col]:
+            raise ValueError(f"classifier vocabulary of {space.name(col)} {vocab} differs from the model's "
+                             f"{space.vocabs[col]}")
+        asked = real.y[:, col].numpy()
+        got_fake = predict(clf, fake)[0].argmax(1) == asked
+        got_real = predict(clf, real.x)[0].argmax(1) == asked
+        right_fake &= got_fake
+        right_real &= got_real
+        out[space.name(col)] = {"classes": len(vocab), "classifier_test_accuracy": metrics.get("test_accuracy"),
+                                "generated": float(got_fake.mean()), "real": float(got_real.mean())}
+    out["all"] = {"generated": float(right_fake.mean()), "real": float(right_real.mean())}
     return out
 
 
@@ -540,6 +584,7 @@ def evaluate(recipe: Recipe, vocoder_name: str = "auto", report=log.info, extra:
 
     report(f"evaluate: generation ({g_path}, step {model.step})")
     out["generation"] = {"model": str(g_path), "step": model.step, "vocab": list(model.vocab),
+                         **({"label_keys": model.labels.keys} if model.labels.multi else {}),
                          **generation_metrics(recipe, model, voc)}
 
     clips = _clips(recipe, ec.split, ec.max_items)
@@ -580,9 +625,16 @@ def headline_rows(m: dict) -> list[tuple[str, str, str]]:
     def gen(name: str, value: str) -> None:
         rows.append(("generation", name, value))
 
-    if "classifier" in g:
+    if "labels" in g:  # several labels: each by its own classifier, then all of them right
+        for key, acc in g["labels"].items():
+            what = "every label right" if key == "all" else f"{key} accuracy"
+            test = acc.get("classifier_test_accuracy")
+            gen(what, f"{acc['generated']:.3f} (real {acc['real']:.3f}"
+                      + (f"; classifier test accuracy {test:.3f})" if test is not None else ")"))
+    elif "classifier" in g:
         gen("label accuracy", f"{g['label_accuracy']:.3f} (real {g['label_accuracy_real']:.3f}; classifier test "
                               f"accuracy {g['classifier']['test_accuracy']:.3f})")
+    if "classifier" in g:
         gen("IS", f"{g['inception_score']:.2f} (real {g['inception_score_real']:.2f})")
         gen("FID", f"{g['fid']:.2f} (real train vs test {g['fid_real_train_vs_test']:.2f})")
     if "label_accuracy_vocoded" in g:

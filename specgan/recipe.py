@@ -235,7 +235,9 @@ class DataConfig:
     """
 
     source: str = "builtin:digits"
-    label: str | None = None           # which label the models condition on (word, pitch, program...)
+    # which label(s) the models condition on: one (word, pitch, program...) or a list of them at
+    # once ([pitch, instrument], [word, voice])
+    label: str | list[str] | None = None
     dev_fraction: float = 0.1
     test_fraction: float = 0.1
     max_items: int | None = None       # cap per split after shuffling (for quick runs)
@@ -247,6 +249,22 @@ class DataConfig:
     notes: NotesConfig = field(default_factory=NotesConfig)
     voices: VoicesConfig = field(default_factory=VoicesConfig)
     music: MusicConfig = field(default_factory=MusicConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.label, list):
+            if not self.label:
+                raise ValueError("label: an empty list; name one label or several, or null for none")
+            if len(set(self.label)) != len(self.label):
+                raise ValueError(f"label: a key is listed twice: {self.label}")
+            if len(self.label) == 1:  # [word] is word
+                self.label = self.label[0]
+
+    @property
+    def label_keys(self) -> list[str]:
+        """The label keys in order: [] for none, one, or several."""
+        if self.label is None:
+            return []
+        return [self.label] if isinstance(self.label, str) else list(self.label)
 
 
 @dataclass
@@ -282,7 +300,9 @@ class SynthConfig:
 
     vocoder: str = "auto"              # auto (<work>/vocoder, else pretrained.vocoder, else griffinlim) | griffinlim | a path
     n: int = 16                        # clips to write
-    labels: list[str | int] | None = None  # conditional models: these labels in turn (default: every label in turn)
+    # conditional models: these labels in turn (default: every label in turn); several-label recipes:
+    # mappings such as {pitch: 60, instrument: violin} (a key left out is drawn per clip)
+    labels: list[str | int | dict[str, str | int]] | None = None
     seed: int = 0                      # clip i uses seed + i, so each clip is reproducible alone
     duration: float | None = None      # seconds per clip (default data.preprocess.clip_seconds)
 

@@ -107,7 +107,18 @@ def _synth_clips(recipe: Recipe, m: dict, vocoder_desc: str | None) -> dict:
         len(mels) == len(blob.get("clips", []))
     if not same:
         return {}
-    return {(str(c["label"]), c["seed"]): (synth_dir / c["wav"], mels[row]) for row, c in enumerate(blob["clips"])}
+    return {(_row_key(c["label"]), c["seed"]): (synth_dir / c["wav"], mels[row]) for row, c in enumerate(blob["clips"])}
+
+
+def _row_key(label) -> str:
+    """The report's row of a label: the label, or with several labels the first one's value (synth
+    draws every value of the first label in turn, the others per clip).
+    """
+    if isinstance(label, dict):
+        return str(next(iter(label.values())))
+    if isinstance(label, list):
+        return str(label[0])
+    return str(label)
 
 
 @torch.inference_mode()
@@ -148,15 +159,17 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocod
     written = _synth_clips(recipe, m, desc)
     pair = None  # stage one and the vocoder, loaded only for a clip synth did not write
 
-    def generated(lab, seed) -> tuple[np.ndarray, np.ndarray]:
+    def generated(lab, seed) -> tuple[str, np.ndarray, np.ndarray]:
         nonlocal pair
-        if (str(lab), seed) in written:
-            path, logmel = written[(str(lab), seed)]
-            return sf.read(path, dtype="float32")[0], np.asarray(logmel)
+        if (_row_key(lab), seed) in written:
+            path, logmel = written[(_row_key(lab), seed)]
+            return f"seed {seed}: {path.name}", sf.read(path, dtype="float32")[0], np.asarray(logmel)
         if pair is None:
             pair = load_pair(recipe, vocoder_name)
-        logmel = pair.stage_one.sample(lab, seeds=[seed])
-        return pair.vocoder(logmel.float())[0, 0, :length].numpy(), logmel[0].numpy()
+        label = pair.stage_one.resolve(lab, [seed])[0]
+        logmel = pair.stage_one.sample(label, seeds=[seed])
+        return (f"seed {seed}: {wav_name(label, seed)}", pair.vocoder(logmel.float())[0, 0, :length].numpy(),
+                logmel[0].numpy())
 
     mel_cfg, sr = recipe.mel, recipe.mel.sample_rate
     mel_fn = MelSpectrogram(mel_cfg)
@@ -164,24 +177,26 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocod
     length = int(round(duration * sr)) if duration else None  # as synth cuts its clips
     gen = m["generation"]
     vocab = gen.get("vocab") or [None]  # None: an unconditional model
+    keys = gen.get("label_keys")
     test = load_split(recipe, m.get("split", "test"))
     by_label: dict = {}
     for it in test:
-        by_label.setdefault(str(it.label), []).append(it)
+        by_label.setdefault(_row_key(it.label), []).append(it)
 
-    labels = list(vocab)
+    # synth's default plan: every label in turn; with several, every value of the first in turn
+    labels = [{keys[0]: v} for v in vocab[0]] if keys else list(vocab)
     plan = synth_plan(labels, per_label * len(labels), recipe.synth.seed)
     if len(labels) > max_labels:
         labels = [labels[i] for i in np.linspace(0, len(labels) - 1, max_labels).round().astype(int)]
     cells: dict = {}
     for lab in labels:
         real = None
-        if str(lab) in by_label:
-            it = by_label[str(lab)][0]
+        if _row_key(lab) in by_label:
+            it = by_label[_row_key(lab)][0]
             y = load_clip(it.path, sr, recipe.data.preprocess, mel_cfg.n_fft)
             real = (f"real {it.id}", y, mel_fn(torch.from_numpy(y)[None])[0].numpy())
         seeds = [s for lab2, s in plan if lab2 == lab][:per_label]
-        cells[lab] = real, [(f"seed {s}: {wav_name(lab, s)}", *generated(lab, s)) for s in seeds]
+        cells[_row_key(lab)] = real, [generated(lab, s) for s in seeds]
     shown = [c[2] for real, fakes in cells.values() for c in ([real] if real else []) + fakes]
     lim = (mel_cfg.log_floor, float(max(x.max() for x in shown)) if shown else 0.0)
 
@@ -194,8 +209,17 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocod
     parts.append("<h2>Generation (stage one)</h2>")
     parts.append(f"<p class=note>{html.escape(gen['protocol'])}</p>")
     parts.append(_table([(name, value) for group, name, value in headline_rows(m) if group == "generation"]))
-    parts.append("<h2>Per label: real vs generated</h2><table><tr><th>label</th><th>label accuracy "
-                 "(generated / real)</th><th>real</th><th>generated</th></tr>")
+    by_key = gen.get("labels", {})
+    if keys:  # several labels: each one's accuracy by its own classifier
+        parts.append("<table><tr><th>label</th><th>values</th><th>accuracy generated</th><th>real</th>"
+                     "<th>its classifier's test accuracy</th></tr>" + "".join(
+                         f"<tr><th>{html.escape(str(k))}</th><td class=num>{v.get('classes', '')}</td>"
+                         f"<td class=num>{_fmt(v['generated'])}</td><td class=num>{_fmt(v['real'])}</td>"
+                         f"<td class=num>{_fmt(v.get('classifier_test_accuracy', ''))}</td></tr>"
+                         for k, v in by_key.items()) + "</table>")
+    first = f"{keys[0]}: " if keys else ""
+    parts.append(f"<h2>Per label: real vs generated</h2><table><tr><th>{html.escape(first)}label</th><th>label "
+                 "accuracy (generated / real)</th><th>real</th><th>generated</th></tr>")
     per = gen.get("label_accuracy_per_label", {})
     for lab, (real, fakes) in cells.items():
         real_cells = _clip(*real[:2], real[2], sr, lim) if real else ""

@@ -44,20 +44,34 @@ class SynthResult:
 
 
 def wav_name(label, seed: int | None, prefix: str = "") -> str:
-    """``<prefix><label>_seed00042.wav`` (label made file-name safe; no seed part when None)."""
+    """``<prefix><label>_seed00042.wav`` (label made file-name safe, several labels' values joined by
+    ``-``: ``60-violin_seed00003.wav``; no seed part when None).
+    """
     parts = [prefix] if prefix else []
-    parts += [] if label is None else ["".join(c if c.isalnum() or c in "-." else "-" for c in str(label))]
+    text = "-".join(map(str, label.values())) if isinstance(label, dict) else str(label)
+    parts += [] if label is None else ["".join(c if c.isalnum() or c in "-." else "-" for c in text)]
     parts += [] if seed is None else [f"seed{seed:05d}"]
     return "_".join(parts) + ".wav"
 
 
 def synth_plan(chosen: list, n: int, seed: int) -> list[tuple[object, int]]:
-    """What synth draws: clip i is (label ``chosen[i % len(chosen)]``, noise seed ``seed + i``).
+    """What synth draws: clip i is (label ``chosen[i % len(chosen)]``, noise seed ``seed + i``); with
+    several labels a request may leave keys out, which :meth:`StageOne.resolve` fills from the seed.
 
     The report (:mod:`specgan.report`) shows clips of the same plan, so a clip heard there is the
     file ``wav_name(label, seed)`` of ``specgan synth`` with the same ``--seed``.
     """
     return [(chosen[i % len(chosen)], seed + i) for i in range(n)]
+
+
+def default_labels(model) -> list:
+    """What synth draws without ``--label``: every label in turn; with several labels, every value
+    of the first in turn, the others drawn per clip (``[{"pitch": 36}, {"pitch": 37}, ...]``).
+    """
+    space = model.labels
+    if not space.multi:
+        return list(model.vocab)
+    return [{space.name(0): v} for v in space.vocabs[0]]
 
 
 _SET_FILES = ("synth.json", "mels.npy", "grid.png")
@@ -275,15 +289,17 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
     # few ms a clip.
     if interpolate is not None:
         a, b = interpolate
-        lab = (labels or model.vocab)[0] if conditional else None
+        lab = (labels or default_labels(model))[0] if conditional else None
+        lab = model.resolve(lab, [a])[0]
         plan = [(lab, None)] * points
         width = max(2, len(str(points - 1)))
         names = [wav_name(lab, None, prefix=f"walk{a}-{b}_{i:0{width}d}") for i in range(points)]
         walk = model.interpolate(a, b, points, lab)
         clips = (walk[i : i + 1] for i in range(points))
     else:
-        chosen = list(labels) if labels else (list(model.vocab) if conditional else [None])
-        plan = synth_plan(chosen, n, seed)
+        chosen = list(labels) if labels else (default_labels(model) if conditional else [None])
+        # each clip's label in full: a key a request leaves out is drawn from the clip's seed
+        plan = [(model.resolve(lab, [s])[0], s) for lab, s in synth_plan(chosen, n, seed)]
         names = [wav_name(lab, s) for lab, s in plan]
         clips = (model.sample(lab, seeds=[s]) for lab, s in plan)
 

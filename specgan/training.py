@@ -68,13 +68,15 @@ def vocoder_shape(recipe: Recipe) -> dict[str, Any]:
             "data": _data_key(recipe)}
 
 
-def specgan_shape(recipe: Recipe, vocab: list | None) -> dict[str, Any]:
-    """What shapes the recipe's stage-one model."""
+def specgan_shape(recipe: Recipe, space) -> dict[str, Any]:
+    """What shapes the recipe's stage-one model (``space``: the training labels' ``LabelSpace``)."""
+    from specgan.stage_one.trainer import label_shape
+
     cfg = recipe.specgan
     return {"model": {"generator": dict(cfg.generator), "critic": dict(cfg.critic), "frames": cfg.frames,
                       "conditional": cfg.conditional},
             "mel": recipe.mel.to_dict(), "data": _data_key(recipe),
-            "labels": [str(v) for v in vocab] if cfg.conditional and vocab is not None else None}
+            "labels": label_shape(space) if cfg.conditional and space is not None else None}
 
 
 # -- the policy ------------------------------------------------------------------------------
@@ -329,6 +331,7 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
     """
     from specgan.features.cache import features_key, load_features, load_index, load_stats
     from specgan.stage_one.data import MelDataset
+    from specgan.stage_one.labels import LabelSpace
     from specgan.stage_one.trainer import SpecGANTrainer
 
     cfg = recipe.specgan
@@ -340,14 +343,16 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
                          f"run `specgan features --recipe {recipe.path}` first")
     ids = list(index["items"])
     labels = [index["items"][i]["label"] for i in ids] if cfg.conditional else [None] * len(ids)
-    vocab = sorted(set(labels)) if cfg.conditional and labels and labels[0] is not None else []
-    shape = specgan_shape(recipe, vocab)
+    keys = recipe.data.label_keys
+    space = LabelSpace.from_labels(keys, labels) if cfg.conditional and labels and labels[0] is not None \
+        else LabelSpace([], [])
+    shape = specgan_shape(recipe, space)
     p = _decide(out, target, shape, mode, force, resume, init_from)
     if p.action == "up-to-date" and not p.model_stale:
         return {"step": p.step, "out": str(out), "up_to_date": True}
     stats = load_stats(recipe.work)
     mels = [load_features(recipe.work, "train", i, index, mmap=False) for i in ids]
-    data = MelDataset(mels, labels, stats, cfg.frames, recipe.mel.log_floor)
+    data = MelDataset(mels, labels, stats, cfg.frames, recipe.mel.log_floor, space=space)
     trainer = SpecGANTrainer(cfg, data, out, pick_device(device), seed=recipe.seed, mel=recipe.mel,
                              stats=stats.to_dict(), data_key=shape["data"],
                              meta={"recipe": recipe.name, "label": recipe.data.label, **(meta or {})})

@@ -708,10 +708,14 @@ def test_full_size_overlays_build_and_take_one_step(overlay, tmp_path):
     else:
         mels = [rng.normal(-5, 2, (n_mels, 126)).astype(np.float32) for _ in range(4)]
     stats = MelStats(np.full(n_mels, -5.0), np.full(n_mels, 2.0))
-    ds = MelDataset(mels, ["x", "y"] * 2, stats, sc.frames, recipe.mel.log_floor)
+    keys = recipe.data.label_keys  # nsynth: pitch x instrument family, both embedded
+    assert keys == (["word"] if overlay == "sc09" else ["pitch", "instrument_family_str"])
+    labels = ["x", "y"] * 2 if len(keys) == 1 else [(60, "string"), (64, "brass"), (60, "brass"), (67, "string")]
+    ds = MelDataset(mels, labels, stats, sc.frames, recipe.mel.log_floor, keys=keys)
     tr = SpecGANTrainer(dataclasses.replace(sc, batch_size=2, n_critic=1), ds, tmp_path, mel=recipe.mel,
                         stats=stats.to_dict())
     assert tr.G.c0 == 64 * 16 and tr.G.film is not None and tr.D.aux is not None
+    assert tr.G.label_sizes == tr.D.label_sizes == ([2] if len(keys) == 1 else [3, 2])
     if harmonic:
         assert tr.prepared["G"]["f0_bank"] == {"clips": 4, "contours": 4, "despiked": 0}
         assert int(tr.G.harmonic.comb_bands) > 0

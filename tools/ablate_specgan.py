@@ -137,6 +137,8 @@ def _flat(m: dict) -> dict:
     """The table's numbers out of generation_metrics' answer."""
     out = {k: m.get(k) for k in ("label_accuracy", "label_accuracy_real", "fid", "fid_real_train_vs_test", "ndb",
                                  "bins", "jsd", "n")}
+    for key, acc in m.get("labels", {}).items():  # several labels: each one's accuracy, then all right
+        out[f"label_accuracy_{key}"], out[f"label_accuracy_{key}_real"] = acc["generated"], acc["real"]
     if "pitch" in m:
         out["pitch_accuracy"] = m["pitch"]["generated"]["pitch_accuracy"]
         out["pitch_accuracy_real"] = m["pitch"]["real"]["pitch_accuracy"]
@@ -213,7 +215,10 @@ def _cell(r: dict, key: str, digits: str = ".3g") -> str:
 
 
 def table(rows: list[dict]) -> str:
-    cols = [("label acc (real)", "label_accuracy", ".2f"), ("FID (real floor)", "fid", ".3g"),
+    cols = [("label acc (real)", "label_accuracy", ".2f"),
+            ("instrument acc (real)", "label_accuracy_instrument", ".2f"),
+            ("voice acc (real)", "label_accuracy_voice", ".2f"), ("all labels right (real)", "label_accuracy_all", ".2f"),
+            ("FID (real floor)", "fid", ".3g"),
             ("NDB/k", None, None), ("pitch acc, pYIN (real)", "pitch_accuracy", ".2f"),
             ("pitch acc, CREPE (real)", "pitch_accuracy_crepe", ".2f"),
             ("periodicity (real)", "periodicity", ".2f"), ("voiced fraction (real)", "voiced_fraction", ".2f"),

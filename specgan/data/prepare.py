@@ -127,36 +127,40 @@ def source_labels(kind: str, arg: str, dc) -> list[str]:
 
 
 def check_label(dc) -> None:
-    """``data.label`` names a label the source has, or is refused before any audio is touched;
-    ``label: folder`` on a folder source turns on ``label_from_subfolder`` (the one-line way to
-    train on your own folder of sub-folders).
+    """Each key of ``data.label`` names a label the source has, or is refused before any audio is
+    touched; ``label: folder`` on a folder source turns on ``label_from_subfolder`` (the one-line
+    way to train on your own folder of sub-folders).
     """
     if dc.label is None:
         return
     kind, arg = parse_source(dc.source)
     if kind != "builtin" and not Path(arg).exists():
         return  # the layout's own one-line error names the missing path
-    if kind == "folder" and dc.label == "folder":
+    if kind == "folder" and "folder" in dc.label_keys:
         dc.label_from_subfolder = True
     known = source_labels(kind, arg, dc)
-    if dc.label not in known:
-        hint = " (a folder's only label is its first sub-folder: data.label: folder)" if kind == "folder" else ""
-        raise ValueError(f"data.label: {dc.label!r} is not a label of {dc.source} "
-                         f"(available: {', '.join(known) or 'none'}){hint}")
+    for key in dc.label_keys:
+        if key not in known:
+            hint = " (a folder's only label is its first sub-folder: data.label: folder)" if kind == "folder" else ""
+            raise ValueError(f"data.label: {key!r} is not a label of {dc.source} "
+                             f"(available: {', '.join(known) or 'none'}){hint}")
 
 
-def _apply_label(items: list[Item], label: str | None, source: str) -> None:
-    if label is None:
+def _apply_label(items: list[Item], keys: list[str], source: str) -> None:
+    """Set each item's ``label``: the value of the one key, or the list of the keys' values."""
+    for label in keys:
+        missing = [it for it in items if label not in it.labels]
+        if missing and len(missing) == len(items):
+            avail = sorted({k for it in items for k in it.labels})
+            raise ValueError(f"data.label: {label!r} is not a label of {source} "
+                             f"(available: {', '.join(avail) or 'none'})")
+        if missing:
+            raise ValueError(f"data.label: {len(missing)} of {len(items)} items have no {label!r} label "
+                             f"(e.g. {missing[0].path})")
+    if not keys:
         return
-    missing = [it for it in items if label not in it.labels]
-    if missing and len(missing) == len(items):
-        avail = sorted({k for it in items for k in it.labels})
-        raise ValueError(f"data.label: {label!r} is not a label of {source} (available: {', '.join(avail) or 'none'})")
-    if missing:
-        raise ValueError(f"data.label: {len(missing)} of {len(items)} items have no {label!r} label "
-                         f"(e.g. {missing[0].path})")
     for it in items:
-        it.label = it.labels[label]
+        it.label = it.labels[keys[0]] if len(keys) == 1 else [it.labels[k] for k in keys]
 
 
 def prepare(recipe: Recipe, force: bool = False) -> dict:
@@ -195,7 +199,7 @@ def prepare(recipe: Recipe, force: bool = False) -> dict:
     if not items:
         raise ValueError(f"data.source: no usable audio in {dc.source} ({scan_report(bad)}); "
                          f"data/prepare.json is not written")
-    _apply_label(items, dc.label, dc.source)
+    _apply_label(items, dc.label_keys, dc.source)
     if split_of is not None:
         splits = {s: [it for it in items if split_of.get(it.id) == s] for s in SPLITS}
     else:

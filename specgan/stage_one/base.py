@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from specgan.stage_one.layers import label_sizes
+
 __all__ = ["SpectrogramGenerator"]
 
 
@@ -25,15 +27,18 @@ class SpectrogramGenerator(nn.Module):
         n_mels: Mel bands of the output.
         frames: Frames of the output.
         z_dim: Latent size.
-        n_classes: Labels it is conditioned on (0: unconditional).
+        n_classes: Label values it is conditioned on (0: unconditional), or one count per label
+            (several labels at once: label indices are then (B, L)).
     """
 
     # old tensor name → new, for files written before a module was reorganised
     LEGACY_KEYS: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, n_mels: int, frames: int, z_dim: int, n_classes: int = 0):
+    def __init__(self, n_mels: int, frames: int, z_dim: int, n_classes: int | list[int] = 0):
         super().__init__()
-        self.n_mels, self.frames, self.z_dim, self.n_classes = n_mels, frames, z_dim, n_classes
+        self.label_sizes = label_sizes(n_classes)
+        self.n_mels, self.frames, self.z_dim = n_mels, frames, z_dim
+        self.n_classes = n_classes if not isinstance(n_classes, (list, tuple)) else list(self.label_sizes)
         self._register_load_state_dict_pre_hook(self._upgrade_state_dict)
 
     @classmethod
@@ -60,6 +65,11 @@ class SpectrogramGenerator(nn.Module):
         """
         return {}
 
+    @property
+    def conditional(self) -> bool:
+        """Whether it takes labels."""
+        return bool(self.label_sizes)
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Latents (B, z_dim) and label indices (B,) → normalised mels (B, 1, n_mels, frames)."""
+        """Latents (B, z_dim) and label indices (B,) or (B, L) → normalised mels (B, 1, n_mels, frames)."""
         raise NotImplementedError(f"{type(self).__name__} must define forward")

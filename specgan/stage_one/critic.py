@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from specgan.stage_one.harmonics import FINE_STRUCTURE_MAX_HZ, harmonic_templates, low_band_ripple, ripple_bands
-from specgan.stage_one.layers import grid_for
+from specgan.stage_one.layers import LabelEmbedding, grid_for, label_sizes
 from specgan.stage_one.registry import CRITICS, register
 
 __all__ = ["Critic"]
@@ -31,11 +31,14 @@ class Critic(nn.Module):
         n_mels, frames: Input size (any; padded with zeros to :func:`grid_for`'s grid).
         d: Width: the first stage has d channels, each later stage twice as many.
         kernel_size: Convolution kernel (SpecGAN: 5).
-        n_classes: Labels for the projection term (0 = unconditional).
+        n_classes: Label values for the projection term (0 = unconditional), or one count per
+            label: then one projection per label (their embeddings summed, :class:`LabelEmbedding`)
+            and labels (B, L).
         aux_classifier: Also an auxiliary classifier head (AC-GAN, Odena et al. 2017; GANSynth's
             pitch classifier): a linear map of the same features to label logits, returned by
-            ``forward(..., return_logits=True)``. The Wasserstein score (and so the gradient
-            penalty) does not depend on it.
+            ``forward(..., return_logits=True)`` — with several labels, their logits side by side
+            (split by :attr:`label_sizes`: one softmax per label). The Wasserstein score (and so the
+            gradient penalty) does not depend on it.
         detail: Gain of a second input channel holding the mel's fine structure along frequency
             (the mel minus its ``detail_width``-band moving average: harmonic lines, and the
             generator's fixed ripple), 0 = off. The channel is linear in the mel, so it adds no
@@ -59,11 +62,13 @@ class Critic(nn.Module):
         salience_range: (lowest, highest) F0 in Hz of the salience map's rows.
     """
 
-    def __init__(self, n_mels: int = 64, frames: int = 64, d: int = 32, kernel_size: int = 5, n_classes: int = 0,
+    def __init__(self, n_mels: int = 64, frames: int = 64, d: int = 32, kernel_size: int = 5,
+                 n_classes: int | list[int] = 0,
                  aux_classifier: bool = False, detail: float = 0.0, detail_width: int = 7, salience: float = 0.0,
                  salience_range: tuple[float, float] | list[float] = (60.0, 400.0)):
         super().__init__()
-        if aux_classifier and not n_classes:
+        self.label_sizes = label_sizes(n_classes)
+        if aux_classifier and not self.label_sizes:
             raise ValueError("aux_classifier needs labels (a conditional model)")
         if detail < 0:
             raise ValueError(f"detail must be >= 0 (got {detail})")
@@ -88,13 +93,13 @@ class Critic(nn.Module):
         self.net = nn.Sequential(*layers)
         features = c_in * (self.grid_h >> n) * (self.grid_w >> n)
         self.fc = nn.Linear(features, 1)
-        self.embed = nn.Embedding(n_classes, features) if n_classes else None
-        self.aux = nn.Linear(features, n_classes) if aux_classifier else None
+        self.embed = LabelEmbedding(self.label_sizes, features) if self.label_sizes else None
+        self.aux = nn.Linear(features, sum(self.label_sizes)) if aux_classifier else None
         self.n_classes = n_classes
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_logits: bool = False):
-        """X (B, 1, n_mels, frames), labels (B,) → scores (B,); with ``return_logits`` also the
-        auxiliary classifier's logits (B, n_classes).
+        """X (B, 1, n_mels, frames), labels (B,) or (B, L) → scores (B,); with ``return_logits`` also
+        the auxiliary classifier's logits (B, total label values).
         """
         extra = []
         if self.detail:

@@ -18,7 +18,7 @@ from torch import nn
 
 from specgan.stage_one.base import SpectrogramGenerator
 from specgan.stage_one.heads import ClassPrior, HarmonicHead
-from specgan.stage_one.layers import F0Input, FiLM, Residual, grid_for
+from specgan.stage_one.layers import F0Input, FiLM, LabelEmbedding, Residual, grid_for, label_sizes
 from specgan.stage_one.registry import GENERATORS, register
 
 __all__ = ["Generator"]
@@ -43,7 +43,10 @@ class Generator(SpectrogramGenerator):
         kernel_size: Convolution kernel (SpecGAN: 5).
         upsample: ``"transposed"`` (SpecGAN), ``"nearest"`` or ``"bilinear"`` (resize x2 + conv: no
             checkerboard artefacts; bilinear also smooths the resize's blocks).
-        n_classes: Number of labels for conditioning (0 = unconditional).
+        n_classes: Number of label values for conditioning (0 = unconditional), or a list of
+            counts, one per label (several labels at once, e.g. pitch × instrument: each label has
+            its own embedding rows and the embeddings are summed, :class:`LabelEmbedding`; labels
+            are then (B, L) indices).
         embed_dim: Label embedding size, concatenated to z.
         conditioning: ``"input"`` (SpecGAN: the embedding joins z, so the label reaches later
             stages only through the first) or ``"film"`` (also FiLM, Perez et al. 2018: every
@@ -119,7 +122,7 @@ class Generator(SpectrogramGenerator):
         "source.bias": "harmonic.source.bias"}
 
     def __init__(self, n_mels: int = 64, frames: int = 64, z_dim: int = 100, d: int = 32, kernel_size: int = 5,
-                 upsample: str = "transposed", n_classes: int = 0, embed_dim: int = 32, conditioning: str = "input",
+                 upsample: str = "transposed", n_classes: int | list[int] = 0, embed_dim: int = 32, conditioning: str = "input",
                  refine_blocks: int = 0, class_prior: str = "none", harmonic: bool = False,
                  f0_range: tuple[float, float] | list[float] = (60.0, 400.0), f0_bins: int = 0,
                  f0_hard: bool = False, f0_source: str = "head", f0_contours: int = 512, f0_input: bool = False,
@@ -150,7 +153,8 @@ class Generator(SpectrogramGenerator):
         n, self.grid_h, self.grid_w = grid_for(n_mels, frames)
         self.h0, self.w0 = self.grid_h >> n, self.grid_w >> n
         self.c0 = d * 2 ** (n - 1)
-        self.embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
+        sizes = self.label_sizes
+        self.embed = LabelEmbedding(sizes, embed_dim) if sizes else None
         self.fc = nn.Linear(z_dim + (embed_dim if n_classes else 0), self.c0 * self.h0 * self.w0)
         pad = kernel_size // 2
         layers: list[nn.Module] = []
@@ -184,8 +188,9 @@ class Generator(SpectrogramGenerator):
         # f0_input: the contour's log-F0 added at the same places (absent when off)
         self.f0_in = nn.ModuleList(F0Input(w) for w in widths) if f0_input else None
         self.prior = ClassPrior(class_prior, n_classes, n_mels, frames) if class_prior != "none" else None
-        self.harmonic = (HarmonicHead(n_mels, frames, n_classes, self.c0 >> (n - 1), f0_range, f0_bins, f0_hard,
-                                      f0_source, f0_contours, f0_despike) if harmonic else None)
+        # the harmonic head's F0 bank is kept per value of the first label
+        self.harmonic = (HarmonicHead(n_mels, frames, sizes[0] if sizes else 0, self.c0 >> (n - 1), f0_range,
+                                      f0_bins, f0_hard, f0_source, f0_contours, f0_despike) if harmonic else None)
 
     @property
     def class_prior(self) -> str:
@@ -218,7 +223,8 @@ class Generator(SpectrogramGenerator):
 
                 logmels = stats.denormalize(data.x[:, 0].float()).numpy()
                 tracks = comb_f0_tracks(logmels, mel, self.harmonic.f0_range)
-                filled["f0_bank"] = self.harmonic.set_f0_contours(tracks, data.y if self.n_classes else None)
+                first = None if data.y is None or not self.n_classes else (data.y if data.y.dim() == 1 else data.y[:, 0])
+                filled["f0_bank"] = self.harmonic.set_f0_contours(tracks, first)
         return filled
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, f0: torch.Tensor | None = None) -> torch.Tensor:
@@ -226,7 +232,7 @@ class Generator(SpectrogramGenerator):
 
         Args:
             z: Latents (B, z_dim).
-            labels: Label indices (B,), long; required when conditional.
+            labels: Label indices (B,), long, or (B, L) with several labels; required when conditional.
             f0: The harmonic head's F0 contour (B, frames), Hz, imposed (``f0_source: data`` draws
                 one from its bank when not given).
 
@@ -245,7 +251,8 @@ class Generator(SpectrogramGenerator):
         x = self.fc(z).view(-1, self.c0, self.h0, self.w0)
         feat = None
         if head is not None and f0 is None and head.f0_source == "data":
-            f0 = head.draw_f0(z, labels)  # z[:, 0] is still the first latent (the label is appended)
+            first = labels if labels is None or labels.dim() == 1 else labels[:, 0]
+            f0 = head.draw_f0(z, first)  # z[:, 0] is still the first latent (the label is appended)
         if f0 is not None and tuple(f0.shape) != (len(z), self.frames):
             raise ValueError(f"forward: f0 must be (batch, frames) {(len(z), self.frames)}, got {tuple(f0.shape)}")
         if self.film is None and self.f0_in is None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from specgan.stage_one.harmonics import COMB_FLOOR, COMB_GRID, comb_contrast, comb_geometry, despike_f0
+from specgan.stage_one.layers import label_sizes
 
 __all__ = ["ClassPrior", "HarmonicHead"]
 
@@ -23,50 +24,74 @@ __all__ = ["ClassPrior", "HarmonicHead"]
 class ClassPrior(nn.Module):
     """Each label's mean training mel, in pre-tanh units, for the generator to draw a residual on.
 
+    With several labels (pitch × instrument) each value of each label has its mean, and a clip's
+    prior is additive in pre-tanh units: the overall mean plus, per label, its value's difference
+    from it (a combination needs no clips of its own; 784 pitch × instrument pairs would have about
+    three each).
+
     Args:
         mode: ``"mean"`` (the whole mean image: for a note, its harmonic lines at the asked pitch
             and the programs' average attack and decay) or ``"profile"`` (its mean over time: the
             spectral envelope and harmonic lines only).
-        n_classes: Labels.
+        n_classes: Label values, or one count per label.
         n_mels, frames: The generator's output size.
     """
 
-    def __init__(self, mode: str, n_classes: int, n_mels: int, frames: int):
+    def __init__(self, mode: str, n_classes: int | list[int], n_mels: int, frames: int):
         super().__init__()
         if mode not in ("mean", "profile"):
             raise ValueError(f"class_prior must be 'none', 'mean' or 'profile', got {mode!r}")
-        if not n_classes:
+        self.sizes = label_sizes(n_classes)
+        if not self.sizes:
             raise ValueError("class_prior needs labels (a conditional model)")
-        self.mode, self.n_classes, self.n_mels, self.frames = mode, n_classes, n_mels, frames
-        self.register_buffer("mean", torch.zeros(n_classes, 1, n_mels, 1 if mode == "profile" else frames))
+        self.mode, self.n_mels, self.frames = mode, n_mels, frames
+        self.n_classes = sum(self.sizes)
+        width = 1 if mode == "profile" else frames
+        self.register_buffer("mean", torch.zeros(self.n_classes, 1, n_mels, width))
+        if len(self.sizes) > 1:  # the overall mean (absent with one label: its files keep their tensors)
+            self.register_buffer("overall", torch.zeros(1, 1, n_mels, width))
+        self.register_buffer("offsets", torch.tensor([0, *self.sizes[:-1]]).cumsum(0), persistent=False)
+
+    def _mean_of(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.float().mean(0)
+        if self.mode == "profile":
+            m = m.mean(-1, keepdim=True)
+        return torch.atanh(m.clamp(-0.999, 0.999))
 
     @torch.no_grad()
     def fill(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Fill the prior from normalised training mels and their labels.
 
-        Per label the mean (over clips, and over time for ``"profile"``), clamped inside tanh's
-        range and mapped through atanh. Labels without clips keep 0 (tanh(0): the mid-level).
+        Per label value the mean (over clips, and over time for ``"profile"``), clamped inside
+        tanh's range and mapped through atanh. Values without clips keep 0 (tanh(0): the
+        mid-level) with one label, the overall mean with several.
 
         Args:
             x: Normalised mels (N, 1, n_mels, frames).
-            y: Label indices (N,).
+            y: Label indices (N,), or (N, L) with several labels.
         """
-        if x.shape[1:3] != (1, self.n_mels) or x.shape[3] != self.frames or len(x) != len(y):
-            raise ValueError(f"ClassPrior.fill: expected mels (N, 1, {self.n_mels}, {self.frames}) and N labels, "
-                             f"got {tuple(x.shape)} and {tuple(y.shape)}")
+        y = y if y.dim() == 2 else y[:, None]
+        if x.shape[1:3] != (1, self.n_mels) or x.shape[3] != self.frames or len(x) != len(y) \
+                or y.shape[1] != len(self.sizes):
+            raise ValueError(f"ClassPrior.fill: expected mels (N, 1, {self.n_mels}, {self.frames}) and (N, "
+                             f"{len(self.sizes)}) labels, got {tuple(x.shape)} and {tuple(y.shape)}")
         prior = torch.zeros_like(self.mean)
-        for c in range(self.n_classes):
-            sel = x[y == c].float()
-            if len(sel):
-                m = sel.mean(0)
-                if self.mode == "profile":
-                    m = m.mean(-1, keepdim=True)
-                prior[c] = torch.atanh(m.clamp(-0.999, 0.999))
+        if len(self.sizes) > 1:
+            self.overall.copy_(self._mean_of(x)[None])
+            prior += self.overall
+        for col, size in enumerate(self.sizes):
+            for c in range(size):
+                sel = x[y[:, col] == c]
+                if len(sel):
+                    prior[int(self.offsets[col]) + c] = self._mean_of(sel)
         self.mean.copy_(prior)
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
-        """Labels (B,) → the prior to add before tanh (B, 1, n_mels, frames or 1)."""
-        return self.mean[labels]
+        """Labels (B,) or (B, L) → the prior to add before tanh (B, 1, n_mels, frames or 1)."""
+        if len(self.sizes) == 1:
+            return self.mean[labels if labels.dim() == 1 else labels[:, 0]]
+        rows = self.mean[labels + self.offsets.to(labels.device)]          # (B, L, 1, n_mels, W)
+        return self.overall + (rows - self.overall[:, None]).sum(1)
 
 
 class HarmonicHead(nn.Module):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["F0Input", "FiLM", "Residual", "grid_for", "stages_for"]
+__all__ = ["F0Input", "FiLM", "LabelEmbedding", "Residual", "grid_for", "label_sizes", "stages_for"]
 
 
 def stages_for(n_mels: int, frames: int) -> int:
@@ -73,3 +73,40 @@ class F0Input(nn.Module):
 
     def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return h + self.proj(F.adaptive_avg_pool1d(c, h.shape[-1])).to(h.dtype)[:, :, None, :]
+
+
+def label_sizes(n_classes) -> list[int]:
+    """A constructor's ``n_classes`` (one count, or one per label) → the list of counts ([] for none)."""
+    if isinstance(n_classes, (list, tuple)):
+        sizes = [int(n) for n in n_classes]
+        if not sizes or any(n < 1 for n in sizes):
+            raise ValueError(f"n_classes: one positive count per label, got {list(n_classes)}")
+        return sizes
+    if int(n_classes) != n_classes or n_classes < 0:
+        raise ValueError(f"n_classes must be an integer >= 0 or a list of them, got {n_classes!r}")
+    return [int(n_classes)] if n_classes else []
+
+
+class LabelEmbedding(nn.Module):
+    """One embedding per label, summed: indices (B,) for one label or (B, L) → (B, dim).
+
+    The labels' tables are stacked in one ``weight`` (sum of the counts, dim), each label's rows
+    after the previous one's, so one label is exactly ``nn.Embedding`` (same tensor name, shape and
+    initialisation: a one-label model's file is unchanged). With L labels each table starts at
+    N(0, 1/L), so the sum has the variance of one.
+    """
+
+    def __init__(self, sizes: list[int], dim: int):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.weight = nn.Parameter(torch.empty(sum(self.sizes), dim))
+        nn.init.normal_(self.weight, std=1.0 / math.sqrt(len(self.sizes)))
+        offsets = torch.tensor([0, *self.sizes[:-1]]).cumsum(0)
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.dim() == 1:
+            labels = labels[:, None]
+        if labels.shape[1] != len(self.sizes):
+            raise ValueError(f"expected label indices (B, {len(self.sizes)}), got {tuple(labels.shape)}")
+        return F.embedding(labels + self.offsets.to(labels.device), self.weight).sum(1)

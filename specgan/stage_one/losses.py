@@ -12,7 +12,20 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["critic_step_losses", "fused_critic_losses", "generator_loss", "generator_losses", "gradient_penalty",
-           "interpolates", "penalty"]
+           "interpolates", "label_cross_entropy", "penalty"]
+
+
+def label_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
+    """The auxiliary classifier's cross-entropy: one label (labels (B,)), or the sum over several
+    (labels (B, L), logits split by ``sizes``: one softmax per label, as AC-GAN with one head each).
+    """
+    if labels.dim() == 1:
+        return F.cross_entropy(logits.float(), labels)
+    if sizes is None or len(sizes) != labels.shape[1] or sum(sizes) != logits.shape[1]:
+        raise ValueError(f"label_cross_entropy: logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
+                         f"do not match the label sizes {sizes}")
+    parts = logits.float().split(list(sizes), dim=1)
+    return sum(F.cross_entropy(p, labels[:, i]) for i, p in enumerate(parts))
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,7 +84,7 @@ def fused_critic_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tenso
         if labels is None:
             raise ValueError("the auxiliary classifier needs labels")
         scores, logits = critic(both, torch.cat([labels, labels]), return_logits=True)
-        aux = F.cross_entropy(logits[:b].float(), labels)
+        aux = label_cross_entropy(logits[:b], labels, getattr(critic, "label_sizes", None))
         out["critic/aux_ce"] = aux.detach()
     else:
         scores = critic(both, torch.cat([labels, labels])) if labels is not None else critic(both)
@@ -122,7 +135,7 @@ def generator_losses(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor
         raise ValueError("the auxiliary classifier needs labels")
     scores, logits = critic(fake, labels, return_logits=True)
     adv = -scores.float().mean()
-    aux = F.cross_entropy(logits.float(), labels)
+    aux = label_cross_entropy(logits, labels, getattr(critic, "label_sizes", None))
     return {"gen/loss": adv + aux_weight * aux, "gen/adv": adv.detach(), "gen/aux_ce": aux.detach()}
 
 

@@ -12,13 +12,14 @@ and :func:`specgan.generate` all call it, so a seed means the same clip everywhe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from specgan.stage_one import generator as _generator  # noqa: F401  (registers the generators)
+from specgan.stage_one.labels import LabelSpace
 from specgan.stage_one.registry import GENERATORS
 from vocoder.checkpoint import ModelFileError, load_model
 from vocoder.mel import MelConfig, MelStats
@@ -50,7 +51,8 @@ class StageOne:
         generator: The stage-one generator (a :class:`~specgan.stage_one.base.SpectrogramGenerator`).
         mel_cfg: The mel its output is in.
         stats: The normalisation its output is in.
-        vocab: Its labels, in class-index order (empty when unconditional).
+        labels: What it is conditioned on (:class:`~specgan.stage_one.labels.LabelSpace`: keys,
+            vocabularies, the training histogram); a plain list is one label's vocabulary.
         step: Training step of the weights.
         path: The file it was loaded from.
     """
@@ -58,55 +60,82 @@ class StageOne:
     generator: torch.nn.Module
     mel_cfg: MelConfig
     stats: MelStats
-    vocab: list
+    labels: LabelSpace
     step: int
     path: Path | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.labels, LabelSpace):  # a vocabulary list: one label
+            self.labels = LabelSpace([None], [list(self.labels)]) if self.labels else LabelSpace([], [])
 
     @property
     def conditional(self) -> bool:
         """Whether the model needs a label."""
-        return self.generator.n_classes > 0
+        return self.labels.conditional
+
+    @property
+    def vocab(self) -> list:
+        """One label's values in class-index order; with several labels, the list of each key's."""
+        if not self.labels.conditional:
+            return []
+        return self.labels.vocabs if self.labels.multi else self.labels.vocabs[0]
 
     @property
     def device(self) -> torch.device:
         """Where the generator's weights are."""
         return next(self.generator.parameters()).device
 
-    def label_index(self, label) -> int:
-        """A label (``"seven"``, ``60``, or its string form) → the generator's class index."""
-        for i, v in enumerate(self.vocab):
-            if v == label or str(v) == str(label):
-                return i
-        raise ValueError(f"unknown label {label!r}; this model knows: {', '.join(map(str, self.vocab))}")
+    def label_index(self, label) -> int | tuple[int, ...]:
+        """A label → class index (one label: ``"seven"``, ``60`` or its string form), or the indices
+        of the keys it names (several: ``{"pitch": 60}``); one line names what is wrong.
+        """
+        asked = self.labels.request(label)
+        return asked[0] if not self.labels.multi else tuple(asked.get(i, -1) for i in range(len(self.labels.keys)))
 
-    def label_indices(self, labels, n: int) -> torch.Tensor | None:
-        """``labels`` (one label for all, ``n`` labels, or None) → class indices (n,) on the
-        model's device; None for an unconditional model. One line names what is wrong.
+    def label_indices(self, labels, n: int, seeds: Sequence[int] | None = None) -> torch.Tensor | None:
+        """``labels`` (one label for all, ``n`` labels, or None) → class indices on the model's
+        device, (n,) or (n, L) with several labels; None for an unconditional model. A key a
+        request leaves out is drawn per clip from the training distribution, seeded by ``seeds[i]``
+        (default: the row number). One line names what is wrong.
         """
         if not self.conditional:
             if labels is not None and not (isinstance(labels, (list, tuple)) and all(v is None for v in labels)):
                 raise ValueError("this model is unconditional: labels are not accepted")
             return None
-        if labels is None:
+        if labels is None and not self.labels.multi:
             raise ValueError(f"this model is conditional: pass labels (one of {', '.join(map(str, self.vocab))})")
-        if not isinstance(labels, (list, tuple)):
+        one = labels is None or isinstance(labels, Mapping) or not isinstance(labels, (list, tuple)) \
+            or (self.labels.multi and isinstance(labels, tuple) and len(labels) == len(self.labels.keys)
+                and not any(isinstance(v, (Mapping, tuple, list)) for v in labels))
+        if one:
             labels = [labels] * n
         if len(labels) != n:
             raise ValueError(f"{len(labels)} labels for {n} samples")
-        return torch.tensor([self.label_index(v) for v in labels], device=self.device)
+        seeds = list(range(n)) if seeds is None else list(seeds)
+        return self.labels.indices(labels, seeds).to(self.device)
+
+    def resolve(self, labels, seeds: Sequence[int]) -> list:
+        """The label each clip is drawn with: what was asked, with a left-out key filled as
+        :meth:`label_indices` fills it (``{"pitch": 60, "instrument": "violin"}``).
+        """
+        y = self.label_indices(labels, len(seeds), seeds)
+        return [None] * len(seeds) if y is None else [self.labels.decode(row) for row in y.cpu().tolist()]
 
     @torch.no_grad()
-    def draw(self, z: torch.Tensor, labels=None, batch_size: int | None = 1) -> torch.Tensor:
+    def draw(self, z: torch.Tensor, labels=None, batch_size: int | None = 1,
+             seeds: Sequence[int] | None = None) -> torch.Tensor:
         """Normalised mels (n, n_mels, frames) in [-1, 1] from latents ``z`` (n, z_dim).
 
         Args:
             z: The latents, one row per clip.
-            labels: One label for all, one per row, or None (unconditional).
+            labels: One label for all, one per row, or None (unconditional; with several labels,
+                every key drawn).
             batch_size: Rows per forward pass. 1 (the default) draws each clip in its own pass: a
                 batched convolution may sum in another order than a lone one, so only then is a
                 clip redrawn alone sample for sample the clip of a set. None: one pass.
+            seeds: Each row's seed, for drawing the keys a label leaves out (default: row numbers).
         """
-        y = self.label_indices(labels, len(z))
+        y = self.label_indices(labels, len(z), seeds)
         z = z.to(self.device)
         step = len(z) if batch_size is None else max(1, int(batch_size))
         g = self.generator
@@ -119,7 +148,7 @@ class StageOne:
         """
         seeds = [int(s) for s in seeds]
         z = torch.cat([noise(self.generator.z_dim, s) for s in seeds]) if seeds else torch.zeros(0, self.generator.z_dim)
-        return self.draw(z, labels, batch_size)
+        return self.draw(z, labels, batch_size, seeds=seeds)
 
     def sample(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1) -> torch.Tensor:
         """Log-mels (n, n_mels, frames) ready for a vocoder in :attr:`mel_cfg`: clip i from the noise
@@ -136,7 +165,9 @@ class StageOne:
 
 
 def _build(info) -> torch.nn.Module:
-    return build(GENERATORS, "stage-one generator", {"name": info.name, **info.kwargs})
+    kwargs = dict(info.kwargs)  # n_classes (a count, or one per label) is the data's, not a checked parameter
+    n_classes = kwargs.pop("n_classes", 0)
+    return build(GENERATORS, "stage-one generator", {"name": info.name, **kwargs}, n_classes=n_classes)
 
 
 def _rename(info):
@@ -157,4 +188,4 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> StageOne:
     g, info = load_model(path, _build, "stage-one", device, rename=_rename)
     if info.mel is None or info.stats is None:
         raise ModelFileError(f"{path}: a stage-one model without its mel config or statistics")
-    return StageOne(g, info.mel, MelStats.from_dict(info.stats), list(info.extra.get("vocab", [])), info.step, path)
+    return StageOne(g, info.mel, MelStats.from_dict(info.stats), LabelSpace.from_meta(info.extra), info.step, path)

@@ -21,26 +21,37 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from specgan.stage_one.augment import DiffAugment, gain_per_db
 from specgan.stage_one.config import SpecGANConfig
 from specgan.stage_one.data import MelDataset
+from specgan.stage_one.labels import LabelSpace, label_text
 from specgan.stage_one.losses import fused_critic_losses, generator_losses, mode_seeking_loss
 from specgan.stage_one.registry import build_critic, build_generator
 from vocoder.checkpoint import fingerprint, save_model
 from vocoder.mel import MelConfig, MelStats
 from vocoder.trainer import LoopSettings, Trainer
 
-__all__ = ["SpecGANTrainer", "ema_weight", "stage_one_kwargs"]
+__all__ = ["SpecGANTrainer", "ema_weight", "label_shape", "stage_one_kwargs"]
 
 log = logging.getLogger(__name__)
 
 
-def stage_one_kwargs(spec: dict[str, Any], n_mels: int, frames: int, n_classes: int) -> dict[str, Any]:
+def stage_one_kwargs(spec: dict[str, Any], n_mels: int, frames: int, n_classes: int | list[int]) -> dict[str, Any]:
     """The full constructor kwargs stored in model.safetensors (spec + what the data sets)."""
     return {**{k: v for k, v in spec.items() if k != "name"}, "n_mels": n_mels, "frames": frames,
             "n_classes": n_classes}
+
+
+def label_shape(space: LabelSpace) -> list | dict:
+    """What the fingerprint keeps of the labels: one label's values as strings (as before several
+    labels existed), or each key's.
+    """
+    if not space.multi:
+        return [str(v) for v in space.vocabs[0]] if space.conditional else []
+    return {space.name(i): [str(v) for v in vocab] for i, vocab in enumerate(space.vocabs)}
 
 
 def ema_weight(decay: float, rampup: float, step: int) -> float:
@@ -82,7 +93,7 @@ class SpecGANTrainer(Trainer):
         self.mel, self.stats = mel, stats
         self.meta = dict(meta or {})
         n_mels = data.x.shape[2]
-        n_classes = len(data.vocab) if cfg.conditional else 0
+        n_classes = data.space.n_classes if cfg.conditional and data.y is not None else 0
         if cfg.conditional and not n_classes:
             raise ValueError("specgan.conditional is true but the data has no labels (set data.label)")
         torch.manual_seed(seed)
@@ -99,7 +110,7 @@ class SpecGANTrainer(Trainer):
         self.shape = {"model": {"generator": dict(cfg.generator), "critic": dict(cfg.critic), "frames": cfg.frames,
                                 "conditional": cfg.conditional},
                       "mel": mel.to_dict() if mel is not None else None, "data": data_key,
-                      "labels": [str(v) for v in data.vocab] if cfg.conditional else None}
+                      "labels": label_shape(data.space) if cfg.conditional else None}
         cuda = self.device.type == "cuda"
         self.channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda)
         if self.channels_last:
@@ -137,7 +148,7 @@ class SpecGANTrainer(Trainer):
         k, b = self.cfg.n_critic, self.cfg.batch_size
         x, y = self.data.batch(k * b, self.sampler)
         x = x.view(k, b, *x.shape[1:])
-        return x, (y.view(k, b) if y is not None and self.cfg.conditional else None)
+        return x, (y.view(k, b, *y.shape[1:]) if y is not None and self.cfg.conditional else None)
 
     def _labels(self, n: int) -> torch.Tensor | None:
         if self.data.y is None or not self.cfg.conditional:
@@ -203,7 +214,7 @@ class SpecGANTrainer(Trainer):
     def export(self, path: Path) -> None:
         save_model(path, self.G_ema, kind="stage-one", name=self.cfg.generator["name"], kwargs=self.g_kwargs,
                    step=self.step, mel=self.mel, stats=self.stats, shape=self.shape,
-                   extra={**self.meta, "vocab": list(self.data.vocab)})
+                   extra={**self.meta, **self.data.space.to_meta()})
 
     def validate(self) -> dict[str, float]:
         self.write_samples(self.out_dir / "samples" / f"step{self.step:07d}.png")
@@ -222,12 +233,15 @@ class SpecGANTrainer(Trainer):
         from specgan.stage_one.model import StageOne
 
         gen = torch.Generator().manual_seed(seed)
-        labels = list(range(len(self.data.vocab)))[:10] if self.cfg.conditional else [None]
-        ema = StageOne(self.G_ema, self.mel, None, list(self.data.vocab) if self.cfg.conditional else [], self.step)
+        space = self.data.space if self.cfg.conditional else LabelSpace([], [])
+        values = space.values()  # every label (one label) or every training combination (several)
+        labels = [values[int(i)] for i in np.linspace(0, len(values) - 1, min(10, len(values))).round()] \
+            if values else [None]
+        ema = StageOne(self.G_ema, self.mel, None, space, self.step)
         rows = []
         for lab in labels:  # the one sampling path (StageOne.draw), one forward pass per row
             z = torch.randn(per_label, self.G.z_dim, generator=gen)
-            rows.append(ema.draw(z, self.data.vocab[lab] if lab is not None else None, batch_size=None).cpu())
+            rows.append(ema.draw(z, lab, batch_size=None).cpu())
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         from specgan.plotting import mel_axes, save_figure
@@ -241,7 +255,7 @@ class SpecGANTrainer(Trainer):
                 mel_axes(ax, self.mel, mels[c].shape[-1], labels=False)
                 if c == 0:  # the row's label, then the unit
                     unit = "Hz" if self.mel is not None else "mel bin"
-                    ax.set_ylabel(f"{self.data.vocab[lab]}  ({unit})" if lab is not None else unit, fontsize=6)
+                    ax.set_ylabel(f"{label_text(lab)}  ({unit})" if lab is not None else unit, fontsize=6)
                 if r == len(rows) - 1:
                     ax.set_xlabel("time (s)" if self.mel is not None else "frame", fontsize=5, labelpad=1)
         title = f"{self.out_dir}: EMA generator, step {self.step}"
