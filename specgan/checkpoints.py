@@ -26,7 +26,7 @@ from specgan.stage_one.model import StageOne
 from specgan.stage_one.model import load as _load_stage_one
 from vocoder.checkpoint import ModelFileError
 
-__all__ = ["ModelFileError", "Pair", "StageOne", "find_model", "find_vocoder", "half_copy", "load_pair",
+__all__ = ["ModelFileError", "Pair", "StageOne", "enhancer_path", "find_model", "find_vocoder", "half_copy", "load_pair",
            "load_stage_one", "load_vocoder", "shipped", "shipped_vocoders", "stage_one_path", "vocoder_choice"]
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,20 @@ def stage_one_path(recipe) -> Path:
         raise FileNotFoundError(f"pretrained.specgan: {path} not found (and {own} not trained)")
     raise FileNotFoundError(f"no stage-one model: {own} not found and the recipe sets no pretrained.specgan; "
                             f"train it with `specgan train --recipe {recipe.path} --stage specgan`")
+
+
+def enhancer_path(recipe) -> Path:
+    """``<work>/enhance/model.safetensors`` if trained, else ``pretrained.enhance``."""
+    own = recipe.work / "enhance" / "model.safetensors"
+    if own.is_file():
+        return own
+    if recipe.pretrained.enhance:
+        path = recipe.resolve(recipe.pretrained.enhance)
+        if path.is_file():
+            return path
+        raise FileNotFoundError(f"pretrained.enhance: {path} not found (and {own} not trained)")
+    raise FileNotFoundError(f"no enhancer: {own} not found and the recipe sets no pretrained.enhance; train it "
+                            f"with `specgan train --recipe {recipe.path} --stage enhance`")
 
 
 def vocoder_choice(recipe, which: str) -> Path | str:

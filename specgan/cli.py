@@ -106,7 +106,7 @@ def cmd_train(args) -> int:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             return _train_distributed(args, recipe)
         result = _train_stage(args, recipe, args.device)
-    shown = ("dev/",) if args.stage == "vocoder" else ("critic/", "gen/")
+    shown = ("dev/",) if args.stage in ("vocoder", "enhance") else ("critic/", "gen/")
     if result.get("up_to_date"):
         print(f"{args.stage}: up to date at step {result['step']} in {result['out']} "
               f"(--steps N to train further)")
@@ -168,6 +168,21 @@ def cmd_vocode(args) -> int:
     return 0
 
 
+def cmd_enhance(args) -> int:
+    from specgan.enhance.files import enhance_paths
+    from specgan.training import pick_device
+
+    recipe = _load(args)
+    _check_device(args)
+    result = enhance_paths(recipe, args.inputs, out=args.out, force=args.force, model=args.model,
+                           vocoder=args.vocoder, device=str(pick_device(args.device)),
+                           progress=not args.no_progress)
+    skipped = f"; {len(result['failed'])} skipped (named above)" if result["failed"] else ""
+    print(f"enhance: {len(result['written'])} WAVs → {args.out} (enhancer {result['model']}; vocoder "
+          f"{result['vocoder']}; 16-bit WAV at {recipe.mel.sample_rate} Hz){skipped}")
+    return 1 if result["failed"] else 0
+
+
 def cmd_evaluate(args) -> int:
     from specgan.evaluate import evaluate, summary_lines
 
@@ -203,10 +218,15 @@ def cmd_export(args) -> int:
 
 def _train_stage(args, recipe, device: str) -> dict:
     """``specgan train``: one stage through the shared skip/resume policy (specgan.training)."""
-    from specgan.training import train_specgan, train_vocoder
+    from specgan.training import train_enhancer, train_specgan, train_vocoder
 
     if args.out and args.stage != "vocoder":
         raise ValueError("--out applies to --stage vocoder only")
+    if args.stage == "enhance":
+        if args.init_from:
+            raise ValueError("--init-from applies to --stage specgan and vocoder")
+        return train_enhancer(recipe, steps=args.steps, resume=args.resume, device=device,
+                              progress=not args.no_progress, mode="train", force=args.force)
     train = train_vocoder if args.stage == "vocoder" else train_specgan
     kwargs = {"out": args.out} if args.stage == "vocoder" else {}
     return train(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from, device=device,
@@ -276,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--stage vocoder: the recipe's vocoder on its prepared audio into "
                                    "<work_dir>/vocoder (model.safetensors, best/, state.pt, logs/, history.jsonl).")
     _common(p)
-    p.add_argument("--stage", required=True, choices=["specgan", "vocoder"], help="what to train")
+    p.add_argument("--stage", required=True, choices=["specgan", "vocoder", "enhance"],
+                   help="what to train (enhance: the enhancement GAN of an enhance recipe, into <work_dir>/enhance)")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps: train until this many (default: specgan.steps or vocoder.steps, "
                         "by --stage)")
@@ -346,6 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="threads (default 1)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     p.set_defaults(func=cmd_vocode)
+
+    p = sub.add_parser("enhance", help="noisy speech in, enhanced speech out (an enhance recipe's model)",
+                       description="Enhance audio files and folders (recursively) with the recipe's enhancer "
+                                   "(<work_dir>/enhance, else pretrained.enhance) and vocoder; any rate and channel "
+                                   "count in, 16-bit mono WAV at the recipe's rate out (mel.sample_rate: 16 kHz for "
+                                   "the shipped model), into --out with the input's name. Inputs are never written; "
+                                   "an unreadable file is reported and skipped, the others are still done.")
+    _common(p)
+    p.add_argument("inputs", nargs="+", help="audio files and/or folders")
+    p.add_argument("--out", default="enhanced", help="output folder (default ./enhanced)")
+    p.add_argument("--force", action="store_true", help="replace outputs that exist (never an input)")
+    p.add_argument("--model", default=None, help="an enhancer model.safetensors or run folder (default: the recipe's)")
+    p.add_argument("--vocoder", default="auto", help="auto | griffinlim | a model.safetensors path (default auto)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.set_defaults(func=cmd_enhance)
 
     p = sub.add_parser("evaluate", help="stage 5: generation and vocoder metrics → eval/metrics.json",
                        description="Generation: the project classifier's IS / FID / label accuracy (trained on the "

@@ -29,6 +29,7 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 import yaml
 
 from specgan.audio import Preprocess
+from specgan.enhance.config import EnhanceConfig
 from specgan.stage_one.config import SpecGANConfig
 from vocoder.config import VocoderConfig
 from vocoder.mel import MelConfig
@@ -292,6 +293,7 @@ class PretrainedConfig:
 
     specgan: str | None = None         # a stage-one model.safetensors
     vocoder: str | None = None         # a vocoder model.safetensors
+    enhance: str | None = None         # an enhancer model.safetensors (specgan enhance)
 
 
 @dataclass
@@ -360,6 +362,8 @@ class Recipe:
     pretrained: PretrainedConfig = field(default_factory=PretrainedConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    # enhancement (specgan enhance, recipes/enhance.yaml): degradations and the mel → mel GAN
+    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
     # Path of the YAML this came from (not a key; filled by load_recipe).
     path: str | None = field(default=None, metadata={"internal": True})
 

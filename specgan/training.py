@@ -360,3 +360,40 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
     last = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
     return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
             "cpu_seconds": trainer.cpu_seconds, **last}
+
+
+def enhance_shape(recipe: Recipe) -> dict[str, Any]:
+    """What shapes the recipe's enhancer (a change means another model, not more steps)."""
+    ec = recipe.enhance
+    return {"model": dict(ec.model), "critic": dict(ec.critic), "mel": recipe.mel.to_dict(), "data": _data_key(recipe),
+            "noises": {"train": list(ec.train_noises), "snrs": list(ec.train_snrs)}}
+
+
+def train_enhancer(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
+                   progress: bool = True, mode: str = "train", force: bool = False, out: str | Path | None = None,
+                   cpu_seconds: float | None = None, meta: dict | None = None) -> dict:
+    """Train the enhancement GAN (:mod:`specgan.enhance`) on the recipe's prepared clean speech into
+    ``<work>/enhance`` (or ``out``): noisy/clean pairs made on the fly, the dev speakers' pairs for
+    validation. The same run policy as the other stages (resume, up-to-date, retrain a changed run).
+    """
+    from specgan.enhance.data import PairSource
+    from specgan.enhance.trainer import EnhanceTrainer
+    from specgan.enhance.sets import clean_clips, dev_pairs, mel_statistics
+
+    ec = recipe.enhance
+    out = Path(out) if out else recipe.work / "enhance"
+    target = ec.steps if steps is None else steps
+    shape = enhance_shape(recipe)
+    p = _decide(out, target, shape, mode, force, resume)
+    if p.action == "up-to-date" and not p.model_stale:
+        return {"step": p.step, "out": str(out), "up_to_date": True}
+    sr = recipe.mel.sample_rate
+    train, _ = clean_clips(recipe, "train")
+    source = PairSource(train, sr, int(round(ec.segment_seconds * sr)), ec.train_noises, ec.train_snrs)
+    trainer = EnhanceTrainer(ec, recipe.mel, source, dev_pairs(recipe, pool=train), mel_statistics(recipe.mel, train),
+                             out, pick_device(device), seed=recipe.seed,
+                             meta={"recipe": recipe.name, **(meta or {})}, shape=shape)
+    _start(trainer, p, recipe, out, target, None)
+    last = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
+    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
+            "cpu_seconds": trainer.cpu_seconds, **last}

@@ -18,7 +18,7 @@ from torch import nn
 
 from specgan.stage_one.base import SpectrogramGenerator
 from specgan.stage_one.heads import ClassPrior, HarmonicHead
-from specgan.stage_one.layers import F0Input, FiLM, LabelEmbedding, Residual, grid_for, label_sizes
+from specgan.stage_one.layers import F0Input, FiLM, LabelEmbedding, Residual, grid_for
 from specgan.stage_one.registry import GENERATORS, register
 
 __all__ = ["Generator"]

@@ -15,12 +15,17 @@ from torch import nn
 
 from vocoder.registry import build, check_spec, registrar
 
-__all__ = ["CRITICS", "GENERATORS", "build_critic", "build_generator", "check_critic_spec", "check_generator_spec",
-           "register"]
+__all__ = ["CRITICS", "ENHANCERS", "ENHANCE_CRITICS", "GENERATORS", "build_critic", "build_generator",
+           "check_critic_spec", "check_generator_spec", "register"]
 
 GENERATORS: dict[str, type] = {}
 CRITICS: dict[str, type] = {}
-_KINDS = {id(GENERATORS): "stage-one generator", id(CRITICS): "stage-one critic"}
+# the mel → mel family (enhancement, :mod:`specgan.enhance`): a degraded log-mel in, a clean one out,
+# and the critics of (degraded, candidate) pairs
+ENHANCERS: dict[str, type] = {}
+ENHANCE_CRITICS: dict[str, type] = {}
+_KINDS = {id(GENERATORS): "stage-one generator", id(CRITICS): "stage-one critic", id(ENHANCERS): "enhancer",
+          id(ENHANCE_CRITICS): "enhancement critic"}
 _DERIVED = ("n_classes",)  # set from the data, never written in a recipe
 
 

@@ -1,0 +1,215 @@
+"""Enhancement: noise, pairs, the mel → mel GAN, streaming inference, and `specgan enhance` at the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from specgan.enhance.config import EnhanceConfig
+from specgan.enhance.data import PairSource, fixed_pairs
+from specgan.enhance.model import MelUNet, PairCritic
+from specgan.enhance.noise import KINDS, make_noise, mix, snr_db
+from vocoder.mel import MelConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 16000
+MEL = MelConfig(sample_rate=SR, n_fft=1024, hop_length=256, win_length=1024, n_mels=64, fmin=0.0, fmax=8000.0)
+
+
+def speechy(seconds=1.0, f0=140.0, seed=0):
+    """A voiced, syllabic test signal: harmonics of a gliding F0 under a 4 Hz envelope."""
+    t = np.arange(int(SR * seconds)) / SR
+    f = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + seed))
+    phase = 2 * np.pi * np.cumsum(f) / SR
+    y = sum(np.sin(k * phase) / k for k in range(1, 20))
+    return (0.3 * y * np.clip(np.sin(2 * np.pi * 4 * t), 0, None) / np.abs(y).max()).astype(np.float32)
+
+
+def test_every_noise_is_seeded_unit_rms_and_has_its_colour():
+    pool = [speechy(1.5, f0=100 + 20 * i, seed=i) for i in range(6)]
+    for kind in KINDS:
+        a = make_noise(kind, 8000, SR, np.random.default_rng(1), pool=pool)
+        b = make_noise(kind, 8000, SR, np.random.default_rng(1), pool=pool)
+        assert a.dtype == np.float32 and np.array_equal(a, b)
+        assert np.sqrt(np.mean(a.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-4)
+
+    def low_share(kind):  # the share of the power below 500 Hz
+        spec = np.abs(np.fft.rfft(make_noise(kind, SR, SR, np.random.default_rng(2)))) ** 2
+        return spec[:500].sum() / spec.sum()
+
+    assert low_share("white") < 0.1 < low_share("pink") < low_share("brown")
+    hum = np.abs(np.fft.rfft(make_noise("hum", SR, SR, np.random.default_rng(3))))
+    assert np.argmax(hum[40:70]) + 40 in range(49, 62)  # the mains fundamental, 50 or 60 Hz ± 1 %
+    with pytest.raises(ValueError, match="babble noise needs a pool"):
+        make_noise("babble", 100, SR, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="unknown noise type 'rain'"):
+        make_noise("rain", 100, SR, np.random.default_rng(0))
+
+
+def test_mix_sets_the_snr_and_never_clips():
+    clean = speechy()
+    noise = make_noise("pink", len(clean), SR, np.random.default_rng(0))
+    for snr in (-5.0, 2.5, 17.5):
+        noisy, ref = mix(clean, noise, snr)
+        assert snr_db(ref, noisy - ref) == pytest.approx(snr, abs=1e-3) and np.abs(noisy).max() <= 0.99 + 1e-6
+
+
+def test_test_noise_types_must_be_unseen_in_training():
+    with pytest.raises(ValueError, match=r"test_noises: \['pink'\] also in train_noises"):
+        EnhanceConfig(test_noises=["pink", "brown"])
+    with pytest.raises(ValueError, match="unknown noise type"):
+        EnhanceConfig(train_noises=["rain"])
+
+
+def test_pairs_fixed_and_drawn():
+    clips = [speechy(1.2, seed=i) for i in range(3)]
+    a = fixed_pairs(clips, ["x", "y", "z"], SR, ["brown", "clicks"], [2.5, 7.5], seed=5, max_clips=2)
+    b = fixed_pairs(clips, ["x", "y", "z"], SR, ["brown", "clicks"], [2.5, 7.5], seed=5, max_clips=2)
+    assert len(a) == 2 * 2 * 2 and all(np.array_equal(p.noisy, q.noisy) for p, q in zip(a, b, strict=True))
+    assert {(p.noise, p.snr) for p in a} == {("brown", 2.5), ("brown", 7.5), ("clicks", 2.5), ("clicks", 7.5)}
+    src = PairSource(clips, SR, 8000, ["white", "babble"], [0.0, 15.0])
+    noisy, clean = src.batch(4, np.random.default_rng(0))
+    assert noisy.shape == clean.shape == (4, 8000) and not np.allclose(noisy, clean)
+
+
+def test_the_mask_only_removes_energy_and_direct_starts_as_the_identity():
+    logmel = torch.randn(2, 64, 37) - 5
+    mask = MelUNet(64, base=4, depth=2, output="mask")
+    direct = MelUNet(64, base=4, depth=2, output="direct")
+    torch.testing.assert_close(direct(logmel), logmel)                 # any length (37: padded, cropped)
+    with torch.no_grad():
+        mask.out.bias.fill_(-3.0)
+        mask.out.weight.normal_()
+    out = mask(logmel)
+    assert out.shape == logmel.shape and bool((out <= logmel + 1e-6).all())
+    assert bool((out >= mask.floor_log).all())
+    assert PairCritic(64, d=4, layers=3)(logmel, out).shape == (2, 8, 4)
+    with pytest.raises(ValueError, match=r"expected log-mels \(B, 64, T\)"):
+        mask(torch.zeros(2, 80, 10))
+
+
+def tiny_enhancer(tmp_path, steps=40, output="mask"):
+    """A small enhancer trained on white noise over the test signal (its model file)."""
+    from specgan.enhance.trainer import EnhanceTrainer
+
+    mel = MEL
+    clips = [speechy(1.5, f0=110 + 15 * i, seed=i) for i in range(6)]
+    cfg = EnhanceConfig(model={"name": "unet", "base": 8, "depth": 2, "output": output},
+                        critic={"name": "patch", "d": 8, "layers": 2}, train_noises=["white"], test_noises=["brown"],
+                        batch_size=4, steps=steps, log_every=steps, save_every=steps, eval_every=steps, lr_g=2e-3)
+    src = PairSource(clips, SR, 8000, ["white"], [0.0, 5.0])
+    dev = fixed_pairs(clips[:2], ["a", "b"], SR, ["white"], [5.0], seed=1)
+    from specgan.enhance.sets import mel_statistics
+
+    tr = EnhanceTrainer(cfg, mel, src, dev, mel_statistics(mel, clips), tmp_path / "enh", seed=0)
+    tr.fit(progress=False, tensorboard=False)
+    return tmp_path / "enh" / "model.safetensors", tr
+
+
+def test_a_short_training_lowers_the_dev_error_below_the_noisy_inputs(tmp_path):
+    path, tr = tiny_enhancer(tmp_path)
+    hist = [json.loads(line) for line in open(tmp_path / "enh" / "history.jsonl")]
+    last = hist[-1]
+    assert last["dev/l1"] < 0.8 * last["dev/noisy_l1"], last  # it learnt to remove the white noise
+    from specgan.enhance.inference import load_enhancer
+
+    g, mel, step = load_enhancer(path)
+    assert step == 40 and mel == MEL and g.output == "mask"
+    torch.testing.assert_close(g.mean, tr.G.mean)
+
+
+def test_streamed_enhancement_equals_the_whole_file_at_once(tmp_path):
+    from specgan.enhance.inference import Enhancement, load_enhancer
+    from vocoder.registry import build_generator
+
+    path, _ = tiny_enhancer(tmp_path, steps=2)
+    g, mel, _ = load_enhancer(path)
+    voc = build_generator({"name": "griffinlim"}, mel).eval()
+    y = np.concatenate([speechy(1.0, seed=i) for i in range(5)])
+    whole = Enhancement(g, voc, mel, chunk_frames=10_000, context_frames=32)
+    chunked = Enhancement(g, voc, mel, chunk_frames=96, context_frames=32)
+    with torch.no_grad():
+        a = whole.enhanced_mel(torch.from_numpy(y), 0, whole.frames(len(y)))
+        b = torch.cat([chunked.enhanced_mel(torch.from_numpy(y), s, min(s + 96, chunked.frames(len(y))))
+                       for s in range(0, chunked.frames(len(y)), 96)], dim=1)
+    # the U-Net's receptive field (depth 2: ~ ±14 frames) lies inside the 32 frames of context
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    out, rate = whole.enhance(np.stack([y, y], 1), SR)           # stereo in: mono out, same length
+    assert rate == SR and out.shape == (len(y),)
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "specgan.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow  # five CLI runs (torch start-up each)
+def test_enhance_at_the_cli_and_its_mistakes(tmp_path):
+    path, _ = tiny_enhancer(tmp_path, steps=2)
+    inp = tmp_path / "in"
+    (inp / "sub").mkdir(parents=True)
+    sf.write(inp / "a.wav", speechy(), SR)
+    import soxr
+
+    at44 = soxr.resample(speechy(0.7), SR, 44100)
+    sf.write(inp / "sub" / "b.flac", np.stack([at44, at44], 1), 44100)  # stereo, another rate
+    (inp / "sub" / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    common = ["--recipe", "tiny", "--model", str(path), "--vocoder", "griffinlim", "--no-progress"]
+    out = tmp_path / "out"
+    run = cli("enhance", str(inp), "--out", str(out), *common)
+    assert run.returncode == 1 and "Traceback" not in run.stderr           # one file could not be read ...
+    assert "skipping" in run.stderr and "broken.wav" in run.stderr
+    assert sf.info(out / "a.wav").frames == SR and sf.info(out / "a.wav").samplerate == SR  # ... the others are done
+    info = sf.info(out / "sub" / "b.wav")
+    assert (info.samplerate, info.channels, info.frames) == (SR, 1, int(0.7 * SR))
+    # the outputs exist now: refused without --force, replaced with it
+    again = cli("enhance", str(inp / "a.wav"), "--out", str(out), *common)
+    assert again.returncode != 0 and "a.wav exists; --force replaces outputs" in again.stderr
+    assert cli("enhance", str(inp / "a.wav"), "--out", str(out), "--force", *common).returncode == 0
+    # --out the input's own folder: the input would be overwritten even with --force
+    wav_in = inp / "a.wav"
+    before = wav_in.read_bytes()
+    same = cli("enhance", str(wav_in), "--out", str(inp), "--force", *common)
+    assert same.returncode != 0 and "would overwrite the input" in same.stderr and wav_in.read_bytes() == before
+    (tmp_path / "empty" / "x").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("no audio here")
+    empty = cli("enhance", str(tmp_path / "empty"), "--out", str(tmp_path / "o2"), *common)
+    assert empty.returncode != 0 and "no audio files in this folder" in empty.stderr and "Traceback" not in empty.stderr
+    assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.slow
+def test_a_ten_minute_file_streams_in_bounded_memory(tmp_path):
+    from vocoder.checkpoint import save_generator
+    from vocoder.registry import build_generator
+
+    path, _ = tiny_enhancer(tmp_path, steps=2)
+    # a small untrained iSTFT-head vocoder (hundreds x real time): the test is about memory, not sound
+    spec = {"name": "istft", "dim": 16, "intermediate_dim": 32, "num_layers": 1}
+    voc = save_generator(tmp_path / "voc.safetensors", build_generator(spec, MEL), spec, step=0)
+    short, long = tmp_path / "short.wav", tmp_path / "long.wav"
+    sf.write(short, speechy(3.0), SR)
+    with sf.SoundFile(long, "w", SR, 1, subtype="PCM_16") as f:  # 10 minutes, written a minute at a time
+        for i in range(10):
+            f.write(np.tile(speechy(1.0, seed=i), 60))
+    # one process: a 3-s file first (every code path warm), then the 10-minute one; the peak may
+    # grow by the input's memory map (38 MB at 16 kHz) and little else. Held whole, the file's
+    # waveform, mel, STFT and output would add over 200 MB.
+    code = ("import resource, sys; from specgan.cli import main\n"
+            "for name in ('short', 'long'):\n"
+            "    rc = main(['enhance', sys.argv[1] + f'/{name}.wav', *sys.argv[2:]])\n"
+            "    print('MAXRSS', name, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rc)\n")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path), "--out", str(tmp_path / "o"), "--recipe", "tiny",
+                          "--model", str(path), "--vocoder", str(voc), "--no-progress"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    peaks = {line.split()[1]: (int(line.split()[2]) / 1024, line.split()[3]) for line in run.stdout.splitlines()
+             if line.startswith("MAXRSS")}
+    assert peaks["short"][1] == peaks["long"][1] == "0"
+    assert sf.info(tmp_path / "o" / "long.wav").frames == 600 * SR
+    assert peaks["long"][0] - peaks["short"][0] < 100, peaks
