@@ -187,6 +187,13 @@ def cmd_evaluate(args) -> int:
     from specgan.evaluate import evaluate, summary_lines
 
     recipe = _load(args)
+    if recipe.task == "enhance":  # the enhancer on the unseen speaker and noise types
+        from specgan.enhance.evaluate import evaluate_enhancement
+
+        with _writer(recipe, args):
+            evaluate_enhancement(recipe, vocoder=args.vocoder, report=print)
+        print(f"evaluate: → {recipe.work / 'eval' / 'enhance.json'}")
+        return 0
     with _writer(recipe, args):
         out = evaluate(recipe, vocoder_name=args.vocoder, report=print)
     print(f"evaluate: → {out['path']}")

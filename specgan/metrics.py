@@ -380,6 +380,21 @@ def dnsmos_set(wavs, sr: int) -> dict:
     return out
 
 
+def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio (Le Roux et al. 2019), dB: the estimate projected on
+    the (zero-mean) reference is the target, the rest the distortion; higher is better.
+    """
+    n = min(len(ref), len(est))
+    r = np.asarray(ref[:n], np.float64) - np.mean(ref[:n])
+    e = np.asarray(est[:n], np.float64) - np.mean(est[:n])
+    power = float(r @ r)
+    if power == 0:
+        return float("nan")
+    target = (e @ r) / power * r
+    noise = e - target
+    return float(10 * np.log10(max(float(target @ target), 1e-20) / max(float(noise @ noise), 1e-20)))
+
+
 def stoi(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
     """Short-time objective intelligibility (Taal et al. 2011), 0 ... 1; NaN where it is undefined.
 

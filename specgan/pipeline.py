@@ -123,6 +123,43 @@ RUNNERS: dict[str, Callable[..., str]] = {
 }
 
 
+def _enhance_train(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+    from specgan.training import train_enhancer
+
+    result = train_enhancer(recipe, device=device, progress=progress, mode="run", force=force)
+    if result.get("up_to_date"):
+        return f"up to date ({result['out']}, step {result['step']} of {recipe.enhance.steps})"
+    return f"{'resumed and trained' if result.get('resumed') else 'trained'} to step {result['step']} → {result['out']}"
+
+
+def _enhance_evaluate(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+    from specgan.checkpoints import enhancer_path, vocoder_choice
+    from specgan.enhance.evaluate import evaluate_enhancement, summary_table
+
+    path = recipe.work / "eval" / "enhance.json"
+    key = _key({"enhance": recipe.enhance, "mel": recipe.mel, "pretrained": recipe.pretrained,
+                "files": _file_key(enhancer_path(recipe), Path(vocoder_choice(recipe, "auto"))),
+                "data": _file_key(recipe.work / "data" / "prepare.json")})
+    if not force and read_marker(path).get("key") == key:
+        return f"up to date ({path})"
+    out = evaluate_enhancement(recipe, report=lambda _: None)
+    out["key"] = key
+    path.write_text(json.dumps(out, indent=1))
+    return f"{path}\n" + summary_table(out)
+
+
+# an enhance recipe's stages: the same numbers, what each does for the enhancer
+ENHANCE_RUNNERS: dict[str, Callable[..., str]] = {
+    "prepare": _prepare,
+    "features": lambda r, f, d, p: "not used (noisy/clean pairs are mixed on the fly from the prepared audio)",
+    "specgan": _enhance_train,
+    "vocoder": lambda r, f, d, p: "not trained here: the enhancer renders through the recipe's vocoder "
+                                  f"({r.pretrained.vocoder or 'synth.vocoder'})",
+    "synth": lambda r, f, d, p: "not a generation recipe: `specgan enhance --recipe R FILES` enhances your audio",
+    "evaluate": _enhance_evaluate,
+}
+
+
 def run(recipe: Recipe, stage: int = 0, stop_stage: int = len(STAGES) - 1, force: bool = False,
         device: str = "auto", progress: bool = True, report: Callable[[str], None] = print) -> dict[str, str]:
     """Run stages ``stage..stop_stage``; returns {stage name: what happened}."""
@@ -133,7 +170,8 @@ def run(recipe: Recipe, stage: int = 0, stop_stage: int = len(STAGES) - 1, force
     for i in range(stage, stop_stage + 1):
         name = STAGES[i]
         report(f"== stage {i}: {name}")
-        msg = RUNNERS[name](recipe, force, device, progress)
+        runners = ENHANCE_RUNNERS if recipe.task == "enhance" else RUNNERS
+        msg = runners[name](recipe, force, device, progress)
         done[name] = msg
         report(f"   {name}: {msg}")
     return done

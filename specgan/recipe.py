@@ -354,6 +354,9 @@ class Recipe:
     name: str = "experiment"
     work_dir: str = "exp/experiment"
     seed: int = 0
+    # generate: stage one + a vocoder (synth, evaluate the generation); enhance: the mel → mel GAN of
+    # the enhance section (specgan run trains it at stage 2 and scores it at stage 5; specgan enhance)
+    task: Literal["generate", "enhance"] = "generate"
     mel: MelConfig = field(default_factory=MelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)

@@ -213,3 +213,39 @@ def test_a_ten_minute_file_streams_in_bounded_memory(tmp_path):
     assert peaks["short"][1] == peaks["long"][1] == "0"
     assert sf.info(tmp_path / "o" / "long.wav").frames == 600 * SR
     assert peaks["long"][0] - peaks["short"][0] < 100, peaks
+
+
+def test_si_sdr_known_answers():
+    from specgan.metrics import si_sdr
+
+    ref = speechy()
+    noise = np.random.default_rng(0).standard_normal(len(ref)).astype(np.float32)
+    noise *= np.linalg.norm(ref) / np.linalg.norm(noise) / 10 ** (10 / 20)   # 10 dB below the reference
+    assert si_sdr(ref, 3.0 * ref) > 100                     # scale-invariant
+    assert si_sdr(ref, ref + noise) == pytest.approx(10.0, abs=0.3)
+    assert np.isnan(si_sdr(np.zeros(100), np.ones(100)))
+
+
+@pytest.mark.slow
+def test_the_enhance_recipe_runs_and_scores_every_system(tmp_path):
+    """`specgan run` on an enhance recipe (a folder of clean clips): prepare, train, evaluate."""
+    from specgan.pipeline import run
+    from specgan.recipe import load_recipe
+
+    (tmp_path / "clean").mkdir()
+    for i in range(12):
+        sf.write(tmp_path / "clean" / f"c{i:02d}.wav", speechy(1.5, f0=100 + 10 * i, seed=i), SR)
+    recipe = load_recipe(ROOT / "recipes" / "enhance.yaml", [
+        f"work_dir={tmp_path / 'work'}", f"data.source=folder:{tmp_path / 'clean'}", "data.dev_fraction=0.2",
+        "data.test_fraction=0.2", "enhance.model={name: unet, base: 4, depth: 2}", "enhance.critic={name: patch, d: 4}",
+        "enhance.steps=3", "enhance.eval_every=3", "enhance.save_every=3", "enhance.eval_items=2",
+        "enhance.test_items=1", "enhance.test_noises=[brown]", "enhance.test_snrs=[5.0]", "enhance.batch_size=2"])
+    done = run(recipe, report=lambda _: None, progress=False)
+    assert "trained to step 3" in done["specgan"] and "not used" in done["features"]
+    out = json.loads((tmp_path / "work" / "eval" / "enhance.json").read_text())
+    assert out["pairs"] == 1 and set(out["overall"]) == {"noisy", "baseline", "enhanced", "clean_vocoded"}
+    noisy = out["overall"]["noisy"]
+    assert noisy["si_sdr"] == pytest.approx(5.0, abs=1.5)    # the SNR it was mixed at (brown noise and a short clip correlate a little)
+    assert all(np.isfinite(v) for s in out["overall"].values() for v in s.values())
+    assert (tmp_path / "work" / "eval" / "enhance" / "brown_5dB_clip0_enhanced.wav").is_file()
+    assert "up to date" in run(recipe, 5, 5, report=lambda _: None, progress=False)["evaluate"]
