@@ -183,6 +183,24 @@ def cmd_enhance(args) -> int:
     return 1 if result["failed"] else 0
 
 
+def cmd_augment(args) -> int:
+    from specgan.augment import augment
+    from specgan.stage_one.labels import parse_label_args
+    from specgan.training import pick_device
+
+    recipe = _load(args)
+    _check_device(args)
+    result = augment(recipe, args.per_class, args.out, labels=parse_label_args(args.label), seed=args.seed,
+                     vocoder_name=args.vocoder, filter_tau=args.filter, force=args.force,
+                     device=str(pick_device(args.device)), progress=not args.no_progress)
+    dropped = sum(result["dropped"].values())
+    kept = f"; --filter {args.filter}: {dropped} of {result['drawn']} drawn dropped " \
+        f"({', '.join(f'{k} {v}' for k, v in result['dropped'].items()) or 'none'})" if args.filter is not None else ""
+    print(f"augment: {result['clips']} WAVs ({result['per_class']} per class x {result['classes']}) → {args.out}, "
+          f"manifest.jsonl beside them (stage one {result['stage_one']}; vocoder {result['vocoder']}){kept}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from specgan.evaluate import evaluate, summary_lines
 
@@ -389,6 +407,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder", default="auto", help="auto | griffinlim | a model.safetensors path (default auto)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("augment", help="labelled generated clips for a recogniser: <out>/<class>/*.wav + manifest",
+                       description="Generate --per-class clips of every class (the recipe's label; with several "
+                                   "labels, the first's values, the others drawn per clip) into <out>/<class>/, the "
+                                   "layout folder.yaml reads, with manifest.jsonl (labels, seed, model files, "
+                                   "vocoder). --filter keeps only clips the recipe's evaluation classifier assigns "
+                                   "to the asked class with at least that probability, and counts the drops.")
+    _common(p)
+    p.add_argument("--per-class", type=int, required=True, help="clips per class")
+    p.add_argument("--out", required=True, help="output folder (new or empty; --force replaces it)")
+    p.add_argument("--label", action="append", default=None,
+                   help="classes to generate (repeatable; default: all); several-label recipes: key=value")
+    p.add_argument("--seed", type=_seed, default=0, help="clip i uses seed + i (default 0)")
+    p.add_argument("--vocoder", default="auto", help="auto | griffinlim | a model.safetensors path (default auto)")
+    p.add_argument("--filter", type=float, default=None, metavar="TAU",
+                   help="keep clips the evaluation classifier gives the asked class probability >= TAU")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out (kept as <out>.prev/)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.set_defaults(func=cmd_augment)
 
     p = sub.add_parser("evaluate", help="stage 5: generation and vocoder metrics → eval/metrics.json",
                        description="Generation: the project classifier's IS / FID / label accuracy (trained on the "
