@@ -95,6 +95,10 @@ class DigitsConfig:
     tts_cents: list[float] = field(default_factory=lambda: [-300.0, 300.0])  # sox pitch shift, [low, high]
     jitter_seconds: float = 0.1     # random shift of the word inside the clip
     workers: int = 2
+    # speaker: no voice in two splits (held-out voices: the default, every shipped digit model);
+    # take: every voice in every split, each voice's takes dealt to train/dev/test by the
+    # fractions (a word x voice model can then be scored on voices it knows)
+    split_by: Literal["speaker", "take"] = "speaker"
 
     def __post_init__(self) -> None:
         for name in ("speed", "pitch", "tts_tempo", "tts_cents"):

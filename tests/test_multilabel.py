@@ -185,3 +185,26 @@ def test_a_pitch_by_instrument_recipe_runs_and_synthesises_by_key(tmp_path):
     assert gen["label_keys"] == ["pitch", "instrument"] and set(gen["labels"]) == {"pitch", "instrument", "all"}
     assert "instrument accuracy" in ev.stdout and "every label right" in ev.stdout
     assert (work / "classifier-instrument" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow  # renders 60 digits
+@need_tool("espeak-ng")
+def test_digits_split_by_take_puts_every_voice_in_every_split(tmp_path):
+    """[word, voice] needs the voices it is scored on in training: split_by: take deals each voice's takes."""
+    from specgan.data.digits import split_takes
+    from specgan.data.manifest import Item
+    from specgan.data.prepare import load_split, prepare
+    from specgan.recipe import load_recipe
+
+    items = [Item(id=f"{v}-{i}", path="x", group=v) for v in ("a", "b") for i in range(10)]
+    where = split_takes(items, 0.1, 0.2, seed=0)
+    assert where == split_takes(items, 0.1, 0.2, seed=0)
+    for v in ("a", "b"):
+        got = [where[f"{v}-{i}"] for i in range(10)]
+        assert (got.count("test"), got.count("dev"), got.count("train")) == (2, 1, 7)
+    r = load_recipe("tiny", [f"work_dir={tmp_path / 'w'}", "data.label=[word, voice]", "data.digits.split_by=take"])
+    prepare(r)
+    splits = {s: load_split(r, s) for s in ("train", "dev", "test")}
+    voices = {s: {it.labels["voice"] for it in items} for s, items in splits.items()}
+    assert voices["train"] == voices["dev"] == voices["test"] and len(voices["train"]) == 6
+    assert all(isinstance(it.label, list) and len(it.label) == 2 for it in splits["test"])

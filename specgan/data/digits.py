@@ -34,7 +34,7 @@ from specgan.audio import fit_length, peak_normalize, resample, trim_silence, wr
 from specgan.data.manifest import Item, MissingToolError, require_tool
 from specgan.data.tts import TTS_VOICES, festival_batch, festival_voice_ok, run_tts, sox_effects
 
-__all__ = ["DIGIT_ENGINES", "build_digits", "digits_config_labels", "split_speakers"]
+__all__ = ["DIGIT_ENGINES", "build_digits", "digits_config_labels", "split_speakers", "split_takes"]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,26 @@ def _jobs(cfg, seed: int) -> list[dict]:
                                  "shift": rng.uniform(-cfg.jitter_seconds, cfg.jitter_seconds),
                                  "id": f"{word}_{engine}-{voice}_{rep}", "speaker": speaker_of(engine, voice)})
     return jobs
+
+
+def split_takes(items: list[Item], dev: float, test: float, seed: int) -> dict[str, str]:
+    """Item id → split with every voice in every split: each voice's takes (sorted by id, then
+    shuffled with ``seed``) dealt out, ``round(n · fraction)`` to test and to dev (at least one each
+    when the voice has three takes or more), the rest to train.
+    """
+    by_voice: dict[str, list[str]] = {}
+    for it in items:
+        by_voice.setdefault(it.group, []).append(it.id)
+    where: dict[str, str] = {}
+    for voice in sorted(by_voice):
+        ids = sorted(by_voice[voice])
+        random.Random(f"{seed}-{voice}").shuffle(ids)
+        n = len(ids)
+        k_test = max(round(n * test), 1 if test > 0 and n >= 3 else 0)
+        k_dev = max(round(n * dev), 1 if dev > 0 and n >= 3 else 0)
+        for i, item_id in enumerate(ids):
+            where[item_id] = "test" if i < k_test else "dev" if i < k_test + k_dev else "train"
+    return where
 
 
 def split_speakers(engine_speakers: dict[str, list[str]], dev: float, test: float, seed: int) -> dict[str, str]:
@@ -261,6 +281,9 @@ def build_digits(dc, sample_rate: int, out_dir: Path, seed: int,
                 if item is not None:
                     items.append(item)
             bar.update(len(results))
+    if cfg.split_by == "take":
+        split_of = split_takes(items, dc.dev_fraction, dc.test_fraction, seed)
+        return items, {"rendered": len(items), "requested": len(jobs), "notes": notes, "split_by": "take"}, split_of
     if not _multi_engine(cfg):
         return items, {"rendered": len(items), "requested": len(jobs), "notes": notes}, None
     engine_speakers: dict[str, list[str]] = {}
