@@ -61,6 +61,35 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     return wav, model.mel_cfg.sample_rate
 
 
+def enhance(wav, sr, recipe="enhance", model=None, vocoder="auto", device="cpu"):
+    """Enhance noisy speech in a notebook: ``clean, rate = specgan.enhance(noisy, 44100)``.
+
+    Args:
+        wav: the waveform, (samples,) or (samples, channels), float.
+        sr: its sample rate (any; resampled to the recipe's).
+        recipe: an enhance recipe path or bundled name: its trained enhancer (``<work_dir>/enhance``)
+            or its ``pretrained.enhance``.
+        model: an enhancer ``model.safetensors`` (or run folder) instead of the recipe's.
+        vocoder: ``"auto"`` (the recipe's), ``"griffinlim"`` or a vocoder file.
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``.
+
+    Returns:
+        (waveform, sample_rate): the enhanced mono float32 waveform at the recipe's rate (16 kHz for
+        the speech recipes), as long as the input, and that rate.
+    """
+    from specgan.checkpoints import enhancer_path, load_vocoder
+    from specgan.enhancement.inference import Enhancement, load_enhancer
+    from specgan.recipe import Recipe, load_recipe
+    from specgan.training import pick_device
+
+    r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    dev = pick_device(device)
+    g, mel, _ = load_enhancer(model if model is not None else enhancer_path(r), dev)
+    voc, _ = load_vocoder(r, vocoder, mel, dev)
+    job = Enhancement(g, voc, mel, chunk_frames=r.enhance.chunk_frames, context_frames=r.enhance.context_frames)
+    return job.enhance(wav, sr)
+
+
 def shipped(name, stage="vocoder"):
     """The path of a shipped model from any folder and after ``pip install``: ``shipped("speech")``
     is ``pretrained/speech/vocoder.safetensors`` (``stage="specgan"``: its stage-one model), for

@@ -169,7 +169,7 @@ def cmd_vocode(args) -> int:
 
 
 def cmd_enhance(args) -> int:
-    from specgan.enhance.files import enhance_paths
+    from specgan.enhancement.files import enhance_paths
     from specgan.training import pick_device
 
     recipe = _load(args)
@@ -206,7 +206,7 @@ def cmd_evaluate(args) -> int:
 
     recipe = _load(args)
     if recipe.task == "enhance":  # the enhancer on the unseen speaker and noise types
-        from specgan.enhance.evaluate import evaluate_enhancement
+        from specgan.enhancement.evaluate import evaluate_enhancement
 
         with _writer(recipe, args):
             evaluate_enhancement(recipe, vocoder=args.vocoder, report=print)

@@ -134,7 +134,7 @@ def _enhance_train(recipe: Recipe, force: bool, device: str, progress: bool) -> 
 
 def _enhance_evaluate(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
     from specgan.checkpoints import enhancer_path, vocoder_choice
-    from specgan.enhance.evaluate import evaluate_enhancement, summary_table
+    from specgan.enhancement.evaluate import evaluate_enhancement, summary_table
 
     path = recipe.work / "eval" / "enhance.json"
     key = _key({"enhance": recipe.enhance, "mel": recipe.mel, "pretrained": recipe.pretrained,

@@ -29,7 +29,7 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 import yaml
 
 from specgan.audio import Preprocess
-from specgan.enhance.config import EnhanceConfig
+from specgan.enhancement.config import EnhanceConfig
 from specgan.stage_one.config import SpecGANConfig
 from vocoder.config import VocoderConfig
 from vocoder.mel import MelConfig

@@ -372,13 +372,13 @@ def enhance_shape(recipe: Recipe) -> dict[str, Any]:
 def train_enhancer(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
                    progress: bool = True, mode: str = "train", force: bool = False, out: str | Path | None = None,
                    cpu_seconds: float | None = None, meta: dict | None = None) -> dict:
-    """Train the enhancement GAN (:mod:`specgan.enhance`) on the recipe's prepared clean speech into
+    """Train the enhancement GAN (:mod:`specgan.enhancement`) on the recipe's prepared clean speech into
     ``<work>/enhance`` (or ``out``): noisy/clean pairs made on the fly, the dev speakers' pairs for
     validation. The same run policy as the other stages (resume, up-to-date, retrain a changed run).
     """
-    from specgan.enhance.data import PairSource
-    from specgan.enhance.trainer import EnhanceTrainer
-    from specgan.enhance.sets import clean_clips, dev_pairs, mel_statistics
+    from specgan.enhancement.data import PairSource
+    from specgan.enhancement.trainer import EnhanceTrainer
+    from specgan.enhancement.sets import clean_clips, dev_pairs, mel_statistics
 
     ec = recipe.enhance
     out = Path(out) if out else recipe.work / "enhance"

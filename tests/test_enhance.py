@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from specgan.enhance.config import EnhanceConfig
-from specgan.enhance.data import PairSource, fixed_pairs
-from specgan.enhance.model import MelUNet, PairCritic
-from specgan.enhance.noise import KINDS, make_noise, mix, snr_db
+from specgan.enhancement.config import EnhanceConfig
+from specgan.enhancement.data import PairSource, fixed_pairs
+from specgan.enhancement.model import MelUNet, PairCritic
+from specgan.enhancement.noise import KINDS, make_noise, mix, snr_db
 from vocoder.mel import MelConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ def test_the_mask_only_removes_energy_and_direct_starts_as_the_identity():
 
 def tiny_enhancer(tmp_path, steps=40, output="mask"):
     """A small enhancer trained on white noise over the test signal (its model file)."""
-    from specgan.enhance.trainer import EnhanceTrainer
+    from specgan.enhancement.trainer import EnhanceTrainer
 
     mel = MEL
     clips = [speechy(1.5, f0=110 + 15 * i, seed=i) for i in range(6)]
@@ -104,7 +104,7 @@ def tiny_enhancer(tmp_path, steps=40, output="mask"):
                         batch_size=4, steps=steps, log_every=steps, save_every=steps, eval_every=steps, lr_g=2e-3)
     src = PairSource(clips, SR, 8000, ["white"], [0.0, 5.0])
     dev = fixed_pairs(clips[:2], ["a", "b"], SR, ["white"], [5.0], seed=1)
-    from specgan.enhance.sets import mel_statistics
+    from specgan.enhancement.sets import mel_statistics
 
     tr = EnhanceTrainer(cfg, mel, src, dev, mel_statistics(mel, clips), tmp_path / "enh", seed=0)
     tr.fit(progress=False, tensorboard=False)
@@ -116,7 +116,7 @@ def test_a_short_training_lowers_the_dev_error_below_the_noisy_inputs(tmp_path):
     hist = [json.loads(line) for line in open(tmp_path / "enh" / "history.jsonl")]
     last = hist[-1]
     assert last["dev/l1"] < 0.8 * last["dev/noisy_l1"], last  # it learnt to remove the white noise
-    from specgan.enhance.inference import load_enhancer
+    from specgan.enhancement.inference import load_enhancer
 
     g, mel, step = load_enhancer(path)
     assert step == 40 and mel == MEL and g.output == "mask"
@@ -124,7 +124,7 @@ def test_a_short_training_lowers_the_dev_error_below_the_noisy_inputs(tmp_path):
 
 
 def test_streamed_enhancement_equals_the_whole_file_at_once(tmp_path):
-    from specgan.enhance.inference import Enhancement, load_enhancer
+    from specgan.enhancement.inference import Enhancement, load_enhancer
     from vocoder.registry import build_generator
 
     path, _ = tiny_enhancer(tmp_path, steps=2)
@@ -141,6 +141,10 @@ def test_streamed_enhancement_equals_the_whole_file_at_once(tmp_path):
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
     out, rate = whole.enhance(np.stack([y, y], 1), SR)           # stereo in: mono out, same length
     assert rate == SR and out.shape == (len(y),)
+    import specgan  # the notebook call: the same enhancer and vocoder give the same waveform
+
+    again, rate2 = specgan.enhance(np.stack([y, y], 1), SR, recipe="tiny", model=path, vocoder="griffinlim")
+    assert rate2 == SR and np.array_equal(again, out)
 
 
 def cli(*args, cwd=ROOT):

@@ -20,7 +20,7 @@ __all__ = ["CRITICS", "ENHANCERS", "ENHANCE_CRITICS", "GENERATORS", "build_criti
 
 GENERATORS: dict[str, type] = {}
 CRITICS: dict[str, type] = {}
-# the mel → mel family (enhancement, :mod:`specgan.enhance`): a degraded log-mel in, a clean one out,
+# the mel → mel family (enhancement, :mod:`specgan.enhancement`): a degraded log-mel in, a clean one out,
 # and the critics of (degraded, candidate) pairs
 ENHANCERS: dict[str, type] = {}
 ENHANCE_CRITICS: dict[str, type] = {}

@@ -1,6 +1,6 @@
 """The enhancement GAN's step function on the shared training skeleton (:mod:`vocoder.trainer`).
 
-One step: a batch of fresh noisy/clean crops (:class:`~specgan.enhance.data.PairSource`) →
+One step: a batch of fresh noisy/clean crops (:class:`~specgan.enhancement.data.PairSource`) →
 their log-mels (the vocoder's mel) → G(noisy) → once ``critic_warmup_steps`` have passed, one
 critic step (least squares, pix2pix/LSGAN: real pairs (noisy, clean) → 1, fake pairs (noisy,
 G(noisy)) → 0) → one generator step on ``l1_weight · |std(G(noisy)) − std(clean)| + adv_weight ·
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from specgan.enhance import model as _model  # noqa: F401  (fills the enhancer tables)
-from specgan.enhance.config import EnhanceConfig
-from specgan.enhance.data import Pair, PairSource
+from specgan.enhancement import model as _model  # noqa: F401  (fills the enhancer tables)
+from specgan.enhancement.config import EnhanceConfig
+from specgan.enhancement.data import Pair, PairSource
 from specgan.stage_one.registry import ENHANCE_CRITICS, ENHANCERS
 from vocoder.checkpoint import fingerprint, save_model
 from vocoder.mel import MelConfig, MelSpectrogram

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from specgan.enhance.data import Pair, fixed_pairs
+from specgan.enhancement.data import Pair, fixed_pairs
 
 __all__ = ["clean_clips", "dev_pairs", "mel_statistics", "test_pairs"]
 

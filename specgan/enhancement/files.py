@@ -61,7 +61,7 @@ def enhance_paths(recipe, inputs: Sequence[str | Path], out: str | Path = "enhan
     vocoder; returns {"written": [...], "failed": [(path, reason)], "model", "vocoder"}.
     """
     from specgan.checkpoints import enhancer_path, load_vocoder
-    from specgan.enhance.inference import Enhancement, load_enhancer
+    from specgan.enhancement.inference import Enhancement, load_enhancer
     from specgan.progress import bar
 
     pairs = plan_outputs(inputs, out, force)

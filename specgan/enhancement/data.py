@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specgan.enhance.noise import make_noise, mix
+from specgan.enhancement.noise import make_noise, mix
 
 __all__ = ["Pair", "PairSource", "fixed_pairs"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specgan.enhance import model as _model  # noqa: F401  (fills the enhancer tables)
+from specgan.enhancement import model as _model  # noqa: F401  (fills the enhancer tables)
 from specgan.stage_one.registry import ENHANCERS
 from vocoder.checkpoint import load_model
 from vocoder.mel import MelConfig, MelSpectrogram
@@ -45,7 +45,7 @@ class Enhancement:
     """An enhancer and the vocoder that renders its output (the same mel).
 
     Attributes:
-        enhancer: mel → mel (:class:`~specgan.enhance.model.MelUNet`).
+        enhancer: mel → mel (:class:`~specgan.enhancement.model.MelUNet`).
         vocoder: A loaded vocoder generator (``vocoder.load`` / the recipe's).
         mel_cfg: Their mel.
         chunk_frames: Frames per enhancer call and per vocoder call.

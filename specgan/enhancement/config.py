@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from specgan.enhance.noise import KINDS
+from specgan.enhancement.noise import KINDS
 
 __all__ = ["EnhanceConfig"]
 

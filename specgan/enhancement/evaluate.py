@@ -1,5 +1,5 @@
 """Scoring an enhancer on the test pairs: the unseen speaker under the unseen noise types at the
-test SNRs (:func:`specgan.enhance.sets.test_pairs`).
+test SNRs (:func:`specgan.enhancement.sets.test_pairs`).
 
 Each pair is scored against its clean reference for four systems:
 
@@ -64,8 +64,8 @@ def evaluate_enhancement(recipe, model: str | Path | None = None, vocoder: str =
 
     from specgan import metrics as M
     from specgan.checkpoints import enhancer_path, load_vocoder
-    from specgan.enhance.inference import Enhancement, load_enhancer
-    from specgan.enhance.sets import clean_clips, test_pairs
+    from specgan.enhancement.inference import Enhancement, load_enhancer
+    from specgan.enhancement.sets import clean_clips, test_pairs
     from vocoder.mel import MelSpectrogram
 
     ec = recipe.enhance
