@@ -115,6 +115,7 @@ def dataset(n=12):
     return MelDataset(mels, labels, stats, frames=16, floor_log=float(np.log(1e-5)), keys=["pitch", "instrument"])
 
 
+@pytest.mark.slow  # trains (seconds); the quick loop keeps under two minutes
 def test_trained_with_two_labels_sampled_by_key(tmp_path):
     import specgan
 
