@@ -86,32 +86,29 @@ def shipped(name: str, stage: str = "vocoder") -> Path:
     return path
 
 
-def stage_one_path(recipe) -> Path:
-    """``<work>/specgan/model.safetensors`` if trained, else ``pretrained.specgan``."""
-    own = recipe.work / "specgan" / "model.safetensors"
+def _own_or_shipped(recipe, folder: str, key: str, train_hint: str) -> Path:
+    """``<work>/<folder>/model.safetensors`` if trained, else the file ``pretrained.<key>`` names."""
+    own = recipe.work / folder / "model.safetensors"
     if own.is_file():
         return own
-    if recipe.pretrained.specgan:
-        path = recipe.resolve(recipe.pretrained.specgan)
+    shipped_path = getattr(recipe.pretrained, key)
+    if shipped_path:
+        path = recipe.resolve(shipped_path)
         if path.is_file():
             return path
-        raise FileNotFoundError(f"pretrained.specgan: {path} not found (and {own} not trained)")
-    raise FileNotFoundError(f"no stage-one model: {own} not found and the recipe sets no pretrained.specgan; "
-                            f"train it with `specgan train --recipe {recipe.path} --stage specgan`")
+        raise FileNotFoundError(f"pretrained.{key}: {path} not found (and {own} not trained)")
+    raise FileNotFoundError(f"{train_hint.split(':')[0]}: {own} not found and the recipe sets no pretrained.{key}; "
+                            f"train it with `specgan train --recipe {recipe.path} --stage {train_hint.split(':')[1]}`")
+
+
+def stage_one_path(recipe) -> Path:
+    """``<work>/specgan/model.safetensors`` if trained, else ``pretrained.specgan``."""
+    return _own_or_shipped(recipe, "specgan", "specgan", "no stage-one model:specgan")
 
 
 def enhancer_path(recipe) -> Path:
     """``<work>/enhance/model.safetensors`` if trained, else ``pretrained.enhance``."""
-    own = recipe.work / "enhance" / "model.safetensors"
-    if own.is_file():
-        return own
-    if recipe.pretrained.enhance:
-        path = recipe.resolve(recipe.pretrained.enhance)
-        if path.is_file():
-            return path
-        raise FileNotFoundError(f"pretrained.enhance: {path} not found (and {own} not trained)")
-    raise FileNotFoundError(f"no enhancer: {own} not found and the recipe sets no pretrained.enhance; train it "
-                            f"with `specgan train --recipe {recipe.path} --stage enhance`")
+    return _own_or_shipped(recipe, "enhance", "enhance", "no enhancer:enhance")
 
 
 def vocoder_choice(recipe, which: str) -> Path | str:
