@@ -52,9 +52,7 @@ def _classes(model, labels) -> list:
     first = space.name(0)
     out = []
     for req in labels:
-        if not isinstance(req, dict):
-            model.label_index(req)  # raises: several labels need key=value
-        model.label_index(req)
+        model.label_index(req)  # one line names an unknown key or value (or a bare value: key=value needed)
         out += [req] if first in req else [{first: v, **req} for v in space.vocabs[0]]
     return out
 
