@@ -61,7 +61,7 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     return wav, model.mel_cfg.sample_rate
 
 
-def enhance(wav, sr, recipe="enhance", model=None, vocoder="auto", device="cpu"):
+def enhance(wav, sr, recipe="enhance", model=None, vocoder="auto", device="cpu", synthesis=None):
     """Enhance noisy speech in a notebook: ``clean, rate = specgan.enhance(noisy, 44100)``.
 
     Args:
@@ -72,21 +72,19 @@ def enhance(wav, sr, recipe="enhance", model=None, vocoder="auto", device="cpu")
         model: an enhancer ``model.safetensors`` (or run folder) instead of the recipe's.
         vocoder: ``"auto"`` (the recipe's), ``"griffinlim"`` or a vocoder file.
         device: ``"cpu"``, ``"cuda"``, ``"auto"``.
+        synthesis: ``"vocoder"`` or ``"gain"`` (the noisy phase, no vocoder); default the recipe's
+            ``enhance.synthesis``.
 
     Returns:
         (waveform, sample_rate): the enhanced mono float32 waveform at the recipe's rate (16 kHz for
         the speech recipes), as long as the input, and that rate.
     """
-    from specgan.checkpoints import enhancer_path, load_vocoder
-    from specgan.enhancement.inference import Enhancement, load_enhancer
+    from specgan.enhancement.inference import recipe_job
     from specgan.recipe import Recipe, load_recipe
     from specgan.training import pick_device
 
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    dev = pick_device(device)
-    g, mel, _ = load_enhancer(model if model is not None else enhancer_path(r), dev)
-    voc, _ = load_vocoder(r, vocoder, mel, dev)
-    job = Enhancement(g, voc, mel, chunk_frames=r.enhance.chunk_frames, context_frames=r.enhance.context_frames)
+    job = recipe_job(r, model, vocoder, pick_device(device), synthesis)[0]
     return job.enhance(wav, sr)
 
 

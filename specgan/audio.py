@@ -249,3 +249,30 @@ def scan_report(errors: Iterable[AudioError]) -> str:
         return "skipped 0 files"
     parts = ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
     return f"skipped {total} file{'s' if total != 1 else ''}: {parts}"
+
+
+def mono_memmap(src: str | Path, sr: int, raw: str | Path, block: int = 1 << 16):
+    """Decode ``src`` block by block, downmixed to mono and resampled to ``sr``, into the float32 file
+    ``raw``, and map it read-only: a long file in bounded memory. Returns (the memory map, the
+    input's ``soundfile`` info); an input without samples is a ValueError naming it.
+    """
+    import soundfile as sf
+    import soxr
+
+    info = sf.info(str(src))
+    n = 0
+    stream = soxr.ResampleStream(info.samplerate, sr, 1, dtype="float32", quality="HQ") \
+        if info.samplerate != sr else None
+    with open(raw, "wb") as f:
+        for chunk in sf.blocks(str(src), blocksize=block, dtype="float32", always_2d=True):
+            mono = np.ascontiguousarray(chunk.mean(axis=1), dtype=np.float32)
+            out = stream.resample_chunk(mono) if stream is not None else mono
+            f.write(out.tobytes())
+            n += len(out)
+        if stream is not None:
+            out = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+            f.write(out.astype(np.float32).tobytes())
+            n += len(out)
+    if n == 0:
+        raise ValueError(f"{src}: no audio samples")
+    return np.memmap(raw, dtype=np.float32, mode="r", shape=(n,)), info

@@ -26,7 +26,7 @@ from specgan.stage_one.model import StageOne
 from specgan.stage_one.model import load as _load_stage_one
 from vocoder.checkpoint import ModelFileError
 
-__all__ = ["ModelFileError", "Pair", "StageOne", "enhancer_path", "find_model", "find_vocoder", "half_copy", "load_pair",
+__all__ = ["ModelFileError", "Pair", "StageOne", "codec_path", "enhancer_path", "find_model", "find_vocoder", "half_copy", "load_pair",
            "load_stage_one", "load_vocoder", "shipped", "shipped_vocoders", "stage_one_path", "vocoder_choice"]
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,11 @@ def stage_one_path(recipe) -> Path:
 def enhancer_path(recipe) -> Path:
     """``<work>/enhance/model.safetensors`` if trained, else ``pretrained.enhance``."""
     return _own_or_shipped(recipe, "enhance", "enhance", "no enhancer:enhance")
+
+
+def codec_path(recipe) -> Path:
+    """``<work>/codec/model.safetensors`` if trained, else ``pretrained.codec``."""
+    return _own_or_shipped(recipe, "codec", "codec", "no codec:codec")
 
 
 def vocoder_choice(recipe, which: str) -> Path | str:

@@ -106,7 +106,7 @@ def cmd_train(args) -> int:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             return _train_distributed(args, recipe)
         result = _train_stage(args, recipe, args.device)
-    shown = ("dev/",) if args.stage in ("vocoder", "enhance") else ("critic/", "gen/")
+    shown = ("dev/",) if args.stage in ("vocoder", "enhance", "codec") else ("critic/", "gen/")
     if result.get("up_to_date"):
         print(f"{args.stage}: up to date at step {result['step']} in {result['out']} "
               f"(--steps N to train further)")
@@ -176,11 +176,65 @@ def cmd_enhance(args) -> int:
     _check_device(args)
     result = enhance_paths(recipe, args.inputs, out=args.out, force=args.force, model=args.model,
                            vocoder=args.vocoder, device=str(pick_device(args.device)),
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, synthesis=args.synthesis)
     skipped = f"; {len(result['failed'])} skipped (named above)" if result["failed"] else ""
     print(f"enhance: {len(result['written'])} WAVs → {args.out} (enhancer {result['model']}; vocoder "
           f"{result['vocoder']}; 16-bit WAV at {recipe.mel.sample_rate} Hz){skipped}")
     return 1 if result["failed"] else 0
+
+
+def _codec_job(args, recipe, need_vocoder: bool):
+    from specgan.checkpoints import codec_path, load_vocoder
+    from specgan.codec.inference import CodecJob, load_codec
+    from specgan.training import pick_device
+
+    device = str(pick_device(args.device))
+    path = Path(args.model) if args.model else codec_path(recipe)
+    g, mel, _ = load_codec(path, device)
+    voc, desc = load_vocoder(recipe, args.vocoder, mel, device) if need_vocoder else (None, "")
+    return CodecJob(g, voc, mel, recipe.codec.chunk_frames, recipe.codec.context_frames), path, desc
+
+
+def _codec_output(src: Path, out: str | None, suffix: str, force: bool) -> Path:
+    """``-o`` or the input's name with ``suffix`` beside it; never the input, never an existing file
+    without --force.
+    """
+    dst = Path(out) if out else src.with_suffix(suffix)
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"{dst}: the output would overwrite the input; give another -o")
+    if dst.exists() and not force:
+        raise FileExistsError(f"{dst} exists; --force replaces it")
+    return dst
+
+
+def cmd_encode(args) -> int:
+    recipe = _load(args)
+    _check_device(args)
+    src = Path(args.input)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: no such file")
+    job, path, _ = _codec_job(args, recipe, need_vocoder=False)
+    job.quantisers_for(args.bitrate)  # a bitrate the model lacks: said before anything else
+    dst = _codec_output(src, args.output, ".sgc", args.force)
+    r = job.encode_file(src, dst, args.bitrate)
+    print(f"encode: {src} → {dst}: {r['seconds']:.2f} s at {r['bitrate_nominal'] / 1000:.3g} kbps nominal "
+          f"({r['n_q']} quantisers), {r['bytes']} bytes = {r['bitrate_actual'] / 1000:.3g} kbps with the header "
+          f"(codec {path})")
+    return 0
+
+
+def cmd_decode(args) -> int:
+    recipe = _load(args)
+    _check_device(args)
+    src = Path(args.input)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: no such file")
+    dst = _codec_output(src, args.output, ".decoded.wav" if src.suffix == ".sgc" else ".wav", args.force)
+    job, path, desc = _codec_job(args, recipe, need_vocoder=True)
+    r = job.decode_file(src, dst)
+    print(f"decode: {src} → {dst}: {r['seconds']:.2f} s, 16-bit WAV at {job.mel_cfg.sample_rate} Hz "
+          f"({r['n_q']} quantisers; codec {path}; vocoder {desc})")
+    return 0
 
 
 def cmd_augment(args) -> int:
@@ -211,6 +265,13 @@ def cmd_evaluate(args) -> int:
         with _writer(recipe, args):
             evaluate_enhancement(recipe, vocoder=args.vocoder, report=print)
         print(f"evaluate: → {recipe.work / 'eval' / 'enhance.json'}")
+        return 0
+    if recipe.task == "codec":  # the codec against Opus and Codec2 on the unseen speaker
+        from specgan.codec.evaluate import evaluate_codec
+
+        with _writer(recipe, args):
+            evaluate_codec(recipe, vocoder=args.vocoder, report=print)
+        print(f"evaluate: → {recipe.work / 'eval' / 'codec.json'}")
         return 0
     with _writer(recipe, args):
         out = evaluate(recipe, vocoder_name=args.vocoder, report=print)
@@ -243,15 +304,16 @@ def cmd_export(args) -> int:
 
 def _train_stage(args, recipe, device: str) -> dict:
     """``specgan train``: one stage through the shared skip/resume policy (specgan.training)."""
-    from specgan.training import train_enhancer, train_specgan, train_vocoder
+    from specgan.training import train_codec, train_enhancer, train_specgan, train_vocoder
 
     if args.out and args.stage != "vocoder":
         raise ValueError("--out applies to --stage vocoder only")
-    if args.stage == "enhance":
+    if args.stage in ("enhance", "codec"):
         if args.init_from:
             raise ValueError("--init-from applies to --stage specgan and vocoder")
-        return train_enhancer(recipe, steps=args.steps, resume=args.resume, device=device,
-                              progress=not args.no_progress, mode="train", force=args.force)
+        train_other = train_enhancer if args.stage == "enhance" else train_codec
+        return train_other(recipe, steps=args.steps, resume=args.resume, device=device,
+                           progress=not args.no_progress, mode="train", force=args.force)
     train = train_vocoder if args.stage == "vocoder" else train_specgan
     kwargs = {"out": args.out} if args.stage == "vocoder" else {}
     return train(recipe, steps=args.steps, resume=args.resume, init_from=args.init_from, device=device,
@@ -321,8 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--stage vocoder: the recipe's vocoder on its prepared audio into "
                                    "<work_dir>/vocoder (model.safetensors, best/, state.pt, logs/, history.jsonl).")
     _common(p)
-    p.add_argument("--stage", required=True, choices=["specgan", "vocoder", "enhance"],
-                   help="what to train (enhance: the enhancement GAN of an enhance recipe, into <work_dir>/enhance)")
+    p.add_argument("--stage", required=True, choices=["specgan", "vocoder", "enhance", "codec"],
+                   help="what to train (enhance: the enhancement GAN of an enhance recipe, into <work_dir>/enhance; "
+                        "codec: the mel codec of a codec recipe, into <work_dir>/codec)")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps: train until this many (default: specgan.steps or vocoder.steps, "
                         "by --stage)")
@@ -405,8 +468,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace outputs that exist (never an input)")
     p.add_argument("--model", default=None, help="an enhancer model.safetensors or run folder (default: the recipe's)")
     p.add_argument("--vocoder", default="auto", help="auto | griffinlim | a model.safetensors path (default auto)")
+    p.add_argument("--synthesis", default=None, choices=["vocoder", "gain"],
+                   help="vocoder: the vocoder renders the enhanced mel; gain: the enhancer's gains on the noisy "
+                        "STFT with its phase, no vocoder (default: the recipe's enhance.synthesis)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("encode", help="audio in, a .sgc codec file out (a codec recipe's model)",
+                       description="Encode one audio file (any rate and channel count: downmixed, resampled to the "
+                                   "recipe's rate) into the codec's bitstream at --bitrate (the model's nearest rate "
+                                   "at or below it). The input is never written; -o defaults to the input's name "
+                                   "with .sgc. docs/codec.md describes the file format.")
+    _common(p)
+    p.add_argument("input", help="an audio file")
+    p.add_argument("-o", "--output", default=None, help="the .sgc file (default: the input's name with .sgc)")
+    p.add_argument("--bitrate", required=True, help="bits per second: 3k, 1.5k, 2400 ...")
+    p.add_argument("--model", default=None, help="a codec model.safetensors or run folder (default: the recipe's)")
+    p.add_argument("--force", action="store_true", help="replace an existing output (never the input)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="a .sgc codec file in, a WAV out (the codec's decoder and the vocoder)",
+                       description="Decode a .sgc file made by `specgan encode` with the same model into a 16-bit "
+                                   "mono WAV at the recipe's rate, the original's length. A file of another model, "
+                                   "a truncated or a foreign file is refused in one line.")
+    _common(p)
+    p.add_argument("input", help="a .sgc file")
+    p.add_argument("-o", "--output", default=None, help="the WAV (default: the input's name with .decoded.wav)")
+    p.add_argument("--model", default=None, help="a codec model.safetensors or run folder (default: the recipe's)")
+    p.add_argument("--vocoder", default="auto", help="auto | griffinlim | a model.safetensors path (default auto)")
+    p.add_argument("--force", action="store_true", help="replace an existing output (never the input)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("augment", help="labelled generated clips for a recogniser: <out>/<class>/*.wav + manifest",
                        description="Generate --per-class clips of every class (the recipe's label; with several "

@@ -123,40 +123,69 @@ RUNNERS: dict[str, Callable[..., str]] = {
 }
 
 
-def _enhance_train(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
-    from specgan.training import train_enhancer
+def _use_train(section: str):
+    """Stage 2 of a use's recipe (``enhance`` or ``codec``): train its model through the run policy."""
 
-    result = train_enhancer(recipe, device=device, progress=progress, mode="run", force=force)
-    if result.get("up_to_date"):
-        return f"up to date ({result['out']}, step {result['step']} of {recipe.enhance.steps})"
-    return f"{'resumed and trained' if result.get('resumed') else 'trained'} to step {result['step']} → {result['out']}"
+    def runner(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+        from specgan import training
+
+        train = {"enhance": training.train_enhancer, "codec": training.train_codec}[section]
+        result = train(recipe, device=device, progress=progress, mode="run", force=force)
+        if result.get("up_to_date"):
+            return f"up to date ({result['out']}, step {result['step']} of {getattr(recipe, section).steps})"
+        return f"{'resumed and trained' if result.get('resumed') else 'trained'} to step {result['step']} → {result['out']}"
+
+    return runner
 
 
-def _enhance_evaluate(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
-    from specgan.checkpoints import enhancer_path, vocoder_choice
-    from specgan.enhancement.evaluate import evaluate_enhancement, summary_table
+def _use_evaluate(section: str):
+    """Stage 5 of a use's recipe: its evaluation, skipped while the model, vocoder, data and section
+    are those of ``eval/<section>.json``."""
 
-    path = recipe.work / "eval" / "enhance.json"
-    key = _key({"enhance": recipe.enhance, "mel": recipe.mel, "pretrained": recipe.pretrained,
-                "files": _file_key(enhancer_path(recipe), Path(vocoder_choice(recipe, "auto"))),
-                "data": _file_key(recipe.work / "data" / "prepare.json")})
-    if not force and read_marker(path).get("key") == key:
-        return f"up to date ({path})"
-    out = evaluate_enhancement(recipe, report=lambda _: None)
-    out["key"] = key
-    path.write_text(json.dumps(out, indent=1))
-    return f"{path}\n" + summary_table(out)
+    def runner(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+        from specgan import checkpoints
+        from specgan.checkpoints import vocoder_choice
+
+        if section == "enhance":
+            from specgan.enhancement.evaluate import evaluate_enhancement as evaluate, summary_table
+        else:
+            from specgan.codec.evaluate import evaluate_codec as evaluate, summary_table
+        model = {"enhance": checkpoints.enhancer_path, "codec": checkpoints.codec_path}[section](recipe)
+        path = recipe.work / "eval" / f"{section}.json"
+        key = _key({section: getattr(recipe, section), "mel": recipe.mel, "pretrained": recipe.pretrained,
+                    "files": _file_key(model, Path(vocoder_choice(recipe, "auto"))),
+                    "data": _file_key(recipe.work / "data" / "prepare.json")})
+        if not force and read_marker(path).get("key") == key:
+            return f"up to date ({path})"
+        out = evaluate(recipe, report=lambda _: None)
+        out["key"] = key
+        path.write_text(json.dumps(out, indent=1))
+        return f"{path}\n" + summary_table(out)
+
+    return runner
 
 
 # an enhance recipe's stages: the same numbers, what each does for the enhancer
 ENHANCE_RUNNERS: dict[str, Callable[..., str]] = {
     "prepare": _prepare,
     "features": lambda r, f, d, p: "not used (noisy/clean pairs are mixed on the fly from the prepared audio)",
-    "specgan": _enhance_train,
+    "specgan": _use_train("enhance"),
     "vocoder": lambda r, f, d, p: "not trained here: the enhancer renders through the recipe's vocoder "
                                   f"({r.pretrained.vocoder or 'synth.vocoder'})",
     "synth": lambda r, f, d, p: "not a generation recipe: `specgan enhance --recipe R FILES` enhances your audio",
-    "evaluate": _enhance_evaluate,
+    "evaluate": _use_evaluate("enhance"),
+}
+
+
+# a codec recipe's stages
+CODEC_RUNNERS: dict[str, Callable[..., str]] = {
+    "prepare": _prepare,
+    "features": lambda r, f, d, p: "not used (the codec computes mels of random crops of the prepared audio)",
+    "specgan": _use_train("codec"),
+    "vocoder": lambda r, f, d, p: "not trained here: the codec decodes through the recipe's vocoder "
+                                  f"({r.pretrained.vocoder or 'synth.vocoder'})",
+    "synth": lambda r, f, d, p: "not a generation recipe: `specgan encode` / `specgan decode` code your audio",
+    "evaluate": _use_evaluate("codec"),
 }
 
 
@@ -170,7 +199,7 @@ def run(recipe: Recipe, stage: int = 0, stop_stage: int = len(STAGES) - 1, force
     for i in range(stage, stop_stage + 1):
         name = STAGES[i]
         report(f"== stage {i}: {name}")
-        runners = ENHANCE_RUNNERS if recipe.task == "enhance" else RUNNERS
+        runners = {"enhance": ENHANCE_RUNNERS, "codec": CODEC_RUNNERS}.get(recipe.task, RUNNERS)
         msg = runners[name](recipe, force, device, progress)
         done[name] = msg
         report(f"   {name}: {msg}")

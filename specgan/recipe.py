@@ -29,6 +29,7 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 import yaml
 
 from specgan.audio import Preprocess
+from specgan.codec.config import CodecConfig
 from specgan.enhancement.config import EnhanceConfig
 from specgan.stage_one.config import SpecGANConfig
 from vocoder.config import VocoderConfig
@@ -298,6 +299,7 @@ class PretrainedConfig:
     specgan: str | None = None         # a stage-one model.safetensors
     vocoder: str | None = None         # a vocoder model.safetensors
     enhance: str | None = None         # an enhancer model.safetensors (specgan enhance)
+    codec: str | None = None           # a codec model.safetensors (specgan encode / decode)
 
 
 @dataclass
@@ -359,8 +361,9 @@ class Recipe:
     work_dir: str = "exp/experiment"
     seed: int = 0
     # generate: stage one + a vocoder (synth, evaluate the generation); enhance: the mel → mel GAN of
-    # the enhance section (specgan run trains it at stage 2 and scores it at stage 5; specgan enhance)
-    task: Literal["generate", "enhance"] = "generate"
+    # the enhance section (specgan run trains it at stage 2 and scores it at stage 5; specgan enhance);
+    # codec: the mel codec of the codec section (the same stages; specgan encode / decode)
+    task: Literal["generate", "enhance", "codec"] = "generate"
     mel: MelConfig = field(default_factory=MelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -371,6 +374,8 @@ class Recipe:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     # enhancement (specgan enhance, recipes/enhance.yaml): degradations and the mel → mel GAN
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
+    # compression (specgan encode / decode, recipes/codec.yaml): the mel codec, decoded by the vocoder
+    codec: CodecConfig = field(default_factory=CodecConfig)
     # Path of the YAML this came from (not a key; filled by load_recipe).
     path: str | None = field(default=None, metadata={"internal": True})
 

@@ -1,6 +1,8 @@
 """``specgan report``: ``<work>/eval/report.html``, one self-contained page to read and to listen.
 
-The page is a view of what ``specgan evaluate`` and ``specgan synth`` wrote (run evaluate first):
+The page is a view of what ``specgan evaluate`` and ``specgan synth`` wrote (run evaluate first);
+for an enhance or codec recipe, of its evaluation (the systems' tables and the example WAVs as
+players: noisy / enhanced / clean, or original / Opus / Codec2 / specgan). For a generation recipe:
 the tables of ``eval/metrics.json``, then per label a real held-out clip beside generated ones
 (synth's own files where it wrote them; the rest of synth's plan drawn here), then evaluate's
 vocoder A/B on held-out clips (ground truth, the trained vocoder, Griffin-Lim: its copies in
@@ -121,6 +123,86 @@ def _row_key(label) -> str:
     return str(label)
 
 
+def _systems_table(overall: dict, measures: list[str]) -> str:
+    head = "<tr><th>system</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in measures) + "</tr>"
+    rows = "".join(f"<tr><td>{html.escape(s)}</td>" + "".join(f"<td class=num>{_fmt(o.get(m, ''))}</td>"
+                                                               for m in measures) + "</tr>" for s, o in overall.items())
+    return f"<table>{head}{rows}</table>"
+
+
+# the enhance and codec recipes' pages: (the evaluation's file, its examples' folder, the systems' order
+# in a row of players, the measures shown, what the page says)
+_USE_PAGES = {
+    "enhance": ("enhance.json", "enhance", ("clean", "noisy", "baseline", "enhanced", "enhanced_gain",
+                                            "enhanced_vocoder", "clean_vocoded"),
+                ["pesq_wb", "stoi", "si_sdr", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"],
+                "Enhancement on the unseen speaker under unseen noise types: the noisy input, the classical "
+                "baseline (spectral gating), the enhancer through both syntheses, and the clean clip's own mel "
+                "through the vocoder (the ceiling of the vocoder route)."),
+    "codec": ("codec.json", "codec", ("original", "specgan", "opus", "codec2", "vocoded"),
+              ["kbps", "pesq_wb", "stoi", "dnsmos_ovrl", "mel_l1"],
+              "The codec against Opus and Codec2 on the unseen speaker; bitrates counted from the files' sizes. "
+              "'vocoded' is the original's own mel through the vocoder, the ceiling of the mel route."),
+}
+
+
+def _write_use_report(recipe: Recipe) -> Path:
+    """The page of an enhance or codec recipe: its evaluation's tables and its example WAVs as players."""
+    import soundfile as sf
+
+    from vocoder.mel import MelSpectrogram
+
+    name, folder, order, measures, intro = _USE_PAGES[recipe.task]
+    path = recipe.work / "eval" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `specgan evaluate --recipe {recipe.path}` first")
+    m = json.loads(path.read_text())
+    parts = [f"<h1>{html.escape(recipe.name)}: {recipe.task}</h1><p class=note>{html.escape(intro)}</p>",
+             f"<p class=note>{html.escape(m.get('protocol', ''))}. Model {html.escape(str(m.get('model')))} "
+             f"(step {m.get('step')}); vocoder {html.escape(str(m.get('vocoder')))}.</p>",
+             "<h2>Overall</h2>", _systems_table(m["overall"], measures)]
+    for key, title in (("by_snr", "By SNR (dB)"), ("by_noise", "By noise type")):
+        for group, overall in m.get(key, {}).items():
+            parts += [f"<h3>{title}: {html.escape(group)}</h3>", _systems_table(overall, measures)]
+    if "codec" in m:
+        c = m["codec"]
+        parts.append(_table([("encode x real time", c["encode_x_real_time"]),
+                             ("decode x real time (with the vocoder)", c["decode_x_real_time"]),
+                             ("threads", c["threads"]), ("parameters", c["parameters"]),
+                             ("float16 MB", c["fp16_megabytes"])]))
+    wavs = sorted((recipe.work / "eval" / folder).glob("*.wav"))
+    mel_fn = MelSpectrogram(recipe.mel)
+
+    def rank(p: Path) -> tuple:
+        # enhance: <noise>_<snr>dB_clip<i>_<system> (a row per pair); codec: clip0_<system>[_<rate>] (one row)
+        import re
+
+        hit = re.match(r"^(.+?_clip\d+)_(.+)$", p.stem) if recipe.task == "enhance" else None
+        group, kind = (hit.group(1), hit.group(2)) if hit else ("", p.stem.split("_")[1] if "_" in p.stem else p.stem)
+        rate = re.findall(r"_([0-9.]+)k?$", p.stem) if not hit else []
+        return group, order.index(kind) if kind in order else len(order), float(rate[0]) if rate else 0.0, p.stem
+
+    groups: dict[str, list[Path]] = {}
+    for w in sorted(wavs, key=rank):
+        groups.setdefault(rank(w)[0], []).append(w)
+    if groups:
+        parts.append("<h2>Listen</h2>")
+    for group, files in groups.items():
+        row = []
+        for w in files:
+            y, sr = sf.read(w, dtype="float32")
+            lm = mel_fn(torch.from_numpy(y)).numpy() if len(y) > recipe.mel.n_fft else np.zeros((recipe.mel.n_mels, 1))
+            row.append(_clip(w.stem[len(group) + 1:] if group else w.stem.split("_", 1)[-1], y, lm, sr,
+                             (float(recipe.mel.log_floor), float(lm.max()) if lm.size else 0.0)))
+        parts.append((f"<h3>{html.escape(group)}</h3>" if group else "") + "<div>" + "".join(row) + "</div>")
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(recipe.name)}</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(parts)}<p id=audio-status class=note></p>{_SCRIPT}"
+            "</body></html>")
+    out = recipe.work / "eval" / "report.html"
+    out.write_text(page)
+    return out
+
+
 @torch.inference_mode()
 def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocoder_name: str = "auto") -> Path:
     """Write ``<work>/eval/report.html``: a view of ``eval/`` and ``synth/``.
@@ -139,6 +221,8 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocod
         vocoder_name: The vocoder of the generated clips (synth's files are used when synth used
             it too).
     """
+    if recipe.task in _USE_PAGES:
+        return _write_use_report(recipe)
     import soundfile as sf
 
     from specgan.audio import load_clip

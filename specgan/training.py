@@ -369,6 +369,22 @@ def enhance_shape(recipe: Recipe) -> dict[str, Any]:
             "noises": {"train": list(ec.train_noises), "snrs": list(ec.train_snrs)}}
 
 
+def _train_use(recipe: Recipe, section: str, shape: dict[str, Any], make_trainer, steps, resume, device, progress,
+               mode, force, out, cpu_seconds) -> dict:
+    """Train a use's model (``make_trainer(out, device)``) into ``<work>/<section>`` (or ``out``) under the
+    run policy of every stage (resume, up-to-date, retrain a changed run)."""
+    out = Path(out) if out else recipe.work / section
+    target = getattr(recipe, section).steps if steps is None else steps
+    p = _decide(out, target, shape, mode, force, resume)
+    if p.action == "up-to-date" and not p.model_stale:
+        return {"step": p.step, "out": str(out), "up_to_date": True}
+    trainer = make_trainer(out, pick_device(device))
+    _start(trainer, p, recipe, out, target, None)
+    last = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
+    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
+            "cpu_seconds": trainer.cpu_seconds, **last}
+
+
 def train_enhancer(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
                    progress: bool = True, mode: str = "train", force: bool = False, out: str | Path | None = None,
                    cpu_seconds: float | None = None, meta: dict | None = None) -> dict:
@@ -380,20 +396,40 @@ def train_enhancer(recipe: Recipe, steps: int | None = None, resume: bool = Fals
     from specgan.enhancement.trainer import EnhanceTrainer
     from specgan.enhancement.sets import clean_clips, dev_pairs, mel_statistics
 
-    ec = recipe.enhance
-    out = Path(out) if out else recipe.work / "enhance"
-    target = ec.steps if steps is None else steps
-    shape = enhance_shape(recipe)
-    p = _decide(out, target, shape, mode, force, resume)
-    if p.action == "up-to-date" and not p.model_stale:
-        return {"step": p.step, "out": str(out), "up_to_date": True}
-    sr = recipe.mel.sample_rate
-    train, _ = clean_clips(recipe, "train")
-    source = PairSource(train, sr, int(round(ec.segment_seconds * sr)), ec.train_noises, ec.train_snrs)
-    trainer = EnhanceTrainer(ec, recipe.mel, source, dev_pairs(recipe, pool=train), mel_statistics(recipe.mel, train),
-                             out, pick_device(device), seed=recipe.seed,
-                             meta={"recipe": recipe.name, **(meta or {})}, shape=shape)
-    _start(trainer, p, recipe, out, target, None)
-    last = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
-    return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
-            "cpu_seconds": trainer.cpu_seconds, **last}
+    ec, shape = recipe.enhance, enhance_shape(recipe)
+
+    def make(out, dev):
+        sr = recipe.mel.sample_rate
+        train, _ = clean_clips(recipe, "train")
+        source = PairSource(train, sr, int(round(ec.segment_seconds * sr)), ec.train_noises, ec.train_snrs)
+        return EnhanceTrainer(ec, recipe.mel, source, dev_pairs(recipe, pool=train), mel_statistics(recipe.mel, train),
+                              out, dev, seed=recipe.seed, meta={"recipe": recipe.name, **(meta or {})}, shape=shape)
+
+    return _train_use(recipe, "enhance", shape, make, steps, resume, device, progress, mode, force, out, cpu_seconds)
+
+
+def codec_shape(recipe: Recipe) -> dict[str, Any]:
+    """What shapes the recipe's codec (a change means another model, not more steps)."""
+    return {"model": dict(recipe.codec.model), "critic": dict(recipe.codec.critic), "mel": recipe.mel.to_dict(),
+            "data": _data_key(recipe)}
+
+
+def train_codec(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
+                progress: bool = True, mode: str = "train", force: bool = False, out: str | Path | None = None,
+                cpu_seconds: float | None = None, meta: dict | None = None) -> dict:
+    """Train the mel codec (:mod:`specgan.codec`) on the recipe's prepared clean speech into
+    ``<work>/codec`` (or ``out``); the dev split's clips for validation. The same run policy as the
+    other stages (resume, up-to-date, retrain a changed run).
+    """
+    from specgan.codec.trainer import CodecTrainer
+    from specgan.enhancement.sets import clean_clips, mel_statistics
+
+    cc, shape = recipe.codec, codec_shape(recipe)
+
+    def make(out, dev):
+        train, _ = clean_clips(recipe, "train")
+        return CodecTrainer(cc, recipe.mel, train, clean_clips(recipe, "dev", cc.eval_items)[0],
+                            mel_statistics(recipe.mel, train), out, dev, seed=recipe.seed,
+                            meta={"recipe": recipe.name, **(meta or {})}, shape=shape)
+
+    return _train_use(recipe, "codec", shape, make, steps, resume, device, progress, mode, force, out, cpu_seconds)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import clean_speech_recipe, speechy
 
 from specgan.enhancement.config import EnhanceConfig
 from specgan.enhancement.data import PairSource, fixed_pairs
@@ -19,15 +20,6 @@ from vocoder.mel import MelConfig
 ROOT = Path(__file__).resolve().parent.parent
 SR = 16000
 MEL = MelConfig(sample_rate=SR, n_fft=1024, hop_length=256, win_length=1024, n_mels=64, fmin=0.0, fmax=8000.0)
-
-
-def speechy(seconds=1.0, f0=140.0, seed=0):
-    """A voiced, syllabic test signal: harmonics of a gliding F0 under a 4 Hz envelope."""
-    t = np.arange(int(SR * seconds)) / SR
-    f = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + seed))
-    phase = 2 * np.pi * np.cumsum(f) / SR
-    y = sum(np.sin(k * phase) / k for k in range(1, 20))
-    return (0.3 * y * np.clip(np.sin(2 * np.pi * 4 * t), 0, None) / np.abs(y).max()).astype(np.float32)
 
 
 def test_every_noise_is_seeded_unit_rms_and_has_its_colour():
@@ -93,7 +85,7 @@ def test_the_mask_only_removes_energy_and_direct_starts_as_the_identity():
         mask(torch.zeros(2, 80, 10))
 
 
-def tiny_enhancer(tmp_path, steps=40, output="mask"):
+def tiny_enhancer(tmp_path, steps=40, output="mask", loss="log"):
     """A small enhancer trained on white noise over the test signal (its model file)."""
     from specgan.enhancement.trainer import EnhanceTrainer
 
@@ -101,7 +93,8 @@ def tiny_enhancer(tmp_path, steps=40, output="mask"):
     clips = [speechy(1.5, f0=110 + 15 * i, seed=i) for i in range(6)]
     cfg = EnhanceConfig(model={"name": "unet", "base": 8, "depth": 2, "output": output},
                         critic={"name": "patch", "d": 8, "layers": 2}, train_noises=["white"], test_noises=["brown"],
-                        batch_size=4, steps=steps, log_every=steps, save_every=steps, eval_every=steps, lr_g=2e-3)
+                        batch_size=4, steps=steps, log_every=steps, save_every=steps, eval_every=steps, lr_g=2e-3,
+                        loss=loss)
     src = PairSource(clips, SR, 8000, ["white"], [0.0, 5.0])
     dev = fixed_pairs(clips[:2], ["a", "b"], SR, ["white"], [5.0], seed=1)
     from specgan.enhancement.sets import mel_statistics
@@ -112,11 +105,14 @@ def tiny_enhancer(tmp_path, steps=40, output="mask"):
 
 
 @pytest.mark.slow  # trains (seconds); the quick loop keeps under two minutes
-def test_a_short_training_lowers_the_dev_error_below_the_noisy_inputs(tmp_path):
-    path, tr = tiny_enhancer(tmp_path)
+@pytest.mark.parametrize("loss", ["log", "compressed"])
+def test_a_short_training_lowers_the_dev_error_below_the_noisy_inputs(tmp_path, loss):
+    path, tr = tiny_enhancer(tmp_path, loss=loss)
     hist = [json.loads(line) for line in open(tmp_path / "enh" / "history.jsonl")]
     last = hist[-1]
     assert last["dev/l1"] < 0.8 * last["dev/noisy_l1"], last  # it learnt to remove the white noise
+    if loss == "compressed":
+        return
     from specgan.enhancement.inference import load_enhancer
 
     g, mel, step = load_enhancer(path)
@@ -146,6 +142,47 @@ def test_streamed_enhancement_equals_the_whole_file_at_once(tmp_path):
 
     again, rate2 = specgan.enhance(np.stack([y, y], 1), SR, recipe="tiny", model=path, vocoder="griffinlim")
     assert rate2 == SR and np.array_equal(again, out)
+
+
+class _Gain(torch.nn.Module):
+    """A stand-in enhancer: every mel band times a fixed gain (1 = the identity)."""
+
+    def __init__(self, gain):
+        super().__init__()
+        self.gain = float(gain)
+
+    def forward(self, logmel):
+        return logmel + float(np.log(self.gain))
+
+
+def test_gain_synthesis_is_exact_for_a_constant_gain_and_streams_like_the_whole_file(tmp_path):
+    from specgan.enhancement.inference import Enhancement, load_enhancer
+
+    y = np.concatenate([speechy(1.0, seed=i) for i in range(3)]) + np.float32(0.01) * np.random.default_rng(
+        0).standard_normal(3 * SR).astype(np.float32)
+    y = y[: len(y) - 77]  # not a whole number of hops
+    for gain in (1.0, 0.25):  # the noisy STFT times a gain, inverted with its own phase: the input, scaled
+        for chunk in (10_000, 40):
+            job = Enhancement(_Gain(gain), None, MEL, chunk_frames=chunk, context_frames=4, synthesis="gain")
+            out, rate = job.enhance(y, SR)
+            assert rate == SR and out.shape == y.shape
+            np.testing.assert_allclose(out, gain * y, atol=1e-5)
+    # gains above max_gain are cut (1: suppression only)
+    out, _ = Enhancement(_Gain(4.0), None, MEL, synthesis="gain").enhance(y, SR)
+    np.testing.assert_allclose(out, y, atol=1e-5)
+    # a trained (tiny) mask: chunks with context give the whole file's waveform
+    path, _ = tiny_enhancer(tmp_path, steps=2)
+    g, mel, _ = load_enhancer(path)
+    whole = Enhancement(g, None, mel, chunk_frames=10_000, context_frames=32, synthesis="gain").enhance(y, SR)[0]
+    chunked = Enhancement(g, None, mel, chunk_frames=96, context_frames=32, synthesis="gain").enhance(y, SR)[0]
+    np.testing.assert_allclose(whole, chunked, atol=1e-4)
+    assert np.abs(whole).max() < np.abs(y).max()  # the mask only removes energy
+    with pytest.raises(ValueError, match="synthesis 'vocoder' needs a vocoder"):
+        Enhancement(g, None, mel)
+    with pytest.raises(ValueError, match="synthesis: one of vocoder, gain"):
+        EnhanceConfig(synthesis="phase")
+    with pytest.raises(ValueError, match="loss: one of log, compressed"):
+        EnhanceConfig(loss="l2")
 
 
 def cli(*args, cwd=ROOT):
@@ -182,6 +219,8 @@ def test_enhance_at_the_cli_and_its_mistakes(tmp_path):
         enhance_paths(tiny, [inp / "a.wav"], out, model=str(path), vocoder="griffinlim", progress=False)
     assert enhance_paths(tiny, [inp / "a.wav"], out, force=True, model=str(path), vocoder="griffinlim",
                          progress=False)["written"] == [str(out / "a.wav")]
+    gain = enhance_paths(tiny, [inp / "a.wav"], tmp_path / "g", model=str(path), progress=False, synthesis="gain")
+    assert gain["written"] == [str(tmp_path / "g" / "a.wav")] and "synthesis: gain" in gain["vocoder"]
     # --out the input's own folder: the input would be overwritten, even with --force
     wav_in = inp / "a.wav"
     before = wav_in.read_bytes()
@@ -242,22 +281,22 @@ def test_si_sdr_known_answers():
 def test_the_enhance_recipe_runs_and_scores_every_system(tmp_path):
     """`specgan run` on an enhance recipe (a folder of clean clips): prepare, train, evaluate."""
     from specgan.pipeline import run
-    from specgan.recipe import load_recipe
 
-    (tmp_path / "clean").mkdir()
-    for i in range(12):
-        sf.write(tmp_path / "clean" / f"c{i:02d}.wav", speechy(1.5, f0=100 + 10 * i, seed=i), SR)
-    recipe = load_recipe(ROOT / "recipes" / "enhance.yaml", [
-        f"work_dir={tmp_path / 'work'}", f"data.source=folder:{tmp_path / 'clean'}", "data.dev_fraction=0.2",
-        "data.test_fraction=0.2", "enhance.model={name: unet, base: 4, depth: 2}", "enhance.critic={name: patch, d: 4}",
+    recipe = clean_speech_recipe(tmp_path, "enhance.yaml", [
+        "enhance.model={name: unet, base: 4, depth: 2}", "enhance.critic={name: patch, d: 4}",
         "enhance.steps=3", "enhance.eval_every=3", "enhance.save_every=3", "enhance.eval_items=2",
         "enhance.test_items=1", "enhance.test_noises=[brown]", "enhance.test_snrs=[5.0]", "enhance.batch_size=2"])
     done = run(recipe, report=lambda _: None, progress=False)
     assert "trained to step 3" in done["specgan"] and "not used" in done["features"]
     out = json.loads((tmp_path / "work" / "eval" / "enhance.json").read_text())
-    assert out["pairs"] == 1 and set(out["overall"]) == {"noisy", "baseline", "enhanced", "clean_vocoded"}
+    assert out["pairs"] == 1 and out["synthesis"] == "vocoder"
+    assert set(out["overall"]) == {"noisy", "baseline", "enhanced", "enhanced_gain", "clean_vocoded"}
     noisy = out["overall"]["noisy"]
     assert noisy["si_sdr"] == pytest.approx(5.0, abs=1.5)    # the SNR it was mixed at (brown noise and a short clip correlate a little)
     assert all(np.isfinite(v) for s in out["overall"].values() for v in s.values())
     assert (tmp_path / "work" / "eval" / "enhance" / "brown_5dB_clip0_enhanced.wav").is_file()
     assert "up to date" in run(recipe, 5, 5, report=lambda _: None, progress=False)["evaluate"]
+    from specgan.report import write_report  # the page: noisy / enhanced / clean players
+
+    page = write_report(recipe).read_text()
+    assert page.count("<audio") == 6 and "By noise type: brown" in page and ">enhanced_gain<" in page

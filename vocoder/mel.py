@@ -293,6 +293,17 @@ class MelSpectrogram(torch.nn.Module):
         cfg = self.cfg
         if not cfg.center:
             return self.forward(y[start * cfg.hop_length: (stop - 1) * cfg.hop_length + cfg.n_fft])
+        spec = self.stft_range(y, start, stop)
+        if spec is None:  # a signal shorter than the reflect padding: forward says why
+            return self.forward(y)[:, start:stop]
+        return self.from_spectrum(spec[None])[0]
+
+    def stft_range(self, y: torch.Tensor, start: int, stop: int) -> torch.Tensor | None:
+        """The complex STFT frames ``start .. stop-1`` (n_fft // 2 + 1, stop - start) of a 1-D ``y``
+        under this config's centred framing, computing only those; None where the signal is too short
+        for its reflect padding.
+        """
+        cfg = self.cfg
         pad, n = cfg.n_fft // 2, y.shape[-1]
         a, b = start * cfg.hop_length - pad, (stop - 1) * cfg.hop_length + cfg.n_fft - pad  # in y's samples
         if a >= 0 and b <= n:
@@ -302,16 +313,20 @@ class MelSpectrogram(torch.nn.Module):
             seg = y[max(a, 0): min(b, n)]
             if left or right:
                 if cfg.pad_mode == "reflect" and (left >= n or right >= n):
-                    return self.forward(y)[:, start:stop]
+                    return None
                 seg = torch.nn.functional.pad(seg[None, None], (left, right), mode=cfg.pad_mode)[0, 0] \
                     if cfg.pad_mode != "reflect" else torch.cat([y[1: left + 1].flip(0), seg, y[n - 1 - right: n - 1].flip(0)])
-        spec = torch.stft(seg[None], n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft,
-                          window=self.window.to(seg.dtype), center=False, return_complex=True)
+        return torch.stft(seg[None], n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft,
+                          window=self.window.to(seg.dtype), center=False, return_complex=True)[0]
+
+    def from_spectrum(self, spec: torch.Tensor) -> torch.Tensor:
+        """Complex STFT frames (B, n_fft // 2 + 1, T) → the (log-)mel (B, n_mels, T)."""
+        cfg = self.cfg
         mag = spec.abs()
         if cfg.power != 1.0:
             mag = mag.pow(cfg.power)
         mel = torch.matmul(self.fb.to(mag.dtype), mag)
-        return (cfg.log(mel) if self.use_log else mel)[0]
+        return cfg.log(mel) if self.use_log else mel
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """Compute the (log-)mel.
@@ -346,11 +361,7 @@ class MelSpectrogram(torch.nn.Module):
             center=False,
             return_complex=True,
         )
-        mag = spec.abs()
-        if cfg.power != 1.0:
-            mag = mag.pow(cfg.power)
-        mel = torch.matmul(self.fb.to(mag.dtype), mag)
-        out = cfg.log(mel) if self.use_log else mel
+        out = self.from_spectrum(spec)
         return out[0] if squeeze else out
 
 

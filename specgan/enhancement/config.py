@@ -6,8 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specgan.enhancement.noise import KINDS
+from specgan.mel_gan import check_gan_section
 
-__all__ = ["EnhanceConfig"]
+__all__ = ["EnhanceConfig", "LOSSES", "SYNTHESES"]
+
+LOSSES = ("log", "compressed")
+SYNTHESES = ("vocoder", "gain")
 
 
 @dataclass
@@ -29,7 +33,12 @@ class EnhanceConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    l1_weight: float = 45.0           # reconstruction (per-band standardised log-mel L1), beside the adversarial term
+    l1_weight: float = 45.0           # reconstruction (``loss``), beside the adversarial term
+    loss: str = "log"                 # reconstruction domain: "log" (per-band standardised log-mel L1) or
+    #                                   "compressed" (L1 of the mel magnitude ** 0.3, relative to the clean batch's mean)
+    synthesis: str = "vocoder"        # the waveform: "vocoder" (the trained vocoder renders the enhanced mel) or
+    #                                   "gain" (the mel-band gains enhanced/noisy applied to the noisy STFT, noisy phase)
+    max_gain: float = 1.0             # "gain" synthesis: the largest gain per STFT bin (1: suppression only)
     adv_weight: float = 1.0           # 0: regression only (the GAN ablation's control)
     critic_warmup_steps: int = 0      # reconstruction-only steps before the critic joins
     steps: int = 20_000
@@ -54,15 +63,12 @@ class EnhanceConfig:
             raise ValueError(f"test_noises: {shared} also in train_noises (test noise types must be unseen in training)")
         if not self.train_snrs or not self.test_snrs:
             raise ValueError("train_snrs and test_snrs: at least one SNR each")
-        for name in ("model", "critic"):
-            if "name" not in getattr(self, name):
-                raise ValueError(f"{name} needs a 'name' key")
-        for name in ("batch_size", "log_every", "save_every", "eval_every", "eval_items", "test_items", "chunk_frames"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
-        if self.segment_seconds <= 0:
-            raise ValueError(f"segment_seconds: must be positive, got {self.segment_seconds}")
-        if self.context_frames < 0 or self.context_frames * 2 >= self.chunk_frames:
-            raise ValueError(f"context_frames: must be >= 0 and less than half of chunk_frames ({self.chunk_frames})")
+        check_gan_section(self)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.synthesis not in SYNTHESES:
+            raise ValueError(f"synthesis: one of {', '.join(SYNTHESES)}, got {self.synthesis!r}")
+        if not self.max_gain > 0:
+            raise ValueError(f"max_gain: must be positive, got {self.max_gain}")
         if self.l1_weight < 0 or self.adv_weight < 0 or self.l1_weight + self.adv_weight == 0:
             raise ValueError("l1_weight and adv_weight: >= 0, not both 0")

@@ -6,7 +6,9 @@ Each pair is scored against its clean reference for four systems:
 - ``noisy``: the input itself;
 - ``baseline``: spectral gating (the ``noisereduce`` package, non-stationary mode), the
   classical denoiser to beat;
-- ``enhanced``: the enhancer + the vocoder;
+- ``enhanced``: the enhancer through the recipe's synthesis (``enhance.synthesis``: the vocoder,
+  or its gains on the noisy STFT), and ``enhanced_<other>`` the same model through the other one
+  (``enhanced_gain`` or ``enhanced_vocoder``): both routes are always scored;
 - ``clean_vocoded``: the clean reference's own mel through the vocoder, the ceiling of the
   synthesis route (what a perfect enhancer would give).
 
@@ -56,9 +58,10 @@ def _mean(rows: list[dict]) -> dict:
 
 @torch.inference_mode()
 def evaluate_enhancement(recipe, model: str | Path | None = None, vocoder: str = "auto", max_clips: int | None = None,
-                         report=log.info, examples: int = 1) -> dict:
+                         report=log.info, examples: int = 1, out_dir: str | Path | None = None) -> dict:
     """Score the recipe's enhancer (or ``model``) on the test pairs; write ``<work>/eval/enhance.json``
-    and example WAVs (``eval/enhance/``: per noise type, the first clip at each SNR, every system).
+    and example WAVs (``eval/enhance/``: per noise type, the first clip at each SNR, every system),
+    or ``out_dir/enhance.json`` and ``out_dir/enhance/``.
     """
     import soundfile as sf
 
@@ -71,8 +74,9 @@ def evaluate_enhancement(recipe, model: str | Path | None = None, vocoder: str =
     ec = recipe.enhance
     path = Path(model) if model else enhancer_path(recipe)
     g, mel, step = load_enhancer(path)
-    voc, voc_desc = load_vocoder(recipe, vocoder, mel)
-    job = Enhancement(g, voc, mel, chunk_frames=ec.chunk_frames, context_frames=ec.context_frames)
+    voc, voc_desc = load_vocoder(recipe, vocoder, mel)  # the ceiling (clean_vocoded) needs it whatever the route
+    other = "gain" if ec.synthesis == "vocoder" else "vocoder"
+    job, alt = Enhancement.for_config(g, voc, mel, ec), Enhancement.for_config(g, voc, mel, ec, other)
     pool = clean_clips(recipe, "train")[0] if "babble" in ec.test_noises else None
     pairs = test_pairs(recipe, pool=pool)
     if max_clips is not None:
@@ -84,13 +88,14 @@ def evaluate_enhancement(recipe, model: str | Path | None = None, vocoder: str =
         log.warning("enhance evaluation: DNSMOS skipped: %s", M.dnsmos_available())
     has_baseline = _baseline(np.zeros(sr, np.float32), sr) is not None
     rows = []
-    ex_dir = recipe.work / "eval" / "enhance"
+    eval_dir = Path(out_dir) if out_dir is not None else recipe.work / "eval"
+    ex_dir = eval_dir / "enhance"
     ex_dir.mkdir(parents=True, exist_ok=True)
     copies: dict[int, np.ndarray] = {}
     from specgan.progress import bar
 
     for p in bar(pairs, desc="evaluate: enhancement", unit="pair"):
-        outs = {"noisy": p.noisy, "enhanced": job.enhance(p.noisy, sr)[0]}
+        outs = {"noisy": p.noisy, "enhanced": job.enhance(p.noisy, sr)[0], f"enhanced_{other}": alt.enhance(p.noisy, sr)[0]}
         if has_baseline:
             outs["baseline"] = _baseline(p.noisy, sr)
         if p.index not in copies:  # the clean clip's own mel through the vocoder, once per clip
@@ -104,20 +109,19 @@ def evaluate_enhancement(recipe, model: str | Path | None = None, vocoder: str =
             for name, y in [("clean", p.clean), *outs.items()]:
                 sf.write(ex_dir / f"{p.noise}_{p.snr:g}dB_clip{p.index}_{name}.wav", np.clip(y, -1, 1), sr,
                          subtype="PCM_16")
-    systems = [s for s in SYSTEMS if any(s in r for r in rows)]
+    systems = [s for s in (*SYSTEMS[:3], f"enhanced_{other}", SYSTEMS[3]) if any(s in r for r in rows)]
     out = {"protocol": f"{len({r['clip'] for r in rows})} clips of the test speaker x test noises "
                        f"{list(ec.test_noises)} x SNRs {list(ec.test_snrs)} dB ({len(rows)} pairs); PESQ-wb, STOI and "
                        "SI-SDR against the clean clip, DNSMOS P.835 without reference; baseline = noisereduce "
                        "(non-stationary spectral gating); clean_vocoded = the clean clip's mel through the vocoder",
-           "model": str(path), "step": step, "vocoder": voc_desc, "pairs": len(rows),
+           "model": str(path), "step": step, "vocoder": voc_desc, "synthesis": ec.synthesis, "pairs": len(rows),
            "overall": {s: _mean([r[s] for r in rows]) for s in systems},
            "by_snr": {f"{snr:g}": {s: _mean([r[s] for r in rows if r["snr"] == snr]) for s in systems}
                       for snr in ec.test_snrs},
            "by_noise": {k: {s: _mean([r[s] for r in rows if r["noise"] == k]) for s in systems}
                         for k in ec.test_noises},
            "rows": rows}
-    (recipe.work / "eval").mkdir(parents=True, exist_ok=True)
-    (recipe.work / "eval" / "enhance.json").write_text(json.dumps(out, indent=1))
+    (eval_dir / "enhance.json").write_text(json.dumps(out, indent=1))
     report(summary_table(out))
     return out
 

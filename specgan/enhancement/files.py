@@ -56,20 +56,15 @@ def plan_outputs(inputs: Sequence[str | Path], out: str | Path, force: bool = Fa
 
 def enhance_paths(recipe, inputs: Sequence[str | Path], out: str | Path = "enhanced", force: bool = False,
                   model: str | None = None, vocoder: str = "auto", device: str = "cpu",
-                  progress: bool = True) -> dict:
+                  progress: bool = True, synthesis: str | None = None) -> dict:
     """Enhance every input (see the module docstring) with the recipe's enhancer (or ``model``) and
     vocoder; returns {"written": [...], "failed": [(path, reason)], "model", "vocoder"}.
     """
-    from specgan.checkpoints import enhancer_path, load_vocoder
-    from specgan.enhancement.inference import Enhancement, load_enhancer
+    from specgan.enhancement.inference import recipe_job
     from specgan.progress import bar
 
     pairs = plan_outputs(inputs, out, force)
-    path = Path(model) if model else enhancer_path(recipe)
-    enhancer, mel, _ = load_enhancer(path, device)
-    voc, voc_desc = load_vocoder(recipe, vocoder, mel, device)
-    ec = recipe.enhance
-    job = Enhancement(enhancer, voc, mel, chunk_frames=ec.chunk_frames, context_frames=ec.context_frames)
+    job, path, _, voc_desc = recipe_job(recipe, model, vocoder, device, synthesis)
     written, failed = [], []
     for src, dst in bar(pairs, desc="enhance", unit="file", disable=not progress):
         try:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from specgan.mel_gan import BandStandardised
 from specgan.stage_one.registry import ENHANCE_CRITICS, ENHANCERS, register
 
 __all__ = ["MelUNet", "PairCritic"]
@@ -39,7 +40,7 @@ def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 @register(ENHANCERS, "unet")
-class MelUNet(nn.Module):
+class MelUNet(BandStandardised):
     """Degraded log-mel (B, n_mels, T) → clean log-mel (B, n_mels, T), natural log.
 
     Args:
@@ -52,7 +53,7 @@ class MelUNet(nn.Module):
 
     def __init__(self, n_mels: int = 64, base: int = 32, depth: int = 3, output: str = "mask",
                  floor_log: float = -11.512925):
-        super().__init__()
+        super().__init__(n_mels)
         if output not in ("mask", "direct"):
             raise ValueError(f"output must be 'mask' or 'direct', got {output!r}")
         if int(depth) != depth or depth < 1:
@@ -60,8 +61,6 @@ class MelUNet(nn.Module):
         if int(base) != base or base < 1:
             raise ValueError(f"base must be a positive integer, got {base!r}")
         self.n_mels, self.depth, self.output, self.floor_log = n_mels, int(depth), output, float(floor_log)
-        self.register_buffer("mean", torch.zeros(n_mels))
-        self.register_buffer("std", torch.ones(n_mels))
         widths = [base * 2**i for i in range(self.depth + 1)]
         self.down = nn.ModuleList([_block(1, widths[0])] + [_block(widths[i], widths[i + 1], 2)
                                                             for i in range(self.depth)])
@@ -72,18 +71,6 @@ class MelUNet(nn.Module):
         # first run learnt nothing in 860 steps), here its slope is 0.27
         nn.init.zeros_(self.out.weight)
         nn.init.constant_(self.out.bias, 1.0 if output == "mask" else 0.0)
-
-    @torch.no_grad()
-    def set_statistics(self, mean, std) -> None:
-        """Per-band mean and standard deviation of the clean training log-mels (the standardisation)."""
-        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype).reshape(-1))
-        # floored at half a nat: a band that is nearly constant in the clean data (silence above a
-        # band limit) must not turn a little noise into huge standardised errors
-        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype).reshape(-1).clamp_min(0.5))
-
-    def standardise(self, logmel: torch.Tensor) -> torch.Tensor:
-        """Log-mel (B, n_mels, T) → per-band standardised (B, n_mels, T)."""
-        return (logmel - self.mean[:, None]) / self.std[:, None]
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         if logmel.dim() != 3 or logmel.shape[1] != self.n_mels:
@@ -106,7 +93,7 @@ class MelUNet(nn.Module):
             out = logmel + F.logsigmoid(u)
         else:
             out = self.standardise(logmel) + u
-            out = out * self.std[:, None] + self.mean[:, None]
+            out = self.unstandardise(out)
         return out.clamp_min(self.floor_log)
 
 

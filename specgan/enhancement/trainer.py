@@ -11,7 +11,6 @@ Checkpoints, resume, NaN rollback, logging and data parallelism are the skeleton
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,14 @@ from specgan.enhancement import model as _model  # noqa: F401  (fills the enhanc
 from specgan.enhancement.config import EnhanceConfig
 from specgan.enhancement.data import Pair, PairSource
 from specgan.stage_one.registry import ENHANCE_CRITICS, ENHANCERS
-from vocoder.checkpoint import fingerprint, save_model
+from specgan.mel_gan import MelGANTrainer
+from vocoder.checkpoint import save_model
 from vocoder.mel import MelConfig, MelSpectrogram
 from vocoder.registry import build
-from vocoder.trainer import LoopSettings, Trainer
 
-__all__ = ["EnhanceTrainer", "build_enhancer"]
+__all__ = ["COMPRESSION", "EnhanceTrainer", "build_enhancer"]
+
+COMPRESSION = 0.3  # the ``compressed`` loss's exponent on the mel magnitude
 
 
 def build_enhancer(spec: dict[str, Any], mel: MelConfig) -> torch.nn.Module:
@@ -36,7 +37,7 @@ def build_enhancer(spec: dict[str, Any], mel: MelConfig) -> torch.nn.Module:
                  floor_log=float(mel.log_floor))
 
 
-class EnhanceTrainer(Trainer):
+class EnhanceTrainer(MelGANTrainer):
     """Trains the enhancer G and the pair critic D; saves ``state.pt`` and ``model.safetensors`` (G).
 
     Args:
@@ -57,40 +58,20 @@ class EnhanceTrainer(Trainer):
     def __init__(self, cfg: EnhanceConfig, mel: MelConfig, source: PairSource, dev: list[Pair],
                  stats: tuple[np.ndarray, np.ndarray], out_dir: str | Path, device="cpu", seed: int = 0,
                  meta: dict[str, Any] | None = None, shape: dict[str, Any] | None = None):
-        super().__init__(out_dir, device, seed, LoopSettings(
-            log_every=cfg.log_every, save_every=cfg.save_every, eval_every=cfg.eval_every, section="enhance"))
-        self.cfg, self.mel, self.source, self.dev = cfg, mel, source, dev
-        self.meta = dict(meta or {})
-        torch.manual_seed(seed)
-        self.G = build_enhancer(cfg.model, mel).to(self.device)
-        self.G.set_statistics(*stats)
-        self.D = build(ENHANCE_CRITICS, "enhancement critic", dict(cfg.critic), n_mels=mel.n_mels).to(self.device)
+        super().__init__(cfg, mel, stats, out_dir, device, seed, meta,
+                         shape if shape is not None else {"model": dict(cfg.model), "critic": dict(cfg.critic),
+                                                          "mel": mel.to_dict()}, what="enhancer", section="enhance")
+        self.source, self.dev = source, dev
         self.mel_fn = MelSpectrogram(mel).to(self.device)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=tuple(cfg.betas))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=tuple(cfg.betas))
         self.np_rng = np.random.default_rng(seed)
-        self.shape = shape if shape is not None else {"model": dict(cfg.model), "critic": dict(cfg.critic),
-                                                      "mel": mel.to_dict()}
-        self.broadcast_parameters()
+        self._ln_base = float(mel.log(np.float64(np.e)))**-1  # natural log per unit of the mel's log
 
-    # -- the skeleton's hooks -------------------------------------------------------------
-    def modules(self) -> dict[str, torch.nn.Module]:
-        return {"G": self.G, "D": self.D}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"g": self.opt_g, "d": self.opt_d}
+    def build(self):
+        return (build_enhancer(self.cfg.model, self.mel),
+                build(ENHANCE_CRITICS, "enhancement critic", dict(self.cfg.critic), n_mels=self.mel.n_mels))
 
     def rngs(self) -> dict[str, Any]:
         return {**super().rngs(), "pairs": self.np_rng}
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"config": asdict(self.cfg), "shape": self.shape, "fingerprint": fingerprint(self.shape)}
-
-    def load_extra_state(self, state: dict[str, Any], weights_only: bool = False) -> None:
-        self.check_saved_shape(state.get("shape"), self.shape, weights_only, ("model", "mel"), "enhancer")
-
-    def postfix(self, losses: dict[str, float]) -> dict[str, str]:
-        return {"L1": f"{losses.get('gen/l1', float('nan')):.3f}", "D": f"{losses.get('critic/loss', float('nan')):.3f}"}
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         noisy, clean = self.source.batch(self.cfg.batch_size, self.np_rng)
@@ -112,7 +93,7 @@ class EnhanceTrainer(Trainer):
             loss_d = ((d_real - 1) ** 2).mean() + (d_fake**2).mean()
             self.optimize(loss_d, self.opt_d, D)
             losses["critic/loss"] = loss_d.detach()
-        l1 = (s_out - s_clean).abs().mean()
+        l1 = self.reconstruction(out, l_clean, s_out, s_clean)
         loss_g = cfg.l1_weight * l1
         if adversarial:
             adv = ((D(s_noisy, s_out) - 1) ** 2).mean()
@@ -123,6 +104,18 @@ class EnhanceTrainer(Trainer):
         losses["gen/loss"] = loss_g.detach()
         losses["noisy/l1"] = (s_noisy - s_clean).abs().mean().detach()
         return losses
+
+    def reconstruction(self, out, l_clean, s_out, s_clean) -> torch.Tensor:
+        """The reconstruction term. ``log``: per-band standardised log-mel L1, every bin alike (the
+        near-silent floor between harmonics weighs as much as the harmonics). ``compressed``: L1 of
+        the mel magnitude raised to 0.3 (the power-law compression of CMGAN and DeepFilterNet),
+        relative to the clean batch's mean: loud speech bins weigh more, the floor less.
+        """
+        if self.cfg.loss == "log":
+            return (s_out - s_clean).abs().mean()
+        k = COMPRESSION / self.mel.power * self._ln_base
+        a, b = torch.exp(k * out), torch.exp(k * l_clean)
+        return (a - b).abs().mean() / b.mean().clamp_min(1e-8)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -144,8 +137,3 @@ class EnhanceTrainer(Trainer):
                   "floor_log": float(self.mel.log_floor)}
         save_model(path, self.G, kind="enhancer", name=self.cfg.model["name"], kwargs=kwargs, step=self.step,
                    mel=self.mel, shape=self.shape, extra=self.meta)
-
-    def fit(self, steps: int | None = None, progress: bool = True, tensorboard: bool = True,
-            cpu_seconds: float | None = None) -> dict[str, float]:
-        """Train until ``steps`` (default ``cfg.steps``), or until this call used ``cpu_seconds``."""
-        return super().fit(self.cfg.steps if steps is None else steps, progress, tensorboard, cpu_seconds=cpu_seconds)

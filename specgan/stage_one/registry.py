@@ -15,7 +15,7 @@ from torch import nn
 
 from vocoder.registry import build, check_spec, registrar
 
-__all__ = ["CRITICS", "ENHANCERS", "ENHANCE_CRITICS", "GENERATORS", "build_critic", "build_generator",
+__all__ = ["CODECS", "CODEC_CRITICS", "CRITICS", "ENHANCERS", "ENHANCE_CRITICS", "GENERATORS", "build_critic", "build_generator",
            "check_critic_spec", "check_generator_spec", "register"]
 
 GENERATORS: dict[str, type] = {}
@@ -24,8 +24,11 @@ CRITICS: dict[str, type] = {}
 # and the critics of (degraded, candidate) pairs
 ENHANCERS: dict[str, type] = {}
 ENHANCE_CRITICS: dict[str, type] = {}
+# the mel codec family (compression, :mod:`specgan.codec`): log-mel → codes → log-mel, and its critics
+CODECS: dict[str, type] = {}
+CODEC_CRITICS: dict[str, type] = {}
 _KINDS = {id(GENERATORS): "stage-one generator", id(CRITICS): "stage-one critic", id(ENHANCERS): "enhancer",
-          id(ENHANCE_CRITICS): "enhancement critic"}
+          id(ENHANCE_CRITICS): "enhancement critic", id(CODECS): "codec", id(CODEC_CRITICS): "codec critic"}
 _DERIVED = ("n_classes",)  # set from the data, never written in a recipe
 
 
