@@ -23,7 +23,8 @@ __all__ = ["BandStandardised", "MelGANTrainer", "check_gan_section", "load_regis
 
 def check_gan_section(cfg) -> None:
     """The checks every use's section needs: named model and critic, positive counts, and a context
-    under half a chunk."""
+    under half a chunk.
+    """
     for name in ("model", "critic"):
         if "name" not in getattr(cfg, name):
             raise ValueError(f"{name} needs a 'name' key")
@@ -69,7 +70,8 @@ class BandStandardised(nn.Module):
 def load_registered(path: str | Path, table: dict, kind: str, device: str | torch.device = "cpu"
                     ) -> tuple[torch.nn.Module, MelConfig, int]:
     """(model in eval mode, its mel, its training step) from a model file (or its run folder) of ``kind``
-    whose class is in ``table``."""
+    whose class is in ``table``.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"

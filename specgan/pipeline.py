@@ -140,7 +140,8 @@ def _use_train(section: str):
 
 def _use_evaluate(section: str):
     """Stage 5 of a use's recipe: its evaluation, skipped while the model, vocoder, data and section
-    are those of ``eval/<section>.json``."""
+    are those of ``eval/<section>.json``.
+    """
 
     def runner(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
         from specgan import checkpoints

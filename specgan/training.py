@@ -372,7 +372,8 @@ def enhance_shape(recipe: Recipe) -> dict[str, Any]:
 def _train_use(recipe: Recipe, section: str, shape: dict[str, Any], make_trainer, steps, resume, device, progress,
                mode, force, out, cpu_seconds) -> dict:
     """Train a use's model (``make_trainer(out, device)``) into ``<work>/<section>`` (or ``out``) under the
-    run policy of every stage (resume, up-to-date, retrain a changed run)."""
+    run policy of every stage (resume, up-to-date, retrain a changed run).
+    """
     out = Path(out) if out else recipe.work / section
     target = getattr(recipe, section).steps if steps is None else steps
     p = _decide(out, target, shape, mode, force, resume)

@@ -91,8 +91,8 @@ def test_tiny_recipe_prepare_and_features_twice(tmp_path):
 def test_tiny_recipe_trains_both_stages_resumes_and_exports(tmp_path):
     work = tmp_path / "tiny"
     common = ["--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}"]
-    specgan("prepare", *common)
-    specgan("features", *common)
+    specgan_here("prepare", *common)  # in this process; the trainings below go through fresh ones
+    specgan_here("features", *common)
     out = specgan("train", *common, "--stage", "specgan").stdout
     assert "specgan: step 4" in out and "critic/wdist" in out
     for f in ("model.safetensors", "state.pt", "config.yaml", "history.jsonl", "samples/step0000004.png"):
@@ -183,8 +183,8 @@ def test_run_all_stages_then_skip_then_synth_and_vocode_variants(tmp_path):
 
     # a vocoder trained for another mel is refused, naming the field
     other = tmp_path / "other"
-    specgan("train", "--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}", "--set", "mel.n_mels=32",
-            "--stage", "vocoder", "--steps", "1", "--out", str(other), "--no-progress")
+    specgan_here("train", "--recipe", "recipes/tiny.yaml", "--set", f"work_dir={work}", "--set", "mel.n_mels=32",
+                 "--stage", "vocoder", "--steps", "1", "--out", str(other), "--no-progress")
     proc = specgan_here("synth", *common, "--vocoder", str(other), check=False)
     assert proc.returncode == 2 and "n_mels: 32" in proc.stderr and "64" in proc.stderr, proc.stderr
 

@@ -172,14 +172,14 @@ def test_encode_decode_at_the_cli_and_the_mistakes(tmp_path, capsys):
     sgc = tmp_path / "speech.sgc"
     assert enc.returncode == 0, enc.stderr[-1500:]
     assert "0.75 kbps nominal (3 quantisers)" in enc.stdout and sgc.is_file() and wav.read_bytes() == before
-    dec = cli("decode", str(sgc), "--vocoder", "griffinlim", *common)
-    assert dec.returncode == 0, dec.stderr[-1500:]
+    from specgan.cli import main
+
+    assert main(["decode", str(sgc), "--vocoder", "griffinlim", *common]) == 0  # in this process: one start-up
     info = sf.info(tmp_path / "speech.decoded.wav")
     assert (info.samplerate, info.channels) == (SR, 1) and abs(info.frames - 2 * SR * SR / 22050) <= 2
     # the mistakes, each one line and no traceback, nothing written over
     (tmp_path / "cut.sgc").write_bytes(sgc.read_bytes()[:-5])
     (tmp_path / "foreign.sgc").write_bytes(before[:500])
-    from specgan.cli import main
 
     cases = [
         (["decode", str(tmp_path / "cut.sgc"), "--vocoder", "griffinlim", *common], "truncated"),

@@ -37,6 +37,13 @@ def test_every_noise_is_seeded_unit_rms_and_has_its_colour():
     assert low_share("white") < 0.1 < low_share("pink") < low_share("brown")
     hum = np.abs(np.fft.rfft(make_noise("hum", SR, SR, np.random.default_rng(3))))
     assert np.argmax(hum[40:70]) + 40 in range(49, 62)  # the mains fundamental, 50 or 60 Hz ± 1 %
+    bursts = make_noise("bursts", 2 * SR, SR, np.random.default_rng(4))
+    frames = np.sqrt(np.mean(bursts.reshape(-1, 160).astype(np.float64) ** 2, axis=1))  # 10 ms frames
+    assert (frames < 1e-6).mean() > 0.2 and (frames > 0.5).mean() > 0.2  # on, then off
+    bands = make_noise("bands", SR, SR, np.random.default_rng(5))
+    spec = np.abs(np.fft.rfft(bands)) ** 2
+    octaves = [spec[int(lo): int(2 * lo)].sum() for lo in (125, 250, 500, 1000, 2000, 4000)]
+    assert max(octaves) > 10 * min(octaves)  # coloured: some octaves far louder than others
     with pytest.raises(ValueError, match="babble noise needs a pool"):
         make_noise("babble", 100, SR, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown noise type 'rain'"):
@@ -167,9 +174,11 @@ def test_gain_synthesis_is_exact_for_a_constant_gain_and_streams_like_the_whole_
             out, rate = job.enhance(y, SR)
             assert rate == SR and out.shape == y.shape
             np.testing.assert_allclose(out, gain * y, atol=1e-5)
-    # gains above max_gain are cut (1: suppression only)
+    # gains above max_gain are cut (1: suppression only), gains below min_gain raised to it
     out, _ = Enhancement(_Gain(4.0), None, MEL, synthesis="gain").enhance(y, SR)
     np.testing.assert_allclose(out, y, atol=1e-5)
+    out, _ = Enhancement(_Gain(0.01), None, MEL, synthesis="gain", min_gain=0.1).enhance(y, SR)
+    np.testing.assert_allclose(out, 0.1 * y, atol=1e-5)
     # a trained (tiny) mask: chunks with context give the whole file's waveform
     path, _ = tiny_enhancer(tmp_path, steps=2)
     g, mel, _ = load_enhancer(path)

@@ -25,13 +25,16 @@ from _ablate_use import Ablation  # noqa: E402
 
 SECTION = "ablation-enhance"
 
+# the first ablation's training noise types (the recipe's before bands and bursts joined them)
+FOUR = "enhance.train_noises=[white, pink, hum, babble]"
 # name: (what it is, recipe overlay)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
-    "mask-gan": ("mask, log-mel L1 + LSGAN pair critic (the recipe)", []),
-    "mask-reg": ("mask, log-mel L1 only (no critic)", ["enhance.adv_weight=0"]),
-    "direct-reg": ("direct mel, log-mel L1 only", ["enhance.adv_weight=0", "enhance.model.output=direct"]),
-    "mask-comp": ("mask, compressed-magnitude L1 only", ["enhance.adv_weight=0", "enhance.loss=compressed"]),
-    "mask-comp-gan": ("mask, compressed-magnitude L1 + LSGAN pair critic", ["enhance.loss=compressed"]),
+    "mask-gan": ("mask, log-mel L1 + LSGAN pair critic", [FOUR]),
+    "mask-reg": ("mask, log-mel L1 only (no critic)", [FOUR, "enhance.adv_weight=0"]),
+    "direct-reg": ("direct mel, log-mel L1 only", [FOUR, "enhance.adv_weight=0", "enhance.model.output=direct"]),
+    "mask-comp": ("mask, compressed-magnitude L1 only", [FOUR, "enhance.adv_weight=0", "enhance.loss=compressed"]),
+    "mask-comp-gan": ("mask, compressed-magnitude L1 + LSGAN pair critic", [FOUR, "enhance.loss=compressed"]),
+    "mask-gan-wide": ("mask, log-mel L1 + critic, six training noise types (+ bands, bursts)", []),
 }
 DEFAULT = ["mask-gan", "mask-reg", "direct-reg", "mask-comp"]
 MEASURES = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")

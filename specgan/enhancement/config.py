@@ -22,7 +22,7 @@ class EnhanceConfig:
     test noise types and the test speaker never seen in training.
     """
 
-    train_noises: list[str] = field(default_factory=lambda: ["white", "pink", "hum", "babble"])
+    train_noises: list[str] = field(default_factory=lambda: ["white", "pink", "hum", "babble", "bands", "bursts"])
     test_noises: list[str] = field(default_factory=lambda: ["brown", "clicks", "tones"])
     train_snrs: list[float] = field(default_factory=lambda: [0.0, 5.0, 10.0, 15.0])
     test_snrs: list[float] = field(default_factory=lambda: [2.5, 7.5, 12.5, 17.5])
@@ -38,7 +38,8 @@ class EnhanceConfig:
     #                                   "compressed" (L1 of the mel magnitude ** 0.3, relative to the clean batch's mean)
     synthesis: str = "vocoder"        # the waveform: "vocoder" (the trained vocoder renders the enhanced mel) or
     #                                   "gain" (the mel-band gains enhanced/noisy applied to the noisy STFT, noisy phase)
-    max_gain: float = 1.0             # "gain" synthesis: the largest gain per STFT bin (1: suppression only)
+    max_gain: float = 1.0             # "gain" synthesis: the largest gain per mel band (1: suppression only)
+    min_gain: float = 0.0             # "gain" synthesis: the smallest (an attenuation limit: 0.1 = -20 dB)
     adv_weight: float = 1.0           # 0: regression only (the GAN ablation's control)
     critic_warmup_steps: int = 0      # reconstruction-only steps before the critic joins
     steps: int = 20_000
@@ -68,7 +69,7 @@ class EnhanceConfig:
             raise ValueError(f"loss: one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.synthesis not in SYNTHESES:
             raise ValueError(f"synthesis: one of {', '.join(SYNTHESES)}, got {self.synthesis!r}")
-        if not self.max_gain > 0:
-            raise ValueError(f"max_gain: must be positive, got {self.max_gain}")
+        if not self.max_gain > 0 or not 0 <= self.min_gain < self.max_gain:
+            raise ValueError(f"min_gain, max_gain: 0 <= min_gain < max_gain, got {self.min_gain}, {self.max_gain}")
         if self.l1_weight < 0 or self.adv_weight < 0 or self.l1_weight + self.adv_weight == 0:
             raise ValueError("l1_weight and adv_weight: >= 0, not both 0")

@@ -60,6 +60,7 @@ class Enhancement:
     context_frames: int = 32
     synthesis: str = "vocoder"
     max_gain: float = 1.0
+    min_gain: float = 0.0
 
     def __post_init__(self) -> None:
         from specgan.enhancement.config import SYNTHESES
@@ -90,7 +91,7 @@ class Enhancement:
                    synthesis: str | None = None) -> "Enhancement":
         """The job an ``enhance:`` section describes (its chunking and synthesis, or ``synthesis``)."""
         return cls(enhancer, vocoder, mel_cfg, chunk_frames=ec.chunk_frames, context_frames=ec.context_frames,
-                   synthesis=synthesis or ec.synthesis, max_gain=ec.max_gain)
+                   synthesis=synthesis or ec.synthesis, max_gain=ec.max_gain, min_gain=ec.min_gain)
 
     def frames(self, n: int) -> int:
         """Mel frames of an ``n``-sample waveform (centred STFT)."""
@@ -118,7 +119,8 @@ class Enhancement:
                              f"({self.mel_cfg.n_fft // 2})")
         noisy = self.mel_fn.from_spectrum(spec[None])
         out = self.enhancer(noisy)
-        band = ((out - noisy)[0, :, start - a: stop - a] * self._scale).clamp(max=float(np.log(self.max_gain)))
+        band = ((out - noisy)[0, :, start - a: stop - a] * self._scale).clamp(
+            min=float(np.log(self.min_gain)) if self.min_gain > 0 else None, max=float(np.log(self.max_gain)))
         return spec[:, start - a: stop - a] * torch.exp(self._spread @ band)
 
     def _gain_stream(self, yt: torch.Tensor) -> Iterator[np.ndarray]:

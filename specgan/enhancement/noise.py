@@ -12,7 +12,12 @@ types: the model trains on some and is tested on others it never heard.
 - ``tones``: synthetic music — random chords of harmonic tones (3–8 harmonics, MIDI 40–90) with
   attack and decay, a new chord every 0.15–0.6 s;
 - ``babble``: three to six clips of other speakers summed (``pool``: the training speakers'
-  clips, never the test speaker).
+  clips, never the test speaker);
+- ``bands``: Gaussian noise under a random spectral envelope (one to four bumps, 0.2–1.5 octaves
+  wide, centred anywhere from 100 Hz to 7 kHz, over a floor 30 dB down) whose level drifts slowly
+  (fans, engines, rooms, rain: broadband but coloured anywhere);
+- ``bursts``: noise of a random slope (white to pink) switched on and off in segments of 50–500
+  ms with 5–20 ms ramps (doors, traffic passing, keyboards in bulk: loud for a while, then not).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 
 __all__ = ["KINDS", "make_noise", "mix", "snr_db"]
 
-KINDS = ("white", "pink", "brown", "hum", "clicks", "tones", "babble")
+KINDS = ("white", "pink", "brown", "hum", "clicks", "tones", "babble", "bands", "bursts")
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -79,6 +84,44 @@ def _tones(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     return y
 
 
+def _slow(n: int, sr: int, rng: np.random.Generator, rate: float) -> np.ndarray:
+    """A smooth random curve with about ``rate`` changes a second, mean 0, unit deviation."""
+    knots = max(2, int(np.ceil(n / sr * rate)) + 2)
+    return np.interp(np.arange(n) / sr * rate, np.arange(knots), rng.standard_normal(knots))
+
+
+def _bands(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / sr)
+    octave = np.log2(np.maximum(f, 20.0) / 1000.0)
+    shape = np.full(len(f), 10 ** (-30 / 20))
+    for _ in range(int(rng.integers(1, 5))):
+        centre = np.log2(np.exp(rng.uniform(np.log(100.0), np.log(7000.0))) / 1000.0)
+        width = rng.uniform(0.2, 1.5)
+        shape += rng.uniform(0.3, 1.0) * np.exp(-0.5 * ((octave - centre) / (width / 2)) ** 2)
+    y = np.fft.irfft(spec * shape, n)
+    return _unit(y) * 10 ** (rng.uniform(2, 6) * _slow(n, sr, rng, rng.uniform(0.3, 2.0)) / 20)
+
+
+def _bursts(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    y = _coloured(n, rng, rng.uniform(0.0, 1.0))
+    gate, at, on = np.zeros(n), 0, bool(rng.integers(2))
+    while at < n:
+        length = int(sr * rng.uniform(0.05, 0.5))
+        if on:
+            ramp = max(1, int(sr * rng.uniform(0.005, 0.02)))
+            seg = np.ones(min(length, n - at))
+            r = min(ramp, len(seg) // 2)
+            if r:
+                seg[:r], seg[len(seg) - r:] = np.linspace(0, 1, r), np.linspace(1, 0, r)
+            gate[at: at + len(seg)] = seg * rng.uniform(0.3, 1.0)
+        at += length
+        on = not on
+    if not gate.any():  # one segment, off: let the middle through
+        gate[n // 4: 3 * n // 4] = 1.0
+    return y * gate
+
+
 def _babble(n: int, rng: np.random.Generator, pool: Sequence[np.ndarray] | None) -> np.ndarray:
     if not pool:
         raise ValueError("babble noise needs a pool of speech clips (the training speakers')")
@@ -101,7 +144,7 @@ def make_noise(kind: str, n: int, sr: int, rng: np.random.Generator,
     Args:
         kind: The noise type.
         n: Samples.
-        sr: Sample rate (hum, clicks and tones are defined in Hz and seconds).
+        sr: Sample rate (hum, clicks, tones, bands and bursts are defined in Hz and seconds).
         rng: The generator (the same seed gives the same noise).
         pool: Speech clips for ``babble``.
     """
@@ -119,6 +162,10 @@ def make_noise(kind: str, n: int, sr: int, rng: np.random.Generator,
         y = _clicks(n, sr, rng)
     elif kind == "tones":
         y = _tones(n, sr, rng)
+    elif kind == "bands":
+        y = _bands(n, sr, rng)
+    elif kind == "bursts":
+        y = _bursts(n, sr, rng)
     else:
         y = _babble(n, rng, pool)
     return _unit(np.asarray(y))
