@@ -261,3 +261,12 @@ def test_the_codec_recipe_runs_and_scores_the_peers(tmp_path):
 
     page = write_report(recipe).read_text()
     assert page.count("<audio") == 10 and "codec2@3200" in page and "decode x real time" in page
+
+
+def test_alignment_finds_a_codec_delay_from_the_envelopes():
+    from specgan.codec.evaluate import align
+
+    y = np.concatenate([speechy(1.0, seed=i) for i in range(3)])
+    for delay in (0, 5, 123, -300):
+        est = np.roll(y, delay) + 0.01 * np.random.default_rng(0).standard_normal(len(y)).astype(np.float32)
+        np.testing.assert_allclose(align(y, est, SR)[1000:-1000], y[1000:-1000], atol=0.05)
