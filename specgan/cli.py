@@ -184,15 +184,12 @@ def cmd_enhance(args) -> int:
 
 
 def _codec_job(args, recipe, need_vocoder: bool):
-    from specgan.checkpoints import codec_path, load_vocoder
-    from specgan.codec.inference import CodecJob, load_codec
+    from specgan.codec.inference import recipe_job
     from specgan.training import pick_device
 
-    device = str(pick_device(args.device))
-    path = Path(args.model) if args.model else codec_path(recipe)
-    g, mel, _ = load_codec(path, device)
-    voc, desc = load_vocoder(recipe, args.vocoder, mel, device) if need_vocoder else (None, "")
-    return CodecJob(g, voc, mel, recipe.codec.chunk_frames, recipe.codec.context_frames), path, desc
+    job, path, _, desc = recipe_job(recipe, args.model, args.vocoder if need_vocoder else None,
+                                    str(pick_device(args.device)))
+    return job, path, desc
 
 
 def _codec_output(src: Path, out: str | None, suffix: str, force: bool) -> Path:

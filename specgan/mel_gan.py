@@ -99,10 +99,9 @@ class MelGANTrainer(Trainer):
     """
 
     def __init__(self, cfg, mel: MelConfig, stats, out_dir: str | Path, device="cpu", seed: int = 0,
-                 meta: dict[str, Any] | None = None, shape: dict[str, Any] | None = None, what: str = "model",
-                 section: str = "enhance"):
-        super().__init__(out_dir, device, seed, LoopSettings(
-            log_every=cfg.log_every, save_every=cfg.save_every, eval_every=cfg.eval_every, section=section))
+                 meta: dict[str, Any] | None = None, shape: dict[str, Any] | None = None, what: str = "model"):
+        super().__init__(out_dir, device, seed, LoopSettings(  # the recipe section is the trainer's progress name
+            log_every=cfg.log_every, save_every=cfg.save_every, eval_every=cfg.eval_every, section=self.progress_name))
         self.cfg, self.mel, self.what = cfg, mel, what
         self.meta = dict(meta or {})
         torch.manual_seed(seed)

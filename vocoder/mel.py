@@ -178,9 +178,14 @@ class MelConfig:
         """The log-mel value of silence (the floor through :meth:`log`)."""
         return float(self.log(np.float64(self.floor)))
 
+    @property
+    def log_scale(self) -> float:
+        """Natural-log units per unit of this config's log (ln of the base): ``ln(mel) = log(mel) * log_scale``."""
+        return _LOG_BASES[self.log_base]
+
     def log(self, x):
         """Apply this config's floor and log to a numpy array or torch tensor."""
-        scale = _LOG_BASES[self.log_base]
+        scale = self.log_scale
         if isinstance(x, torch.Tensor):
             out = torch.log(torch.clamp(x, min=self.floor))
         else:
@@ -189,7 +194,7 @@ class MelConfig:
 
     def exp(self, x):
         """Inverse of :meth:`log` (above the floor)."""
-        scale = _LOG_BASES[self.log_base]
+        scale = self.log_scale
         if isinstance(x, torch.Tensor):
             return torch.exp(x * scale)
         return np.exp(x * scale)

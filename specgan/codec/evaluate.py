@@ -126,16 +126,13 @@ def evaluate_codec(recipe, model: str | Path | None = None, vocoder: str = "auto
     import soundfile as sf
 
     from specgan import metrics as M
-    from specgan.checkpoints import codec_path, load_vocoder
-    from specgan.codec.inference import CodecJob, load_codec
+    from specgan.codec.inference import recipe_job
     from specgan.progress import bar
     from vocoder.mel import MelSpectrogram
 
     cc = recipe.codec
-    path = Path(model) if model else codec_path(recipe)
-    g, mel, step = load_codec(path)
-    voc, voc_desc = load_vocoder(recipe, vocoder, mel)
-    job = CodecJob(g, voc, mel, cc.chunk_frames, cc.context_frames)
+    job, path, step, voc_desc = recipe_job(recipe, model, vocoder)
+    g, voc, mel = job.codec, job.vocoder, job.mel_cfg
     sr = mel.sample_rate
     clips, paths = test_files(recipe, cc.test_items if max_files is None else min(max_files, cc.test_items))
     mel_fn = MelSpectrogram(mel)

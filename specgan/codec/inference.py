@@ -34,7 +34,7 @@ from specgan.stage_one.registry import CODECS
 from specgan.mel_gan import load_registered
 from vocoder.mel import MelConfig, MelSpectrogram
 
-__all__ = ["CodecJob", "describe_bitrates", "load_codec"]
+__all__ = ["CodecJob", "describe_bitrates", "load_codec", "recipe_job"]
 
 
 def load_codec(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, MelConfig, int]:
@@ -240,3 +240,17 @@ class CodecJob:
 def describe_bitrates(job: CodecJob) -> str:
     """``1.5k (4 quantisers), ...`` for messages and docs."""
     return ", ".join(f"{_fmt(r)} ({k})" for k, r in enumerate(job.bitrates(), 1))
+
+
+def recipe_job(recipe, model: str | Path | None = None, vocoder: str | None = "auto", device="cpu"
+               ) -> tuple[CodecJob, Path, int, str]:
+    """(the job, the codec's file, its step, the vocoder described) for a recipe's codec (or ``model``)
+    with the recipe's chunking; the recipe's vocoder (or ``vocoder``), none where ``vocoder`` is None
+    (encoding only).
+    """
+    from specgan.checkpoints import codec_path, load_vocoder
+
+    path = Path(model) if model else codec_path(recipe)
+    g, mel, step = load_codec(path, device)
+    voc, desc = load_vocoder(recipe, vocoder, mel, device) if vocoder is not None else (None, "")
+    return CodecJob(g, voc, mel, recipe.codec.chunk_frames, recipe.codec.context_frames), path, step, desc

@@ -57,7 +57,7 @@ class CodecTrainer(MelGANTrainer):
                  meta: dict[str, Any] | None = None, shape: dict[str, Any] | None = None):
         if not clips:
             raise ValueError("no clean training clips for the codec")
-        super().__init__(cfg, mel, stats, out_dir, device, seed, meta, shape, what="codec", section="codec")
+        super().__init__(cfg, mel, stats, out_dir, device, seed, meta, shape, what="codec")
         self.clips, self.dev = clips, dev
         self.segment = int(round(cfg.segment_seconds * mel.sample_rate))
         self.mel_fn = MelSpectrogram(mel).to(self.device)

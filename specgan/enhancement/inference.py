@@ -84,7 +84,7 @@ class Enhancement:
             spread[: idx[0]] = spread[idx[0]]
             spread[idx[-1] + 1:] = spread[idx[-1]]
         self._spread = spread.float()
-        self._scale = 1.0 / float(self.mel_cfg.log(np.float64(np.e))) / self.mel_cfg.power  # log units → ln |X|
+        self._scale = self.mel_cfg.log_scale / self.mel_cfg.power  # log-mel units → ln |X|
 
     @classmethod
     def for_config(cls, enhancer: torch.nn.Module, vocoder: torch.nn.Module | None, mel_cfg: MelConfig, ec,

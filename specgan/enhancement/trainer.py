@@ -60,11 +60,10 @@ class EnhanceTrainer(MelGANTrainer):
                  meta: dict[str, Any] | None = None, shape: dict[str, Any] | None = None):
         super().__init__(cfg, mel, stats, out_dir, device, seed, meta,
                          shape if shape is not None else {"model": dict(cfg.model), "critic": dict(cfg.critic),
-                                                          "mel": mel.to_dict()}, what="enhancer", section="enhance")
+                                                          "mel": mel.to_dict()}, what="enhancer")
         self.source, self.dev = source, dev
         self.mel_fn = MelSpectrogram(mel).to(self.device)
         self.np_rng = np.random.default_rng(seed)
-        self._ln_base = float(mel.log(np.float64(np.e)))**-1  # natural log per unit of the mel's log
 
     def build(self):
         return (build_enhancer(self.cfg.model, self.mel),
@@ -113,8 +112,8 @@ class EnhanceTrainer(MelGANTrainer):
         """
         if self.cfg.loss == "log":
             return (s_out - s_clean).abs().mean()
-        k = COMPRESSION / self.mel.power * self._ln_base
-        a, b = torch.exp(k * out), torch.exp(k * l_clean)
+        k = COMPRESSION / self.mel.power  # the mel is |X| ** power: its magnitude ** 0.3
+        a, b = self.mel.exp(out).pow(k), self.mel.exp(l_clean).pow(k)
         return (a - b).abs().mean() / b.mean().clamp_min(1e-8)
 
     @torch.no_grad()
