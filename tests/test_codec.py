@@ -270,3 +270,18 @@ def test_alignment_finds_a_codec_delay_from_the_envelopes():
     for delay in (0, 5, 123, -300):
         est = np.roll(y, delay) + 0.01 * np.random.default_rng(0).standard_normal(len(y)).astype(np.float32)
         np.testing.assert_allclose(align(y, est, SR)[1000:-1000], y[1000:-1000], atol=0.05)
+
+
+def test_the_rate_quality_figure_groups_systems_by_family_and_rate(tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    from codec_rate_quality import curves, plot
+
+    s = {"pesq_wb": 1.0, "stoi": 0.8, "dnsmos_ovrl": 2.5}
+    overall = {"specgan@3k": {**s, "kbps": 2.83}, "specgan@1.5k": {**s, "kbps": 1.27}, "opus@6k": {**s, "kbps": 6.6},
+               "codec2@3200": {**s, "kbps": 3.2}, "vocoded": s}
+    c = curves(overall)
+    assert sorted(c) == ["codec2", "opus", "specgan"]  # the ceiling is a line, not a system
+    assert [k for k, _ in c["specgan"]] == [1.27, 2.83]
+    assert plot(overall, tmp_path / "rq.png", "t").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="no specgan"):
+        plot({"opus@6k": overall["opus@6k"]}, tmp_path / "x.png", "t")

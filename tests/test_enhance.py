@@ -298,8 +298,8 @@ def test_the_enhance_recipe_runs_and_scores_every_system(tmp_path):
     done = run(recipe, report=lambda _: None, progress=False)
     assert "trained to step 3" in done["specgan"] and "not used" in done["features"]
     out = json.loads((tmp_path / "work" / "eval" / "enhance.json").read_text())
-    assert out["pairs"] == 1 and out["synthesis"] == "vocoder"
-    assert set(out["overall"]) == {"noisy", "baseline", "enhanced", "enhanced_gain", "clean_vocoded"}
+    assert out["pairs"] == 1 and out["synthesis"] == "gain"  # the recipe's synthesis; the other is scored beside it
+    assert set(out["overall"]) == {"noisy", "baseline", "enhanced", "enhanced_vocoder", "clean_vocoded"}
     noisy = out["overall"]["noisy"]
     assert noisy["si_sdr"] == pytest.approx(5.0, abs=1.5)    # the SNR it was mixed at (brown noise and a short clip correlate a little)
     assert all(np.isfinite(v) for s in out["overall"].values() for v in s.values())
@@ -308,4 +308,14 @@ def test_the_enhance_recipe_runs_and_scores_every_system(tmp_path):
     from specgan.report import write_report  # the page: noisy / enhanced / clean players
 
     page = write_report(recipe).read_text()
-    assert page.count("<audio") == 6 and "By noise type: brown" in page and ">enhanced_gain<" in page
+    assert page.count("<audio") == 6 and "By noise type: brown" in page and ">enhanced_vocoder<" in page
+
+
+def test_the_attenuation_limit_is_chosen_for_pesq_without_losing_stoi():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from enhance_min_gain import choose
+
+    noisy = {"pesq_wb": 1.5, "stoi": 0.93}
+    table = {0.1: {"pesq_wb": 2.1, "stoi": 0.92}, 0.2: {"pesq_wb": 2.0, "stoi": 0.94}, 0.3: {"pesq_wb": 1.9, "stoi": 0.95}}
+    assert choose(table, noisy) == 0.2          # 0.1 has the best PESQ but loses STOI
+    assert choose({0.1: table[0.1]}, noisy) == 0.1  # none keeps STOI: the best PESQ

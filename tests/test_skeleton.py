@@ -98,6 +98,18 @@ def test_a_kill_at_the_commit_point_resumes_to_a_model_at_the_right_step(tiny, s
         assert specgan.load_stage_one(out / "model.safetensors").step == 4
 
 
+# -- resuming on a GPU ----------------------------------------------------------------------------
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="resuming on CUDA needs a GPU")
+@pytest.mark.parametrize("stage", ["specgan", "vocoder"])
+def test_a_run_resumes_on_the_gpu(tiny, stage):
+    """state.pt is loaded onto the training device; the RNG states in it must go back to the CPU
+    (a CUDA resume failed with 'RNG state must be a torch.ByteTensor' on an H200, 2026-12-04)."""
+    work, common = tiny
+    assert main(["train", "--stage", stage, *common, "--steps", "2", "--device", "cuda", "--no-progress"]) == 0
+    assert main(["train", "--stage", stage, *common, "--steps", "4", "--device", "cuda", "--no-progress"]) == 0
+    assert state_step(work / stage / "state.pt") == 4
+
+
 # -- fault 5: history across a resumed vocoder run ----------------------------------------------------
 def test_a_resumed_vocoder_run_keeps_its_history_monotonic(tiny):
     work, common = tiny

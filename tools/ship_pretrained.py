@@ -4,6 +4,8 @@ numbers a model card needs (steps, training time from history.jsonl, eval/metric
     python tools/ship_pretrained.py --recipe recipes/speech.yaml --dest pretrained/speech
     python tools/ship_pretrained.py --recipe recipes/voices.yaml --dest pretrained/speech --only vocoder \
         --vocoder exp/voices/ablation/pghi-refine/model.safetensors --vocoder-kwarg pghi_mode=frames
+    python tools/ship_pretrained.py --recipe recipes/enhance.yaml --dest pretrained/enhance --only enhance
+    python tools/ship_pretrained.py --recipe recipes/codec.yaml --dest pretrained/codec --only codec
 
 Run ``specgan run --recipe ... --stage evaluate`` first so the card's metrics exist. The model card
 itself (README.md beside the weights) is written by a person, from these numbers and by listening.
@@ -22,7 +24,8 @@ def main() -> int:
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--dest", required=True)
     ap.add_argument("--vocoder", default=None, help="vocoder model.safetensors (default <work>/vocoder)")
-    ap.add_argument("--only", choices=("specgan", "vocoder"), default=None, help="ship one of the two")
+    ap.add_argument("--only", choices=("specgan", "vocoder", "enhance", "codec"), default=None,
+                    help="ship one model (default: stage one and the vocoder; enhance and codec recipes: --only enhance / codec)")
     ap.add_argument("--vocoder-kwarg", action="append", default=[], metavar="KEY=VALUE",
                     help="an inference-time constructor argument for the shipped vocoder (YAML value), e.g. "
                          "pghi_mode=frames; refused if it would change the tensors")
@@ -41,10 +44,13 @@ def main() -> int:
         ap.error(f"--vocoder-kwarg {bad[0]!r}: expected KEY=VALUE")
     voc_kwargs = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.vocoder_kwarg)}
     summary = {}
-    for name, src in (("specgan", recipe.work / "specgan" / "model.safetensors"), ("vocoder", voc)):
-        if args.only not in (None, name):
+    models = {"specgan": ("specgan", recipe.work / "specgan" / "model.safetensors"), "vocoder": ("vocoder", voc),
+              "enhance": ("enhancer", recipe.work / "enhance" / "model.safetensors"),
+              "codec": ("codec", recipe.work / "codec" / "model.safetensors")}
+    for name, (file, src) in models.items():
+        if args.only != name and (args.only is not None or name in ("enhance", "codec")):
             continue
-        out = half_copy(src, dest / f"{name}.safetensors", kwargs=voc_kwargs if name == "vocoder" else None)
+        out = half_copy(src, dest / f"{file}.safetensors", kwargs=voc_kwargs if name == "vocoder" else None)
         hist = src.parent / "history.jsonl"
         rows = [json.loads(line) for line in hist.read_text().splitlines() if line.strip()] if hist.is_file() else []
         secs = [r.get("time/sec_per_it", r.get("time/sec_per_step")) for r in rows]
@@ -52,6 +58,11 @@ def main() -> int:
                          "last_logged": rows[-1] if rows else None,
                          "logged_sec_per_step_mean": (sum(s for s in secs if s) / max(1, sum(1 for s in secs if s)))
                          if any(secs) else None}
+        state = src.parent / "state.pt"
+        if state.is_file():  # the CPU time the run trained for, across resumes (the skeleton counts it)
+            import torch
+
+            summary[name]["cpu_hours"] = float(torch.load(state, weights_only=True).get("cpu_seconds", 0.0)) / 3600
     metrics = recipe.work / "eval" / "metrics.json"
     if metrics.is_file():
         summary["metrics"] = json.loads(metrics.read_text())

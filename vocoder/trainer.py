@@ -241,6 +241,9 @@ class Trainer:
         return state
 
     def _set_rng_state(self, state: dict[str, Any]) -> None:
+        # A generator's state is a CPU ByteTensor whatever the device; state.pt is loaded with
+        # map_location = the training device, which moves these to the GPU on a CUDA resume.
+        state = {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in state.items()}
         self.sampler.set_state(state["sampler"])
         torch.set_rng_state(state["torch"])
         random.setstate(_tuples(state["python"]))
