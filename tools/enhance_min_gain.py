@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,7 @@ def main() -> int:
     from specgan import metrics as M
     from specgan.checkpoints import enhancer_path
     from specgan.enhancement.inference import Enhancement, load_enhancer
-    from specgan.enhancement.data import fixed_pairs
-    from specgan.enhancement.sets import clean_clips
+    from specgan.enhancement.sets import clean_clips, dev_pairs
     from specgan.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
@@ -49,15 +49,10 @@ def main() -> int:
     path = Path(args.model) if args.model else enhancer_path(recipe)
     g, mel, step = load_enhancer(path)
     pool = clean_clips(recipe, "train")[0] if "babble" in ec.train_noises else None
-    # dev_pairs' pairs (the same seeds), for --clips dev clips rather than eval_items' one
-    clips, paths = clean_clips(recipe, "dev", args.clips)
-    pairs = fixed_pairs(clips, paths, mel.sample_rate, ec.train_noises, ec.test_snrs, recipe.seed + 1, pool=pool)
+    pairs = dev_pairs(recipe, pool=pool, clips=args.clips)
     sr = mel.sample_rate
     scores: dict[str, list[dict]] = {"noisy": []}
-    jobs = {}
-    for v in args.values:
-        ec.min_gain = v
-        jobs[v] = Enhancement.for_config(g, None, mel, ec, "gain")
+    jobs = {v: Enhancement.for_config(g, None, mel, replace(ec, min_gain=v), "gain") for v in args.values}
     for p in pairs:
         scores["noisy"].append({"pesq_wb": M.pesq_wb(p.clean, p.noisy, sr), "stoi": M.stoi(p.clean, p.noisy, sr)})
         for v, job in jobs.items():

@@ -22,12 +22,12 @@ SYSTEMS = (("noisy", "noisy"), ("baseline", "noisereduce"), ("enhanced", "enhanc
 
 
 def spectrogram_db(x: np.ndarray, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
-    """|STFT| in dB (Hann, frames as columns)."""
-    w = np.hanning(n_fft)
-    x = np.pad(x, (n_fft // 2, n_fft // 2))
-    n = 1 + (len(x) - n_fft) // hop
-    frames = np.stack([x[i * hop: i * hop + n_fft] * w for i in range(n)], axis=1)
-    return 20 * np.log10(np.abs(np.fft.rfft(frames, axis=0)) + 1e-6)
+    """|STFT| in dB (Hann, frames as columns), as tools/vocoder_spectrograms.py draws its panels."""
+    import torch
+
+    spec = torch.stft(torch.from_numpy(np.ascontiguousarray(x, np.float32)), n_fft, hop,
+                      window=torch.hann_window(n_fft), return_complex=True).abs()
+    return (20 * torch.log10(spec + 1e-6)).numpy()
 
 
 def main() -> int:

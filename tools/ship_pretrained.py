@@ -47,9 +47,8 @@ def main() -> int:
     models = {"specgan": ("specgan", recipe.work / "specgan" / "model.safetensors"), "vocoder": ("vocoder", voc),
               "enhance": ("enhancer", recipe.work / "enhance" / "model.safetensors"),
               "codec": ("codec", recipe.work / "codec" / "model.safetensors")}
-    for name, (file, src) in models.items():
-        if args.only != name and (args.only is not None or name in ("enhance", "codec")):
-            continue
+    for name in [args.only] if args.only else ["specgan", "vocoder"]:
+        file, src = models[name]
         out = half_copy(src, dest / f"{file}.safetensors", kwargs=voc_kwargs if name == "vocoder" else None)
         hist = src.parent / "history.jsonl"
         rows = [json.loads(line) for line in hist.read_text().splitlines() if line.strip()] if hist.is_file() else []

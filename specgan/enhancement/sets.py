@@ -40,13 +40,15 @@ def mel_statistics(mel_cfg, clips) -> tuple[np.ndarray, np.ndarray]:
     return frames.mean(1).numpy(), frames.std(1).numpy()
 
 
-def dev_pairs(recipe, pool=None) -> list[Pair]:
-    """The dev speakers under the training noise types at the test SNRs (model selection)."""
+def dev_pairs(recipe, pool=None, clips: int | None = None) -> list[Pair]:
+    """The dev speakers under the training noise types at the test SNRs (model selection): the
+    first ``clips`` dev clips, by default as many as ``eval_items`` pairs need.
+    """
     ec = recipe.enhance
-    clips, paths = clean_clips(recipe, "dev", ec.eval_items)
-    per_clip = len(ec.train_noises) * len(ec.test_snrs)
-    return fixed_pairs(clips, paths, recipe.mel.sample_rate, ec.train_noises, ec.test_snrs, recipe.seed + 1, pool=pool,
-                       max_clips=max(1, -(-ec.eval_items // per_clip)))
+    if clips is None:
+        clips = max(1, -(-ec.eval_items // (len(ec.train_noises) * len(ec.test_snrs))))
+    audio, paths = clean_clips(recipe, "dev", clips)
+    return fixed_pairs(audio, paths, recipe.mel.sample_rate, ec.train_noises, ec.test_snrs, recipe.seed + 1, pool=pool)
 
 
 def test_pairs(recipe, pool=None) -> list[Pair]:
