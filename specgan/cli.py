@@ -270,6 +270,17 @@ def cmd_evaluate(args) -> int:
             evaluate_codec(recipe, vocoder=args.vocoder, report=print)
         print(f"evaluate: → {recipe.work / 'eval' / 'codec.json'}")
         return 0
+    if recipe.task == "augment":  # the low-resource experiment: a recogniser per K-shot cell and condition
+        from specgan.kshot import evaluate_kshot, summary_table
+
+        from specgan.report import write_report
+
+        with _writer(recipe, args):
+            out = evaluate_kshot(recipe, report=print)
+            page = write_report(recipe)
+        print(f"evaluate: → {out['path']} (.md, .png beside it), {page}")
+        print(summary_table(out))
+        return 0
     with _writer(recipe, args):
         out = evaluate(recipe, vocoder_name=args.vocoder, report=print)
     print(f"evaluate: → {out['path']}")
@@ -305,6 +316,9 @@ def _train_stage(args, recipe, device: str) -> dict:
 
     if args.out and args.stage != "vocoder":
         raise ValueError("--out applies to --stage vocoder only")
+    if recipe.task == "augment" and args.stage == "specgan":
+        raise ValueError(f"{recipe.path}: an augment recipe trains one GAN per K-shot cell: `specgan run --recipe "
+                         f"{recipe.path} --stage specgan --stop-stage specgan` (docs/augment.md)")
     if args.stage in ("enhance", "codec"):
         if args.init_from:
             raise ValueError("--init-from applies to --stage specgan and vocoder")

@@ -190,6 +190,36 @@ CODEC_RUNNERS: dict[str, Callable[..., str]] = {
 }
 
 
+def _kshot(step: str):
+    """Stages 2, 4 and 5 of an augment recipe (:mod:`specgan.kshot`)."""
+
+    def runner(recipe: Recipe, force: bool, device: str, progress: bool) -> str:
+        from specgan import kshot
+
+        if step == "specgan":
+            return "\n".join(kshot.train_cell_gans(recipe, device=device, progress=progress, force=force,
+                                                    report=lambda _: None))
+        if step == "synth":
+            return "\n".join(kshot.make_sets(recipe, device="cpu", force=force, report=lambda _: None))
+        from specgan.report import write_report
+
+        out = kshot.evaluate_kshot(recipe, force=force, report=print)
+        return f"{out['path']} (.md, .png beside it), {write_report(recipe)}\n" + kshot.summary_table(out)
+
+    return runner
+
+
+# an augment recipe's stages: the low-resource experiment
+AUGMENT_RUNNERS: dict[str, Callable[..., str]] = {
+    "prepare": _prepare,
+    "features": _features,
+    "specgan": _kshot("specgan"),
+    "vocoder": lambda r, f, d, p: "not used: the recogniser reads log-mels, and generated mels reach it as drawn",
+    "synth": _kshot("synth"),
+    "evaluate": _kshot("evaluate"),
+}
+
+
 def run(recipe: Recipe, stage: int = 0, stop_stage: int = len(STAGES) - 1, force: bool = False,
         device: str = "auto", progress: bool = True, report: Callable[[str], None] = print) -> dict[str, str]:
     """Run stages ``stage..stop_stage``; returns {stage name: what happened}."""
@@ -200,7 +230,7 @@ def run(recipe: Recipe, stage: int = 0, stop_stage: int = len(STAGES) - 1, force
     for i in range(stage, stop_stage + 1):
         name = STAGES[i]
         report(f"== stage {i}: {name}")
-        runners = {"enhance": ENHANCE_RUNNERS, "codec": CODEC_RUNNERS}.get(recipe.task, RUNNERS)
+        runners = {"enhance": ENHANCE_RUNNERS, "codec": CODEC_RUNNERS, "augment": AUGMENT_RUNNERS}.get(recipe.task, RUNNERS)
         msg = runners[name](recipe, force, device, progress)
         done[name] = msg
         report(f"   {name}: {msg}")

@@ -31,6 +31,7 @@ import yaml
 from specgan.audio import Preprocess
 from specgan.codec.config import CodecConfig
 from specgan.enhancement.config import EnhanceConfig
+from specgan.kshot import KShotConfig
 from specgan.stage_one.config import SpecGANConfig
 from vocoder.config import VocoderConfig
 from vocoder.mel import MelConfig
@@ -363,7 +364,9 @@ class Recipe:
     # generate: stage one + a vocoder (synth, evaluate the generation); enhance: the mel → mel GAN of
     # the enhance section (specgan run trains it at stage 2 and scores it at stage 5; specgan enhance);
     # codec: the mel codec of the codec section (the same stages; specgan encode / decode)
-    task: Literal["generate", "enhance", "codec"] = "generate"
+    # augment: the low-resource experiment of the kshot section (specgan/kshot.py: a GAN per K-shot cell
+    # at stage 2, the extra training sets at stage 4, the recognisers at stage 5)
+    task: Literal["generate", "enhance", "codec", "augment"] = "generate"
     mel: MelConfig = field(default_factory=MelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -376,6 +379,8 @@ class Recipe:
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
     # compression (specgan encode / decode, recipes/codec.yaml): the mel codec, decoded by the vocoder
     codec: CodecConfig = field(default_factory=CodecConfig)
+    # the low-resource augmentation experiment (task: augment, recipes/augment-digits.yaml)
+    kshot: KShotConfig = field(default_factory=KShotConfig)
     # Path of the YAML this came from (not a key; filled by load_recipe).
     path: str | None = field(default=None, metadata={"internal": True})
 

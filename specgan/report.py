@@ -203,6 +203,52 @@ def _write_use_report(recipe: Recipe) -> Path:
     return out
 
 
+def _write_kshot_report(recipe: Recipe) -> Path:
+    """The page of an augment recipe: the accuracy-against-K figure and table of ``eval/kshot.json``,
+    and per class a real clip of the first cell beside its GAN's and the shipped model's clips
+    (log-mels as the recogniser reads them: the experiment never vocodes).
+    """
+    from specgan.kshot import cells, summary_table
+
+    suffix = f"-{recipe.kshot.variant}" if recipe.kshot.variant else ""
+    path = recipe.work / "eval" / f"kshot{suffix}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `specgan evaluate --recipe {recipe.path}` first")
+    m = json.loads(path.read_text())
+    png = path.with_suffix(".png")
+    rows = summary_table(m).split("\n")
+    head = [c.strip() for c in rows[0].strip("|").split("|")]
+    body = "".join("<tr>" + "".join(f"<td class=num>{html.escape(c.strip())}</td>" for c in r.strip("|").split("|"))
+                   + "</tr>" for r in rows[2:] if r.startswith("|"))
+    parts = [f"<h1>{html.escape(recipe.name)}: low-resource augmentation</h1>",
+             "<p class=note>A recogniser trained from scratch per cell (K real clips per class, drawn by a seed) and "
+             "condition, scored on the held-out split. 'shipped' draws from a model that saw the whole train split: "
+             "a reference, not a low-resource result.</p>",
+             f'<img src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}" alt="accuracy against K">'
+             if png.is_file() else "",
+             "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + body + "</table>",
+             f"<p class=note>{html.escape(rows[-1])}</p>"]
+    k, seed = cells(recipe.kshot)[0]
+    sets_file = recipe.work / "kshot" / f"k{k}-s{seed}" / f"sets{suffix}.pt"
+    if sets_file.is_file():
+        sets = torch.load(sets_file, weights_only=False)
+        parts.append(f"<h2>Cell K={k}, seed {seed}: per class, a real clip, a classical copy, the cell GAN's and the shipped model's (normalised log-mels)</h2>")
+        for c in sets["classes"][:10]:
+            row = []
+            for name in ("real", "classical", "gan", "shipped"):
+                if name in sets and c in sets[name][1]:
+                    x = sets[name][0][sets[name][1].index(c), 0].numpy()
+                    row.append(f'<figure><img src="{_png_uri(x, -1.0, 1.0)}" width="158" height="108" '
+                               f'alt="{name} {html.escape(str(c))}"><figcaption>{name}</figcaption></figure>')
+            parts.append(f"<h3>{html.escape(str(c))}</h3><div>{''.join(row)}</div>")
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(recipe.name)}</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(parts)}<p id=audio-status class=note></p>{_SCRIPT}"
+            "</body></html>")
+    out = recipe.work / "eval" / f"report{suffix}.html"
+    out.write_text(page)
+    return out
+
+
 @torch.inference_mode()
 def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocoder_name: str = "auto") -> Path:
     """Write ``<work>/eval/report.html``: a view of ``eval/`` and ``synth/``.
@@ -223,6 +269,8 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocod
     """
     if recipe.task in _USE_PAGES:
         return _write_use_report(recipe)
+    if recipe.task == "augment":
+        return _write_kshot_report(recipe)
     import soundfile as sf
 
     from specgan.audio import load_clip

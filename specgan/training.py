@@ -16,6 +16,7 @@ older); a missing or stale ``model.safetensors`` is rewritten from the state.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from specgan.audio import load_clip
@@ -324,10 +326,14 @@ def _spec_text(spec: dict) -> str:
 def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
                   progress: bool = True, init_from: str | None = None, mode: str = "train",
                   force: bool = False, out: str | Path | None = None, cpu_seconds: float | None = None,
-                  meta: dict | None = None) -> dict:
+                  meta: dict | None = None, items: list[str] | None = None, stats=None) -> dict:
     """Train stage one on the recipe's cached train features into ``<work>/specgan`` (or ``out``),
     for ``steps`` steps or until ``cpu_seconds`` of CPU time are used; ``meta`` adds keys to the
     model file's metadata.
+
+    ``items`` trains on those train-split ids alone (the low-resource experiment's K clips per
+    class) and ``stats`` normalises with other statistics than the split's (theirs): both are part
+    of the run's fingerprint, so another subset retrains instead of resuming.
     """
     from specgan.features.cache import features_key, load_features, load_index, load_stats
     from specgan.stage_one.data import MelDataset
@@ -341,16 +347,24 @@ def train_specgan(recipe: Recipe, steps: int | None = None, resume: bool = False
     if index["key"] != features_key(recipe):
         raise ValueError(f"{recipe.work / 'features'} was made with another mel/preprocessing config: "
                          f"run `specgan features --recipe {recipe.path}` first")
-    ids = list(index["items"])
+    ids = list(index["items"]) if items is None else list(items)
+    missing = [i for i in ids if i not in index["items"]]
+    if missing:
+        raise ValueError(f"{recipe.work / 'features' / 'train'}: {len(missing)} of the asked items are not in the "
+                         f"train split (first: {missing[0]})")
     labels = [index["items"][i]["label"] for i in ids] if cfg.conditional else [None] * len(ids)
     keys = recipe.data.label_keys
     space = LabelSpace.from_labels(keys, labels) if cfg.conditional and labels and labels[0] is not None \
         else LabelSpace([], [])
     shape = specgan_shape(recipe, space)
+    if items is not None:   # in the data key: the trainer stores it in state.pt's shape
+        shape["data"]["items"] = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+    if stats is not None:
+        shape["data"]["stats"] = hashlib.sha256(np.concatenate([stats.mean, stats.std]).tobytes()).hexdigest()[:16]
     p = _decide(out, target, shape, mode, force, resume, init_from)
     if p.action == "up-to-date" and not p.model_stale:
         return {"step": p.step, "out": str(out), "up_to_date": True}
-    stats = load_stats(recipe.work)
+    stats = load_stats(recipe.work) if stats is None else stats
     mels = [load_features(recipe.work, "train", i, index, mmap=False) for i in ids]
     data = MelDataset(mels, labels, stats, cfg.frames, recipe.mel.log_floor, space=space)
     trainer = SpecGANTrainer(cfg, data, out, pick_device(device), seed=recipe.seed, mel=recipe.mel,

@@ -142,20 +142,26 @@ def test_shipped_models_synthesise_what_they_did_before_the_stage_one_package():
     """The shipped stage-one files, written before the class prior and the harmonic head became
     modules (tensors ``prior``, ``comb_*``, ``source.*``), load through the legacy-name map and
     draw the very log-mels they drew before (tests/data/pretrained_reference.npz: seeds 5 and 6,
-    one batch, made with the code of c613c4e), and the shipped vocoders turn the first into the
-    same 16-bit samples."""
+    one batch, made with the code of c613c4e; equal to float rounding, which differs between
+    CPUs), and the shipped vocoders turn the first into the same 16-bit samples (to 50 dB)."""
     torch.set_num_threads(1)
     ref = np.load(Path(__file__).parent / "data" / "pretrained_reference.npz")
     for name, voc_name in (("speech", "speech"), ("speech-multi", "speech"), ("music", "music")):
         model = specgan.load_stage_one(specgan.shipped(name, "specgan"))
         label = str(ref[f"{name}/label"])
         logmel = model.sample(label, seeds=[5, 6], batch_size=None)
-        np.testing.assert_array_equal(logmel.numpy(), ref[f"{name}/logmel"], err_msg=name)
+        # float rounding differs between CPUs (AVX2 / AVX-512 kernels: up to ~1e-5 nats here); a
+        # wrong tensor name or layout moves the mels by whole nats
+        np.testing.assert_allclose(logmel.numpy(), ref[f"{name}/logmel"], rtol=0, atol=1e-4, err_msg=name)
         voc = vocoder.load(specgan.shipped(voc_name))
         with torch.inference_mode():
             wav = voc(logmel[:1].float()).reshape(-1).clamp(-1, 1).numpy()
-        diff = np.abs(np.round(wav * 32767).astype(np.int32) - ref[f"{name}/wav16"].astype(np.int32))
-        assert diff.max() <= 1, f"{name}: {diff.max()} LSB from the reference"
+        # the pghi vocoder's phase retrieval carries that rounding into the samples (on an AVX-512 CPU
+        # 65-83 dB from the reference, up to 33 LSB on music); a wrong weight or layout is near 0 dB
+        ref16 = ref[f"{name}/wav16"].astype(np.float64)
+        err = np.round(wav * 32767) - ref16
+        snr = 10 * np.log10(np.sum(ref16**2) / max(np.sum(err**2), 1e-9))
+        assert snr >= 50, f"{name}: {snr:.1f} dB from the reference"
 
 
 def test_a_checkpoint_with_the_old_tensor_names_resumes():

@@ -32,7 +32,7 @@ from specgan.workdir import read_marker
 from vocoder.checkpoint import atomic_write
 from vocoder.mel import MelConfig, MelStats
 
-__all__ = ["FEATURE_VERSION", "compute_stats", "extract_split", "features_key", "load_features", "load_index",
+__all__ = ["FEATURE_VERSION", "compute_stats", "stats_of", "extract_split", "features_key", "load_features", "load_index",
            "load_stats", "run_features"]
 
 log = logging.getLogger(__name__)
@@ -210,10 +210,17 @@ def compute_stats(recipe: Recipe) -> MelStats:
     index = load_index(recipe.work, "train")
     if not index["items"]:
         raise RuntimeError("features/train is empty: cannot compute normalisation statistics")
-    n_mels = recipe.mel.n_mels
+    mels = (load_features(recipe.work, "train", item_id, index) for item_id in index["items"])
+    return stats_of(mels, recipe.mel.n_mels, recipe.features.clip_sigma)
+
+
+def stats_of(mels, n_mels: int, clip_sigma: float | None) -> MelStats:
+    """Per-bin mean/std over every frame of ``mels`` ((n_mels, frames) arrays, any iterable), merged
+    clip by clip (Chan's parallel update, float64): the statistics of a split, or of a subset.
+    """
     count, mean, m2 = 0, np.zeros(n_mels), np.zeros(n_mels)
-    for item_id in index["items"]:
-        x = load_features(recipe.work, "train", item_id, index).astype(np.float64)
+    for m in mels:
+        x = np.asarray(m, np.float64)
         nb = x.shape[1]
         if nb == 0:
             continue
@@ -225,7 +232,7 @@ def compute_stats(recipe: Recipe) -> MelStats:
         m2 = m2 + m2b + delta**2 * count * nb / tot
         count = tot
     std = np.maximum(np.sqrt(m2 / max(count, 1)), _STD_FLOOR)
-    return MelStats(mean, std, count, recipe.features.clip_sigma)
+    return MelStats(mean, std, count, clip_sigma)
 
 
 def _stats_key(recipe: Recipe) -> str:
