@@ -64,6 +64,33 @@ def _accuracy(model: MelClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((probs.argmax(1) == y.numpy()).mean())
 
 
+def start_training(n_classes: int, width: int, lr: float, seed: int, horizon: int):
+    """(model, optimiser, cosine schedule over ``horizon`` scheduler steps, batch generator), seeded:
+    the one recipe the evaluation classifier and the augmentation experiment's recognisers share.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = MelClassifier(n_classes, width)
+    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
+    return model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, horizon), gen
+
+
+def train_step(model: MelClassifier, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               gen: torch.Generator, max_shift: int, transform=None) -> float:
+    """One step on a batch: a random circular time shift of up to ``max_shift`` frames, then
+    ``transform(x)`` if given (e.g. SpecAugment), cross-entropy, AdamW. Returns the batch loss.
+    """
+    if max_shift:
+        x = torch.roll(x, int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen)), dims=3)
+    if transform is not None:
+        x = transform(x)
+    loss = nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
                      width: int = 32, seed: int = 0, max_shift: int = 4, patience: int = 4) -> dict:
     """Train on ``train`` (a :class:`specgan.stage_one.data.MelDataset` with labels), keep the epoch
@@ -75,11 +102,7 @@ def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_
 
     if train.y is None:
         raise ValueError("the evaluation classifier needs labels (set data.label)")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = MelClassifier(len(train.vocab), width)
-    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    model, opt, sched, gen = start_training(len(train.vocab), width, lr, seed, epochs)
     best, best_state, history = -1.0, None, []
     for epoch in range(epochs):
         model.train()
@@ -87,14 +110,7 @@ def train_classifier(train, dev, test, out: str | Path, epochs: int = 20, batch_
         total = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            x, y = train.x[idx], train.y[idx]
-            if max_shift:
-                x = torch.roll(x, int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen)), dims=3)
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
+            total += train_step(model, opt, train.x[idx], train.y[idx], gen, max_shift) * len(idx)
         sched.step()
         acc = _accuracy(model, dev.x, dev.y)
         history.append({"epoch": epoch + 1, "train_loss": total / len(train), "dev_accuracy": acc})

@@ -46,7 +46,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 __all__ = ["CONDITIONS", "ClassicalConfig", "KShotConfig", "RecogniserConfig", "cells", "draw_subset",
            "evaluate_kshot", "make_sets", "spec_augment", "summary_table", "train_cell_gans", "train_recogniser"]
@@ -448,16 +447,13 @@ def train_recogniser(train: tuple[torch.Tensor, list[str]], classes: list[str], 
     """
     import time
 
-    from specgan.classifier import MelClassifier
+    from specgan.classifier import start_training, train_step
 
     x, ys = train
     index = {c: i for i, c in enumerate(classes)}
     y = torch.tensor([index[c] for c in ys])
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = MelClassifier(len(classes), rc.width)
-    opt = torch.optim.AdamW(model.parameters(), rc.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, rc.steps)
+    model, opt, sched, gen = start_training(len(classes), rc.width, rc.lr, seed, rc.steps)
+    transform = None if augment is None else (lambda xb: spec_augment(xb, augment, gen))
     t0 = time.process_time()
     model.train()
     mixed = rc.real_share is not None and n_real is not None and 0 < n_real < len(x)
@@ -471,15 +467,7 @@ def train_recogniser(train: tuple[torch.Tensor, list[str]], classes: list[str], 
             idx = torch.cat([real.take(min(b_real, n_real)), added.take(min(rc.batch_size - b_real, len(x) - n_real))])
         else:
             idx = every.take(min(rc.batch_size, len(x)))
-        xb = x[idx]
-        if rc.max_shift:
-            xb = torch.roll(xb, int(torch.randint(-rc.max_shift, rc.max_shift + 1, (1,), generator=gen)), dims=3)
-        if augment is not None:
-            xb = spec_augment(xb, augment, gen)
-        loss = nn.functional.cross_entropy(model(xb), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x[idx], y[idx], gen, rc.max_shift, transform)
         sched.step()
     model.eval()
     return model, time.process_time() - t0
@@ -575,24 +563,31 @@ def summarise(rows: list[dict]) -> list[dict]:
              "seeds": len(v)} for (k, c), v in sorted(groups.items(), key=lambda kv: (kv[0][0], CONDITIONS.index(kv[0][1])))]
 
 
-def summary_table(out: dict) -> str:
-    """Markdown: accuracy (mean ± std over seeds) per K (rows) and condition (columns)."""
+def summary_cells(out: dict) -> tuple[list[str], list[list[str]], str]:
+    """The summary as a grid: the header (K, then each condition), a row of cells per K (mean ± std
+    over seeds, "—" where a cell has no result) and the caption; the markdown table and the report
+    page both render it.
+    """
     conds = [c for c in CONDITIONS if any(s["condition"] == c for s in out["summary"])]
-    ks = sorted({s["k"] for s in out["summary"]})
     cell = {(s["k"], s["condition"]): s for s in out["summary"]}
-    lines = ["| K per class | " + " | ".join(conds) + " |", "|---|" + "---|" * len(conds)]
-    for k in ks:
-        vals = []
-        for c in conds:
-            s = cell.get((k, c))
-            vals.append("—" if s is None else f"{s['mean']:.3f} ± {s['std']:.3f}")
-        lines.append(f"| {k} | " + " | ".join(vals) + " |")
+    rows = []
+    for k in sorted({s["k"] for s in out["summary"]}):
+        rows.append([str(k)] + ["—" if (s := cell.get((k, c))) is None else f"{s['mean']:.3f} ± {s['std']:.3f}"
+                                for c in conds])
     per_k = {s["k"]: s["seeds"] for s in out["summary"]}
     seeds = f"{next(iter(per_k.values()))} seed(s)" if len(set(per_k.values())) == 1 else \
         "the seeds each K has (" + ", ".join(f"K={k}: {n}" for k, n in sorted(per_k.items())) + ")"
-    lines.append(f"\nTest accuracy on the {out['test_split']} split ({out['test_items']} clips, {out['classes']} "
-                 f"classes), mean ± standard deviation over {seeds}.")
-    return "\n".join(lines)
+    caption = (f"Test accuracy on the {out['test_split']} split ({out['test_items']} clips, {out['classes']} "
+               f"classes), mean ± standard deviation over {seeds}.")
+    return ["K per class", *conds], rows, caption
+
+
+def summary_table(out: dict) -> str:
+    """Markdown: accuracy (mean ± std over seeds) per K (rows) and condition (columns)."""
+    head, rows, caption = summary_cells(out)
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join([*lines, "", caption])
 
 
 def plot_kshot(out: dict, path: Path) -> None:

@@ -208,18 +208,16 @@ def _write_kshot_report(recipe: Recipe) -> Path:
     and per class a real clip of the first cell beside its GAN's and the shipped model's clips
     (log-mels as the recogniser reads them: the experiment never vocodes).
     """
-    from specgan.kshot import cells, summary_table
+    from specgan.kshot import _suffix, cells, summary_cells
 
-    suffix = f"-{recipe.kshot.variant}" if recipe.kshot.variant else ""
+    suffix = _suffix(recipe.kshot)
     path = recipe.work / "eval" / f"kshot{suffix}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `specgan evaluate --recipe {recipe.path}` first")
     m = json.loads(path.read_text())
     png = path.with_suffix(".png")
-    rows = summary_table(m).split("\n")
-    head = [c.strip() for c in rows[0].strip("|").split("|")]
-    body = "".join("<tr>" + "".join(f"<td class=num>{html.escape(c.strip())}</td>" for c in r.strip("|").split("|"))
-                   + "</tr>" for r in rows[2:] if r.startswith("|"))
+    head, rows, caption = summary_cells(m)
+    body = "".join("<tr>" + "".join(f"<td class=num>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     parts = [f"<h1>{html.escape(recipe.name)}: low-resource augmentation</h1>",
              "<p class=note>A recogniser trained from scratch per cell (K real clips per class, drawn by a seed) and "
              "condition, scored on the held-out split. 'shipped' draws from a model that saw the whole train split: "
@@ -227,7 +225,7 @@ def _write_kshot_report(recipe: Recipe) -> Path:
              f'<img src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}" alt="accuracy against K">'
              if png.is_file() else "",
              "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + body + "</table>",
-             f"<p class=note>{html.escape(rows[-1])}</p>"]
+             f"<p class=note>{html.escape(caption)}</p>"]
     k, seed = cells(recipe.kshot)[0]
     sets_file = recipe.work / "kshot" / f"k{k}-s{seed}" / f"sets{suffix}.pt"
     if sets_file.is_file():

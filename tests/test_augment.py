@@ -216,6 +216,7 @@ def test_kshot_experiment_runs_stage_by_stage_and_resumes(tiny):
     assert "| 2 |" in (tiny.work / "eval" / "kshot.md").read_text()
     page = (tiny.work / "eval" / "report.html").read_text()   # the report: the figure, the table, the cell's mels
     assert 'alt="accuracy against K"' in page and page.count("<figcaption>shipped</figcaption>") == 10
+    assert "<th>K per class</th><th>real</th>" in page and "<tr><td class=num>2</td>" in page
     # again: every stage is up to date, no recogniser is retrained
     said.clear()
     again = run(recipe, 2, 5, device="cpu", progress=False, report=said.append)

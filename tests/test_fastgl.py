@@ -96,3 +96,16 @@ def test_the_pghi_vocoder_gives_the_same_wave_through_either_iteration_path(monk
         slow = g(x)
     assert fast.shape == slow.shape == (2, 1, 12 * 64)
     assert (fast - slow).abs().max() < 1e-3 * slow.abs().max()
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        STFTPlan(512, 64, 100, workers=0)
+
+
+def test_threaded_ffts_give_the_same_phase_to_the_bit():
+    """The iterations split their FFTs among threads (``workers``) without changing a bit of the result."""
+    rng = np.random.default_rng(3)
+    n_fft, hop, frames = 512, 64, 300
+    mag = rng.gamma(1.0, size=(n_fft // 2 + 1, frames)).astype(np.float32)
+    start = rng.uniform(-np.pi, np.pi, size=mag.shape).astype(np.float32)
+    one = fast_griffin_lim_np(mag, start, STFTPlan(n_fft, hop, frames, workers=1), 4)
+    two = fast_griffin_lim_np(mag, start, STFTPlan(n_fft, hop, frames, workers=2), 4)
+    np.testing.assert_array_equal(one, two)

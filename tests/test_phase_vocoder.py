@@ -153,6 +153,22 @@ def test_nnls_prior_fits_the_mel_where_the_clamped_pseudo_inverse_does_not():
         PhaseGenerator(MEL, amp_prior=False, nnls_iter=30, **TINY)
 
 
+def test_nnls_updates_with_the_sparse_filterbank_equal_the_dense_products():
+    """The CPU path applies the filterbank as a sparse matrix, the batch's frames side by side: the
+    same Lee-Seung updates as the dense products, to float rounding, for a batch of several clips."""
+    from vocoder.generators.phase import nnls_refine
+
+    g = torch.Generator().manual_seed(0)
+    fb = torch.from_numpy(mel_filterbank(MEL)).float()
+    target = torch.rand(3, fb.shape[0], 17, generator=g) + 0.01
+    x = torch.rand(3, fb.shape[1], 17, generator=g) + 0.01
+    dense = x.clone()
+    numer = fb.T @ target
+    for _ in range(30):
+        dense = dense * numer / (fb.T @ (fb @ dense)).clamp(min=1e-10)
+    torch.testing.assert_close(nnls_refine(fb, target, x, 30), dense, rtol=1e-4, atol=1e-7)
+
+
 # -- buzz --------------------------------------------------------------------------------------
 def _pink(n, rng):
     spec = np.fft.rfft(rng.standard_normal(n))

@@ -121,11 +121,13 @@ def test_checkpoint_roundtrip_and_fp16(clips, tmp_path):
         assert (g16(m) - ref).abs().max() < 2e-2
 
 
-def test_resume_continues_exactly(clips, tmp_path):
+@pytest.mark.parametrize("warmup", [0, 5])
+def test_resume_continues_exactly(clips, tmp_path, warmup):
     def make(out):
         cfg = VocoderConfig(generator={"name": "istft", **TINY_G["istft"]}, critics=[{"name": "mpd", **TINY_C["mpd"]}],
                             segment_samples=1024, batch_size=2, steps=6, log_every=1, eval_every=3, save_every=3,
-                            eval_items=1, critic_warmup_steps=2, ema=0.9, stft_resolutions=TINY_STFT)
+                            eval_items=1, critic_warmup_steps=2, ema=0.9, stft_resolutions=TINY_STFT,
+                            lr_decay=0.5, lr_decay_every=2, lr_warmup_steps=warmup)
         return VocoderTrainer(cfg, MEL, SegmentDataset(clips, SR, 1024, seed=1), SegmentDataset(clips[:1], SR, None),
                               out, seed=3)
 
@@ -133,11 +135,16 @@ def test_resume_continues_exactly(clips, tmp_path):
     whole.fit(progress=False, tensorboard=False)
     part = make(tmp_path / "b")
     part.fit(steps=3, progress=False, tensorboard=False)
+    # the lrs after 3 steps: halved every 2 steps, and (warmup 5) ramped to 4/5 of that
+    ramp = 4 / 5 if warmup else 1.0
+    assert part.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5 ** 1.5 * ramp)
     resumed = make(tmp_path / "b")
     resumed.load_state_dict(torch.load(tmp_path / "b" / "state.pt", weights_only=False))
     assert resumed.step == 3
     resumed.fit(progress=False, tensorboard=False)
     assert resumed.step == 6
+    for opt in (whole.opt_g, resumed.opt_g):
+        assert opt.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5 ** 3)
     for a, b in zip(whole.G.state_dict().values(), resumed.G.state_dict().values()):
         torch.testing.assert_close(a, b)
     import json
@@ -311,3 +318,42 @@ def test_ten_minute_mel_is_vocoded_in_bounded_chunks_without_seams():
     for start in range(496, 2000 - 16, 496):  # overlap regions [start, start + 16) frames
         seam = err[start * hop : (start + 16) * hop]
         assert seam.max() < 0.1 * whole.abs().max(), (start, float(seam.max()), float(whole.abs().max()))
+
+
+def test_the_speed_bench_calls_each_vocoder_on_the_chunks_specgan_vocode_uses():
+    """tools/bench_vocoders.py times every vocoder on the same chunks as ``vocode_stream``: the same
+    (start, stop) frames, the last chunk ending at the input's end."""
+    from conftest import load_tool
+
+    from vocoder.inference import vocode_stream
+
+    bench = load_tool("bench_vocoders")
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        hop_length = 1
+
+        def forward(self, mel):
+            seen.append(float(mel[0, 0, 0]))  # frame index of the chunk's first frame
+            return torch.zeros(mel.shape[0], 1, mel.shape[-1])
+
+    mel = torch.arange(1200.0).expand(1, 3, 1200)
+    bench.run_chunks(Recorder(), mel, 512)
+    by_bench, seen[:] = list(seen), []
+    list(vocode_stream(Recorder(), lambda a, b: mel[..., a:b], 1200, 512, bench.OVERLAP))
+    assert by_bench == seen == [0.0, 496.0, 992.0]
+    bench.run_chunks(Recorder(), mel, 0)
+    assert seen[-1] == 0.0 and len(seen) == 4
+
+
+def test_paired_differences_skip_the_columns_scored_per_set_not_per_clip(capsys):
+    """tools/eval_vocoders.py --paired --notes: the note-pitch columns are one figure per vocoder, not per
+    clip, so the paired table leaves them out instead of failing on them."""
+    from conftest import load_tool
+
+    tool = load_tool("eval_vocoders")
+    per = lambda v: {"per_clip": {"mel_l1": list(v)}, "mel_l1": float(np.mean(v)), "note_pitch_copies": 1.0}  # noqa: E731
+    results = {"a": per([0.3, 0.4, 0.5, 0.2]), "b": per([0.2, 0.3, 0.4, 0.1])}
+    tool._paired(results, ["mel_l1", "note_pitch_copies"])
+    assert set(results["b"]["paired"]) == {"mel_l1"}
+    assert results["b"]["paired"]["mel_l1"]["diff"] == pytest.approx(-0.1)

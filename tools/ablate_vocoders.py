@@ -91,13 +91,16 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                [*_PGHI_FRAMES, "vocoder.generator.refine_iter=16",
                 "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD,
                 "vocoder.critic_warmup_steps=0"]),
+    "ft-heap": ("the shipped speech vocoder (120 CPU-min) trained on as it was trained: offline heap PGHI, "
+                "16 iterations, regression only, the lrs ramped over 500 steps (fresh Adam moments)",
+                [*_PGHI, *_REFINE, "vocoder.lr_warmup_steps=500"]),
     "pghi-gan": ("pghi-mag with MPD + MRD critics (hinge) and feature matching after 1500 steps",
                  [*_PGHI, "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }
 # candidates that start from a trained model file (fine-tuning: the generator's weights; fresh critics)
-INIT_FROM = {"ft-regress": "pretrained/speech/vocoder.safetensors", "ft-gan": "pretrained/speech/vocoder.safetensors"}
+INIT_FROM = {name: "pretrained/speech/vocoder.safetensors" for name in ("ft-regress", "ft-gan", "ft-heap")}
 # f0_gpe / f0_fpe_cents: the gross (> 20 %) and fine halves of the F0 error (specgan.metrics.f0_metrics)
 METRICS = ("pesq_wb", "stoi", "f0_rmse_cents", "f0_gpe", "f0_fpe_cents", "vuv_error", "buzz_db", "mel_l1",
            "x_real_time")

@@ -13,7 +13,9 @@ Default table (issue 27): on the shipped models' own mel (16 kHz, hop 256; 64 me
 x real time (audio seconds / wall seconds, median of ``--repeats``, interleaved) at 1 and 2 threads
 on ``--seconds`` of audio (10 and 60 by default), the ratio of each shipped vocoder to Griffin-Lim on
 its mel, and the peak memory a 60 s input adds (each vocoder in a fresh process: peak RSS while
-vocoding minus RSS before it).
+vocoding minus RSS before it). Every vocoder vocodes as ``specgan vocode`` runs a long input: in
+chunks of 512 frames (8.2 s), consecutive chunks sharing 16 (``--chunk-frames 0``: the whole mel in
+one call, which costs the heap-based PGHI and Griffin-Lim more per second on long inputs).
 
 The speech input is real speech: the it_IT_m_Carlo prompts that tools/setup.sh installs
 (``asterisk-core-sounds-it-g722``, decoded with ffmpeg), concatenated; without them a synthetic
@@ -183,7 +185,7 @@ def memory_child(args) -> int:
         gc.collect()
         before = _status_kb("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
-        g(mel)
+        run_chunks(g, mel, args.chunk_frames)
     peak = _status_kb("VmHWM")
     print(json.dumps({"added_mb": (peak - before) / 1024, "peak_mb": peak / 1024}))
     return 0
@@ -197,7 +199,28 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def speed(models: dict, mel, seconds_audio: float, threads: int, repeats: int) -> dict:
+OVERLAP = 16  # frames two chunks share (vocoder.inference.vocode_stream's default)
+
+
+def run_chunks(m, mel, chunk: int) -> None:
+    """Vocode ``mel`` as ``specgan vocode`` does a long input: calls on ``chunk`` frames at a time,
+    consecutive chunks sharing OVERLAP frames (the cross-fade itself is left out: it costs the same
+    for every vocoder); ``chunk`` 0 = one call on the whole mel.
+    """
+    frames = mel.shape[-1]
+    if not chunk or frames <= chunk:
+        m(mel)
+        return
+    start = 0
+    while True:
+        stop = min(start + chunk, frames)
+        m(mel[..., start:stop])
+        if stop == frames:
+            return
+        start += chunk - OVERLAP
+
+
+def speed(models: dict, mel, seconds_audio: float, threads: int, repeats: int, chunk: int = 0) -> dict:
     import numpy as np
     import torch
 
@@ -209,7 +232,7 @@ def speed(models: dict, mel, seconds_audio: float, threads: int, repeats: int) -
         for _ in range(repeats):  # interleaved: machine drift hits every model alike
             for name, m in models.items():
                 t = time.perf_counter()
-                m(mel)
+                run_chunks(m, mel, chunk)
                 times[name].append(time.perf_counter() - t)
     return {name: seconds_audio / float(np.median(v)) for name, v in times.items()}
 
@@ -219,8 +242,10 @@ def main_table(args) -> int:
     seconds = [float(s) for s in args.seconds.split(",")]
     import torch
 
+    how = f"in chunks of {args.chunk_frames} frames ({OVERLAP} shared), as specgan vocode runs a long input" \
+        if args.chunk_frames else "the whole mel in one call"
     print(f"torch {torch.__version__}; x real time = audio seconds / wall seconds, median of {args.repeats}; "
-          f"peak memory: RSS added by one {args.memory_seconds:.0f} s input, fresh process, 1 thread")
+          f"peak memory: RSS added by one {args.memory_seconds:.0f} s input, fresh process, 1 thread; {how}")
     for kind in ("speech", "music"):
         names = table_rows(kind)
         results: dict[str, dict] = {n: {} for n in names}
@@ -231,7 +256,7 @@ def main_table(args) -> int:
             models = {n: m for n, m in models.items() if m is not None}
             for n in threads:
                 for name, rt in speed(models, mel, mel.shape[-1] * cfg.hop_length / cfg.sample_rate, n,
-                                      args.repeats).items():
+                                      args.repeats, args.chunk_frames).items():
                     results[name][f"{secs:g}s {n}T"] = rt
         if missing:
             print(f"(not installed: {', '.join(missing)}; run with --install)")
@@ -240,7 +265,8 @@ def main_table(args) -> int:
                 continue
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
             out = subprocess.run([sys.executable, __file__, "--memory-child", f"{kind}|{name}", "--memory-seconds",
-                                  str(args.memory_seconds), "--deps", str(args.deps)], capture_output=True, text=True,
+                                  str(args.memory_seconds), "--deps", str(args.deps), "--chunk-frames",
+                                  str(args.chunk_frames)], capture_output=True, text=True,
                                  env=env)
             results[name]["mem"] = json.loads(out.stdout.strip().splitlines()[-1])["added_mb"] if out.returncode == 0 \
                 else float("nan")
@@ -304,6 +330,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", default="10,60", help="input lengths for the speed columns")
     ap.add_argument("--memory-seconds", type=float, default=60.0)
+    ap.add_argument("--chunk-frames", type=int, default=512,
+                    help="vocode in chunks of this many frames, every vocoder alike (specgan vocode's default); "
+                         "0 = the whole mel in one call")
     ap.add_argument("--deps", type=Path, default=ROOT / ".bench-deps")
     ap.add_argument("--install", action="store_true", help="install the peers into --deps first")
     ap.add_argument("--registry", action="store_true", help="every registered generator, 22.05 kHz, random weights")

@@ -88,6 +88,7 @@ def _paired(results: dict, cols: list[str]) -> None:
     from specgan.metrics import paired_bootstrap
 
     (ref_label, ref), *others = results.items()
+    cols = [c for c in cols if c in ref["per_clip"]]  # per-clip measures only (--notes' columns are per set)
     print(f"\nminus {ref_label}, per clip: mean difference [95% bootstrap interval] (clips)")
     for label, r in others:
         r["paired"] = {c: paired_bootstrap(r["per_clip"][c], ref["per_clip"][c]) for c in cols}

@@ -32,6 +32,9 @@ class VocoderConfig:
     weight_decay: float = 0.01           # AdamW
     lr_decay: float = 0.999              # multiplies the lrs every lr_decay_every steps (HiFi-GAN: per epoch)
     lr_decay_every: int = 1000
+    # linear ramp of the lrs from 1/N to 1 over the first N steps: a run started from a model file
+    # (--init-from) begins with fresh Adam moments, whose first steps are lr-sized in every weight
+    lr_warmup_steps: int = 0
     critic_warmup_steps: int = 0         # reconstruction-only steps before the critics join
     grad_clip: float | None = None       # max grad norm (None = off, as HiFi-GAN; mel-L1 x 45 gives norms of 1e3)
     ema: float | None = None             # EMA decay for an averaged generator (e.g. 0.999)
@@ -48,7 +51,7 @@ class VocoderConfig:
         for name in ("segment_samples", "batch_size", "log_every", "eval_every", "save_every", "lr_decay_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
-        for name in ("steps", "critic_warmup_steps", "eval_items"):
+        for name in ("steps", "critic_warmup_steps", "eval_items", "lr_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be 0 or more, got {getattr(self, name)}")
         if len(self.betas) != 2:

@@ -91,12 +91,17 @@ class STFTPlan:
         frames: T; the signal has T·hop samples and the spectrum T frames (torch.stft's first T).
         window (ndarray, optional): (n_fft,) analysis/synthesis window; periodic Hann by default
             (``torch.hann_window``).
+        workers: threads of the FFTs (scipy splits the frames among them; the result is the same
+            to the bit for any count).
     """
 
-    def __init__(self, n_fft: int, hop: int, frames: int, window: np.ndarray | None = None):
+    def __init__(self, n_fft: int, hop: int, frames: int, window: np.ndarray | None = None, workers: int = 1):
         if frames < 1:
             raise ValueError(f"STFTPlan: frames must be >= 1, got {frames}")
         self.n_fft, self.hop, self.frames = int(n_fft), int(hop), int(frames)
+        if workers < 1:
+            raise ValueError(f"STFTPlan: workers must be >= 1, got {workers}")
+        self.workers = int(workers)
         self.length = self.frames * self.hop
         if self.length <= self.n_fft // 2:
             raise ValueError(f"STFTPlan: {self.length} samples are too few for reflect padding by {self.n_fft // 2} "
@@ -121,11 +126,11 @@ class STFTPlan:
         """(T·hop,) float32 → (T, F) complex64, frames first (torch.stft(...)[..., :T] transposed)."""
         _reflect_pad(y, self.n_fft // 2, self._pad)
         _frames(self._pad, self.window, self.hop, self._frames)
-        return scipy.fft.rfft(self._frames, axis=-1, workers=1)
+        return scipy.fft.rfft(self._frames, axis=-1, workers=self.workers)
 
     def istft(self, spec: np.ndarray) -> np.ndarray:
         """(T, F) complex64 → (T·hop,) float32 (a view of an internal buffer: copy to keep it)."""
-        frames = scipy.fft.irfft(spec, n=self.n_fft, axis=-1, workers=1)
+        frames = scipy.fft.irfft(spec, n=self.n_fft, axis=-1, workers=self.workers)
         _overlap_add(frames, self.window, self.hop, self.inv_envelope, self._wave)
         return self._wave
 

@@ -36,6 +36,18 @@ __all__ = ["VocoderTrainer"]
 log = logging.getLogger(__name__)
 
 
+def _lr_schedule(opt: torch.optim.Optimizer, cfg: VocoderConfig):
+    """The lrs stepped every iteration: ``lr_decay`` per ``lr_decay_every`` steps, times a linear ramp
+    over the first ``lr_warmup_steps`` (none: the plain exponential schedule, whose saved state older
+    runs resume with).
+    """
+    gamma = cfg.lr_decay ** (1.0 / cfg.lr_decay_every)
+    if not cfg.lr_warmup_steps:
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
+    n = cfg.lr_warmup_steps
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: gamma ** s * min(1.0, (s + 1) / n))
+
+
 class VocoderTrainer(Trainer):
     """Trains one generator against a :class:`CriticSet`.
 
@@ -83,9 +95,7 @@ class VocoderTrainer(Trainer):
         betas = tuple(cfg.betas)
         self.opt_g = torch.optim.AdamW(self.G.parameters(), cfg.lr_g, betas=betas, weight_decay=cfg.weight_decay)
         self.opt_d = torch.optim.AdamW(self.D.parameters(), cfg.lr_d, betas=betas, weight_decay=cfg.weight_decay)
-        gamma = cfg.lr_decay ** (1.0 / cfg.lr_decay_every)  # stepped every iteration
-        self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma)
-        self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma)
+        self.sched_g, self.sched_d = (_lr_schedule(o, cfg) for o in (self.opt_g, self.opt_d))
         self.mel_fn = MelSpectrogram(mel_cfg).to(self.device)
         self.mel_l1 = MelL1(mel_cfg).to(self.device)
         self.mrstft = MultiResolutionSTFTLoss(cfg.stft_resolutions).to(self.device)

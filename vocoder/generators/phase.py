@@ -24,6 +24,7 @@ returns what they need.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -80,11 +81,25 @@ def nnls_refine(fb: torch.Tensor, target: torch.Tensor, x: torch.Tensor, n_iter:
 
     Returns:
         Tensor: (B, F, T) refined, non-negative.
+
+    On a CPU the filterbank is applied as a sparse (CSR) matrix: a mel filterbank has about two
+    non-zeros per frequency bin (1,009 of 128 x 513 for the music mel), so each update costs a
+    fiftieth of the dense products' arithmetic (5x faster end to end; equal to float rounding).
     """
-    numer = torch.matmul(fb.T, target)
+    if fb.device.type != "cpu" or x.dim() != 3:
+        numer = torch.matmul(fb.T, target)
+        for _ in range(n_iter):
+            x = x * numer / torch.matmul(fb.T, torch.matmul(fb, x)).clamp(min=1e-10)
+        return x
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the two products used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        a, a_t = fb.to_sparse_csr(), fb.T.contiguous().to_sparse_csr()
+    b, f, t = x.shape
+    flat = x.transpose(0, 1).reshape(f, b * t)  # (F, B*T): the batch's frames side by side, one product each
+    numer = a_t @ target.transpose(0, 1).reshape(fb.shape[0], b * t)
     for _ in range(n_iter):
-        x = x * numer / torch.matmul(fb.T, torch.matmul(fb, x)).clamp(min=1e-10)
-    return x
+        flat = flat * numer / (a_t @ (a @ flat)).clamp(min=1e-10)
+    return flat.reshape(f, b, t).transpose(0, 1)
 
 
 def mel_pseudo_inverse(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray, float]:
@@ -375,8 +390,10 @@ class PhaseGenerator(Generator):
             return phase
         frames, length = mag.shape[-1], mag.shape[-1] * self.stft_hop
         if _use_fastgl(mag) and length > self.stft_n_fft // 2:
-            # the same iterations through vocoder.fastgl (one STFT plan, fused update): 3-4x faster on a CPU
-            plan = STFTPlan(self.stft_n_fft, self.stft_hop, frames, self.stft_window.float().numpy())
+            # the same iterations through vocoder.fastgl (one STFT plan, fused update): 3-4x faster on a CPU;
+            # its FFTs use torch's thread count, as torch's own would
+            plan = STFTPlan(self.stft_n_fft, self.stft_hop, frames, self.stft_window.float().numpy(),
+                            workers=torch.get_num_threads())
             m, p0 = mag.reshape(-1, *mag.shape[-2:]).numpy(), phase.reshape(-1, *mag.shape[-2:]).numpy()
             out = np.stack([fast_griffin_lim_np(a, b, plan, self.refine_iter) for a, b in zip(m, p0)])
             return torch.from_numpy(out).reshape(mag.shape)
