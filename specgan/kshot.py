@@ -473,14 +473,17 @@ def train_recogniser(train: tuple[torch.Tensor, list[str]], classes: list[str], 
     return model, time.process_time() - t0
 
 
-def _accuracy(model, x: torch.Tensor, ys: list[str], classes: list[str]) -> tuple[float, dict]:
+def _accuracy(model, x: torch.Tensor, ys: list[str], classes: list[str]) -> tuple[float, dict, dict]:
+    """(accuracy, per class accuracy, confusion: true class → {predicted class: count}, non-zero counts)."""
     from specgan.classifier import predict
 
     probs, _ = predict(model, x)
     pred = probs.argmax(1)
     truth = np.array([classes.index(c) for c in ys])
     per = {c: float((pred[truth == i] == i).mean()) for i, c in enumerate(classes) if (truth == i).any()}
-    return float((pred == truth).mean()), per
+    confusion = {c: {classes[j]: int(n) for j, n in enumerate(np.bincount(pred[truth == i], minlength=len(classes)))
+                     if n} for i, c in enumerate(classes) if (truth == i).any()}
+    return float((pred == truth).mean()), per, confusion
 
 
 def _condition_set(sets: dict, condition: str) -> tuple[torch.Tensor, list[str]]:
@@ -534,22 +537,23 @@ def evaluate_kshot(recipe, force: bool = False, report=print) -> dict:
             model, secs = train_recogniser(data, classes, cfg.recogniser, seed=seed,
                                            augment=cfg.classical if cond in ("classical", "both") else None,
                                            n_real=len(sets["real"][1]))
-            acc, per = _accuracy(model, x_test, test_y, classes)
-            cache["results"][cond] = {"accuracy": acc, "per_class": per, "train_items": len(data[1]),
-                                      "cpu_seconds": round(secs, 1)}
+            acc, per, confusion = _accuracy(model, x_test, test_y, classes)
+            cache["results"][cond] = {"accuracy": acc, "per_class": per, "confusion": confusion,
+                                      "train_items": len(data[1]), "cpu_seconds": round(secs, 1)}
             atomic_write(cache_path, lambda tmp: tmp.write_text(json.dumps(cache, indent=1)))
             report(f"   K={k} seed {seed} {cond}: accuracy {acc:.3f} ({len(data[1])} training clips, {secs:.0f} CPU-s)")
         for cond in cfg.conditions:
             r = cache["results"][cond]
             rows.append({"k": k, "seed": seed, "condition": cond, "accuracy": r["accuracy"],
                          "train_items": r["train_items"], "per_class": r["per_class"],
+                         "confusion": r.get("confusion"),   # results cached before it was kept: None
                          "info": sets.get("info", {}).get("gan" if cond in ("gan", "both") else cond, {})})
     path = recipe.work / "eval" / f"kshot{_suffix(cfg)}.json"
     out = {"recipe": recipe.name, "variant": cfg.variant, "path": str(path), "test_split": cfg.test_split, "test_items": len(test_ids),
            "classes": len(set(test_y)), "config": to_dict(cfg), "rows": rows, "summary": summarise(rows)}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(out, indent=1)))
-    path.with_suffix(".md").write_text(summary_table(out) + "\n")
+    path.with_suffix(".md").write_text(summary_table(out) + "\n\n" + per_class_table(out) + "\n")
     plot_kshot(out, path.with_suffix(".png"))
     return out
 
@@ -588,6 +592,38 @@ def summary_table(out: dict) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join([*lines, "", caption])
+
+
+def per_class_table(out: dict) -> str:
+    """Markdown, per K: each class's accuracy per condition (mean over seeds), and what the
+    recogniser trained with GAN clips (``gan``) hears each class as most often when it is wrong
+    (counts summed over seeds; "—" for results cached before confusions were kept).
+    """
+    conds = [c for c in CONDITIONS if any(r["condition"] == c for r in out["rows"])]
+    blocks = []
+    for k in sorted({r["k"] for r in out["rows"]}):
+        rows = [r for r in out["rows"] if r["k"] == k]
+        classes = sorted({c for r in rows for c in r["per_class"]})
+        have = any(r.get("confusion") for r in rows if r["condition"] == "gan")
+        lines = [f"**K = {k}**: accuracy per class (mean over seeds); last column: what the `gan` recogniser "
+                 "heard the class as when it was wrong (counts summed over seeds)", "",
+                 "| class | " + " | ".join(conds) + " | gan − real | gan, wrong as |",
+                 "|---|" + "---|" * (len(conds) + 2)]
+        for c in classes:
+            mean = {cond: np.mean([r["per_class"][c] for r in rows if r["condition"] == cond and c in r["per_class"]])
+                    for cond in conds}
+            wrong: dict[str, int] = {}
+            for r in rows:
+                if r["condition"] == "gan" and r.get("confusion"):
+                    for p, n in r["confusion"].get(c, {}).items():
+                        if p != c:
+                            wrong[p] = wrong.get(p, 0) + n
+            top = ", ".join(f"{p} {n}" for p, n in sorted(wrong.items(), key=lambda kv: -kv[1])[:2]) or \
+                ("none" if have else "—")
+            gap = f"{mean['gan'] - mean['real']:+.2f}" if "gan" in mean and "real" in mean else "—"
+            lines.append(f"| {c} | " + " | ".join(f"{mean[cond]:.2f}" for cond in conds) + f" | {gap} | {top} |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def plot_kshot(out: dict, path: Path) -> None:

@@ -214,6 +214,12 @@ def test_kshot_experiment_runs_stage_by_stage_and_resumes(tiny):
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in out["rows"]) and out["test_split"] == "test"
     assert (tiny.work / "eval" / "kshot.png").stat().st_size > 1000
     assert "| 2 |" in (tiny.work / "eval" / "kshot.md").read_text()
+    # each recogniser's confusions: every test clip counted once, under its true class
+    for r in out["rows"]:
+        assert sum(n for preds in r["confusion"].values() for n in preds.values()) == out["test_items"]
+        assert all(r["confusion"][c].get(c, 0) / sum(r["confusion"][c].values()) == pytest.approx(a)
+                   for c, a in r["per_class"].items())
+    assert "**K = 2**" in (tiny.work / "eval" / "kshot.md").read_text()
     page = (tiny.work / "eval" / "report.html").read_text()   # the report: the figure, the table, the cell's mels
     assert 'alt="accuracy against K"' in page and page.count("<figcaption>shipped</figcaption>") == 10
     assert "<th>K per class</th><th>real</th>" in page and "<tr><td class=num>2</td>" in page
@@ -281,3 +287,20 @@ def test_kshot_table_merges_runs_over_other_cells(tmp_path):
     c.write_text(json.dumps({"recipe": "other", "test_split": "test", "test_items": 9, "rows": []}))
     with pytest.raises(ValueError, match="another recipe or test split"):
         tool.merge([a, c])
+
+
+def test_kshot_per_class_table_reads_accuracy_and_confusions_per_class():
+    from specgan.kshot import per_class_table
+
+    def row(cond, seed, per, confusion=None):
+        return {"k": 10, "seed": seed, "condition": cond, "accuracy": 0.0, "per_class": per, "confusion": confusion}
+
+    rows = [row("real", 0, {"one": 0.5, "seven": 1.0}), row("real", 1, {"one": 0.7, "seven": 0.8}),
+            row("gan", 0, {"one": 0.6, "seven": 0.5}, {"one": {"one": 3, "nine": 2}, "seven": {"seven": 1, "one": 1}}),
+            row("gan", 1, {"one": 0.8, "seven": 1.0}, {"one": {"one": 4, "nine": 1}, "seven": {"seven": 2}})]
+    table = per_class_table({"rows": rows})
+    assert "| one | 0.60 | 0.70 | +0.10 | nine 3 |" in table
+    assert "| seven | 0.90 | 0.75 | -0.15 | one 1 |" in table
+    # results cached before confusions were kept: the column says so instead of claiming no errors
+    old = per_class_table({"rows": [{**r, "confusion": None} for r in rows]})
+    assert "| one | 0.60 | 0.70 | +0.10 | — |" in old
