@@ -48,7 +48,8 @@ import numpy as np
 import torch
 
 __all__ = ["CONDITIONS", "ClassicalConfig", "KShotConfig", "RecogniserConfig", "cells", "draw_subset",
-           "evaluate_kshot", "make_sets", "spec_augment", "summary_table", "train_cell_gans", "train_recogniser"]
+           "evaluate_kshot", "make_sets", "per_class_table", "spec_augment", "summary_cells", "summary_table",
+           "train_cell_gans", "train_recogniser"]
 
 log = logging.getLogger(__name__)
 
