@@ -199,25 +199,19 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-OVERLAP = 16  # frames two chunks share (vocoder.inference.vocode_stream's default)
-
-
 def run_chunks(m, mel, chunk: int) -> None:
-    """Vocode ``mel`` as ``specgan vocode`` does a long input: calls on ``chunk`` frames at a time,
-    consecutive chunks sharing OVERLAP frames (the cross-fade itself is left out: it costs the same
-    for every vocoder); ``chunk`` 0 = one call on the whole mel.
+    """Vocode ``mel`` as ``specgan vocode`` does a long input: one call per chunk of
+    :func:`vocoder.inference.chunk_spans` (the cross-fade itself is left out: it costs the same for
+    every vocoder); ``chunk`` 0 = one call on the whole mel.
     """
+    from vocoder.inference import chunk_spans
+
     frames = mel.shape[-1]
     if not chunk or frames <= chunk:
         m(mel)
         return
-    start = 0
-    while True:
-        stop = min(start + chunk, frames)
+    for start, stop in chunk_spans(frames, chunk):
         m(mel[..., start:stop])
-        if stop == frames:
-            return
-        start += chunk - OVERLAP
 
 
 def speed(models: dict, mel, seconds_audio: float, threads: int, repeats: int, chunk: int = 0) -> dict:
@@ -242,7 +236,9 @@ def main_table(args) -> int:
     seconds = [float(s) for s in args.seconds.split(",")]
     import torch
 
-    how = f"in chunks of {args.chunk_frames} frames ({OVERLAP} shared), as specgan vocode runs a long input" \
+    from vocoder.inference import OVERLAP_FRAMES
+
+    how = f"in chunks of {args.chunk_frames} frames ({OVERLAP_FRAMES} shared), as specgan vocode runs a long input" \
         if args.chunk_frames else "the whole mel in one call"
     print(f"torch {torch.__version__}; x real time = audio seconds / wall seconds, median of {args.repeats}; "
           f"peak memory: RSS added by one {args.memory_seconds:.0f} s input, fresh process, 1 thread; {how}")

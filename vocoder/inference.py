@@ -17,11 +17,12 @@ __all__ = ["MIN_FRAMES", "for_inference", "vocode", "vocode_stream"]
 # Inputs shorter than this are padded with silence and the output cropped: every registered
 # generator accepts 8 frames (Griffin-Lim's centred STFT needs (T - 1)·hop > n_fft / 2).
 MIN_FRAMES = 8
+OVERLAP_FRAMES = 16  # frames two consecutive chunks share (cross-faded)
 
 
 @torch.inference_mode()
 def vocode(generator: Generator, mel: torch.Tensor, mel_cfg: MelConfig | None = None, chunk_frames: int | None = None,
-           overlap_frames: int = 16) -> torch.Tensor:
+           overlap_frames: int = OVERLAP_FRAMES) -> torch.Tensor:
     """Run a generator on log-mels.
 
     Args:
@@ -52,8 +53,23 @@ def vocode(generator: Generator, mel: torch.Tensor, mel_cfg: MelConfig | None = 
 
 
 @torch.inference_mode()
+def chunk_spans(frames: int, chunk_frames: int, overlap_frames: int = OVERLAP_FRAMES) -> Iterator[tuple[int, int]]:
+    """The (start, stop) frames of each chunk :func:`vocode_stream` vocodes: ``chunk_frames`` at a
+    time, consecutive chunks sharing ``overlap_frames``, the last ending at ``frames``.
+    """
+    if overlap_frames * 2 >= chunk_frames:
+        raise ValueError(f"overlap_frames ({overlap_frames}) must be < chunk_frames / 2 ({chunk_frames})")
+    start = 0
+    while True:
+        stop = min(start + chunk_frames, frames)
+        yield start, stop
+        if stop == frames:
+            return
+        start += chunk_frames - overlap_frames
+
+
 def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tensor], frames: int,
-                  chunk_frames: int = 512, overlap_frames: int = 16) -> Iterator[torch.Tensor]:
+                  chunk_frames: int = 512, overlap_frames: int = OVERLAP_FRAMES) -> Iterator[torch.Tensor]:
     """Vocode ``frames`` mel frames in chunks, yielding the waveform piece by piece (in order), so
     neither the whole mel nor the whole waveform need be in memory.
 
@@ -83,13 +99,8 @@ def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tenso
         mel = mel_of(0, frames)
         yield generator((mel[None] if mel.dim() == 2 else mel).to(device))[:, 0]
         return
-    if overlap_frames * 2 >= chunk_frames:
-        raise ValueError(f"overlap_frames ({overlap_frames}) must be < chunk_frames / 2 ({chunk_frames})")
-    step = chunk_frames - overlap_frames
     tail = None  # the previous chunk's last overlap, already weighted by its falling ramp
-    start = 0
-    while True:
-        stop = min(start + chunk_frames, frames)
+    for start, stop in chunk_spans(frames, chunk_frames, overlap_frames):
         mel = mel_of(start, stop)
         y = generator((mel[None] if mel.dim() == 2 else mel).to(device))[:, 0]
         n = overlap_frames * hop
@@ -102,7 +113,6 @@ def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tenso
             return
         tail = y[:, -n:] * ramp.flip(0)
         yield y[:, :-n]
-        start += step
 
 
 class _Inference:
