@@ -149,9 +149,25 @@ def vocoder_choice(recipe, which: str) -> Path | str:
                             f"{', '.join(shipped_vocoders())} (the shipped ones) or a model.safetensors path")
 
 
-def load_vocoder(recipe, which: str, mel_cfg, device="cpu"):
+def parse_kwargs(pairs: list[str], flag: str = "--vocoder-kwarg") -> dict:
+    """``["KEY=VALUE", ...]`` → ``{KEY: VALUE}`` with each value read as recipe YAML is (``8`` → 8,
+    ``1e-3`` → 0.001, ``frames`` → "frames"); ValueError naming ``flag`` and the bad item.
+    """
+    from specgan.recipe import _yaml
+
+    out = {}
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} {kv!r}: expected KEY=VALUE")
+        out[key.strip()] = _yaml(value, f"{flag} {kv!r}")
+    return out
+
+
+def load_vocoder(recipe, which: str, mel_cfg, device="cpu", kwargs: dict | None = None):
     """A vocoder ready for inference for ``which`` (:func:`vocoder_choice`); returns
-    (generator, description: its file, or its registry name).
+    (generator, description: its file, or its registry name). ``kwargs``: inference settings
+    that override a trained file's (:func:`vocoder.load`); ignored by Griffin-Lim.
     """
     import vocoder
     from vocoder.inference import for_inference
@@ -159,7 +175,7 @@ def load_vocoder(recipe, which: str, mel_cfg, device="cpu"):
 
     choice = vocoder_choice(recipe, which)
     if isinstance(choice, Path):
-        return vocoder.load(choice, device), str(choice)
+        return vocoder.load(choice, device, kwargs=kwargs), str(choice)
     if mel_cfg is None:
         raise ValueError(f"--vocoder {which}: give --recipe so its mel settings are known")
     g = build_generator({"name": choice}, mel_cfg)

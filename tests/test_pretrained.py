@@ -60,6 +60,30 @@ def test_half_copy_sets_an_inference_switch_and_refuses_one_that_changes_the_ten
     assert sorted(p.name for p in (tmp_path / "ship").iterdir()) == ["vocoder.safetensors"]
 
 
+def test_load_overrides_inference_settings_for_one_load_and_refuses_a_shape_change(tmp_path):
+    from specgan.checkpoints import parse_kwargs
+    from vocoder.checkpoint import ModelFileError
+
+    mel = MelConfig(n_mels=16, n_fft=256, hop_length=64)
+    spec = {"name": "phase", "phase_head": "pghi", "n_fft": 64, "upsample": 4, "dim": 16, "intermediate_dim": 32,
+            "num_layers": 1, "branch_dim": 16, "branch_intermediate_dim": 32, "amp_layers": 1, "refine_iter": 2}
+    src = save_generator(tmp_path / "v" / "model.safetensors", build_generator(spec, mel), spec, step=3)
+    kw = parse_kwargs(["pghi_mode=frames", "refine_iter=0", "pghi_tol=1e-3"])
+    assert kw == {"pghi_mode": "frames", "refine_iter": 0, "pghi_tol": 1e-3}
+    g = vocoder.load(src, kwargs=kw)
+    assert (g.pghi_mode, g.refine_iter) == ("frames", 0)
+    assert g.checkpoint_meta["generator"]["refine_iter"] == 0 and g.checkpoint_meta["step"] == 3
+    plain = vocoder.load(src)  # the file is unchanged and the next load reads it as written
+    assert (plain.pghi_mode, plain.refine_iter) == ("offline", 2)
+    m = torch.randn(1, 16, 10) - 4
+    assert not torch.equal(g(m), plain(m))  # the override really runs (no iterations, frame PGHI)
+    with pytest.raises(ModelFileError, match=str(src.name)):
+        vocoder.load(src, kwargs={"amp_layers": 2})
+    for bad in (["refine_iter"], ["=3"]):
+        with pytest.raises(ValueError, match="--vocoder-kwarg.*expected KEY=VALUE"):
+            parse_kwargs(bad)
+
+
 def test_half_copy_refuses_what_float16_cannot_hold(tmp_path):
     from vocoder.checkpoint import save_model
 

@@ -94,13 +94,22 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "ft-heap": ("the shipped speech vocoder (120 CPU-min) trained on as it was trained: offline heap PGHI, "
                 "16 iterations, regression only, the lrs ramped over 500 steps (fresh Adam moments)",
                 [*_PGHI, *_REFINE, "vocoder.lr_warmup_steps=500"]),
+    "mft-heap": ("music: the shipped music vocoder (120 CPU-min) trained on as it was trained (offline heap PGHI, "
+                 "16 iterations, regression only), the lrs ramped over 500 steps; run with recipes/music-voc.yaml",
+                 [*_PGHI, *_REFINE, "vocoder.lr_warmup_steps=500"]),
+    "mft-heap-sc": ("mft-heap with the MR-STFT term (spectral convergence + log magnitude) weighted 10 instead of "
+                    "2.5: the linear-magnitude error is where the low-level energy between harmonics shows "
+                    "(music's ViSQOL and spectral-convergence deficit against Griffin-Lim)",
+                    [*_PGHI, *_REFINE, "vocoder.weights={mel: 45.0, stft: 10.0, amp: 45.0}",
+                     "vocoder.lr_warmup_steps=500"]),
     "pghi-gan": ("pghi-mag with MPD + MRD critics (hinge) and feature matching after 1500 steps",
                  [*_PGHI, "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0, stft: 2.5, amp: 45.0}", *_MPD_MRD]),
     "hifigan-v2": ("HiFi-GAN V2, MSD+MPD (LSGAN), mel", ["vocoder.generator={name: hifigan, preset: v2}", *_MSD_MPD,
                                                        "vocoder.weights={mel: 45.0, fm: 2.0, adv: 1.0}"]),
 }
 # candidates that start from a trained model file (fine-tuning: the generator's weights; fresh critics)
-INIT_FROM = {name: "pretrained/speech/vocoder.safetensors" for name in ("ft-regress", "ft-gan", "ft-heap")}
+INIT_FROM = {**{name: "pretrained/speech/vocoder.safetensors" for name in ("ft-regress", "ft-gan", "ft-heap")},
+             **{name: "pretrained/music/vocoder.safetensors" for name in ("mft-heap", "mft-heap-sc")}}
 # f0_gpe / f0_fpe_cents: the gross (> 20 %) and fine halves of the F0 error (specgan.metrics.f0_metrics)
 METRICS = ("pesq_wb", "stoi", "f0_rmse_cents", "f0_gpe", "f0_fpe_cents", "vuv_error", "buzz_db", "mel_l1",
            "x_real_time")

@@ -35,7 +35,16 @@ def main() -> int:
                     help="add ViSQOL's audio mode (MOS-LQO, full band; slow: a few seconds per clip)")
     ap.add_argument("--paired", action="store_true",
                     help="differences from the first vocoder, per clip, with 95%% bootstrap intervals")
+    ap.add_argument("--vocoder-kwarg", action="append", default=[], metavar="KEY=VALUE",
+                    help="an inference setting for every trained vocoder given (YAML value), overriding its "
+                         "file's, e.g. refine_iter=16 or pghi_mode=frames; repeatable")
     args = ap.parse_args()
+    from specgan.checkpoints import parse_kwargs
+
+    try:
+        voc_kwargs = parse_kwargs(args.vocoder_kwarg)
+    except ValueError as e:
+        ap.error(str(e))
     if args.paired and len(args.vocoders) < 2:
         ap.error("--paired needs at least two vocoders (the first is the reference)")
 
@@ -50,10 +59,12 @@ def main() -> int:
     clips = _clips(recipe, args.split, args.max_items)
     results, notes_done = {}, None
     for spec in args.vocoders:
-        g, desc = load_vocoder(recipe, spec, recipe.mel)
+        g, desc = load_vocoder(recipe, spec, recipe.mel, kwargs=voc_kwargs)
         g.mel_cfg.check_compatible(recipe.mel, spec, args.recipe)
         step = getattr(g, "checkpoint_meta", {}).get("step")
         label = f"{g.registry_name} ({desc}{f', step {step}' if step is not None else ''})"
+        if voc_kwargs and hasattr(g, "checkpoint_meta"):
+            print(f"{desc}: runs with {voc_kwargs}", file=sys.stderr)
         results[label] = {**copy_synthesis(g, clips, recipe, speech=is_speech(recipe), per_clip=args.paired,
                                            visqol=args.visqol),
                           "clips": len(clips)}

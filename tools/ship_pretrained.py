@@ -31,18 +31,16 @@ def main() -> int:
                          "pghi_mode=frames; refused if it would change the tensors")
     args = ap.parse_args()
 
-    import yaml
-
-    from specgan.checkpoints import half_copy
+    from specgan.checkpoints import half_copy, parse_kwargs
     from specgan.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
     dest = Path(args.dest)
     voc = Path(args.vocoder) if args.vocoder else recipe.work / "vocoder" / "model.safetensors"
-    bad = [kv for kv in args.vocoder_kwarg if "=" not in kv]
-    if bad:
-        ap.error(f"--vocoder-kwarg {bad[0]!r}: expected KEY=VALUE")
-    voc_kwargs = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.vocoder_kwarg)}
+    try:
+        voc_kwargs = parse_kwargs(args.vocoder_kwarg)
+    except ValueError as e:
+        ap.error(str(e))
     summary = {}
     models = {"specgan": ("specgan", recipe.work / "specgan" / "model.safetensors"), "vocoder": ("vocoder", voc),
               "enhance": ("enhancer", recipe.work / "enhance" / "model.safetensors"),

@@ -7,7 +7,7 @@ A standalone library: it never imports ``specgan``. It owns the mel definition
 from vocoder.mel import MelConfig, MelConfigMismatch, MelSpectrogram, MelStats
 
 
-def load(path, device="cpu"):
+def load(path, device="cpu", kwargs=None):
     """Load a trained generator from ``model.safetensors`` or its run folder, ready for inference.
 
     The result runs without autograd, takes a log-mel as a tensor or numpy array, (n_mels, T) →
@@ -15,6 +15,9 @@ def load(path, device="cpu"):
 
         g = vocoder.load("pretrained/speech/vocoder.safetensors")
         wav = g(logmel).numpy()      # logmel: (n_mels, T) in g.mel_cfg
+
+    ``kwargs`` overrides inference settings recorded in the file for this load (e.g.
+    ``{"refine_iter": 16}`` for the ``phase`` design); one that changes a tensor is refused.
     """
     from pathlib import Path
 
@@ -22,7 +25,7 @@ def load(path, device="cpu"):
     from vocoder.inference import for_inference
 
     path = Path(path)
-    return for_inference(_load(path / "model.safetensors" if path.is_dir() else path, device))
+    return for_inference(_load(path / "model.safetensors" if path.is_dir() else path, device, kwargs=kwargs))
 
 
 __all__ = ["MelConfig", "MelConfigMismatch", "MelSpectrogram", "MelStats", "load"]

@@ -440,10 +440,25 @@ def save_generator(path: str | Path, generator, spec: Mapping[str, Any], step: i
                       stats=stats, shape=shape, extra=extra, half=half)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu"):
+def load(path: str | Path, device: str | torch.device = "cpu", kwargs: Mapping[str, Any] | None = None):
     """A vocoder generator from ``model.safetensors``, in eval mode, weight norm folded;
     ``generator.checkpoint_meta`` holds the metadata (:meth:`ModelFile.as_dict`).
+
+    ``kwargs`` overrides constructor arguments recorded in the file for this load only (inference
+    settings such as the ``phase`` vocoder's ``pghi_mode`` or ``refine_iter``); one that would change
+    a tensor's shape is refused like any mismatch, naming the file.
     """
-    g, info = load_model(path, _build_vocoder, "vocoder", device)
+    if not kwargs:
+        build = _build_vocoder
+    else:
+        def build(info: ModelFile) -> torch.nn.Module:
+            import copy
+
+            changed = copy.copy(info)
+            changed.kwargs = {**info.kwargs, **kwargs}
+            return _build_vocoder(changed)
+    g, info = load_model(path, build, "vocoder", device)
     g.checkpoint_meta = info.as_dict()
+    if kwargs:  # what this generator runs with
+        g.checkpoint_meta["generator"] = {**g.checkpoint_meta["generator"], **kwargs}
     return g
