@@ -185,8 +185,10 @@ def test_two_ranks_draw_different_batches_after_a_resume(tmp_path, stage):
     for steps in (2, 4):  # train to 2 (a checkpoint), then a new launch resumes to 4
         proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                                "2", str(worker), str(tmp_path), stage, str(steps)], capture_output=True, text=True,
-                              timeout=300, env=ENV, cwd=ROOT)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+                              timeout=300, env={**ENV, "PYTHONFAULTHANDLER": "1"}, cwd=ROOT)
+        # a crashed rank's Python stack (faulthandler) first: the launcher's summary follows it and would cut it
+        fatal = proc.stderr.find("Fatal Python error")
+        assert proc.returncode == 0, (proc.stderr[fatal:fatal + 6000] + "\n...\n" if fatal >= 0 else "") + proc.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}-4.pt", weights_only=False) for r in (0, 1))
     assert r0["step"] == r1["step"] == 4 and len(r0["drawn"]) == 2
     for a, b in zip(r0["drawn"], r1["drawn"], strict=True):
