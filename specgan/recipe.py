@@ -531,14 +531,21 @@ def to_dict(obj: Any) -> Any:
 
 
 # -- loading ------------------------------------------------------------------------------
+def _other_model(old: Any, new: Any) -> bool:
+    """``new`` is a model spec (a mapping with ``name``) naming another model than ``old``."""
+    return isinstance(new, Mapping) and isinstance(old, Mapping) and "name" in new and old.get("name") != new["name"]
+
+
 def _deep_merge(base: dict, over: Mapping) -> dict:
     """``over`` layered on ``base``; a model spec (a mapping with ``name``) naming another model
-    replaces the base's spec instead of inheriting its parameters.
+    replaces the base's spec instead of inheriting its parameters, and a ``generator`` naming
+    another model drops the base's ``inference`` beside it (switches of the model it replaced).
     """
     out = copy.deepcopy(base)
     for k, v in over.items():
-        other_model = isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and "name" in v \
-            and out[k].get("name") != v["name"]
+        other_model = _other_model(out.get(k), v)
+        if other_model and k == "generator" and "inference" not in over:
+            out.pop("inference", None)
         if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and not other_model:
             out[k] = _deep_merge(out[k], v)
         else:
@@ -695,6 +702,7 @@ def _parse_scalar(text: str) -> Any:
 def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
     """Apply ``key.path=value`` overrides to a raw recipe mapping (before validation)."""
     out = copy.deepcopy(raw)
+    given = {item.split("=", 1)[0].strip() for item in overrides or []}
     for item in overrides or []:
         if "=" not in item:
             raise RecipeError(f"--set {item!r}: expected key.path=value")
@@ -710,7 +718,12 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
             elif not isinstance(nxt, dict):
                 raise RecipeError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a section")
             node = nxt
-        node[parts[-1]] = _parse_scalar(value)
+        new = _parse_scalar(value)
+        inference = ".".join([*parts[:-1], "inference"])
+        if parts[-1] == "generator" and _other_model(node.get("generator"), new) and not any(
+                g == inference or g.startswith(inference + ".") for g in given):
+            node.pop("inference", None)  # as in extends: another model does not inherit these switches
+        node[parts[-1]] = new
     return out
 
 
@@ -813,6 +826,13 @@ def _check_model_specs(recipe: Recipe) -> None:
             build_generator(recipe.vocoder.generator, recipe.mel)
     except (ValueError, TypeError, RuntimeError) as e:
         raise RecipeError(f"vocoder.generator: {' '.join(str(e).split())}") from None
+    if recipe.vocoder.inference:
+        from vocoder.registry import check_inference
+
+        try:
+            check_inference(recipe.vocoder.generator, recipe.vocoder.inference, recipe.mel)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise RecipeError(f"vocoder.inference: {' '.join(str(e).split())}") from None
     from vocoder.registry import build_critic
 
     for i, spec in enumerate(recipe.vocoder.critics):  # sizes too: a width of 0 fails here, not at stage 3

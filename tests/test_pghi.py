@@ -208,3 +208,43 @@ def test_the_voices_recipes_vocoder_trains_by_regression_only(tmp_path):
         out = tr.train_step(tr.next_batch())
     assert {"gen/mel", "gen/amp", "gen/stft"} <= set(out) and "critic/loss" not in out and "gen/adv" not in out
     assert all(torch.isfinite(v) for v in out.values())
+
+
+def test_vocoder_inference_settings_are_what_the_exported_files_run_with(tmp_path):
+    """``vocoder.inference``: train with one set of switches (offline heap, 2 iterations), export the
+    model files with another (frame PGHI, none); the run's fingerprint and the trained generator keep
+    the training ones, and a key that would change a tensor is refused before any step."""
+    import soundfile as sf
+    from conftest import speech_like
+
+    import vocoder
+    from vocoder.config import VocoderConfig
+    from vocoder.data import SegmentDataset
+    from vocoder.train import VocoderTrainer
+
+    mel = MelConfig(sample_rate=8000, n_fft=256, hop_length=64, n_mels=20)
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f"c{i}.wav"))
+        sf.write(paths[-1], speech_like(8000, 0.6, seed=i), 8000)
+    gen = {"name": "phase", "phase_head": "pghi", "n_fft": 64, "upsample": 4, "dim": 16, "intermediate_dim": 32,
+           "num_layers": 1, "branch_dim": 16, "branch_intermediate_dim": 32, "amp_layers": 1, "refine_iter": 2}
+
+    def trainer(inference, out):
+        cfg = VocoderConfig(generator=gen, inference=inference, critics=[{"name": "mpd", "periods": [2], "width": 0.0625}],
+                            weights={"mel": 45.0, "amp": 45.0},
+                            segment_samples=1024, batch_size=2, steps=2, log_every=1, eval_every=100, save_every=2,
+                            eval_items=1, critic_warmup_steps=10**9, stft_resolutions=[[256, 64, 256]])
+        return VocoderTrainer(cfg, mel, SegmentDataset(paths, 8000, 1024, seed=0), None, tmp_path / out, seed=0)
+
+    tr = trainer({"pghi_mode": "frames", "refine_iter": 0}, "run")
+    tr.fit(progress=False, tensorboard=False)
+    assert (tr.G.pghi_mode, tr.G.refine_iter) == ("offline", 2)  # trained as the generator spec says
+    g = vocoder.load(tmp_path / "run" / "model.safetensors")
+    assert (g.pghi_mode, g.refine_iter) == ("frames", 0)
+    assert g.checkpoint_meta["generator"] == {**gen, "pghi_mode": "frames", "refine_iter": 0}
+    assert tr.shape == trainer({}, "plain").shape  # inference switches are not part of what a resume checks
+    with pytest.raises(ValueError, match="vocoder.inference.*changes the generator's tensors"):
+        trainer({"amp_layers": 2}, "bad")
+    with pytest.raises(ValueError, match="'name' is not allowed"):
+        VocoderConfig(generator=gen, inference={"name": "istft"})

@@ -108,3 +108,26 @@ def test_resolved_recipe_roundtrips(tmp_path):
     assert to_dict(again) == to_dict(r)
     assert again.fingerprint() == r.fingerprint()
     assert r.fingerprint("data") != load_recipe(RECIPES / "music.yaml", ["data.notes.pitch_min=40"]).fingerprint("data")
+
+
+def test_vocoder_inference_switches_follow_their_generator(tmp_path):
+    """speech.yaml trains its vocoder with the offline heap and 16 iterations and writes model files
+    that run frame PGHI with 8 (``vocoder.inference``); a recipe or --set naming another generator
+    does not inherit those switches; switches that would change a tensor, or no such parameter, fail
+    at load in one line naming vocoder.inference."""
+    speech = load_recipe(RECIPES / "speech.yaml")
+    assert speech.vocoder.generator["refine_iter"] == 16 and "pghi_mode" not in speech.vocoder.generator
+    assert speech.vocoder.inference == {"pghi_mode": "frames", "pghi_tol": 1e-3, "refine_iter": 8}
+    (tmp_path / "mine.yaml").write_text(f"extends: {RECIPES / 'speech.yaml'}\n"
+                                        "vocoder:\n  generator: {name: istft, dim: 32}\n")
+    assert load_recipe(tmp_path / "mine.yaml").vocoder.inference == {}
+    assert load_recipe(RECIPES / "speech.yaml", ["vocoder.generator={name: istft}"]).vocoder.inference == {}
+    kept = load_recipe(RECIPES / "speech.yaml", ["vocoder.inference.refine_iter=4",
+                                                          "vocoder.generator.refine_iter=12"]).vocoder
+    assert (kept.generator["refine_iter"], kept.inference["refine_iter"]) == (12, 4)  # same model: kept
+    for sets, needle in ((["vocoder.inference.amp_layers=4"], "changes the generator's tensors (amp.blocks.3"),
+                         (["vocoder.inference.bogus=1"], "unknown parameter(s) bogus"),
+                         (["vocoder.inference={name: istft}"], "'name' is not allowed")):
+        with pytest.raises(RecipeError, match="vocoder.inference") as e:
+            load_recipe(RECIPES / "speech.yaml", sets)
+        assert needle in str(e.value) and "\n" not in str(e.value)

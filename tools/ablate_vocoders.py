@@ -132,7 +132,9 @@ def _recipe(recipe_path: str, name: str, work: str | None):
     from specgan.recipe import load_recipe
 
     sets = CANDIDATES[name][1] if name != "griffinlim" else []
-    return load_recipe(recipe_path, [*sets, *([f"work_dir={work}"] if work else [])])
+    # a candidate is scored as it trains: no inference switches from the recipe (speech.yaml ships
+    # frame PGHI and 8 iterations; the ablation's rows are the training settings)
+    return load_recipe(recipe_path, ["vocoder.inference={}", *sets, *([f"work_dir={work}"] if work else [])])
 
 
 def run_one(args, name: str) -> dict:

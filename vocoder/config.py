@@ -17,6 +17,10 @@ class VocoderConfig:
     """
 
     generator: dict[str, Any] = field(default_factory=lambda: {"name": "istft"})
+    # constructor arguments the exported model files run with instead of the training ones, for
+    # switches that change no tensor (the ``phase`` design's pghi_mode, pghi_tol, refine_iter):
+    # train one way, ship another; checked against the generator's tensors when training starts
+    inference: dict[str, Any] = field(default_factory=dict)
     critics: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "msd"}, {"name": "mpd"}])
     adversarial: Literal["lsgan", "hinge"] = "lsgan"
     weights: dict[str, float] = field(default_factory=lambda: {"mel": 45.0, "fm": 2.0, "adv": 1.0})
@@ -62,6 +66,10 @@ class VocoderConfig:
             raise ValueError(f"ema must be in (0, 1) or null, got {self.ema}")
         if "name" not in self.generator:
             raise ValueError("generator needs a 'name' key")
+        if not isinstance(self.inference, dict):
+            raise ValueError(f"inference: expected a mapping of constructor arguments, got {self.inference!r}")
+        if "name" in self.inference:
+            raise ValueError("inference: changes how the generator runs, not which one it is; 'name' is not allowed")
         for i, c in enumerate(self.critics):
             if "name" not in c:
                 raise ValueError(f"critics[{i}] needs a 'name' key")

@@ -135,6 +135,28 @@ def build_generator(spec: Mapping[str, Any], mel_cfg):
     return _build(GENERATORS, "generator", spec, mel_cfg)
 
 
+def check_inference(spec: Mapping[str, Any], inference: Mapping[str, Any], mel_cfg) -> dict[str, Any]:
+    """``{**spec, **inference}``, the spec a trained generator's model files run with; ValueError when
+    ``inference`` names the model or would change any tensor (it may hold only switches of how the
+    generator runs, e.g. the ``phase`` design's ``pghi_mode``, ``pghi_tol``, ``refine_iter``). Both
+    are built on the meta device: no memory, no time.
+    """
+    import torch
+
+    if "name" in inference:
+        raise ValueError("changes how the generator runs, not which one it is; 'name' is not allowed")
+    merged = {**spec, **inference}
+    with torch.device("meta"):
+        shapes = [{k: tuple(v.shape) for k, v in build_generator(s, mel_cfg).state_dict().items()}
+                  for s in (spec, merged)]
+    if shapes[0] != shapes[1]:
+        a, b = shapes
+        diff = sorted(set(a) ^ set(b)) or sorted(k for k in a if a[k] != b[k])
+        raise ValueError(f"{dict(inference)} changes the generator's tensors ({', '.join(diff[:3])}); only switches "
+                         f"that change how it runs belong here (e.g. pghi_mode, pghi_tol, refine_iter)")
+    return merged
+
+
 def build_critic(spec: Mapping[str, Any]):
     """Build one critic from ``{name: ..., **params}``."""
     _ensure_loaded()

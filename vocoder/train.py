@@ -28,7 +28,7 @@ from vocoder.data import SegmentDataset
 from vocoder.losses import (LossWeights, MelL1, MultiResolutionSTFTLoss, PhaseAwareLoss, critic_loss,
                             feature_matching, generator_adversarial)
 from vocoder.mel import MelConfig, MelSpectrogram
-from vocoder.registry import build_generator
+from vocoder.registry import build_generator, check_inference
 from vocoder.trainer import LoopSettings, Trainer
 
 __all__ = ["VocoderTrainer"]
@@ -86,6 +86,12 @@ class VocoderTrainer(Trainer):
         self.G = build_generator(cfg.generator, mel_cfg).to(self.device)
         if not self.G.trainable:
             raise ValueError(f"generator {cfg.generator['name']!r} has nothing to train")
+        self.export_spec = dict(cfg.generator)
+        if cfg.inference:  # refused now, not at the first export an hour in
+            try:
+                self.export_spec = check_inference(cfg.generator, cfg.inference, mel_cfg)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"vocoder.inference: {e}") from None
         self.D = CriticSet(cfg.critics).to(self.device)
         self.G_ema = None
         if cfg.ema:
@@ -237,7 +243,7 @@ class VocoderTrainer(Trainer):
         return metrics
 
     def _export(self, path: Path, metrics: dict[str, float] | None = None) -> None:
-        save_generator(path, self.G_ema or self.G, self.cfg.generator, self.step, stats=self.stats,
+        save_generator(path, self.G_ema or self.G, self.export_spec, self.step, stats=self.stats,
                        shape=self.shape, extra={**self.extra_meta, **(metrics or {})})
 
     def export(self, path: Path) -> None:
@@ -263,3 +269,4 @@ class VocoderTrainer(Trainer):
         :meth:`Trainer.fit`); returns the last metrics.
         """
         return super().fit(self.cfg.steps if steps is None else steps, progress, tensorboard, cpu_seconds)
+
