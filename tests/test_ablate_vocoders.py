@@ -38,3 +38,33 @@ def test_table_shows_note_columns_only_for_rows_that_have_them():
     music = {**speech, "note_pitch_copies": 1.0, "note_pitch_real": 0.973, "note_pitch_ratio": 1.028}
     text = tool.table([music])
     assert "note_pitch_ratio" in text and "| 1.03 |" in text
+
+
+def test_the_curve_of_a_run_that_started_from_a_model_file(tmp_path, capsys):
+    """tools/vocoder_curve.py: the budgets' results in CPU order on the whole model's time (the start
+    file's minutes added), the start file's own row first, the dev mel-L1 from history.jsonl; a
+    folder with no results is one line and exit 2."""
+    import json
+
+    tool = load_tool("vocoder_curve")
+    run = tmp_path / "ft"
+    run.mkdir()
+    for minutes, step, pesq in ((130, 60169, 3.27), (30, 13400, 3.05)):
+        (run / f"result-{minutes}min.json").write_text(json.dumps(
+            {"cpu_minutes": minutes + 0.01, "step": step, "pesq_wb": pesq, "stoi": 0.97}))
+    (run / "result.json").write_text("{}")  # the latest budget's copy: not a point of its own
+    (run / "history.jsonl").write_text("\n".join(json.dumps(r) for r in (
+        {"step": 20, "gen/mel": 0.2}, {"step": 500, "dev/mel_l1": 0.17}, {"step": 1000, "dev/mel_l1": 0.16})))
+    (tmp_path / "start.json").write_text(json.dumps({"phase (shipped)": {"pesq_wb": 2.99, "stoi": 0.96,
+                                                                          "clips": 24}}))
+    rows = tool.points(run, 120, {"pesq_wb": 2.99})
+    assert [(round(r["minutes"]), r["pesq_wb"]) for r in rows] == [(120, 2.99), (150, 3.05), (250, 3.27)]
+    assert tool.dev_curve(run) == [(500, 0.17), (1000, 0.16)]
+    assert tool.main([str(run), "--offset-minutes", "120", "--start", str(tmp_path / "start.json"),
+                      "--out", str(tmp_path / "c.png")]) == 0
+    out = capsys.readouterr().out
+    assert "| 2.00 | 0 | 2.990 | 0.960 |" in out and "| 4.17 | 60,169 | 3.270 | 0.970 |" in out
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    (tmp_path / "empty").mkdir()
+    assert tool.main([str(tmp_path / "empty")]) == 2
+    assert "no result-<N>min.json" in capsys.readouterr().err
