@@ -167,7 +167,9 @@ def test_shipped_models_synthesise_what_they_did_before_the_stage_one_package():
     modules (tensors ``prior``, ``comb_*``, ``source.*``), load through the legacy-name map and
     draw the very log-mels they drew before (tests/data/pretrained_reference.npz: seeds 5 and 6,
     one batch, made with the code of c613c4e; equal to float rounding, which differs between
-    CPUs), and the shipped vocoders turn the first into the same 16-bit samples (to 50 dB)."""
+    CPUs), and the shipped vocoders turn the first into the same 16-bit samples (to 50 dB; the
+    speech vocoder's samples were redrawn from the stored mels when its file was replaced on
+    2026-12-05)."""
     torch.set_num_threads(1)
     ref = np.load(Path(__file__).parent / "data" / "pretrained_reference.npz")
     for name, voc_name in (("speech", "speech"), ("speech-multi", "speech"), ("music", "music")):
