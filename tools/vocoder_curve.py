@@ -1,4 +1,4 @@
-"""The training curve of one vocoder run of ``tools/ablate_vocoders.py``: the scores it was given at
+r"""The training curve of one vocoder run of ``tools/ablate_vocoders.py``: the scores it was given at
 each CPU budget (``result-<N>min.json``: PESQ-wb, STOI, F0 RMSE on the held-out clips) against the
 CPU time, and the dev mel-L1 it logged every ``eval_every`` steps (``history.jsonl``).
 
