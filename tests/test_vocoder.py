@@ -12,7 +12,7 @@ import vocoder
 from vocoder.config import VocoderConfig
 from vocoder.critics import CriticSet
 from vocoder.data import SegmentDataset
-from vocoder.inference import vocode
+from vocoder.inference import vocode, vocode_stream
 from vocoder.mel import MelConfig, MelConfigMismatch, MelSpectrogram
 from vocoder.registry import build_critic, build_generator, generator_names
 from vocoder.train import VocoderTrainer
@@ -182,6 +182,9 @@ def test_chunked_inference_matches_whole():
     inner = slice(20 * MEL.hop_length, 50 * MEL.hop_length)
     torch.testing.assert_close(chunked[inner], whole[inner], atol=1e-5, rtol=0)
     assert (chunked - whole).abs().mean() < 0.05 * whole.abs().mean()
+    # streamed pieces (what `specgan vocode` writes for a long input) record no autograd graph
+    pieces = list(vocode_stream(g, lambda a, b: mel[None, :, a:b], 200, 80, 16))
+    assert all(torch.is_inference(p) and not p.requires_grad for p in pieces)
 
 
 def test_registry_errors_name_the_valid_choices():
@@ -325,7 +328,6 @@ def test_the_speed_bench_calls_each_vocoder_on_the_chunks_specgan_vocode_uses():
     (start, stop) frames, the last chunk ending at the input's end."""
     from conftest import load_tool
 
-    from vocoder.inference import vocode_stream
 
     bench = load_tool("bench_vocoders")
     seen = []

@@ -52,7 +52,6 @@ def vocode(generator: Generator, mel: torch.Tensor, mel_cfg: MelConfig | None = 
     return y[0] if squeeze else y
 
 
-@torch.inference_mode()
 def chunk_spans(frames: int, chunk_frames: int, overlap_frames: int = OVERLAP_FRAMES) -> Iterator[tuple[int, int]]:
     """The (start, stop) frames of each chunk :func:`vocode_stream` vocodes: ``chunk_frames`` at a
     time, consecutive chunks sharing ``overlap_frames``, the last ending at ``frames``.
@@ -68,6 +67,7 @@ def chunk_spans(frames: int, chunk_frames: int, overlap_frames: int = OVERLAP_FR
         start += chunk_frames - overlap_frames
 
 
+@torch.inference_mode()
 def vocode_stream(generator: Generator, mel_of: Callable[[int, int], torch.Tensor], frames: int,
                   chunk_frames: int = 512, overlap_frames: int = OVERLAP_FRAMES) -> Iterator[torch.Tensor]:
     """Vocode ``frames`` mel frames in chunks, yielding the waveform piece by piece (in order), so

@@ -269,4 +269,3 @@ class VocoderTrainer(Trainer):
         :meth:`Trainer.fit`); returns the last metrics.
         """
         return super().fit(self.cfg.steps if steps is None else steps, progress, tensorboard, cpu_seconds)
-
