@@ -140,7 +140,7 @@ def _seed(text: str) -> int:
 
 def cmd_synth(args) -> int:
     from specgan.stage_one.labels import parse_label_args
-    from specgan.synth import synth
+    from specgan.synth import MAX_CUT_DB, synth
 
     recipe = _load(args)
     _check_device(args)
@@ -154,6 +154,12 @@ def cmd_synth(args) -> int:
                        points=args.points, device=args.device, progress=not args.no_progress)
     print(f"synth: {len(result.wavs)} WAVs → {result.out} (stage one {result.stage_one}; vocoder {result.vocoder}); "
           f"mels.npy, grid.png, synth.json beside them")
+    if result.scaled:
+        bursts = {k: v["clipped"] for k, v in result.scaled.items() if "clipped" in v}
+        print(f"synth: {len(result.scaled)} of {len(result.wavs)} clips rebuilt past full scale and were scaled down "
+              f"(by up to {-min(v['gain_db'] for v in result.scaled.values()):.1f} dB) instead of clipped"
+              + (f"; {len(bursts)} still clip ({sum(bursts.values())} samples): their mels hold a burst more than "
+                 f"{MAX_CUT_DB:g} dB past full scale" if bursts else "") + "; synth.json gives each clip's gain_db")
     return 0
 
 

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,36 @@ class SynthResult:
     seeds: list[int]
     stage_one: str
     vocoder: str
+    #: WAV name → {"gain_db": < 0, "clipped": samples still clamped (when any)} for each clip
+    #: :func:`protect_peak` scaled
+    scaled: dict = field(default_factory=dict)
+
+
+#: |sample| at or above this counts as at full scale (clipped) in what is written
+FULL_SCALE = 1.0 - 1e-4
+#: The largest |sample| synth writes: a clip whose rebuild goes past it is scaled down as a whole ...
+PEAK = 0.98
+#: ... by at most this much: a clip that needs more holds a burst (stage one's last-frame stripe puts
+#: peaks of 8-47x full scale into some generated notes); scaling the whole note down for it would
+#: silence the note, so the burst is clamped and counted instead
+MAX_CUT_DB = 6.0
+
+
+def protect_peak(wav: np.ndarray, peak: float = PEAK, max_cut_db: float = MAX_CUT_DB) -> tuple[np.ndarray, float, int]:
+    """``wav`` kept under full scale: scaled down as a whole so that its largest |sample| is ``peak``
+    when it would be more, by at most ``max_cut_db``; what still exceeds full scale after that is
+    clamped. Returns (the samples, the gain applied in dB (0.0 when none), the samples clamped).
+
+    A vocoder rebuilds a generated mel's magnitude, not its crest factor: the rebuilt phase can put
+    a loud note's peaks past full scale, where a clamp alone would clip them (audible clicks). A
+    generated clip's level is the generator's draw, so a small gain is the better loss.
+    """
+    top = float(np.max(np.abs(wav))) if wav.size else 0.0
+    if top <= peak:
+        return wav, 0.0, 0
+    gain = max(peak / top, 10 ** (-max_cut_db / 20))
+    out = np.clip(wav * gain, -1.0, 1.0).astype(wav.dtype)
+    return out, float(20 * np.log10(gain)), int((np.abs(out) >= FULL_SCALE).sum())
 
 
 def wav_name(label, seed: int | None, prefix: str = "") -> str:
@@ -303,26 +333,37 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
         names = [wav_name(lab, s) for lab, s in plan]
         clips = (model.sample(lab, seeds=[s]) for lab, s in plan)
 
-    wavs, all_logmel = [], []
-    with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= 4) as bar:
-        for i, logmel in enumerate(clips):
-            with torch.inference_mode():
-                wav = voc(logmel.to(dev).float())[0, 0, :length].clamp(-1, 1).cpu().numpy()
-            write_audio(stage / names[i], wav, mel_cfg.sample_rate, subtype="PCM_16")
-            wavs.append(out / names[i])
-            all_logmel.append(logmel.cpu().numpy())
-            bar.update(1)
+    wavs, all_logmel, scaled = [], [], {}
+    clip_output = getattr(voc, "clip_output", True)
+    voc.clip_output = False  # each clip's peak is protected below, by a gain instead of a clamp
+    try:
+        with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= 4) as bar:
+            for i, logmel in enumerate(clips):
+                with torch.inference_mode():
+                    wav = voc(logmel.to(dev).float())[0, 0, :length].float().cpu().numpy()
+                wav, gain_db, clamped = protect_peak(wav)
+                if gain_db:
+                    scaled[names[i]] = {"gain_db": round(gain_db, 2), **({"clipped": clamped} if clamped else {})}
+                write_audio(stage / names[i], wav, mel_cfg.sample_rate, subtype="PCM_16")
+                wavs.append(out / names[i])
+                all_logmel.append(logmel.cpu().numpy())
+                bar.update(1)
+    finally:
+        voc.clip_output = clip_output
     mels = np.concatenate(all_logmel).astype(np.float32)
     np.save(stage / "mels.npy", mels)
     titles = [p.stem for p in wavs]
     _grid_png(stage / "grid.png", mels, titles,
               f"{recipe.name}: stage one {g_path} (step {model.step}); vocoder {voc_desc}", mel_cfg)
-    result = SynthResult(out, wavs, [lab for lab, _ in plan], [s for _, s in plan], str(g_path), voc_desc)
+    result = SynthResult(out, wavs, [lab for lab, _ in plan], [s for _, s in plan], str(g_path), voc_desc, scaled)
     blob = {
         "recipe": recipe.path, "stage_one": str(g_path), "stage_one_step": model.step, "vocoder": voc_desc,
         "sample_rate": mel_cfg.sample_rate, "samples_per_clip": length,
         "interpolate": list(interpolate) if interpolate else None,
-        "clips": [{"wav": p.name, "label": lab, "seed": s} for p, (lab, s) in zip(wavs, plan, strict=True)],
+        "peak": PEAK,
+        "max_cut_db": MAX_CUT_DB,
+        "clips": [{"wav": p.name, "label": lab, "seed": s, **scaled.get(p.name, {})}
+                  for p, (lab, s) in zip(wavs, plan, strict=True)],
         **(extra or {}),
     }
     atomic_write(stage / "synth.json", lambda tmp: tmp.write_text(json.dumps(blob, indent=1)))
@@ -415,18 +456,25 @@ def human_bytes(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def _write_streamed(path: Path, pieces, sr: int) -> Path:
+def _write_streamed(path: Path, pieces, sr: int, clipped: list | None = None) -> Path:
     """Write (1, samples) waveform pieces into ``path`` as 16-bit WAV as they come, under a hidden
     temporary name renamed into place at the end: a killed or failed run leaves no WAV that reads as
-    whole, and what was there before stays until the new file is complete.
+    whole, and what was there before stays until the new file is complete. ``clipped``, when given,
+    gets the number of samples written at full scale (a streamed file cannot be scaled afterwards
+    without a second pass, so a rebuild past full scale is clamped and counted).
     """
     import soundfile as sf
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    at_full_scale = 0
     try:
         with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=1, format="WAV", subtype="PCM_16") as f:
             for piece in pieces:
-                f.write(piece[0].clamp(-1, 1).cpu().numpy())
+                piece = piece[0].clamp(-1, 1)
+                at_full_scale += int((piece.abs() >= FULL_SCALE).sum())
+                f.write(piece.cpu().numpy())
+        if clipped is not None:
+            clipped.append(at_full_scale)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -484,8 +532,12 @@ def vocode_files(inputs: list[str | Path], vocoder_name: str, recipe: Recipe | N
 
             def mel_of(a, b, wave=wave):  # only these frames' STFT (a long file's mel never whole)
                 return mel_fn.frame_range(wave, a, b)
+        clipped: list[int] = []
         written.append(_write_streamed(path, vocode_stream(voc, lambda a, b, f=mel_of: f(a, b).to(dev), frames,
-                                                           chunk_frames), mel_cfg.sample_rate))
+                                                           chunk_frames), mel_cfg.sample_rate, clipped))
+        if clipped[0]:
+            log.warning("vocode: %s: %d samples at full scale (clipped): the rebuild of this input goes past "
+                        "full scale; scale the input down (by 2 dB or so) to avoid it", path, clipped[0])
         log.info("vocode: %s → %s (%s, %.2f s)", item, path, Path(desc).name,
                  frames * mel_cfg.hop_length / mel_cfg.sample_rate)
     return written

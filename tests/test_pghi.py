@@ -13,6 +13,10 @@ from vocoder.pghi import pghi
 
 SR, N_FFT, HOP = 16000, 512, 64
 WINDOW = torch.hann_window(N_FFT)
+# a tiny pghi vocoder on a 40-band mel: random weights, for what does not need training
+TINY_MEL = MelConfig(sample_rate=SR, n_fft=1024, hop_length=256, n_mels=40)
+TINY_PGHI = dict(dim=32, intermediate_dim=64, num_layers=1, branch_dim=16, branch_intermediate_dim=32,
+                 phase_head="pghi", n_fft=N_FFT, upsample=4, upsampler="linear")
 
 
 def _stft(y):
@@ -151,9 +155,7 @@ def test_pghi_head_refuses_onnx_export_in_one_line(tmp_path):
 def test_griffin_lim_refinement_makes_the_pghi_spectrum_more_consistent():
     # the same weights, 0 vs 8 fast Griffin-Lim iterations from PGHI's phase: the output's own
     # STFT magnitude moves closer to the magnitude the network predicted
-    mel_cfg = MelConfig(sample_rate=SR, n_fft=1024, hop_length=256, n_mels=40)
-    kw = dict(dim=32, intermediate_dim=64, num_layers=1, branch_dim=16, branch_intermediate_dim=32, phase_head="pghi",
-              n_fft=N_FFT, upsample=4, upsampler="linear")
+    mel_cfg, kw = TINY_MEL, TINY_PGHI
     torch.manual_seed(0)
     plain = PhaseGenerator(mel_cfg, **kw)
     refined = PhaseGenerator(mel_cfg, refine_iter=8, **kw)
@@ -248,3 +250,44 @@ def test_vocoder_inference_settings_are_what_the_exported_files_run_with(tmp_pat
         trainer({"amp_layers": 2}, "bad")
     with pytest.raises(ValueError, match="'name' is not allowed"):
         VocoderConfig(generator=gen, inference={"name": "istft"})
+
+
+def test_mel_refinement_brings_the_output_to_the_input_mel():
+    # a magnitude network far from the mel (random residual): re-synthesised at the mel's STFT with a
+    # magnitude pulled to the input mel, the output's own mel comes much closer to the input
+    from vocoder.mel import MelSpectrogram
+
+    mel_cfg, kw = TINY_MEL, TINY_PGHI
+    torch.manual_seed(0)
+    plain = PhaseGenerator(mel_cfg, **kw)
+    with torch.no_grad():
+        plain.amp.proj.weight.normal_(0.0, 0.05)
+    refined = PhaseGenerator(mel_cfg, mel_refine_iter=8, **kw)
+    refined.load_state_dict(plain.state_dict())
+    assert "mel_refine_iter" not in plain.config and refined.config["mel_refine_iter"] == 8  # old files' configs stay as written
+    y = torch.from_numpy(0.5 * _signals()["harmonic"].astype(np.float32) / 3)
+    analyse = MelSpectrogram(mel_cfg)
+    mel = mel_cfg.crop_frames(analyse(y[None]), len(y))
+    errors = []
+    for g in (plain, refined):
+        with torch.no_grad():
+            out = g(mel)
+        assert out.shape == (1, 1, mel.shape[-1] * 256) and float(out.abs().max()) <= 1.0
+        errors.append(float((analyse(out[0, 0])[:, : mel.shape[-1]] - mel[0]).abs().mean()))
+    assert errors[1] < 0.5 * errors[0], errors
+    with torch.no_grad():  # too short to frame at the mel's STFT: the internal output as it is
+        short = mel[..., :2]
+        torch.testing.assert_close(refined(short), plain(short))
+    with pytest.raises(ValueError, match="mel_refine_iter"):
+        PhaseGenerator(mel_cfg, mel_refine_iter=-1, **kw)
+
+
+def test_the_mel_correction_never_raises_a_band_clamped_at_the_floor():
+    from vocoder.generators.phase import floor_aware_target
+
+    floor = 1e-5
+    target = torch.tensor([1e-5, 1e-5, 0.3, 0.3])
+    present = torch.tensor([1e-7, 0.2, 1e-7, 0.9])
+    # at the floor: what is there, but no more than the floor; above it: the input mel
+    torch.testing.assert_close(floor_aware_target(target, present, floor * 1.001),
+                               torch.tensor([1e-7, 1e-5, 0.3, 0.3]))

@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_shipped_recipes_synthesise_with_the_vocoders_the_rule_picks(tmp_path):
     """A fresh work dir (nothing trained): speech recipes synthesise with the shipped speech vocoder
-    (it passes docs/vocoder.md's rule), music with Griffin-Lim (the music vocoder does not yet);
-    each is one flag from the other."""
+    and music.yaml with the shipped music vocoder (both pass docs/vocoder.md's rule); Griffin-Lim is
+    one flag away."""
     for recipe, vocoder_name, expected in (("speech-multi.yaml", None, ROOT / "pretrained/speech/vocoder.safetensors"),
-                                           ("music.yaml", None, "griffinlim"),
+                                           ("music.yaml", None, ROOT / "pretrained/music/vocoder.safetensors"),
                                            ("speech.yaml", "griffinlim", "griffinlim"),
-                                           ("music.yaml", "music", ROOT / "pretrained/music/vocoder.safetensors")):
+                                           ("music.yaml", "griffinlim", "griffinlim")):
         out = tmp_path / f"{recipe}-{vocoder_name}"
         run = specgan if vocoder_name is None else specgan_here  # the defaults through a fresh process
         run("synth", "--recipe", recipe, "--set", f"work_dir={tmp_path / 'w'}", "--n", "1", "--out", str(out),
@@ -38,8 +38,12 @@ def test_recipes_name_the_vocoders_the_rule_picks():
         r = load_recipe(f"{name}.yaml")
         assert r.synth.vocoder == "auto"
         assert r.resolve(r.pretrained.vocoder).resolve() == (ROOT / "pretrained/speech/vocoder.safetensors").resolve()
-    for name in ("music", "music-voc"):
-        assert load_recipe(f"{name}.yaml").pretrained.vocoder is None
+    music = load_recipe("music.yaml")
+    assert music.synth.vocoder == "auto"
+    assert music.resolve(music.pretrained.vocoder).resolve() == (ROOT / "pretrained/music/vocoder.safetensors").resolve()
+    # the recipe's exported files run as the shipped one does
+    assert music.vocoder.inference == {"pghi_tol": 1e-3, "refine_iter": 0, "mel_refine_iter": 8, "mel_nnls_iter": 10}
+    assert load_recipe("music-voc.yaml").pretrained.vocoder is None  # it trains its own
 
 
 @pytest.mark.slow

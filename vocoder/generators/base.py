@@ -45,6 +45,10 @@ class Generator(nn.Module):
     #: The synthesis STFT of a spectral generator (its ``spectrum(mel) → (magnitude, phase)`` is
     #: the network, the iSTFT is outside it); None for one that writes samples directly.
     stft: StftGeometry | None = None
+    #: Clamp the waveform to [-1, 1] (the default contract). A caller that protects the peak itself
+    #: (``specgan synth`` scales a clip that would clip) sets it False on its instance; generators
+    #: whose output is bounded by construction (a tanh) ignore it.
+    clip_output = True
 
     def __init__(self, mel_cfg: MelConfig):
         super().__init__()
@@ -52,6 +56,10 @@ class Generator(nn.Module):
             raise TypeError(f"expected a MelConfig, got {type(mel_cfg).__name__}")
         self.mel_cfg = mel_cfg
         self.hop_length = mel_cfg.hop_length
+
+    def limit(self, y: torch.Tensor) -> torch.Tensor:
+        """``y`` clamped to [-1, 1], or as it is where :attr:`clip_output` is False."""
+        return y.clamp(-1.0, 1.0) if self.clip_output else y
 
     def check_input(self, mel: torch.Tensor) -> None:
         if mel.dim() != 3 or mel.shape[1] != self.mel_cfg.n_mels:

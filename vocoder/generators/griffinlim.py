@@ -55,4 +55,4 @@ class GriffinLim(Generator):
         self.gl.length = (frames - 1) * cfg.hop_length
         y = self.gl(linear)
         y = torch.nn.functional.pad(y, (0, cfg.hop_length))
-        return y.clamp(-1.0, 1.0).unsqueeze(1)
+        return self.limit(y).unsqueeze(1)

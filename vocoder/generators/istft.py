@@ -89,7 +89,7 @@ class ISTFTGenerator(Generator):
         frames = magnitude.shape[-1]
         y = torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window.to(magnitude.device),
                         center=True, length=frames * self.hop_length)
-        return y.clamp(-1.0, 1.0).unsqueeze(1)
+        return self.limit(y).unsqueeze(1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""

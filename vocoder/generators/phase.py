@@ -32,13 +32,13 @@ from torch import nn
 
 from vocoder.generators.base import Generator, StftGeometry
 from vocoder.generators.istft import _ConvNeXtBlock
-from vocoder.mel import MelConfig, mel_filterbank
+from vocoder.mel import MelConfig, mel_filterbank, stft_window
 from vocoder.fastgl import STFTPlan, fast_griffin_lim_np
 from vocoder.pghi import MODES as PGHI_MODES
 from vocoder.pghi import fast_griffin_lim, pghi
 from vocoder.registry import register_generator
 
-__all__ = ["PhaseGenerator", "integrate_phase", "mel_grid_weights", "mel_pseudo_inverse", "nnls_refine"]
+__all__ = ["PhaseGenerator", "floor_aware_target", "integrate_phase", "mel_grid_weights", "mel_pseudo_inverse", "nnls_refine"]
 
 
 def mel_grid_weights(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray | None, float]:
@@ -100,6 +100,20 @@ def nnls_refine(fb: torch.Tensor, target: torch.Tensor, x: torch.Tensor, n_iter:
     for _ in range(n_iter):
         flat = flat * numer / (a_t @ (a @ flat)).clamp(min=1e-10)
     return flat.reshape(f, b, t).transpose(0, 1)
+
+
+def floor_aware_target(target: torch.Tensor, present: torch.Tensor, floor: float) -> torch.Tensor:
+    """The mel a magnitude correction aims at: ``target`` where it is above ``floor``; where a band
+    sits at the floor (the log clamped it there: its true level is anywhere below), the smaller of
+    the floor and what the band ``present``ly holds, so a quiet band may stay quiet but is never
+    raised to the floor (that would add noise at the floor's level).
+
+    Args:
+        target (Tensor): linear mel (magnitude ** power) of the input, any shape.
+        present (Tensor): the linear mel of the magnitude being corrected, same shape.
+        floor: the linear level at or under which a band counts as clamped.
+    """
+    return torch.where(target <= floor, torch.minimum(target, present), target)
 
 
 def mel_pseudo_inverse(mel_cfg: MelConfig, n_fft: int) -> tuple[np.ndarray, float]:
@@ -228,6 +242,12 @@ class PhaseGenerator(Generator):
         pghi_tol: PGHI integrates the coefficients above ``pghi_tol`` x the clip's largest; the
             quieter ones start from a random phase that the Griffin-Lim iterations then adjust
             (1e-5: -100 dB, 97 % of speech's coefficients; 1e-3: -60 dB, under half, 40 % faster).
+        mel_refine_iter: An inference step after the internal iSTFT (0: none): the output's STFT at
+            the *mel's* resolution, its magnitude pulled toward the input mel by ``mel_nnls_iter``
+            multiplicative updates started from it (the network's fine structure kept, each band's
+            energy set by the mel), then this many fast Griffin-Lim iterations at that resolution
+            started from the output's own phase (:meth:`mel_refine`).
+        mel_nnls_iter: The updates of ``mel_refine_iter``'s magnitude correction.
     """
 
     def __init__(self, mel_cfg: MelConfig, dim: int = 256, intermediate_dim: int = 768, num_layers: int = 4,
@@ -236,7 +256,7 @@ class PhaseGenerator(Generator):
                  amp_prior: bool = True, phase_head: str = "atan2", max_log_magnitude: float = 4.6,
                  upsampler: str = "transposed", max_deviation: float = 1.0, amp_residual: bool = True,
                  nnls_iter: int = 0, refine_iter: int = 0, pghi_mode: str = "offline",
-                 pghi_tol: float = 1e-5):
+                 pghi_tol: float = 1e-5, mel_refine_iter: int = 0, mel_nnls_iter: int = 10):
         super().__init__(mel_cfg)
         if upsample not in (1, 2, 4):
             raise ValueError(f"phase: upsample must be 1, 2 or 4, got {upsample}")
@@ -258,6 +278,9 @@ class PhaseGenerator(Generator):
             raise ValueError(f"phase: refine_iter must be >= 0 and needs phase_head: pghi, got {refine_iter}")
         if nnls_iter < 0 or (nnls_iter and not amp_prior):
             raise ValueError(f"phase: nnls_iter must be >= 0 and needs amp_prior: true, got {nnls_iter}")
+        if mel_refine_iter < 0 or mel_nnls_iter < 0:
+            raise ValueError(f"phase: mel_refine_iter and mel_nnls_iter must be >= 0, got {mel_refine_iter}, "
+                             f"{mel_nnls_iter}")
         self.stft_hop = mel_cfg.hop_length // upsample
         self.stft_n_fft = int(n_fft or mel_cfg.n_fft // upsample)
         if self.stft_n_fft < self.stft_hop or self.stft_n_fft % 2:
@@ -269,6 +292,10 @@ class PhaseGenerator(Generator):
                            max_log_magnitude=max_log_magnitude, upsampler=upsampler, max_deviation=max_deviation,
                            amp_residual=bool(amp_residual), nnls_iter=int(nnls_iter), refine_iter=int(refine_iter),
                            pghi_mode=pghi_mode, pghi_tol=float(pghi_tol))
+        if mel_refine_iter:  # only where set: the files written before this option keep their config
+            self.config.update(mel_refine_iter=int(mel_refine_iter), mel_nnls_iter=int(mel_nnls_iter))
+        self.mel_refine_iter, self.mel_nnls_iter = int(mel_refine_iter), int(mel_nnls_iter)
+        self._refine_fb = None  # (filterbank, window) at the mel's STFT, made at mel_refine's first call
         self.upsampler, self.max_deviation = upsampler, float(max_deviation)
         self.upsample, self.amp_prior, self.phase_head = upsample, bool(amp_prior), phase_head
         self.amp_residual, self.nnls_iter, self.refine_iter = bool(amp_residual), int(nnls_iter), int(refine_iter)
@@ -413,11 +440,13 @@ class PhaseGenerator(Generator):
         log_mag, phase = self.log_spectrum(mel)
         return torch.exp(log_mag), phase
 
-    def istft(self, spec: torch.Tensor) -> torch.Tensor:
-        """Complex (B, F, T') → waveform (B, 1, T'·stft_hop), clamped to [-1, 1]."""
+    def istft(self, spec: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """Complex (B, F, T') → waveform (B, 1, T'·stft_hop), limited to [-1, 1] (:meth:`limit`)
+        unless ``clamp`` is False.
+        """
         y = torch.istft(spec, self.stft_n_fft, self.stft_hop, self.stft_n_fft, self.stft_window.to(spec.real.dtype),
                         center=True, length=spec.shape[-1] * self.stft_hop)
-        return y.clamp(-1.0, 1.0).unsqueeze(1)
+        return (self.limit(y) if clamp else y).unsqueeze(1)
 
     def onnx_unsupported(self) -> str | None:
         """PGHI reads the phase off the magnitude outside torch (numba): no ONNX form yet."""
@@ -439,6 +468,51 @@ class PhaseGenerator(Generator):
         spec = torch.polar(torch.exp(log_mag.float()), phase.float())
         return self.istft(spec), log_mag, phase, spec
 
+    @torch.no_grad()
+    def mel_refine(self, wave: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """``mel_refine_iter``: the waveform re-synthesised at the mel's STFT with a magnitude that
+        agrees with ``mel``.
+
+        The network's magnitude at the internal STFT is smooth over each mel hop and adds low-level
+        energy between harmonics that the mel does not have (docs/vocoder.md, music). Here the
+        output's magnitude at the mel's own n_fft/hop (float32, centred as the mel is framed) starts
+        Lee-Seung updates toward the input mel (:func:`nnls_refine`): each bin is scaled by its
+        bands' ratio of wanted to present energy, so the structure inside a band stays and the
+        bands' levels become the mel's. Fast Griffin-Lim then fits a phase to that magnitude,
+        starting from the output's own.
+
+        Args:
+            wave (Tensor): (B, 1, T·hop_length), the internal iSTFT's output (unclamped).
+            mel (Tensor): (B, n_mels, T), the input.
+
+        Returns:
+            Tensor: (B, 1, T·hop_length) on ``wave``'s device, limited to [-1, 1] (:meth:`limit`).
+        """
+        cfg, frames = self.mel_cfg, mel.shape[-1]
+        if frames * cfg.hop_length <= cfg.n_fft // 2:  # too short to frame as the mel is framed: as it was
+            return self.limit(wave)
+        if self._refine_fb is None:  # once per model: librosa's filterbank and window
+            self._refine_fb = (torch.from_numpy(mel_filterbank(cfg, dtype=np.float32)), stft_window(cfg))
+        fb, window = self._refine_fb
+        plan = STFTPlan(cfg.n_fft, cfg.hop_length, frames, window, workers=torch.get_num_threads())
+        target = cfg.exp(mel.detach().float().cpu())
+        floor = cfg.floor * (1 + 1e-3)  # the linear mel of a band clamped to the log floor
+        out = []
+        for y, tgt in zip(wave.detach().float().cpu().numpy()[:, 0], target):
+            spec = plan.stft(np.ascontiguousarray(y)).T  # (F, T)
+            mag = torch.from_numpy(np.abs(spec)).clamp(min=cfg.floor) ** cfg.power
+            tgt = floor_aware_target(tgt, fb @ mag, floor)
+            mag = nnls_refine(fb, tgt[None], mag[None], self.mel_nnls_iter)[0] ** (1.0 / cfg.power)
+            mag = mag.numpy()
+            phase = fast_griffin_lim_np(mag, np.angle(spec), plan, self.mel_refine_iter)
+            out.append(plan.istft(np.ascontiguousarray((mag * np.exp(1j * phase)).T, np.complex64)).copy())
+        y = torch.from_numpy(np.stack(out)).to(wave.device, wave.dtype)
+        return self.limit(y).unsqueeze(1)
+
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel (B, n_mels, T) → waveform (B, 1, T * hop_length)."""
-        return self.forward_with_spectrum(mel)[0]
+        if not self.mel_refine_iter:
+            return self.forward_with_spectrum(mel)[0]
+        log_mag, phase = self.log_spectrum(mel)
+        # unclamped: a peak over full scale is the refinement's to rebuild, not a clipped edge to analyse
+        return self.mel_refine(self.istft(torch.polar(torch.exp(log_mag.float()), phase.float()), clamp=False), mel)
