@@ -158,7 +158,7 @@ def cmd_synth(args) -> int:
         bursts = {k: v["clipped"] for k, v in result.scaled.items() if "clipped" in v}
         print(f"synth: {len(result.scaled)} of {len(result.wavs)} clips rebuilt past full scale and were scaled down "
               f"(by up to {-min(v['gain_db'] for v in result.scaled.values()):.1f} dB) instead of clipped"
-              + (f"; {len(bursts)} still clip ({sum(bursts.values())} samples): their mels hold a burst more than "
+              + (f"; {len(bursts)} still clip ({sum(bursts.values())} samples): their rebuild peaks more than "
                  f"{MAX_CUT_DB:g} dB past full scale" if bursts else "") + "; synth.json gives each clip's gain_db")
     return 0
 
