@@ -30,7 +30,9 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
             left out is drawn from the training distribution, from ``seed``.
 
     Returns:
-        (waveform, sample_rate): a float32 numpy array (samples,) in [-1, 1], and its rate in Hz.
+        (waveform, sample_rate): a float32 numpy array (samples,) in [-1, 1], and its rate in Hz; a
+        rebuild past full scale is scaled down as ``specgan synth`` scales it
+        (:func:`specgan.synth.protect_peak`), so the samples are the synth file's.
     """
     import torch
 
@@ -54,10 +56,13 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     length = span if duration is None else int(round(duration * model.mel_cfg.sample_rate))
     if not 0 < length <= span:
         raise ValueError(f"duration {duration}: this model generates at most {span / model.mel_cfg.sample_rate:.3f} s")
+    from specgan.synth import protect_peak
+
+    voc.clip_output = False  # as synth: a clip past full scale is scaled down (at most 6 dB), not clipped
     with torch.inference_mode():
         logmel = model.sample(label, seeds=[seed])
         wav = voc(logmel[0].float())
-    wav = wav.reshape(-1)[:length].clamp(-1, 1).cpu().numpy()
+    wav, _, _ = protect_peak(wav.reshape(-1)[:length].float().cpu().numpy())
     return wav, model.mel_cfg.sample_rate
 
 
