@@ -825,3 +825,48 @@ def test_ema_rampup_known_answers():
             assert keep == pytest.approx(0.999**1250)   # 0.286
         else:
             assert keep < expect_below
+
+
+def test_the_high_band_critic_sees_only_the_bands_above_its_frequency_with_its_own_projection():
+    mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64)
+    critic = Critic(64, 32, d=4, n_classes=3, high_band=1.0, high_band_hz=3000.0)
+    x = torch.randn(2, 1, 64, 32)
+    labels = torch.tensor([0, 1])
+    with pytest.raises(RuntimeError, match="high band is unset"):
+        critic(x, labels)
+    said = critic.prepare(None, mel, None)["critic_high_band"]
+    start = int(critic.high_band_start)
+    centres = mel.band_centres_hz()
+    assert centres[start] >= 3000 > centres[start - 1] and said.startswith(f"bands {start}-63")
+    with torch.no_grad():  # the main critic silenced: what is left is the high-band critic
+        for p in [*critic.net.parameters(), *critic.fc.parameters(), critic.embed.weight]:
+            p.zero_()
+    base = critic(x, labels)
+    low, high = x.clone(), x.clone()
+    low[:, :, :start] += 1.0
+    high[:, :, start:] += 1.0
+    torch.testing.assert_close(critic(low, labels), base)  # blind below its band
+    assert not torch.allclose(critic(high, labels), base)
+    assert not torch.allclose(critic(x, torch.tensor([2, 2])), base)  # the label speaks on the high band
+    with pytest.raises(ValueError, match="high_band_hz.*lower it"):
+        Critic(64, 32, d=4, high_band=1.0, high_band_hz=7900.0).prepare(None, mel, None)
+    with pytest.raises(ValueError, match="high_band"):
+        Critic(64, 32, d=4, high_band=-1.0)
+    assert not hasattr(Critic(64, 32, d=4), "hi_net")  # off: the critic and its file as before
+
+
+def test_the_high_band_critic_trains_and_resumes_exactly(tmp_path):
+    mel = MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=16)
+    critic = {"name": "specgan", "d": 4, "aux_classifier": True, "high_band": 1.0, "high_band_hz": 2000.0}
+    ds = data()
+    whole = SpecGANTrainer(cfg(critic=critic), ds, tmp_path / "a", seed=1, mel=mel, stats=ds.stats.to_dict())
+    whole.fit(progress=False, tensorboard=False)
+    assert whole.prepared["D"]["critic_high_band"].startswith("bands ")
+    part = SpecGANTrainer(cfg(critic=critic), data(), tmp_path / "b", seed=1, mel=mel, stats=ds.stats.to_dict())
+    part.fit(steps=2, progress=False, tensorboard=False)
+    resumed = SpecGANTrainer(cfg(critic=critic), data(), tmp_path / "b", seed=1, mel=mel, stats=ds.stats.to_dict())
+    resumed.resume()
+    resumed.fit(progress=False, tensorboard=False)
+    for a, b in zip(whole.D.state_dict().values(), resumed.D.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert int(resumed.D.high_band_start) == int(whole.D.high_band_start) > 0

@@ -54,6 +54,9 @@ _BINS = [*_HARMONIC, "specgan.generator.f0_bins=64"]
 _F0_DATA = [*_HARMONIC, "specgan.generator.f0_source=data"]
 # Real speech's harmonic lines are ±0.2-0.6 nats around the envelope, a few bands apart.
 _DETAIL = ["specgan.critic.detail=4.0", "specgan.critic.detail_width=7"]
+# issue 29's consonant levers, on the shipped speech-multi design (combined-harmonic-data): a critic
+# of its own on the bands above 3 kHz (fricatives, bursts), or the label classifier weighted up
+_HIGH_BAND = ["specgan.critic.high_band=1.0", "specgan.critic.high_band_hz=3000.0"]
 
 # name → (what it tests, overrides on top of the recipe)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
@@ -109,6 +112,13 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "combined-profile": ("combined, drawing a residual on each label's mean spectrum over time "
                          "(generator.class_prior: profile; not in the default set)",
                          [*_COMBINED, "specgan.generator.class_prior=profile"]),
+    "combined-harmonic-data-hiband": ("combined-harmonic-data + a small conditional patch critic on the mel bands "
+                                      "above 3 kHz alone, with its own projection term (critic.high_band 1: the "
+                                      "label's say on the fricative band; not in the default set)",
+                                      [*_F0_DATA, *_HIGH_BAND]),
+    "combined-harmonic-data-aux3": ("combined-harmonic-data with the auxiliary classifier weighted 3 instead of 1 "
+                                    "(word-conditional detail pulled harder; not in the default set)",
+                                    [*_F0_DATA, "specgan.aux_weight=3.0"]),
     "bilinear": ("+ bilinear resize + conv upsampling (not in the default set)",
                  ["specgan.generator.upsample=bilinear"]),
     "combined-no-film": ("all levers but FiLM (combined collapsed within each label at 20 CPU-min; not in the "
@@ -123,7 +133,8 @@ DEFAULT = [n for n in CANDIDATES if n not in ("bilinear", "no-ema-rampup", "comb
                                               "combined-harmonic-data-input", "combined-harmonic-data-despike",
                                               "combined-harmonic-salience",
                                               "combined-detail",
-                                              "combined-harmonic-detail")]
+                                              "combined-harmonic-detail", "combined-harmonic-data-hiband",
+                                              "combined-harmonic-data-aux3")]
 
 
 def _recipe(args, name: str):

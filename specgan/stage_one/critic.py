@@ -60,12 +60,24 @@ class Critic(nn.Module):
             the generator's harmonic head (``f0_bins``) maps onto it one bin to one row. Its
             geometry is filled from the mel config and statistics (:meth:`set_salience_geometry`).
         salience_range: (lowest, highest) F0 in Hz of the salience map's rows.
+        high_band: Weight of a second, small conditional critic on the mel bands above
+            ``high_band_hz`` alone, added to the score; 0 = off. The main critic sees the whole mel
+            through stride-2 convolutions, so the high band is a few rows of its last feature map,
+            where the loud low bands dominate; the fricatives and bursts that tell "seven" from
+            "one" live up there (docs/specgan.md, issue 29). This one keeps the band's frequency
+            resolution (stride 1 along mel, 2 along time, then 2 x 2), scores every position of its
+            feature map and averages (a patch critic), with a projection term per position when
+            conditioned, so the label has its own say on the high band (the multi-band critics of
+            the vocoder literature, here on the mel).
+        high_band_hz: Where the high band starts: the bands whose centre frequency is at or above
+            it (set from the mel config by :meth:`prepare`; at least 4 bands).
     """
 
     def __init__(self, n_mels: int = 64, frames: int = 64, d: int = 32, kernel_size: int = 5,
                  n_classes: int | list[int] = 0,
                  aux_classifier: bool = False, detail: float = 0.0, detail_width: int = 7, salience: float = 0.0,
-                 salience_range: tuple[float, float] | list[float] = (60.0, 400.0)):
+                 salience_range: tuple[float, float] | list[float] = (60.0, 400.0), high_band: float = 0.0,
+                 high_band_hz: float = 3000.0):
         super().__init__()
         self.label_sizes = label_sizes(n_classes)
         if aux_classifier and not self.label_sizes:
@@ -78,6 +90,8 @@ class Critic(nn.Module):
             raise ValueError(f"salience_range must be [low, high] Hz with 0 < low < high, got {salience_range!r}")
         if (detail or salience) and (detail_width < 3 or detail_width % 2 == 0 or detail_width > n_mels):
             raise ValueError(f"detail_width must be odd, at least 3 and at most n_mels={n_mels} (got {detail_width})")
+        if high_band < 0 or not high_band_hz > 0:
+            raise ValueError(f"high_band must be >= 0 and high_band_hz > 0 (got {high_band}, {high_band_hz})")
         self.detail, self.detail_width = float(detail), int(detail_width)
         self.salience, self.salience_range = float(salience), (float(salience_range[0]), float(salience_range[1]))
         if salience:  # (F0 rows, mel bands): normalised mel → ripple · template, in nats
@@ -96,11 +110,21 @@ class Critic(nn.Module):
         self.embed = LabelEmbedding(self.label_sizes, features) if self.label_sizes else None
         self.aux = nn.Linear(features, sum(self.label_sizes)) if aux_classifier else None
         self.n_classes = n_classes
+        self.high_band, self.high_band_hz = float(high_band), float(high_band_hz)
+        if high_band:
+            self.register_buffer("high_band_start", torch.tensor(-1))  # the first band, from the mel (prepare)
+            self.hi_net = nn.Sequential(
+                nn.Conv2d(1, d, (3, kernel_size), (1, 2), padding=(1, pad)), nn.LeakyReLU(0.2),
+                nn.Conv2d(d, 2 * d, (3, kernel_size), (1, 2), padding=(1, pad)), nn.LeakyReLU(0.2),
+                nn.Conv2d(2 * d, 4 * d, (3, kernel_size), (2, 2), padding=(1, pad)), nn.LeakyReLU(0.2))
+            self.hi_fc = nn.Conv2d(4 * d, 1, 1)
+            self.hi_embed = LabelEmbedding(self.label_sizes, 4 * d) if self.label_sizes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_logits: bool = False):
         """X (B, 1, n_mels, frames), labels (B,) or (B, L) → scores (B,); with ``return_logits`` also
         the auxiliary classifier's logits (B, total label values).
         """
+        hi = self.high_band_score(x, labels) if self.high_band else None
         extra = []
         if self.detail:
             extra.append(self.detail * self.fine_structure(x))
@@ -116,10 +140,27 @@ class Critic(nn.Module):
             if labels is None:
                 raise ValueError("this critic is conditional: pass labels")
             score = score + (self.embed(labels) * h).sum(dim=1)
+        if hi is not None:
+            score = score + self.high_band * hi
         if return_logits:
             if self.aux is None:
                 raise ValueError("this critic has no auxiliary classifier (aux_classifier: true)")
             return score, self.aux(h)
+        return score
+
+    def high_band_score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """X (B, 1, n_mels, frames), labels → the high-band critic's score (B,): its per-position
+        scores (plus the projection term) averaged over its feature map.
+        """
+        start = int(self.high_band_start)
+        if start < 0:
+            raise RuntimeError("the critic's high band is unset: call prepare() with the mel config (the trainer does)")
+        h = self.hi_net(x[:, :1, start:, :])
+        score = self.hi_fc(h).mean(dim=(1, 2, 3))
+        if self.hi_embed is not None:
+            if labels is None:
+                raise ValueError("this critic is conditional: pass labels")
+            score = score + (self.hi_embed(labels)[:, :, None, None] * h).sum(1).mean(dim=(1, 2))
         return score
 
     def prepare(self, data, mel, stats) -> dict:
@@ -134,12 +175,32 @@ class Critic(nn.Module):
         Returns:
             What was filled, for the log.
         """
+        done = {}
+        if self.high_band:
+            if mel is None:
+                raise ValueError("specgan.critic.high_band needs the mel config (the recipe's)")
+            done["critic_high_band"] = self.set_high_band(mel)
         if not self.salience:
-            return {}
+            return done
         if mel is None or stats is None:
             raise ValueError("specgan.critic.salience needs the mel config and statistics (the recipe's)")
         self.set_salience_geometry(mel, stats)
-        return {}
+        return done
+
+    @torch.no_grad()
+    def set_high_band(self, mel) -> str:
+        """Set the high band's first mel band from ``mel``'s band centres and ``high_band_hz``;
+        returns a line saying which bands."""
+        if mel.n_mels != self.n_mels:
+            raise ValueError(f"set_high_band: the mel has {mel.n_mels} bands, the critic {self.n_mels}")
+        centres = np.asarray(mel.band_centres_hz())
+        above = np.nonzero(centres >= self.high_band_hz)[0]
+        if len(above) < 4:
+            raise ValueError(f"specgan.critic.high_band_hz ({self.high_band_hz:g} Hz): {len(above)} of the "
+                             f"{mel.n_mels} mel bands are centred at or above it (top band {centres[-1]:.0f} Hz); "
+                             f"the high-band critic needs at least 4: lower it")
+        self.high_band_start.fill_(int(above[0]))
+        return f"bands {int(above[0])}-{mel.n_mels - 1} ({centres[above[0]]:.0f}-{centres[-1]:.0f} Hz)"
 
     @torch.no_grad()
     def set_salience_geometry(self, mel, stats) -> None:
