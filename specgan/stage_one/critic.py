@@ -190,7 +190,8 @@ class Critic(nn.Module):
     @torch.no_grad()
     def set_high_band(self, mel) -> str:
         """Set the high band's first mel band from ``mel``'s band centres and ``high_band_hz``;
-        returns a line saying which bands."""
+        returns a line saying which bands.
+        """
         if mel.n_mels != self.n_mels:
             raise ValueError(f"set_high_band: the mel has {mel.n_mels} bands, the critic {self.n_mels}")
         centres = np.asarray(mel.band_centres_hz())
