@@ -56,13 +56,11 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     length = span if duration is None else int(round(duration * model.mel_cfg.sample_rate))
     if not 0 < length <= span:
         raise ValueError(f"duration {duration}: this model generates at most {span / model.mel_cfg.sample_rate:.3f} s")
-    from specgan.synth import protect_peak
+    from specgan.synth import vocode_protected
 
-    voc.clip_output = False  # as synth: a clip past full scale is scaled down (at most 6 dB), not clipped
     with torch.inference_mode():
         logmel = model.sample(label, seeds=[seed])
-        wav = voc(logmel[0].float())
-    wav, _, _ = protect_peak(wav.reshape(-1)[:length].float().cpu().numpy())
+    wav, _, _ = vocode_protected(voc, logmel[:1], length)  # as synth writes it
     return wav, model.mel_cfg.sample_rate
 
 

@@ -73,6 +73,21 @@ def protect_peak(wav: np.ndarray, peak: float = PEAK, max_cut_db: float = MAX_CU
     return out, float(20 * np.log10(gain)), int((np.abs(out) >= FULL_SCALE).sum())
 
 
+def vocode_protected(voc, logmel, length: int) -> tuple[np.ndarray, float, int]:
+    """One generated log-mel (1, n_mels, T) through ``voc`` unclamped, cut to ``length`` samples and
+    kept under full scale by :func:`protect_peak`: (samples, gain in dB, samples still clamped). What
+    synth, :func:`specgan.generate` and augment write for a generated clip.
+    """
+    clip_output = getattr(voc, "clip_output", True)
+    voc.clip_output = False  # the peak is protected by a gain below, not by the generator's clamp
+    try:
+        with torch.inference_mode():
+            wav = voc(logmel.float())
+    finally:
+        voc.clip_output = clip_output
+    return protect_peak(wav.reshape(-1)[:length].float().cpu().numpy())
+
+
 def wav_name(label, seed: int | None, prefix: str = "") -> str:
     """``<prefix><label>_seed00042.wav`` (label made file-name safe, several labels' values joined by
     ``-``: ``60-violin_seed00003.wav``; no seed part when None).
@@ -334,22 +349,15 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
         clips = (model.sample(lab, seeds=[s]) for lab, s in plan)
 
     wavs, all_logmel, scaled = [], [], {}
-    clip_output = getattr(voc, "clip_output", True)
-    voc.clip_output = False  # each clip's peak is protected below, by a gain instead of a clamp
-    try:
-        with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= 4) as bar:
-            for i, logmel in enumerate(clips):
-                with torch.inference_mode():
-                    wav = voc(logmel.to(dev).float())[0, 0, :length].float().cpu().numpy()
-                wav, gain_db, clamped = protect_peak(wav)
-                if gain_db:
-                    scaled[names[i]] = {"gain_db": round(gain_db, 2), **({"clipped": clamped} if clamped else {})}
-                write_audio(stage / names[i], wav, mel_cfg.sample_rate, subtype="PCM_16")
-                wavs.append(out / names[i])
-                all_logmel.append(logmel.cpu().numpy())
-                bar.update(1)
-    finally:
-        voc.clip_output = clip_output
+    with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= 4) as bar:
+        for i, logmel in enumerate(clips):
+            wav, gain_db, clamped = vocode_protected(voc, logmel.to(dev), length)
+            if gain_db:
+                scaled[names[i]] = {"gain_db": round(gain_db, 2), **({"clipped": clamped} if clamped else {})}
+            write_audio(stage / names[i], wav, mel_cfg.sample_rate, subtype="PCM_16")
+            wavs.append(out / names[i])
+            all_logmel.append(logmel.cpu().numpy())
+            bar.update(1)
     mels = np.concatenate(all_logmel).astype(np.float32)
     np.save(stage / "mels.npy", mels)
     titles = [p.stem for p in wavs]
