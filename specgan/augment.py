@@ -66,7 +66,7 @@ def augment(recipe, per_class: int, out: str | Path, labels: list | None = None,
     from specgan.audio import write as write_audio
     from specgan.checkpoints import load_pair
     from specgan.progress import bar
-    from specgan.synth import wav_name
+    from specgan.synth import vocode_protected, wav_name
 
     if per_class < 1:
         raise ValueError(f"--per-class must be at least 1, got {per_class}")
@@ -109,8 +109,7 @@ def augment(recipe, per_class: int, out: str | Path, labels: list | None = None,
                 label = model.resolve(classes[c], [s])[0]
                 with torch.inference_mode():
                     logmel = model.sample(label, seeds=[s])
-                    wav = voc(logmel.float())
-                wav = wav[0, 0, :length].clamp(-1, 1).cpu().numpy()
+                wav, gain_db, clamped = vocode_protected(voc, logmel, length)  # as synth writes a clip
                 name = _class_name(space, classes[c])
                 confidence = None
                 if judge is not None:
@@ -124,6 +123,8 @@ def augment(recipe, per_class: int, out: str | Path, labels: list | None = None,
                 write_audio(folder / fname, wav, mel_cfg.sample_rate, subtype="PCM_16")
                 rows.append({"path": f"{_safe(name)}/{fname}", "class": name, "label": label, "seed": s,
                              **({"confidence": confidence} if confidence is not None else {}),
+                             **({"gain_db": round(gain_db, 2)} if gain_db else {}),
+                             **({"clipped": clamped} if clamped else {}),
                              "stage_one": str(pair.stage_one_path), "vocoder": pair.vocoder_desc})
                 kept[c] += 1
                 pbar.update(1)
