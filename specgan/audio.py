@@ -8,6 +8,7 @@ skip the file and count the reason (see :func:`scan_report`).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import stat
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioError",
     "Preprocess",
+    "fade_out",
     "fit_length",
     "load_clip",
     "loudness_normalize",
@@ -199,6 +201,11 @@ class Preprocess:
         loudness_db: Target RMS level in dBFS for ``normalize: loudness``.
         clip_seconds: Pad/crop every clip to this length (``None`` keeps the full length).
         align: Where the content sits when padding/cropping: ``"center"`` or ``"start"``.
+        fade_out: Seconds of a half-cosine fade to zero at the clip's end, after padding/cropping
+            (``None`` = none). For clips cut from longer sounds (the first second of a held note):
+            the STFT's last frames straddle the cut and turn it into a broadband stripe (a steady
+            tone's last two frames 4-6 nats louder in every band), which stage one learns as part of
+            every clip and a vocoder renders as a click. A fade of a few tens of ms removes it.
     """
 
     trim_db: float | None = 40.0
@@ -207,6 +214,7 @@ class Preprocess:
     loudness_db: float = -20.0
     clip_seconds: float | None = None
     align: str = "center"
+    fade_out: float | None = None
 
     def __post_init__(self) -> None:
         if self.normalize not in ("peak", "loudness", "none"):
@@ -217,6 +225,30 @@ class Preprocess:
             raise ValueError(f"peak must be in (0, 1], got {self.peak}")
         if self.clip_seconds is not None and self.clip_seconds <= 0:
             raise ValueError(f"clip_seconds must be > 0 or null, got {self.clip_seconds}")
+        if self.fade_out is not None and not 0 < self.fade_out < float("inf"):
+            raise ValueError(f"fade_out must be > 0 seconds or null, got {self.fade_out}")
+        if self.fade_out is not None and self.clip_seconds is not None and self.fade_out > self.clip_seconds:
+            raise ValueError(f"fade_out ({self.fade_out:g} s) is longer than clip_seconds ({self.clip_seconds:g} s)")
+
+    def key(self) -> dict:
+        """The fields that identify the preprocessing (features and models are keyed on them);
+        ``fade_out`` only when set, so recipes without it keep the keys they had before it existed.
+        """
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if d["fade_out"] is None:
+            del d["fade_out"]
+        return d
+
+
+def fade_out(y: np.ndarray, n: int) -> np.ndarray:
+    """``y`` with its last ``n`` samples faded to zero by a half cosine (a copy; all of it when
+    shorter): 1 at the fade's first sample, 0 after its last.
+    """
+    y = np.array(y, dtype=np.float32, copy=True)
+    n = min(int(n), y.shape[-1])
+    if n > 0:
+        y[..., -n:] *= (0.5 * (1.0 + np.cos(np.pi * np.arange(1, n + 1) / n))).astype(np.float32)
+    return y
 
 
 def load_clip(path: str | Path, sr: int, pre: Preprocess, min_samples: int = 1) -> np.ndarray:
@@ -236,6 +268,8 @@ def load_clip(path: str | Path, sr: int, pre: Preprocess, min_samples: int = 1) 
         raise AudioError(path, "non-finite samples", f"NaN or Inf after trimming/normalising ({pre.normalize})")
     if pre.clip_seconds is not None:
         y = fit_length(y, int(round(pre.clip_seconds * sr)), pre.align)
+    if pre.fade_out is not None:
+        y = fade_out(y, int(round(pre.fade_out * sr)))
     if y.size < min_samples:
         raise AudioError(path, "too short", f"{y.size} samples after trimming, need at least {min_samples} (one frame)")
     return y

@@ -57,10 +57,8 @@ def pick_device(device: str = "auto") -> torch.device:
 
 # -- shapes: what a model's weights depend on ------------------------------------------------
 def _data_key(recipe: Recipe) -> dict[str, Any]:
-    from specgan.recipe import to_dict
-
     return {"source": recipe.data.source, "label": recipe.data.label,
-            "preprocess": to_dict(recipe.data.preprocess)}
+            "preprocess": recipe.data.preprocess.key()}
 
 
 def vocoder_shape(recipe: Recipe) -> dict[str, Any]:

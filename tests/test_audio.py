@@ -124,6 +124,38 @@ def test_preprocess_validation():
         Preprocess(normalize="rms")
     with pytest.raises(ValueError, match="clip_seconds"):
         Preprocess(clip_seconds=0)
+    with pytest.raises(ValueError, match="fade_out must be > 0"):
+        Preprocess(fade_out=0)
+    with pytest.raises(ValueError, match=r"fade_out \(2 s\) is longer than clip_seconds \(1 s\)"):
+        Preprocess(clip_seconds=1.0, fade_out=2.0)
+
+
+def test_fade_out_removes_the_stripe_a_cut_puts_in_the_last_frames(write_wav):
+    import torch
+
+    from vocoder.mel import MelConfig, MelSpectrogram
+
+    sr = 16000
+    p = write_wav("held.wav", tone(sr, 440.0, seconds=3.0), sr)  # a held tone, cut to its first second
+    mel = MelSpectrogram(MelConfig(sample_rate=sr, n_fft=1024, hop_length=256, n_mels=128))
+    cut = load_clip(p, sr, Preprocess(trim_db=None, clip_seconds=1.0, align="start"))
+    faded = load_clip(p, sr, Preprocess(trim_db=None, clip_seconds=1.0, align="start", fade_out=0.03))
+    assert faded.size == cut.size == sr
+    np.testing.assert_array_equal(faded[: sr - 480], cut[: sr - 480])  # only the last 30 ms change
+    assert faded[-1] == 0 and 0 < abs(faded[-240]) < abs(cut[-240])
+
+    def last_excess(y):  # the last frame's mean level over the bands above 2 kHz, against the middle
+        m = mel(torch.from_numpy(y)[None])[0].numpy()
+        hi = m[m.shape[0] // 2:]
+        return hi[:, -1].mean() - hi[:, 20:40].mean()
+
+    assert last_excess(cut) > 3.0      # the cut is a broadband stripe (nats)
+    assert last_excess(faded) < 0.5    # faded: the high bands stay where the steady tone puts them
+
+
+def test_preprocess_key_leaves_out_an_unset_fade():
+    assert "fade_out" not in Preprocess().key() and Preprocess(fade_out=0.02).key()["fade_out"] == 0.02
+    assert set(Preprocess().key()) | {"fade_out"} == set(Preprocess.__dataclass_fields__)
 
 
 def test_written_wav_roundtrip(tmp_path):

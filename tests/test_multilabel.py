@@ -146,6 +146,61 @@ def test_trained_with_two_labels_sampled_by_key(tmp_path):
         model.sample({"instrument": "tuba"})
 
 
+def test_a_per_key_aux_weight_scales_that_labels_cross_entropy_alone():
+    from specgan.stage_one.losses import fused_critic_losses, generator_losses, label_cross_entropies
+
+    torch.manual_seed(0)
+    critic = build_critic({"name": "specgan", "d": 4, "aux_classifier": True}, 16, 16, [3, 2])
+    x = torch.randn(6, 1, 16, 16)
+    labels = torch.tensor([[0, 1], [1, 0], [2, 1], [0, 0], [1, 1], [2, 0]])
+    _, logits = critic(x, labels, return_logits=True)
+    ce_pitch, ce_inst = label_cross_entropies(logits, labels, critic.label_sizes)
+    plain = generator_losses(critic, x, labels, aux_weight=1.0)
+    heavy = generator_losses(critic, x, labels, aux_weight=1.0, aux_key_weights=[1.0, 4.0])
+    torch.testing.assert_close(plain["gen/aux_ce"], ce_pitch + ce_inst)
+    torch.testing.assert_close(heavy["gen/aux_ce"], ce_pitch + 4.0 * ce_inst)
+    torch.testing.assert_close(heavy["gen/loss"] - plain["gen/loss"], 3.0 * ce_inst)
+    torch.testing.assert_close(heavy["gen/aux_ce/1"], ce_inst)  # each label's own term, unweighted
+    eps = torch.rand(3)
+    real, fake = x[:3], x[3:]
+    a = fused_critic_losses(critic, real, fake, labels[:3], 10.0, eps=eps, aux_weight=2.0)
+    b = fused_critic_losses(critic, real, fake, labels[:3], 10.0, eps=eps, aux_weight=2.0, aux_key_weights=[0.0, 1.0])
+    _, lg = critic(real, labels[:3], return_logits=True)
+    inst_only = label_cross_entropies(lg, labels[:3], critic.label_sizes)[1]
+    torch.testing.assert_close(b["critic/aux_ce"], inst_only)
+    torch.testing.assert_close(a["critic/loss"] - b["critic/loss"], 2.0 * (a["critic/aux_ce"] - inst_only))
+    with pytest.raises(ValueError, match="1 aux_key_weights for 2 labels"):
+        generator_losses(critic, x, labels, aux_weight=1.0, aux_key_weights=[2.0])
+
+
+def test_aux_key_weight_is_checked_against_the_labels(tmp_path):
+    from specgan.recipe import RecipeError, load_recipe
+
+    base = dict(frames=16, generator={"name": "specgan", "z_dim": 8, "d": 4, "embed_dim": 4},
+                critic={"name": "specgan", "d": 4, "aux_classifier": True}, aux_weight=1.0,
+                batch_size=4, n_critic=1, steps=2, log_every=1, save_every=2, sample_every=100)
+    with pytest.raises(ValueError, match="aux_key_weight needs aux_weight > 0"):
+        SpecGANConfig(**{**base, "aux_weight": 0.0, "critic": {"name": "specgan", "d": 4}},
+                      aux_key_weight={"instrument": 2.0})
+    with pytest.raises(ValueError, match=r"aux_key_weight.instrument: must be a number >= 0"):
+        SpecGANConfig(**base, aux_key_weight={"instrument": -1})
+    ds = dataset()
+    with pytest.raises(ValueError, match=r"'timbre' is not a label of this recipe \(data.label: \['pitch', 'instrument'\]\)"):
+        SpecGANTrainer(SpecGANConfig(**base, aux_key_weight={"timbre": 2.0}), ds, tmp_path / "x")
+    tr = SpecGANTrainer(SpecGANConfig(**base, aux_key_weight={"instrument": 3.0}), ds, tmp_path / "y")
+    assert tr.aux_key_weights == [1.0, 3.0]
+    tr.fit(progress=False, tensorboard=False)
+    hist = [json.loads(line) for line in open(tmp_path / "y" / "history.jsonl")]
+    assert all({"gen/aux_ce/pitch", "gen/aux_ce/instrument"} <= set(h) for h in hist)
+    # and in a recipe, at load time, before anything runs
+    overrides = [f"work_dir={tmp_path / 'w'}", "data.label=[pitch, instrument]", "specgan.aux_weight=1.0",
+                 "specgan.critic.aux_classifier=true"]
+    with pytest.raises(RecipeError, match=r"specgan.aux_key_weight: 'program' is not a label"):
+        load_recipe("music", [*overrides, "specgan.aux_key_weight={program: 4.0}"])
+    assert load_recipe("music", [*overrides, "specgan.aux_key_weight={instrument: 4.0}"]).specgan.aux_key_weight \
+        == {"instrument": 4.0}
+
+
 @pytest.mark.slow
 @need_tool("fluidsynth")
 def test_a_pitch_by_instrument_recipe_runs_and_synthesises_by_key(tmp_path, monkeypatch, capsys):

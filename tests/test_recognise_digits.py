@@ -39,3 +39,18 @@ def test_recogniser_hears_a_synthetic_voice_s_digits_at_any_rate_and_nothing_in_
     heard = tool.recognise(wavs + [np.zeros(22050, np.float32)], 22050)
     assert heard[:4] == words
     assert heard[4] == ""  # silence: no word, not a guess
+
+
+def test_the_table_has_a_dnsmos_column_and_a_row_with_only_dnsmos():
+    tool = _tool()
+    heard = tool.score(["one", "two"], ["one", "one"])
+    rows = {"training audio": {"dnsmos": {"sig": 2.4, "bak": 3.7, "ovrl": 2.18, "clips": 2}},
+            "model, auto": {**heard, "dnsmos": {"sig": 2.0, "bak": 3.5, "ovrl": 1.85, "clips": 2}}}
+    lines = tool.table(rows, dnsmos=True)
+    widths = {line.count("|") for line in lines}
+    assert len(widths) == 1  # every row has every column
+    assert lines[0].endswith("DNSMOS SIG / BAK / OVRL |")
+    assert lines[2].startswith("| training audio | – |") and "**2.18** (n = 2)" in lines[2]
+    assert "**0.500** (n = 2)" in lines[3] and "2.00 / 3.50 / **1.85**" in lines[3]
+    plain = tool.table({"model, auto": heard})
+    assert "DNSMOS" not in plain[0] and len({line.count("|") for line in plain}) == 1

@@ -785,7 +785,7 @@ def test_ablation_tool_end_to_end(tmp_path):
     steps = json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())["step"]
     tool_mod = load_tool("ablate_specgan")
     args = argparse.Namespace(recipe=str(ROOT / "recipes" / "tiny.yaml"), set=sets, work_dir=None, cpu_minutes=0.03,
-                              n_generated=None)
+                              n_generated=None, branch_from=None)
     state = (work / "ablation-specgan" / "baseline" / "state.pt").stat().st_mtime_ns
     assert tool_mod.run_one(args, "baseline")["step"] == steps
     assert (work / "ablation-specgan" / "baseline" / "state.pt").stat().st_mtime_ns == state
@@ -798,6 +798,17 @@ def test_ablation_tool_end_to_end(tmp_path):
     assert "| combined |" in (work / "ablation-specgan" / "table.md").read_text()  # earlier results stay
     assert not (work / "ablation-specgan" / "baseline.prev").exists()
     assert (work / "ablation-specgan" / "baseline" / "result-0min.json").is_file()
+    # --branch-from: a lever starts from another candidate's last checkpoint, its CPU time counted
+    base_step = json.loads((work / "ablation-specgan" / "baseline" / "result.json").read_text())["step"]
+    branched = tool_mod.run_one(argparse.Namespace(**{**vars(args), "cpu_minutes": 0.09, "branch_from": "baseline"}),
+                                "augment")
+    start = json.loads((work / "ablation-specgan" / "augment" / "branched_from.json").read_text())
+    assert start["from"] == "baseline" and start["step"] == base_step
+    assert base_step < branched["step"] and branched["cpu_minutes"] >= 0.09 - 1 / 60
+    hist = [json.loads(line) for line in open(work / "ablation-specgan" / "augment" / "history.jsonl")]
+    assert hist[0]["step"] < base_step < hist[-1]["step"]  # one history: the source's, then the branch's
+    with pytest.raises(ValueError, match="was trained with another model"):  # FiLM: another generator
+        tool_mod.run_one(argparse.Namespace(**{**vars(args), "cpu_minutes": 0.09, "branch_from": "baseline"}), "film")
     # --curves: each candidate's scored budgets against CPU time, and the critic's estimate
     abl = work / "ablation-specgan"
     assert [len(tool_mod.budget_points(abl / n)) for n in ("baseline", "combined", "film")] == [1, 1, 0]

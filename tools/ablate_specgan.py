@@ -14,6 +14,10 @@ Outputs: ``<work>/ablation-specgan/<name>/`` (the run; resumable: an interrupted
 continues with the CPU time it has left), ``.../<name>/result.json`` and the markdown table
 ``<work>/ablation-specgan/table.md``. The budget is CPU time of the training process
 (``time.process_time``), so other load on the machine does not change what a candidate gets.
+``--branch-from C`` starts each candidate that has no run yet from candidate C's last checkpoint
+(weights, optimisers, step, and the CPU time behind them, which counts toward the budget): two
+levers compared from one trained point at an equal further budget. The lever must keep C's model
+shape (a loss weight, not a new layer); another shape is refused, naming the changed keys.
 
 Columns: the evaluation classifier's label accuracy on generated clips (real held-out clips in
 brackets: its ceiling), FID on the classifier's embeddings (real train vs real test in brackets:
@@ -52,6 +56,7 @@ _COMBINED = [*_AUGMENT, *_FILM, *_AUX, *_NEAREST, *_TTUR, *_LAZY_GP]
 _HARMONIC = [*_COMBINED, "specgan.generator.harmonic=true"]
 _BINS = [*_HARMONIC, "specgan.generator.f0_bins=64"]
 _F0_DATA = [*_HARMONIC, "specgan.generator.f0_source=data"]
+_PRIOR_MS = [*_COMBINED, "specgan.generator.class_prior=mean", "specgan.mode_seeking=1.0"]
 # Real speech's harmonic lines are ±0.2-0.6 nats around the envelope, a few bands apart.
 _DETAIL = ["specgan.critic.detail=4.0", "specgan.critic.detail_width=7"]
 # issue 29's consonant levers, on the shipped speech-multi design (combined-harmonic-data): a critic
@@ -76,7 +81,7 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                        "mean; not in the default set)", [*_COMBINED, "specgan.generator.class_prior=mean"]),
     "combined-prior-ms": ("combined-prior + mode seeking (MSGAN, weight 1: same label, other noise, other note; "
                           "against combined-prior's within-pitch collapse; not in the default set)",
-                          [*_COMBINED, "specgan.generator.class_prior=mean", "specgan.mode_seeking=1.0"]),
+                          _PRIOR_MS),
     "combined-harmonic": ("combined + the source-filter head (generator.harmonic: per-frame F0 and voicing draw "
                           "the harmonic comb of the low mel bands; not in the default set)",
                           _HARMONIC),
@@ -116,6 +121,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                                       "above 3 kHz alone, with its own projection term (critic.high_band 1: the "
                                       "label's say on the fricative band; not in the default set)",
                                       [*_F0_DATA, *_HIGH_BAND]),
+    "combined-prior-ms-inst4": ("combined-prior-ms with the instrument label's auxiliary cross-entropy weighted 4 "
+                               "(specgan.aux_key_weight; pitch stays 1), for [pitch, instrument] recipes",
+                               [*_PRIOR_MS, "specgan.aux_key_weight={instrument: 4.0}"]),
     "combined-harmonic-data-aux3": ("combined-harmonic-data with the auxiliary classifier weighted 3 instead of 1 "
                                     "(word-conditional detail pulled harder; not in the default set)",
                                     [*_F0_DATA, "specgan.aux_weight=3.0"]),
@@ -178,6 +186,25 @@ def _flat(m: dict) -> dict:
     return out
 
 
+def branch(src: Path, out: Path) -> None:
+    """Start candidate ``out`` from candidate ``src``'s last checkpoint: its state (weights,
+    optimisers, step, the CPU time behind it), history and budget ledger, so that two levers are
+    compared from the same trained point at an equal further budget. ``branched_from.json`` says so.
+    """
+    import shutil
+
+    if not (src / "state.pt").is_file():
+        raise SystemExit(f"ablate_specgan: --branch-from: {src} has no state.pt to start from")
+    for f in ("state.pt", "history.jsonl", "budget.json"):
+        if (src / f).is_file():
+            shutil.copy2(src / f, out / f)
+    from vocoder.checkpoint import load_training_state
+
+    st = load_training_state(out / "state.pt", report=False)
+    (out / "branched_from.json").write_text(json.dumps({"from": src.name, "step": st.get("step"),
+                                                        "cpu_seconds": st.get("cpu_seconds")}, indent=1))
+
+
 def run_one(args, name: str) -> dict:
     """Train ``name`` until its CPU budget is used (resuming), then score it."""
     import torch
@@ -194,12 +221,17 @@ def run_one(args, name: str) -> dict:
     out = recipe.work / SECTION / name
     out.mkdir(parents=True, exist_ok=True)
     budget = args.cpu_minutes * 60
+    if args.branch_from and not (out / "state.pt").is_file():
+        branch(recipe.work / SECTION / args.branch_from, out)
     done = out / "result.json"
     if done.is_file() and json.loads(done.read_text())["cpu_minutes"] * 60 >= budget - 1 \
             and (out / "model.safetensors").is_file():
         return json.loads(done.read_text())  # trained and scored at this budget already
+    # a branched run must resume its source's weights: another shape is refused (mode train), not
+    # retrained from scratch on what is left of a budget the source already spent
+    mode = "train" if (out / "branched_from.json").is_file() else "run"
     used = train_to_cpu_budget(out, budget, lambda seconds: train_specgan(
-        recipe, steps=10**9, out=out, progress=False, mode="run", device="cpu", cpu_seconds=seconds,
+        recipe, steps=10**9, out=out, progress=False, mode=mode, device="cpu", cpu_seconds=seconds,
         meta={"ablation": name}))
     model = load_stage_one(out / "model.safetensors")
     gl = build_generator({"name": "griffinlim"}, recipe.mel).eval()
@@ -312,6 +344,9 @@ def main() -> int:
     ap.add_argument("--work-dir", default=None)
     ap.add_argument("--cpu-minutes", type=float, default=60.0, help="training CPU time per candidate")
     ap.add_argument("--only", default=None, help=f"comma-separated candidates (default: {','.join(DEFAULT)})")
+    ap.add_argument("--branch-from", default=None, metavar="CANDIDATE",
+                    help="start each candidate that has no run yet from this candidate's last checkpoint (its "
+                         "CPU time counts toward the budget), to compare levers from one trained point")
     ap.add_argument("--jobs", type=int, default=1, help="candidates trained at once (one thread each)")
     ap.add_argument("--n-generated", type=int, default=None, help="clips scored (default: evaluate.n_generated)")
     ap.add_argument("--curves", default=None, metavar="PNG",
@@ -340,6 +375,8 @@ def main() -> int:
         base += ["--work-dir", args.work_dir]
     if args.n_generated:
         base += ["--n-generated", str(args.n_generated)]
+    if args.branch_from:
+        base += ["--branch-from", args.branch_from]
     queue, running, failed = list(names), [], []
     while queue or running:
         while queue and len(running) < args.jobs:

@@ -8,13 +8,18 @@ English speech, nothing of this project's), with a grammar of the ten digit word
 - each stage-one model's generated mels for the same labels, through the same vocoder (the seeded
   draw ``specgan evaluate`` makes: :func:`specgan.evaluate.generation_draw`),
 
-and reports the share transcribed as the asked word, overall and per word. The project
+and reports the share transcribed as the asked word, overall and per word. With ``--dnsmos N`` it
+also gives DNSMOS P.835 (SIG/BAK/OVRL; :func:`specgan.metrics.dnsmos_set`) of the first N clips of
+every row and of N random prepared training clips (the voices the model learnt from: issue 29's
+target is generated OVRL within 0.2 of theirs), so one command scores a speech model on both of
+the issue's listeners. The project
 classifier is trained on the training voices, so it can hear generated digits better than real
 held-out ones; this recogniser has heard none of them.
 
     sudo apt-get install pocketsphinx pocketsphinx-en-us      # tools/setup.sh installs them
     python tools/recognise_digits.py --recipe recipes/speech-multi.yaml \\
         pretrained/speech-multi/specgan.safetensors --out logs/recognise.json
+    python tools/recognise_digits.py --vocoder auto --dnsmos 128 A/model.safetensors B/model.safetensors
 """
 from __future__ import annotations
 
@@ -96,6 +101,25 @@ def score(heard: list[str], asked: list[str]) -> dict:
             "confusions": {a: dict(c.most_common()) for a, c in sorted(wrong.items())}}
 
 
+def table(rows: dict[str, dict], dnsmos: bool = False) -> list[str]:
+    """The markdown table of :func:`main`'s rows: share heard as asked, per word, and with
+    ``dnsmos`` each row's SIG / BAK / OVRL (a row without transcripts, the training audio, shows
+    only those).
+    """
+    ovrl = " | DNSMOS SIG / BAK / OVRL" if dnsmos else ""
+    lines = ["| clips | heard as the asked word | nothing heard | " + " | ".join(DIGITS) + ovrl + " |",
+             "|---|---|---|" + "---|" * (len(DIGITS) + bool(ovrl))]
+    for name, r in rows.items():
+        d = r.get("dnsmos")
+        mos = f" | {d['sig']:.2f} / {d['bak']:.2f} / **{d['ovrl']:.2f}** (n = {d['clips']})" if d else ""
+        if "accuracy" not in r:
+            lines.append(f"| {name} | – | – | " + " | ".join("–" for _ in DIGITS) + mos + " |")
+            continue
+        per = " | ".join(f"{r['per_word'].get(w, float('nan')):.2f}" for w in DIGITS)
+        lines.append(f"| {name} | **{r['accuracy']:.3f}** (n = {r['n']}) | {r['none_heard']:.3f} | {per}{mos} |")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", help="stage-one safetensors (one row each)")
@@ -104,8 +128,12 @@ def main() -> int:
                     help="griffinlim, auto (the recipe's synth default) or a vocoder model file")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="recipe override")
     ap.add_argument("--out", default=None, help="JSON to write")
+    ap.add_argument("--dnsmos", type=int, default=0, metavar="N",
+                    help="also DNSMOS of the first N clips of each row and of N random training clips")
     args = ap.parse_args()
     recogniser()
+    if args.dnsmos < 0:
+        raise SystemExit(f"recognise_digits: --dnsmos must be 0 or more, got {args.dnsmos}")
 
     import torch
 
@@ -113,13 +141,25 @@ def main() -> int:
     from specgan.audio import load_clip
     from specgan.recipe import load_recipe
     from specgan.checkpoints import load_stage_one, load_vocoder
+    from specgan import metrics as M
 
     torch.set_num_threads(1)
+    if args.dnsmos:
+        why = M.dnsmos_available()
+        if why is not None:
+            raise SystemExit(f"recognise_digits: --dnsmos: {why}")
     recipe = load_recipe(args.recipe, args.set)
     if not args.models:
         raise SystemExit("recognise_digits: give at least one stage-one model file")
     g = load_vocoder(recipe, args.vocoder, recipe.mel)[0].eval()  # every model is checked against recipe.mel
     rows: dict[str, dict] = {}
+
+    def add(name: str, wavs, sr: int, asked: list[str] | None) -> None:
+        row = score(recognise(wavs, sr), asked) if asked is not None else {}
+        if args.dnsmos:
+            row["dnsmos"] = M.dnsmos_set(list(wavs[: args.dnsmos]), sr)
+        rows[name] = row
+
     for k, path in enumerate(args.models):
         model = load_stage_one(Path(path), recipe=recipe)
         real, labels, fake, view = E.generation_draw(recipe, model)
@@ -129,19 +169,20 @@ def main() -> int:
             raise SystemExit(f"recognise_digits: {path}: labels {bad or 'none'} are not digit words")
         sr = model.mel_cfg.sample_rate
         if k == 0:  # the real rows: the same draw for every model of one work dir
+            if args.dnsmos:  # the voices learnt from: a seeded draw of the prepared training clips
+                train = E._split_set(recipe, "train", view.stats, model.generator.frames, max_items=args.dnsmos,
+                                     seed=recipe.evaluate.seed)
+                add("training audio", [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft)
+                                       for p in train.paths], sr, None)
             audio = [load_clip(p, sr, recipe.data.preprocess, model.mel_cfg.n_fft) for p in real.paths]
-            rows["real audio"] = score(recognise(audio, sr), asked)
-            rows[f"real mels, {args.vocoder}"] = score(recognise(E._vocode(view, real.x, g), sr), asked)
-        rows[f"{path}, {args.vocoder}"] = score(recognise(E._vocode(view, fake, g), sr), asked)
+            add("real audio", audio, sr, asked)
+            add(f"real mels, {args.vocoder}", E._vocode(view, real.x, g), sr, asked)
+        add(f"{path}, {args.vocoder}", E._vocode(view, fake, g), sr, asked)
         print(f"{path}: step {model.step}", flush=True)
-    lines = ["| clips | heard as the asked word | nothing heard | " + " | ".join(DIGITS) + " |",
-             "|---|---|---|" + "---|" * len(DIGITS)]
-    for name, r in rows.items():
-        per = " | ".join(f"{r['per_word'].get(w, float('nan')):.2f}" for w in DIGITS)
-        lines.append(f"| {name} | **{r['accuracy']:.3f}** (n = {r['n']}) | {r['none_heard']:.3f} | {per} |")
+    lines = table(rows, bool(args.dnsmos))
     print("\n".join(lines))
     for name, r in rows.items():
-        if r["confusions"]:
+        if r.get("confusions"):
             print(f"{name}: misheard as " + "; ".join(
                 f"{a} → " + ", ".join(f"{h} {c}" for h, c in heard.items()) for a, heard in r["confusions"].items()))
     if args.out:

@@ -43,7 +43,7 @@ _STD_FLOOR = 1e-4          # a bin that never varies (e.g. above the content's b
 
 
 def features_key(recipe: Recipe) -> str:
-    blob = {"mel": recipe.mel.to_dict(), "preprocess": to_dict(recipe.data.preprocess),
+    blob = {"mel": recipe.mel.to_dict(), "preprocess": recipe.data.preprocess.key(),
             "dtype": recipe.features.dtype, "version": FEATURE_VERSION}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 

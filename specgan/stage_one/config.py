@@ -74,6 +74,9 @@ class SpecGANConfig:
     # Auxiliary classifier (critic kwarg aux_classifier: true): cross-entropy on the real labels in
     # the critic step and on the asked labels in the generator step, weighted by this. 0 = off.
     aux_weight: float = 0.0
+    # Several labels: a factor per label key on its cross-entropy (e.g. {instrument: 4.0}; keys not
+    # named weigh 1), so a label the generator neglects can be pulled harder than the others.
+    aux_key_weight: dict[str, float] = field(default_factory=dict)
     # Mode seeking (MSGAN, Mao et al. 2019): the generator step pairs each noise vector with a
     # second one under the same label and adds mode_seeking / (mean|G(z1)-G(z2)| / mean|z1-z2| + 1e-5),
     # against a conditional generator ignoring its noise (one note per pitch). 0 = off.
@@ -110,6 +113,13 @@ class SpecGANConfig:
             raise ValueError(f"betas: must be two numbers in [0, 1), got {self.betas}")
         if self.aux_weight < 0:
             raise ValueError(f"aux_weight: must be >= 0, got {self.aux_weight}")
+        if not isinstance(self.aux_key_weight, dict):
+            raise ValueError(f"aux_key_weight: must be a mapping of label key to weight, got {self.aux_key_weight!r}")
+        for key, w in self.aux_key_weight.items():
+            if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < float("inf"):
+                raise ValueError(f"aux_key_weight.{key}: must be a number >= 0, got {w!r}")
+        if self.aux_key_weight and not self.aux_weight:
+            raise ValueError("aux_key_weight needs aux_weight > 0 (it scales the auxiliary classifier's terms)")
         if self.mode_seeking < 0:
             raise ValueError(f"mode_seeking: must be >= 0, got {self.mode_seeking}")
         if self.mode_seeking > 0 and self.batch_size < 2:

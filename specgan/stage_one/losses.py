@@ -7,25 +7,42 @@ create_graph=True)`` so the penalty itself is differentiated. Generator loss: ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["critic_step_losses", "fused_critic_losses", "generator_loss", "generator_losses", "gradient_penalty",
-           "interpolates", "label_cross_entropy", "penalty"]
+           "interpolates", "label_cross_entropies", "label_cross_entropy", "penalty"]
 
 
-def label_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
-    """The auxiliary classifier's cross-entropy: one label (labels (B,)), or the sum over several
-    (labels (B, L), logits split by ``sizes``: one softmax per label, as AC-GAN with one head each).
+def label_cross_entropies(logits: torch.Tensor, labels: torch.Tensor,
+                          sizes: list[int] | None = None) -> list[torch.Tensor]:
+    """The auxiliary classifier's cross-entropy per label: ``[ce]`` for one label (labels (B,)), or
+    one per column of labels (B, L), the logits split by ``sizes`` (one softmax per label, as AC-GAN
+    with one head each).
     """
     if labels.dim() == 1:
-        return F.cross_entropy(logits.float(), labels)
+        return [F.cross_entropy(logits.float(), labels)]
     if sizes is None or len(sizes) != labels.shape[1] or sum(sizes) != logits.shape[1]:
         raise ValueError(f"label_cross_entropy: logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
                          f"do not match the label sizes {sizes}")
     parts = logits.float().split(list(sizes), dim=1)
-    return sum(F.cross_entropy(p, labels[:, i]) for i, p in enumerate(parts))
+    return [F.cross_entropy(p, labels[:, i]) for i, p in enumerate(parts)]
+
+
+def label_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, sizes: list[int] | None = None,
+                        weights: Sequence[float] | None = None) -> torch.Tensor:
+    """The sum of :func:`label_cross_entropies`, each label's term times its entry of ``weights``
+    (one per label; None: all 1), so one label can be pulled harder than another.
+    """
+    parts = label_cross_entropies(logits, labels, sizes)
+    if weights is None:
+        return sum(parts)
+    if len(weights) != len(parts):
+        raise ValueError(f"label_cross_entropy: {len(weights)} weights for {len(parts)} labels")
+    return sum(w * p for w, p in zip(weights, parts, strict=True))
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -66,7 +83,8 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
 
 def fused_critic_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None,
                         gp_weight: float, with_gp: bool = True, eps: torch.Tensor | None = None,
-                        aux_weight: float = 0.0) -> dict[str, torch.Tensor]:
+                        aux_weight: float = 0.0, aux_key_weights: Sequence[float] | None = None
+                        ) -> dict[str, torch.Tensor]:
     """The same losses as :func:`critic_step_losses` with real and fake in ONE critic forward
     (exact because the critic treats samples independently: no batch norm). The interpolates get
     their own forward: folded into the same batch, the penalty's gradient and double backward
@@ -74,8 +92,9 @@ def fused_critic_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tenso
     the penalty (lazy GP steps); ``gp_weight`` is applied as given (the caller scales lazy GP).
 
     ``aux_weight > 0`` adds the auxiliary classifier's cross-entropy on the *real* half against
-    ``labels`` (``critic/aux_ce``), from the same forward. The penalty is on the score alone: the
-    classifier head is not part of the Wasserstein critic, so the WGAN-GP term is unchanged.
+    ``labels`` (``critic/aux_ce``), from the same forward, each label's term times its entry of
+    ``aux_key_weights`` (None: all 1). The penalty is on the score alone: the classifier head is
+    not part of the Wasserstein critic, so the WGAN-GP term is unchanged.
     """
     b = real.shape[0]
     both = torch.cat([real, fake])
@@ -84,7 +103,7 @@ def fused_critic_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tenso
         if labels is None:
             raise ValueError("the auxiliary classifier needs labels")
         scores, logits = critic(both, torch.cat([labels, labels]), return_logits=True)
-        aux = label_cross_entropy(logits[:b], labels, getattr(critic, "label_sizes", None))
+        aux = label_cross_entropy(logits[:b], labels, getattr(critic, "label_sizes", None), aux_key_weights)
         out["critic/aux_ce"] = aux.detach()
     else:
         scores = critic(both, torch.cat([labels, labels])) if labels is not None else critic(both)
@@ -125,9 +144,12 @@ def generator_loss(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor |
 
 
 def generator_losses(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor | None,
-                     aux_weight: float = 0.0) -> dict[str, torch.Tensor]:
+                     aux_weight: float = 0.0, aux_key_weights: Sequence[float] | None = None
+                     ) -> dict[str, torch.Tensor]:
     """Named losses of the generator step; ``gen/loss`` is what to minimise: −mean D(G(z)), plus
-    ``aux_weight`` × the auxiliary classifier's cross-entropy of G(z) against the asked labels.
+    ``aux_weight`` × the auxiliary classifier's cross-entropy of G(z) against the asked labels
+    (each label's term times its entry of ``aux_key_weights``; None: all 1). With several labels
+    each one's unweighted cross-entropy is also returned, as ``gen/aux_ce/<i>``.
     """
     if aux_weight <= 0:
         return {"gen/loss": generator_loss(critic, fake, labels)}
@@ -135,8 +157,15 @@ def generator_losses(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor
         raise ValueError("the auxiliary classifier needs labels")
     scores, logits = critic(fake, labels, return_logits=True)
     adv = -scores.float().mean()
-    aux = label_cross_entropy(logits, labels, getattr(critic, "label_sizes", None))
-    return {"gen/loss": adv + aux_weight * aux, "gen/adv": adv.detach(), "gen/aux_ce": aux.detach()}
+    parts = label_cross_entropies(logits, labels, getattr(critic, "label_sizes", None))
+    weights = [1.0] * len(parts) if aux_key_weights is None else list(aux_key_weights)
+    if len(weights) != len(parts):
+        raise ValueError(f"generator_losses: {len(weights)} aux_key_weights for {len(parts)} labels")
+    aux = sum(w * p for w, p in zip(weights, parts, strict=True))
+    out = {"gen/loss": adv + aux_weight * aux, "gen/adv": adv.detach(), "gen/aux_ce": aux.detach()}
+    if len(parts) > 1:
+        out.update({f"gen/aux_ce/{i}": p.detach() for i, p in enumerate(parts)})
+    return out
 
 
 def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -66,6 +66,21 @@ def ema_weight(decay: float, rampup: float, step: int) -> float:
     return 1.0 / horizon
 
 
+def aux_key_weights(cfg: SpecGANConfig, space: LabelSpace) -> tuple[list[str], list[float] | None]:
+    """The label keys and their auxiliary-classifier weights, in the label columns' order, from
+    ``cfg.aux_key_weight`` (None when it is empty: every term weighs 1). A key the data does not
+    carry is an error naming the valid ones.
+    """
+    keys = [str(k) for k in space.keys] if cfg.conditional else []
+    if not cfg.aux_key_weight:
+        return keys, None
+    unknown = sorted(set(cfg.aux_key_weight) - set(keys))
+    if unknown:
+        raise ValueError(f"specgan.aux_key_weight: {', '.join(map(repr, unknown))} is not a label of this recipe "
+                         f"(data.label: {keys})")
+    return keys, [float(cfg.aux_key_weight.get(k, 1.0)) for k in keys]
+
+
 class SpecGANTrainer(Trainer):
     """Trains G and D; saves ``state.pt`` (resume) and ``model.safetensors`` (EMA G for sampling).
 
@@ -122,6 +137,7 @@ class SpecGANTrainer(Trainer):
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas)
         self.augment = DiffAugment(cfg.augment, data.floor, gain_per_db(data.stats, mel))
+        self.aux_keys, self.aux_key_weights = aux_key_weights(cfg, data.space)
         self.broadcast_parameters()
 
     # -- the skeleton's hooks -------------------------------------------------------------
@@ -185,7 +201,8 @@ class SpecGANTrainer(Trainer):
             with_gp = (self.step * cfg.n_critic + k) % cfg.gp_every == 0
             with self.autocast():
                 losses = fused_critic_losses(self.D, real, fake, labels, cfg.gp_weight * cfg.gp_every,
-                                             with_gp=with_gp, aux_weight=cfg.aux_weight)
+                                             with_gp=with_gp, aux_weight=cfg.aux_weight,
+                                             aux_key_weights=self.aux_key_weights)
             loss = losses.pop("critic/loss")
             out["critic/param_grad_norm"] = self.optimize(loss, self.opt_d, self.D)
             out.update(losses)
@@ -196,7 +213,10 @@ class SpecGANTrainer(Trainer):
         z = torch.randn(b, z_dim, generator=self.sampler).to(self.device)
         with self.autocast():
             fake = self._fake(z, labels)
-            gen = generator_losses(self.D, aug(fake, self.sampler), labels, cfg.aux_weight)
+            gen = generator_losses(self.D, aug(fake, self.sampler), labels, cfg.aux_weight, self.aux_key_weights)
+            for i, key in enumerate(self.aux_keys):  # the per-label terms under their keys' names
+                if f"gen/aux_ce/{i}" in gen:
+                    gen[f"gen/aux_ce/{key}"] = gen.pop(f"gen/aux_ce/{i}")
             if cfg.mode_seeking > 0:
                 ms = mode_seeking_loss(fake, z)
                 gen["gen/loss"] = gen["gen/loss"] + cfg.mode_seeking * ms
