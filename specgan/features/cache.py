@@ -27,7 +27,7 @@ from specgan.audio import AudioError, Preprocess, load_clip, scan_report
 from specgan.data.manifest import SPLITS
 from specgan.data.prepare import load_split
 from specgan.features.extract import LogMelExtractor
-from specgan.recipe import Recipe, save_resolved, to_dict
+from specgan.recipe import Recipe, save_resolved
 from specgan.workdir import read_marker
 from vocoder.checkpoint import atomic_write
 from vocoder.mel import MelConfig, MelStats
