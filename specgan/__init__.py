@@ -56,11 +56,11 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     length = span if duration is None else int(round(duration * model.mel_cfg.sample_rate))
     if not 0 < length <= span:
         raise ValueError(f"duration {duration}: this model generates at most {span / model.mel_cfg.sample_rate:.3f} s")
-    from specgan.synth import vocode_protected
+    from specgan.synth import edge_repair, vocode_protected
 
     with torch.inference_mode():
         logmel = model.sample(label, seeds=[seed])
-    wav, _, _ = vocode_protected(voc, logmel[:1], length)  # as synth writes it
+    wav, _, _ = vocode_protected(voc, logmel[:1], length, edge_repair(r, model.mel_cfg))  # as synth writes it
     return wav, model.mel_cfg.sample_rate
 
 

@@ -66,7 +66,7 @@ def augment(recipe, per_class: int, out: str | Path, labels: list | None = None,
     from specgan.audio import write as write_audio
     from specgan.checkpoints import load_pair
     from specgan.progress import bar
-    from specgan.synth import vocode_protected, wav_name
+    from specgan.synth import edge_repair, vocode_protected, wav_name
 
     if per_class < 1:
         raise ValueError(f"--per-class must be at least 1, got {per_class}")
@@ -85,6 +85,7 @@ def augment(recipe, per_class: int, out: str | Path, labels: list | None = None,
     if recipe.data.preprocess.clip_seconds:
         length = min(length, int(round(recipe.data.preprocess.clip_seconds * mel_cfg.sample_rate)))
     judge = _Judge(recipe, model) if filter_tau is not None else None
+    edge = edge_repair(recipe, mel_cfg)
 
     stage = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if stage.exists():
@@ -109,7 +110,7 @@ def augment(recipe, per_class: int, out: str | Path, labels: list | None = None,
                 label = model.resolve(classes[c], [s])[0]
                 with torch.inference_mode():
                     logmel = model.sample(label, seeds=[s])
-                wav, gain_db, clamped = vocode_protected(voc, logmel, length)  # as synth writes a clip
+                wav, gain_db, clamped = vocode_protected(voc, logmel, length, edge)  # as synth writes a clip
                 name = _class_name(space, classes[c])
                 confidence = None
                 if judge is not None:

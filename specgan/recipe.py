@@ -314,6 +314,11 @@ class SynthConfig:
     labels: list[str | int | dict[str, str | int]] | None = None
     seed: int = 0                      # clip i uses seed + i, so each clip is reproducible alone
     duration: float | None = None      # seconds per clip (default data.preprocess.clip_seconds)
+    # the clip's end (specgan.synth.edge_repair): auto holds the frames that straddle the training
+    # clips' cut and fades the last 30 ms when stage one learnt cut clips (clip_seconds without
+    # data.preprocess.fade_out), hold always does, raw renders the frames as drawn (not "off": YAML
+    # reads an unquoted off as false)
+    edge: Literal["auto", "hold", "raw"] = "auto"
 
     def __post_init__(self) -> None:
         _positive(self, "n")

@@ -275,7 +275,7 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocod
     from specgan.checkpoints import load_pair, vocoder_choice
     from specgan.data.prepare import load_split
     from specgan.evaluate import headline_rows
-    from specgan.synth import synth_plan, wav_name
+    from specgan.synth import edge_repair, synth_plan, vocode_protected, wav_name
     from vocoder.mel import MelSpectrogram
 
     metrics_path = recipe.work / "eval" / "metrics.json"
@@ -298,8 +298,9 @@ def write_report(recipe: Recipe, per_label: int = 2, max_labels: int = 10, vocod
             pair = load_pair(recipe, vocoder_name)
         label = pair.stage_one.resolve(lab, [seed])[0]
         logmel = pair.stage_one.sample(label, seeds=[seed])
-        return (f"seed {seed}: {wav_name(label, seed)}", pair.vocoder(logmel.float())[0, 0, :length].numpy(),
-                logmel[0].numpy())
+        span = pair.stage_one.generator.frames * pair.stage_one.mel_cfg.hop_length
+        wav = vocode_protected(pair.vocoder, logmel, length or span, edge_repair(recipe, pair.stage_one.mel_cfg))[0]
+        return f"seed {seed}: {wav_name(label, seed)}", wav, logmel[0].numpy()  # as synth writes it
 
     mel_cfg, sr = recipe.mel, recipe.mel.sample_rate
     mel_fn = MelSpectrogram(mel_cfg)

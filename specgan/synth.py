@@ -24,7 +24,7 @@ import torch
 from specgan.recipe import Recipe
 from vocoder.checkpoint import atomic_write
 
-__all__ = ["SynthResult", "synth", "synth_plan", "vocode_files", "wav_name"]
+__all__ = ["Edge", "SynthResult", "edge_repair", "synth", "synth_plan", "vocode_files", "vocode_protected", "wav_name"]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,8 @@ class SynthResult:
 FULL_SCALE = 1.0 - 1e-4
 #: The largest |sample| synth writes: a clip whose rebuild goes past it is scaled down as a whole ...
 PEAK = 0.98
-#: ... by at most this much: a clip that needs more holds a burst (stage one's last-frame stripe puts
-#: peaks of 8-47x full scale into some generated notes); scaling the whole note down for it would
-#: silence the note, so the burst is clamped and counted instead
+#: ... by at most this much: a clip that needs more holds a burst (a blotch stage one drew); scaling
+#: the whole note down for it would silence the note, so the burst is clamped and counted instead
 MAX_CUT_DB = 6.0
 
 
@@ -73,11 +72,52 @@ def protect_peak(wav: np.ndarray, peak: float = PEAK, max_cut_db: float = MAX_CU
     return out, float(20 * np.log10(gain)), int((np.abs(out) >= FULL_SCALE).sum())
 
 
-def vocode_protected(voc, logmel, length: int) -> tuple[np.ndarray, float, int]:
+#: The fade synth puts at a clip's end when it repairs the cut edge (:func:`edge_repair`)
+EDGE_FADE_SECONDS = 0.03
+
+
+@dataclass(frozen=True)
+class Edge:
+    """How a generated clip's end is rendered (:func:`edge_repair`): frames from ``hold_from`` on
+    take the value of the frame before it, and the waveform's last ``fade`` samples fade to zero.
+    ``Edge()`` changes nothing.
+    """
+
+    hold_from: int | None = None
+    fade: int = 0
+
+
+def edge_repair(recipe: Recipe, mel_cfg, mode: str | None = None) -> Edge:
+    """What to do at a generated clip's end, by ``synth.edge`` (or ``mode``).
+
+    A model trained on clips cut from longer sounds (``data.preprocess.clip_seconds`` without
+    ``fade_out``: the first second of a held note) learnt the cut as part of every clip: the
+    STFT's frames whose window reaches past the clip's end see a broadband stripe (up to 4-6 nats
+    in every band), which a vocoder renders as a burst (of 48 default music notes, 17 peaked past
+    2x full scale). ``hold`` gives those frames the last value whose window lies inside the clip
+    and fades the last 30 ms of the waveform (the note ends as a fade, not a click). ``auto``
+    holds exactly for such models; ``raw`` renders the frames as drawn.
+    """
+    mode = mode or recipe.synth.edge
+    pre = recipe.data.preprocess
+    if mode == "raw" or pre.clip_seconds is None or (mode == "auto" and pre.fade_out is not None):
+        return Edge()
+    clip = int(round(pre.clip_seconds * mel_cfg.sample_rate))
+    # frame t is centred on t * hop; its window reaches past the clip's end when t*hop + n_fft/2 > clip
+    hold_from = max(1, (clip - mel_cfg.n_fft // 2) // mel_cfg.hop_length + 1) if mel_cfg.center else \
+        max(1, (clip - mel_cfg.n_fft) // mel_cfg.hop_length + 1)
+    return Edge(hold_from, int(round(EDGE_FADE_SECONDS * mel_cfg.sample_rate)))
+
+
+def vocode_protected(voc, logmel, length: int, edge: Edge = Edge()) -> tuple[np.ndarray, float, int]:
     """One generated log-mel (1, n_mels, T) through ``voc`` unclamped, cut to ``length`` samples and
     kept under full scale by :func:`protect_peak`: (samples, gain in dB, samples still clamped). What
-    synth, :func:`specgan.generate` and augment write for a generated clip.
+    synth, :func:`specgan.generate`, augment and the report write for a generated clip. ``edge``
+    (:func:`edge_repair`) holds the frames that straddle the training clip's cut and fades the end.
     """
+    if edge.hold_from is not None and edge.hold_from < logmel.shape[-1]:
+        logmel = logmel.clone()
+        logmel[..., edge.hold_from :] = logmel[..., edge.hold_from - 1 : edge.hold_from]
     clip_output = getattr(voc, "clip_output", True)
     voc.clip_output = False  # the peak is protected by a gain below, not by the generator's clamp
     try:
@@ -85,7 +125,12 @@ def vocode_protected(voc, logmel, length: int) -> tuple[np.ndarray, float, int]:
             wav = voc(logmel.float())
     finally:
         voc.clip_output = clip_output
-    return protect_peak(wav.reshape(-1)[:length].float().cpu().numpy())
+    wav = wav.reshape(-1)[:length].float().cpu().numpy()
+    if edge.fade:
+        from specgan.audio import fade_out
+
+        wav = fade_out(wav, edge.fade)
+    return protect_peak(wav)
 
 
 def wav_name(label, seed: int | None, prefix: str = "") -> str:
@@ -348,10 +393,11 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
         names = [wav_name(lab, s) for lab, s in plan]
         clips = (model.sample(lab, seeds=[s]) for lab, s in plan)
 
+    edge = edge_repair(recipe, mel_cfg)
     wavs, all_logmel, scaled = [], [], {}
     with tqdm(total=len(plan), desc="synth", unit="clip", disable=not progress or len(plan) <= 4) as bar:
         for i, logmel in enumerate(clips):
-            wav, gain_db, clamped = vocode_protected(voc, logmel.to(dev), length)
+            wav, gain_db, clamped = vocode_protected(voc, logmel.to(dev), length, edge)
             if gain_db:
                 scaled[names[i]] = {"gain_db": round(gain_db, 2), **({"clipped": clamped} if clamped else {})}
             write_audio(stage / names[i], wav, mel_cfg.sample_rate, subtype="PCM_16")

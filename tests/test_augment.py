@@ -310,8 +310,9 @@ def test_kshot_per_class_table_reads_accuracy_and_confusions_per_class():
 @pytest.mark.slow
 def test_an_augment_clip_is_the_synth_clip_even_past_full_scale(tmp_path):
     """docs/augment.md: any clip can be regenerated with `specgan synth --label L --seed S --n 1`.
-    The shipped music models rebuild pitch 49, seed 13 far past full scale (stage one's last-frame
-    stripe): both write it through the same peak protection, sample for sample."""
+    The shipped music models rebuild pitch 49, seed 13 past full scale (a bright blotch stage one
+    drew at frame 41, 2.7x): both write it through the same edge repair and peak protection, sample
+    for sample."""
     from specgan.recipe import load_recipe
     from specgan.synth import synth
 
