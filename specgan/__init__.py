@@ -12,7 +12,8 @@ def load_stage_one(path, device="cpu"):
     return load(path, device)
 
 
-def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, device="cpu", **labels):
+def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, device="cpu", truncation=None,
+             **labels):
     """One clip from stage one + a vocoder, for a notebook: ``wav, sr = specgan.generate("seven")``,
     or with several labels ``specgan.generate(recipe="music", pitch=60, instrument="violin")``.
 
@@ -26,6 +27,8 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
             a ``model.safetensors`` path or run folder; None: the recipe's ``synth.vocoder``.
         duration: seconds (default: the recipe's clip length, at most the model's span).
         device: ``"cpu"``, ``"cuda"``, ``"auto"``.
+        truncation: ψ in (0, 1], the factor the latent is scaled by; None: the recipe's
+            ``synth.truncation`` (as synth draws).
         **labels: a several-label model's labels by key (``pitch=60, instrument="violin"``); a key
             left out is drawn from the training distribution, from ``seed``.
 
@@ -43,6 +46,10 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     pair = load_pair(r, vocoder or r.synth.vocoder, pick_device(device))
     model, voc, path = pair.stage_one, pair.vocoder, pair.stage_one_path
+    if truncation is not None:
+        from specgan.stage_one.model import check_truncation
+
+        model.truncation = check_truncation(truncation)
     if labels:
         if label is not None:
             raise ValueError(f"give the label positionally or by key ({', '.join(labels)}), not both")

@@ -206,14 +206,16 @@ class Pair:
 
 
 def load_pair(recipe, vocoder_name: str = "auto", device="cpu", recipe_mel: bool = False) -> Pair:
-    """The recipe's stage one (:func:`stage_one_path`) and the vocoder ``vocoder_name`` names
-    (:func:`load_vocoder`), refused with one line naming the fields when their mels differ.
+    """The recipe's stage one (:func:`stage_one_path`), drawing with ``synth.truncation``, and the
+    vocoder ``vocoder_name`` names (:func:`load_vocoder`), refused with one line naming the fields
+    when their mels differ.
 
     ``recipe_mel`` (evaluation, which reads the recipe's features): both models must also be in
     the recipe's mel; stage one is checked first, then the vocoder, each error naming the recipe.
     """
     path = stage_one_path(recipe)
     model = load_stage_one(path, device, recipe=recipe if recipe_mel else None)
+    model.truncation = recipe.synth.truncation  # what synth draws with (ψ)
     voc, desc = load_vocoder(recipe, vocoder_name, recipe.mel if recipe_mel else model.mel_cfg, device)
     if recipe_mel:
         voc.mel_cfg.check_compatible(recipe.mel, f"vocoder {desc}", f"recipe {recipe.path}")

@@ -138,12 +138,21 @@ def _seed(text: str) -> int:
     return value
 
 
+def _truncation(recipe, args) -> None:
+    """``--truncation`` over ``synth.truncation`` (checked: one line when out of (0, 1])."""
+    if getattr(args, "truncation", None) is not None:
+        from specgan.stage_one.model import check_truncation
+
+        recipe.synth.truncation = check_truncation(args.truncation)
+
+
 def cmd_synth(args) -> int:
     from specgan.stage_one.labels import parse_label_args
     from specgan.synth import MAX_CUT_DB, synth
 
     recipe = _load(args)
     _check_device(args)
+    _truncation(recipe, args)
     labels = parse_label_args(args.label)
     out = Path(args.out) if args.out else recipe.work / "synth"
     # --out outside the work dir writes nothing there: no lock, so it can run beside a training
@@ -247,6 +256,7 @@ def cmd_augment(args) -> int:
 
     recipe = _load(args)
     _check_device(args)
+    _truncation(recipe, args)
     result = augment(recipe, args.per_class, args.out, labels=parse_label_args(args.label), seed=args.seed,
                      vocoder_name=args.vocoder, filter_tau=args.filter, force=args.force,
                      device=str(pick_device(args.device)), progress=not args.no_progress)
@@ -446,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default <work_dir>/synth)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds per clip, at most the model's span (default data.preprocess.clip_seconds)")
+    p.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                   help="scale every latent by PSI in (0, 1]: fewer atypical clips, less variety (default "
+                        "synth.truncation)")
     p.add_argument("--interpolate", type=_seed, nargs=2, metavar=("SEED_A", "SEED_B"), default=None,
                    help="write a latent walk between two seeds instead of --n clips")
     p.add_argument("--points", type=int, default=8,
@@ -531,6 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classes to generate (repeatable; default: all); several-label recipes: key=value")
     p.add_argument("--seed", type=_seed, default=0, help="clip i uses seed + i (default 0)")
     p.add_argument("--vocoder", default="auto", help="auto | griffinlim | a model.safetensors path (default auto)")
+    p.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                   help="scale every latent by PSI in (0, 1], as synth does (default synth.truncation)")
     p.add_argument("--filter", type=float, default=None, metavar="TAU",
                    help="keep clips the evaluation classifier gives the asked class probability >= TAU")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out (kept as <out>.prev/)")

@@ -284,7 +284,7 @@ def generation_draw(recipe: Recipe, model):
     """What the generation metrics compare: ``evaluate.n_generated`` held-out clips of
     ``evaluate.split`` (a seeded draw; labels the model knows), their labels (None for an
     unconditional model), as many generated mels asking for the same labels (seed
-    ``evaluate.seed``), (N, 1, n_mels, frames) float, all in the work's normalisation, and the
+    ``evaluate.seed``, drawn with ``synth.truncation`` as synth draws them), (N, 1, n_mels, frames) float, all in the work's normalisation, and the
     model seen in that normalisation (:func:`in_work_statistics`): pass it, not ``model``, to
     whatever denormalises or vocodes the draw.
     """
@@ -296,7 +296,8 @@ def generation_draw(recipe: Recipe, model):
     if len(real) < 2:
         raise ValueError(f"evaluate: split {ec.split!r} has {len(real)} usable clips; need at least 2")
     labels = [model.labels.decode(row) for row in real.y.tolist()] if conditional else None
-    fake = model.sample_normalised(labels, seeds=range(ec.seed, ec.seed + len(real)), batch_size=None)
+    fake = model.sample_normalised(labels, seeds=range(ec.seed, ec.seed + len(real)), batch_size=None,
+                                   truncation=recipe.synth.truncation)
     if to_work is not None:
         fake = to_work(fake)
     return real, labels, fake[:, None].float(), view
@@ -316,8 +317,11 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     frames = model.generator.frames
     real, labels, fake, model = generation_draw(recipe, model)  # from here on, the work's normalisation
     n = len(real)
-    out: dict = {"protocol": f"{n} generated (seed {ec.seed}, labels matching the real clips') vs {n} real "
-                             f"{ec.split} clips, normalised mels {tuple(real.x.shape[2:])}", "n": n}
+    psi = recipe.synth.truncation
+    out: dict = {"protocol": f"{n} generated (seed {ec.seed}, labels matching the real clips'"
+                             f"{'' if psi == 1 else f', truncation ψ {psi:g}'}) vs {n} real "
+                             f"{ec.split} clips, normalised mels {tuple(real.x.shape[2:])}", "n": n,
+                 "truncation": psi}
     train = _split_set(recipe, "train", model.stats, frames, space=model.labels if conditional else None,
                        max_items=max(ec.n_generated, 2 * n), seed=ec.seed + 1)
     if conditional:

@@ -319,9 +319,16 @@ class SynthConfig:
     # data.preprocess.fade_out), hold always does, raw renders the frames as drawn (not "off": YAML
     # reads an unquoted off as false)
     edge: Literal["auto", "hold", "raw"] = "auto"
+    # ψ: every latent scaled by it (0 < ψ <= 1; 1 = as trained): the truncation trick, fewer
+    # atypical clips for less variety (docs/specgan.md). Synth, specgan.generate, augment, the report
+    # and evaluate's generated set all draw with it.
+    truncation: float = 1.0
 
     def __post_init__(self) -> None:
         _positive(self, "n")
+        from specgan.stage_one.model import check_truncation
+
+        check_truncation(self.truncation)
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"duration: must be positive, got {self.duration}")
 

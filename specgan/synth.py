@@ -412,7 +412,8 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
     result = SynthResult(out, wavs, [lab for lab, _ in plan], [s for _, s in plan], str(g_path), voc_desc, scaled)
     blob = {
         "recipe": recipe.path, "stage_one": str(g_path), "stage_one_step": model.step, "vocoder": voc_desc,
-        "sample_rate": mel_cfg.sample_rate, "samples_per_clip": length,
+        "sample_rate": mel_cfg.sample_rate, "samples_per_clip": length, "truncation": model.truncation,
+        "edge": {"hold_from": edge.hold_from, "fade_samples": edge.fade},
         "interpolate": list(interpolate) if interpolate else None,
         "peak": PEAK,
         "max_cut_db": MAX_CUT_DB,

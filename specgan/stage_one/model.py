@@ -25,12 +25,19 @@ from vocoder.checkpoint import ModelFileError, load_model
 from vocoder.mel import MelConfig, MelStats
 from vocoder.registry import build
 
-__all__ = ["StageOne", "load", "noise", "walk_latents"]
+__all__ = ["StageOne", "check_truncation", "load", "noise", "walk_latents"]
 
 
 def noise(z_dim: int, seed: int) -> torch.Tensor:
     """The (1, z_dim) latent of one seed: a clip's noise depends on its seed alone (CPU)."""
     return torch.randn(1, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def check_truncation(psi) -> float:
+    """ψ as a float, or one line saying what it must be (0 < ψ ≤ 1)."""
+    if isinstance(psi, bool) or not isinstance(psi, int | float) or not 0 < psi <= 1:
+        raise ValueError(f"truncation: must be a number in (0, 1] (1 = as trained), got {psi!r}")
+    return float(psi)
 
 
 def walk_latents(z_dim: int, seed_a: int, seed_b: int, points: int) -> torch.Tensor:
@@ -55,6 +62,11 @@ class StageOne:
             vocabularies, the training histogram); a plain list is one label's vocabulary.
         step: Training step of the weights.
         path: The file it was loaded from.
+        truncation: ψ, the factor every latent is scaled by when :meth:`sample` draws it (1: as
+            trained). The latent's mean is 0, so ψ < 1 draws nearer the generator's typical output:
+            the truncation trick of BigGAN and StyleGAN (ψ-interpolation toward the mean latent),
+            trading variety for clips that carry their label more clearly. ``load_pair`` sets it
+            from ``synth.truncation``.
     """
 
     generator: torch.nn.Module
@@ -63,8 +75,10 @@ class StageOne:
     labels: LabelSpace
     step: int
     path: Path | None = field(default=None)
+    truncation: float = 1.0
 
     def __post_init__(self) -> None:
+        check_truncation(self.truncation)
         if not isinstance(self.labels, LabelSpace):  # a vocabulary list: one label
             self.labels = LabelSpace([None], [list(self.labels)]) if self.labels else LabelSpace([], [])
 
@@ -142,26 +156,31 @@ class StageOne:
         out = [g(z[i : i + step], None if y is None else y[i : i + step])[:, 0] for i in range(0, len(z), step)]
         return torch.cat(out) if out else z.new_zeros(0, g.n_mels, g.frames)
 
-    def sample_normalised(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1) -> torch.Tensor:
-        """Normalised mels (n, n_mels, frames): clip i from the noise of ``seeds[i]`` (:func:`noise`),
-        asking for ``labels`` (one for all, one per seed, or None). See :meth:`draw`.
+    def sample_normalised(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1,
+                          truncation: float | None = None) -> torch.Tensor:
+        """Normalised mels (n, n_mels, frames): clip i from the noise of ``seeds[i]`` (:func:`noise`)
+        times ψ (``truncation``; None: :attr:`truncation`), asking for ``labels`` (one for all, one
+        per seed, or None). See :meth:`draw`.
         """
+        psi = self.truncation if truncation is None else check_truncation(truncation)
         seeds = [int(s) for s in seeds]
         z = torch.cat([noise(self.generator.z_dim, s) for s in seeds]) if seeds else torch.zeros(0, self.generator.z_dim)
-        return self.draw(z, labels, batch_size, seeds=seeds)
+        return self.draw(z * psi if psi != 1.0 else z, labels, batch_size, seeds=seeds)
 
-    def sample(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1) -> torch.Tensor:
+    def sample(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1,
+               truncation: float | None = None) -> torch.Tensor:
         """Log-mels (n, n_mels, frames) ready for a vocoder in :attr:`mel_cfg`: clip i from the noise
-        of ``seeds[i]``, asking for ``labels`` (one for all, one per seed, or None).
+        of ``seeds[i]`` times ψ (``truncation``; None: :attr:`truncation`), asking for ``labels``
+        (one for all, one per seed, or None).
         """
-        return self.stats.denormalize(self.sample_normalised(labels, seeds, batch_size))
+        return self.stats.denormalize(self.sample_normalised(labels, seeds, batch_size, truncation))
 
     def interpolate(self, seed_a: int, seed_b: int, points: int = 8, label=None) -> torch.Tensor:
         """A latent walk: log-mels (points, n_mels, frames) along the spherical interpolation from
-        seed_a's latent to seed_b's (:func:`walk_latents`), all asking for ``label``.
+        seed_a's latent to seed_b's (:func:`walk_latents`) times ψ, all asking for ``label``.
         """
         z = walk_latents(self.generator.z_dim, seed_a, seed_b, points)
-        return self.stats.denormalize(self.draw(z, label))
+        return self.stats.denormalize(self.draw(z * self.truncation if self.truncation != 1.0 else z, label))
 
 
 def _build(info) -> torch.nn.Module:
