@@ -321,8 +321,9 @@ def _draw(model, classes: list[str], per_class: int, stats, frames: int, floor_l
 
 
 def _sets_key(recipe, k: int, seed: int, files: list[Path], cell: Path) -> str:
-    """What a cell's sets depend on: its K and seed, the set-making keys, the mel, the model files
-    (a file inside the cell by its path there, so a cell's folder can be moved or linked).
+    """What a cell's sets depend on: its K and seed, the set-making keys, the mel, the truncation
+    the GAN clips are drawn with (when not 1), the model files (a file inside the cell by its path
+    there, so a cell's folder can be moved or linked).
     """
     from specgan.recipe import to_dict
 
@@ -333,6 +334,7 @@ def _sets_key(recipe, k: int, seed: int, files: list[Path], cell: Path) -> str:
         return str(p.relative_to(cell)) if p.is_relative_to(cell) else str(p)
 
     blob = {"kshot": cfg, "mel": recipe.mel.to_dict(), "k": k, "seed": seed,
+            **({"truncation": recipe.synth.truncation} if recipe.synth.truncation != 1.0 else {}),
             "files": [[where(p), p.stat().st_size, p.stat().st_mtime_ns] if p.is_file() else [where(p), None]
                       for p in files]}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -387,6 +389,7 @@ def make_sets(recipe, device: str = "cpu", force: bool = False, report=print) ->
             if mfile is None or not per_class:
                 continue
             model = load_stage_one(mfile, device, recipe=recipe)
+            model.truncation = recipe.synth.truncation  # drawn as synth draws (psi)
             x, ys, info[name] = _draw(model, classes, per_class, stats, frames, floor_log, seed, judge, cfg.filter,
                                       cfg.filter_tries)
             sets[name] = (x, ys)

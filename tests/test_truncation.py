@@ -50,13 +50,15 @@ def test_synth_and_generate_draw_with_the_recipes_truncation_and_refuse_a_bad_on
     assert not (tmp_path / "x").exists()
     bad = specgan_here("synth", *common, "--set", "synth.truncation=0", "--out", str(tmp_path / "x"), check=False)
     assert bad.returncode != 0 and "synth.truncation" in bad.stderr and "(0, 1]" in bad.stderr
-    specgan_here("synth", *common, "--truncation", "0.5", "--out", str(tmp_path / "half"))
-    specgan_here("synth", *common, "--out", str(tmp_path / "full"))
+    specgan_here("synth", *common, "--out", str(tmp_path / "half"))  # speech-multi.yaml: synth.truncation 0.5
+    specgan_here("synth", *common, "--truncation", "1", "--out", str(tmp_path / "full"))
     assert json.loads((tmp_path / "half" / "synth.json").read_text())["truncation"] == 0.5
     assert json.loads((tmp_path / "full" / "synth.json").read_text())["truncation"] == 1.0
     half, sr = sf.read(tmp_path / "half" / "seven_seed00005.wav", dtype="float32")
     full, _ = sf.read(tmp_path / "full" / "seven_seed00005.wav", dtype="float32")
     assert not np.array_equal(half, full)
-    wav, _ = specgan.generate("seven", seed=5, recipe=str(ROOT / "recipes" / "speech-multi.yaml"),
-                              vocoder="griffinlim", truncation=0.5)
+    recipe = str(ROOT / "recipes" / "speech-multi.yaml")
+    wav, _ = specgan.generate("seven", seed=5, recipe=recipe, vocoder="griffinlim")  # the recipe's psi
     np.testing.assert_allclose(wav, half, atol=1.5 / 32768)  # the synth file, up to its 16-bit rounding
+    wav, _ = specgan.generate("seven", seed=5, recipe=recipe, vocoder="griffinlim", truncation=1.0)
+    np.testing.assert_allclose(wav, full, atol=1.5 / 32768)
