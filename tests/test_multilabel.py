@@ -273,3 +273,27 @@ def test_digits_split_by_take_puts_every_voice_in_every_split(tmp_path):
     voices = {s: {it.labels["voice"] for it in items} for s, items in splits.items()}
     assert voices["train"] == voices["dev"] == voices["test"] and len(voices["train"]) == 6
     assert all(isinstance(it.label, list) and len(it.label) == 2 for it in splits["test"])
+
+
+def test_the_label_map_starts_as_the_identity_and_lets_the_labels_interact():
+    kw = dict(z_dim=8, d=4, embed_dim=6, conditioning="film")
+    plain = build_generator({"name": "specgan", **kw}, 16, 16, [3, 2])
+    assert not any("label_map" in k for k in plain.state_dict())  # off: the file's tensors unchanged
+    torch.manual_seed(0)
+    mapped = build_generator({"name": "specgan", **kw, "label_mlp": 2}, 16, 16, [3, 2])
+    missing = mapped.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("label_map.") for k in missing)
+    z, y = torch.randn(4, 8), torch.tensor([[0, 0], [0, 1], [2, 0], [2, 1]])
+    torch.testing.assert_close(mapped(z, y), plain(z, y))  # the last layer starts at zero
+    with torch.no_grad():  # trained: the instrument's FiLM shift now depends on the pitch
+        for p in mapped.label_map.parameters():
+            p.normal_(0, 0.5)
+    beta = lambda g, yy: g.film[0].proj(g.label_map(g.embed(yy)) if g.label_map is not None else g.embed(yy))
+    for g, additive in ((plain, True), (mapped, False)):
+        b = beta(g, y)
+        interaction = (b[1] - b[0]) - (b[3] - b[2])  # instrument 1 - 0 at pitch 0, minus the same at pitch 2
+        assert torch.allclose(interaction, torch.zeros_like(interaction), atol=1e-5) == additive
+    with pytest.raises(ValueError, match="label_mlp must be an integer >= 0"):
+        build_generator({"name": "specgan", **kw, "label_mlp": -1}, 16, 16, [3, 2])
+    with pytest.raises(ValueError, match="label_mlp maps the label embedding"):
+        build_generator({"name": "specgan", **kw, "label_mlp": 1}, 16, 16, 0)

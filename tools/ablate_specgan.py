@@ -126,6 +126,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "combined-prior-ms-inst4": ("combined-prior-ms with the instrument label's auxiliary cross-entropy weighted 4 "
                                "(specgan.aux_key_weight; pitch stays 1), for [pitch, instrument] recipes",
                                [*_PRIOR_MS, "specgan.aux_key_weight={instrument: 4.0}"]),
+    "combined-prior-ms-map": ("combined-prior-ms with a mapping network on the summed label embedding "
+                              "(generator.label_mlp 2: e + MLP(e), zero at the start), so that FiLM's modulation "
+                              "by one label can depend on another's value; for [pitch, instrument] recipes",
+                              [*_PRIOR_MS, "specgan.generator.label_mlp=2"]),
     "combined-harmonic-data-aux3": ("combined-harmonic-data with the auxiliary classifier weighted 3 instead of 1 "
                                     "(word-conditional detail pulled harder; not in the default set)",
                                     [*_F0_DATA, "specgan.aux_weight=3.0"]),

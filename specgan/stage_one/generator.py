@@ -18,7 +18,7 @@ from torch import nn
 
 from specgan.stage_one.base import SpectrogramGenerator
 from specgan.stage_one.heads import ClassPrior, HarmonicHead
-from specgan.stage_one.layers import F0Input, FiLM, LabelEmbedding, Residual, grid_for
+from specgan.stage_one.layers import F0Input, FiLM, LabelEmbedding, LabelMap, Residual, grid_for
 from specgan.stage_one.registry import GENERATORS, register
 
 __all__ = ["Generator"]
@@ -106,6 +106,13 @@ class Generator(SpectrogramGenerator):
             scaled to [-1, 1] over ``f0_range`` and averaged to each stage's frame rate, is added
             to every stage's features (where FiLM acts) through a per-channel weight that starts
             at zero — so formants and voicing can be placed to fit the contour.
+        label_mlp: Hidden layers of a mapping network on the label embedding (0: none, the
+            embedding is used as it is). With several labels the embedding is a sum, and FiLM's
+            γ, β are linear in it, so each label's modulation adds to the others' and none depends
+            on another's value (a violin's timbre could not change with the pitch except through
+            the deeper layers). ``e + MLP(e)`` (LeakyReLU 0.2 between layers of ``embed_dim``, the
+            last layer zero at the start, so the model begins as the one without it) lets the
+            labels interact where they steer every stage, as StyleGAN's mapping network does for z.
         f0_despike: With ``f0_source: data``, semitones (0: off): before the bank is filled, a
             harmonic frame whose F0 is further than this from the median of its clip's harmonic
             frames around it (:data:`HarmonicHead.F0_DESPIKE_WINDOW` of them) is dropped as an octave or
@@ -126,8 +133,12 @@ class Generator(SpectrogramGenerator):
                  refine_blocks: int = 0, class_prior: str = "none", harmonic: bool = False,
                  f0_range: tuple[float, float] | list[float] = (60.0, 400.0), f0_bins: int = 0,
                  f0_hard: bool = False, f0_source: str = "head", f0_contours: int = 512, f0_input: bool = False,
-                 f0_despike: float = 0.0):
+                 f0_despike: float = 0.0, label_mlp: int = 0):
         super().__init__(n_mels, frames, z_dim, n_classes)
+        if isinstance(label_mlp, bool) or int(label_mlp) != label_mlp or label_mlp < 0:
+            raise ValueError(f"label_mlp must be an integer >= 0, got {label_mlp!r}")
+        if label_mlp and not n_classes:
+            raise ValueError("label_mlp maps the label embedding: the generator needs labels (conditional)")
         if not isinstance(harmonic, bool):
             raise ValueError(f"harmonic must be true or false, got {harmonic!r}")
         if not harmonic:
@@ -155,6 +166,8 @@ class Generator(SpectrogramGenerator):
         self.c0 = d * 2 ** (n - 1)
         sizes = self.label_sizes
         self.embed = LabelEmbedding(sizes, embed_dim) if sizes else None
+        # the mapping network on the embedding (absent at 0, so existing files keep their names)
+        self.label_map = LabelMap(embed_dim, int(label_mlp)) if label_mlp else None
         self.fc = nn.Linear(z_dim + (embed_dim if n_classes else 0), self.c0 * self.h0 * self.w0)
         pad = kernel_size // 2
         layers: list[nn.Module] = []
@@ -247,6 +260,8 @@ class Generator(SpectrogramGenerator):
             if labels is None:
                 raise ValueError("this generator is conditional: pass labels")
             e = self.embed(labels)
+            if self.label_map is not None:
+                e = self.label_map(e)
             z = torch.cat([z, e], dim=1)
         x = self.fc(z).view(-1, self.c0, self.h0, self.w0)
         feat = None

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["F0Input", "FiLM", "LabelEmbedding", "Residual", "grid_for", "label_sizes", "stages_for"]
+__all__ = ["F0Input", "FiLM", "LabelEmbedding", "LabelMap", "Residual", "grid_for", "label_sizes", "stages_for"]
 
 
 def stages_for(n_mels: int, frames: int) -> int:
@@ -58,6 +58,28 @@ class FiLM(nn.Module):
     def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.proj(e).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
         return h * (1 + gamma) + beta
+
+
+class LabelMap(nn.Module):
+    """e (B, E) → e + MLP(e): ``layers`` hidden layers of width E with LeakyReLU(0.2), then a
+    linear layer initialised at zero, so the map starts as the identity. On a sum of several
+    labels' embeddings it lets one label's effect depend on another's value.
+    """
+
+    def __init__(self, dim: int, layers: int):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"LabelMap needs at least one hidden layer, got {layers}")
+        mods: list[nn.Module] = []
+        for _ in range(layers):
+            mods += [nn.Linear(dim, dim), nn.LeakyReLU(0.2)]
+        last = nn.Linear(dim, dim)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.mlp = nn.Sequential(*mods, last)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        return e + self.mlp(e)
 
 
 class F0Input(nn.Module):
