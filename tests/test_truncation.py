@@ -62,3 +62,18 @@ def test_synth_and_generate_draw_with_the_recipes_truncation_and_refuse_a_bad_on
     np.testing.assert_allclose(wav, half, atol=1.5 / 32768)  # the synth file, up to its 16-bit rounding
     wav, _ = specgan.generate("seven", seed=5, recipe=recipe, vocoder="griffinlim", truncation=1.0)
     np.testing.assert_allclose(wav, full, atol=1.5 / 32768)
+
+
+def test_augment_draws_with_the_recipes_truncation_and_records_it(tmp_path):
+    common = ["--recipe", "speech-multi.yaml", "--set", f"work_dir={tmp_path / 'w'}", "--label", "seven",
+              "--per-class", "1", "--seed", "5", "--vocoder", "griffinlim"]
+    bad = specgan_here("augment", *common, "--truncation", "2", "--out", str(tmp_path / "x"), check=False)
+    assert bad.returncode != 0 and "truncation: must be a number in (0, 1]" in bad.stderr
+    specgan_here("augment", *common, "--out", str(tmp_path / "aug"))
+    row = json.loads((tmp_path / "aug" / "manifest.jsonl").read_text().splitlines()[0])
+    assert row["truncation"] == 0.5 and row["seed"] == 5
+    specgan_here("synth", "--recipe", "speech-multi.yaml", "--set", f"work_dir={tmp_path / 'w'}", "--label", "seven",
+                 "--n", "1", "--seed", "5", "--vocoder", "griffinlim", "--out", str(tmp_path / "s"))
+    a, _ = sf.read(tmp_path / "aug" / row["path"], dtype="int16")
+    b, _ = sf.read(tmp_path / "s" / "seven_seed00005.wav", dtype="int16")
+    assert np.array_equal(a, b)  # the augment clip is the synth clip, truncation included
