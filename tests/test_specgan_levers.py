@@ -809,6 +809,13 @@ def test_ablation_tool_end_to_end(tmp_path):
     assert base_step < branched["step"] and branched["cpu_minutes"] >= 0.09 - 1 / 60
     hist = [json.loads(line) for line in open(work / "ablation-specgan" / "augment" / "history.jsonl")]
     assert hist[0]["step"] < base_step < hist[-1]["step"]  # one history: the source's, then the branch's
+    import fcntl
+
+    with open(work / "ablation-specgan" / "baseline" / ".train.lock", "w") as held:  # another process on it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = subprocess.run([*tool[:-8], "--cpu-minutes", "0.09", "--only", "baseline", "--jobs", "1"],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        assert code.returncode != 0 and "baseline is being trained or scored by another process" in code.stderr
     with pytest.raises(ValueError, match="was trained with another model"):  # FiLM: another generator
         tool_mod.run_one(argparse.Namespace(**{**vars(args), "cpu_minutes": 0.09, "branch_from": "baseline"}), "film")
     # --curves: each candidate's scored budgets against CPU time, and the critic's estimate

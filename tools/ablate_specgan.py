@@ -218,16 +218,29 @@ def run_one(args, name: str) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from specgan.evaluate import generation_metrics
-    from specgan.checkpoints import load_stage_one
-    from specgan.training import train_specgan, train_to_cpu_budget
-    from vocoder.registry import build_generator
-
     recipe = _recipe(args, name)
     if args.n_generated:
         recipe.evaluate.n_generated = args.n_generated
     out = recipe.work / SECTION / name
     out.mkdir(parents=True, exist_ok=True)
+    # one process per candidate: a second one (another ablation call naming it) would resume the same
+    # state.pt and both would write it; refused, naming the candidate
+    with open(out / ".train.lock", "w") as busy:
+        try:
+            fcntl.flock(busy, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"ablate_specgan: {name} is being trained or scored by another process ({out})") \
+                from None
+        return _train_and_score(args, name, recipe, out)
+
+
+def _train_and_score(args, name: str, recipe, out: Path) -> dict:
+    """:func:`run_one`'s work, under the candidate's lock."""
+    from specgan.checkpoints import load_stage_one
+    from specgan.evaluate import generation_metrics
+    from specgan.training import train_specgan, train_to_cpu_budget
+    from vocoder.registry import build_generator
+
     budget = args.cpu_minutes * 60
     if args.branch_from and not (out / "state.pt").is_file():
         branch(recipe.work / SECTION / args.branch_from, out)
