@@ -891,10 +891,10 @@ def _check_across_sections(recipe: Recipe) -> None:
                 f"({span / mel.sample_rate:.3f} s) is shorter than data.preprocess.clip_seconds ({clip:g} s = "
                 f"{samples} samples at mel.sample_rate {mel.sample_rate}): set specgan.frames: {pow2}, or "
                 f"data.preprocess.clip_seconds: {span / mel.sample_rate:.3f}")
-    unknown = sorted(set(sg.aux_key_weight) - set(recipe.data.label_keys))
-    if unknown:
-        raise RecipeError(f"specgan.aux_key_weight: {', '.join(map(repr, unknown))} is not a label of this recipe "
-                          f"(data.label: {recipe.data.label_keys})")
+    try:
+        sg.aux_key_weights_for(recipe.data.label_keys)  # a key the data does not carry, before any stage runs
+    except ValueError as e:
+        raise RecipeError(str(e)) from None
     duration = recipe.synth.duration
     if duration is not None and int(round(duration * mel.sample_rate)) > span:
         raise RecipeError(f"synth.duration ({duration:g} s) is longer than stage one's span: specgan.frames "

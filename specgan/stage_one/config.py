@@ -94,6 +94,19 @@ class SpecGANConfig:
                                       # by the gradient penalty, which torch.compile does not support)
 
 
+    def aux_key_weights_for(self, keys: list[str]) -> list[float] | None:
+        """``aux_key_weight`` in the order of the label ``keys`` (a key not named weighs 1), or None
+        when it is empty (every term weighs 1). A key that is not among ``keys`` is one line naming
+        them.
+        """
+        if not self.aux_key_weight:
+            return None
+        unknown = sorted(set(self.aux_key_weight) - set(keys))
+        if unknown:
+            raise ValueError(f"specgan.aux_key_weight: {', '.join(map(repr, unknown))} is not a label of this recipe "
+                             f"(data.label: {list(keys)})")
+        return [float(self.aux_key_weight.get(k, 1.0)) for k in keys]
+
     def __post_init__(self) -> None:
         for which in ("generator", "critic"):
             if "name" not in getattr(self, which):

@@ -37,11 +37,15 @@ def label_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, sizes: list[
     """The sum of :func:`label_cross_entropies`, each label's term times its entry of ``weights``
     (one per label; None: all 1), so one label can be pulled harder than another.
     """
-    parts = label_cross_entropies(logits, labels, sizes)
+    return weighted_sum(label_cross_entropies(logits, labels, sizes), weights)
+
+
+def weighted_sum(parts: list[torch.Tensor], weights: Sequence[float] | None) -> torch.Tensor:
+    """Σ wᵢ·partᵢ over the labels' terms (``weights`` None: all 1); one weight per label."""
     if weights is None:
         return sum(parts)
     if len(weights) != len(parts):
-        raise ValueError(f"label_cross_entropy: {len(weights)} weights for {len(parts)} labels")
+        raise ValueError(f"label_cross_entropy: {len(weights)} aux_key_weights for {len(parts)} labels")
     return sum(w * p for w, p in zip(weights, parts, strict=True))
 
 
@@ -158,10 +162,7 @@ def generator_losses(critic: nn.Module, fake: torch.Tensor, labels: torch.Tensor
     scores, logits = critic(fake, labels, return_logits=True)
     adv = -scores.float().mean()
     parts = label_cross_entropies(logits, labels, getattr(critic, "label_sizes", None))
-    weights = [1.0] * len(parts) if aux_key_weights is None else list(aux_key_weights)
-    if len(weights) != len(parts):
-        raise ValueError(f"generator_losses: {len(weights)} aux_key_weights for {len(parts)} labels")
-    aux = sum(w * p for w, p in zip(weights, parts, strict=True))
+    aux = weighted_sum(parts, aux_key_weights)
     out = {"gen/loss": adv + aux_weight * aux, "gen/adv": adv.detach(), "gen/aux_ce": aux.detach()}
     if len(parts) > 1:
         out.update({f"gen/aux_ce/{i}": p.detach() for i, p in enumerate(parts)})

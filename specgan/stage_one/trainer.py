@@ -66,21 +66,6 @@ def ema_weight(decay: float, rampup: float, step: int) -> float:
     return 1.0 / horizon
 
 
-def aux_key_weights(cfg: SpecGANConfig, space: LabelSpace) -> tuple[list[str], list[float] | None]:
-    """The label keys and their auxiliary-classifier weights, in the label columns' order, from
-    ``cfg.aux_key_weight`` (None when it is empty: every term weighs 1). A key the data does not
-    carry is an error naming the valid ones.
-    """
-    keys = [str(k) for k in space.keys] if cfg.conditional else []
-    if not cfg.aux_key_weight:
-        return keys, None
-    unknown = sorted(set(cfg.aux_key_weight) - set(keys))
-    if unknown:
-        raise ValueError(f"specgan.aux_key_weight: {', '.join(map(repr, unknown))} is not a label of this recipe "
-                         f"(data.label: {keys})")
-    return keys, [float(cfg.aux_key_weight.get(k, 1.0)) for k in keys]
-
-
 class SpecGANTrainer(Trainer):
     """Trains G and D; saves ``state.pt`` (resume) and ``model.safetensors`` (EMA G for sampling).
 
@@ -137,7 +122,8 @@ class SpecGANTrainer(Trainer):
         self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas)
         self.augment = DiffAugment(cfg.augment, data.floor, gain_per_db(data.stats, mel))
-        self.aux_keys, self.aux_key_weights = aux_key_weights(cfg, data.space)
+        self.aux_keys = [str(k) for k in data.space.keys] if cfg.conditional else []
+        self.aux_key_weights = cfg.aux_key_weights_for(self.aux_keys)
         self.broadcast_parameters()
 
     # -- the skeleton's hooks -------------------------------------------------------------
