@@ -13,7 +13,7 @@ def load_stage_one(path, device="cpu"):
 
 
 def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, device="cpu", truncation=None,
-             **labels):
+             smoothing=None, **labels):
     """One clip from stage one + a vocoder, for a notebook: ``wav, sr = specgan.generate("seven")``,
     or with several labels ``specgan.generate(recipe="music", pitch=60, instrument="violin")``.
 
@@ -29,6 +29,8 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
         device: ``"cpu"``, ``"cuda"``, ``"auto"``.
         truncation: ψ in (0, 1], the factor the latent is scaled by; None: the recipe's
             ``synth.truncation`` (as synth draws).
+        smoothing: the neighbouring frames' weight in [0, 1/3] when the drawn mel is smoothed along
+            time (0: as drawn); None: the recipe's ``synth.smoothing``.
         **labels: a several-label model's labels by key (``pitch=60, instrument="violin"``); a key
             left out is drawn from the training distribution, from ``seed``.
 
@@ -50,6 +52,10 @@ def generate(label=None, seed=0, recipe="speech", vocoder=None, duration=None, d
         from specgan.stage_one.model import check_truncation
 
         model.truncation = check_truncation(truncation)
+    if smoothing is not None:
+        from specgan.stage_one.model import check_smoothing
+
+        model.smoothing = check_smoothing(smoothing)
     if labels:
         if label is not None:
             raise ValueError(f"give the label positionally or by key ({', '.join(labels)}), not both")

@@ -127,7 +127,7 @@ def augment(recipe, per_class: int, out: str | Path, labels: list | None = None,
                              **({"gain_db": round(gain_db, 2)} if gain_db else {}),
                              **({"clipped": clamped} if clamped else {}),
                              "stage_one": str(pair.stage_one_path), "truncation": model.truncation,
-                             "vocoder": pair.vocoder_desc})
+                             "smoothing": model.smoothing, "vocoder": pair.vocoder_desc})
                 kept[c] += 1
                 pbar.update(1)
         with open(stage / "manifest.jsonl", "w") as f:
@@ -135,7 +135,8 @@ def augment(recipe, per_class: int, out: str | Path, labels: list | None = None,
                 f.write(json.dumps(r, default=str) + "\n")
         summary = {"clips": len(rows), "per_class": per_class, "classes": len(classes), "dropped": dropped,
                    "drawn": i, "filter": filter_tau, "out": str(out), "stage_one": str(pair.stage_one_path),
-                   "truncation": model.truncation, "vocoder": pair.vocoder_desc}
+                   "truncation": model.truncation, "smoothing": model.smoothing,
+                   "vocoder": pair.vocoder_desc}
         (stage / "summary.json").write_text(json.dumps(summary, indent=1))
         if out.exists():
             prev = out.with_name(out.name + ".prev")

@@ -206,7 +206,8 @@ class Pair:
 
 
 def load_pair(recipe, vocoder_name: str = "auto", device="cpu", recipe_mel: bool = False) -> Pair:
-    """The recipe's stage one (:func:`stage_one_path`), drawing with ``synth.truncation``, and the
+    """The recipe's stage one (:func:`stage_one_path`), drawing with ``synth.truncation`` and
+    ``synth.smoothing``, and the
     vocoder ``vocoder_name`` names (:func:`load_vocoder`), refused with one line naming the fields
     when their mels differ.
 
@@ -216,6 +217,7 @@ def load_pair(recipe, vocoder_name: str = "auto", device="cpu", recipe_mel: bool
     path = stage_one_path(recipe)
     model = load_stage_one(path, device, recipe=recipe if recipe_mel else None)
     model.truncation = recipe.synth.truncation  # what synth draws with (ψ)
+    model.smoothing = recipe.synth.smoothing
     voc, desc = load_vocoder(recipe, vocoder_name, recipe.mel if recipe_mel else model.mel_cfg, device)
     if recipe_mel:
         voc.mel_cfg.check_compatible(recipe.mel, f"vocoder {desc}", f"recipe {recipe.path}")

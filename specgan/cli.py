@@ -139,11 +139,15 @@ def _seed(text: str) -> int:
 
 
 def _truncation(recipe, args) -> None:
-    """``--truncation`` over ``synth.truncation`` (checked: one line when out of (0, 1])."""
-    if getattr(args, "truncation", None) is not None:
-        from specgan.stage_one.model import check_truncation
+    """``--truncation`` over ``synth.truncation`` (one line when out of (0, 1]) and ``--smoothing``
+    over ``synth.smoothing`` (one line when out of [0, 1/3]).
+    """
+    from specgan.stage_one.model import check_smoothing, check_truncation
 
+    if getattr(args, "truncation", None) is not None:
         recipe.synth.truncation = check_truncation(args.truncation)
+    if getattr(args, "smoothing", None) is not None:
+        recipe.synth.smoothing = check_smoothing(args.smoothing)
 
 
 def cmd_synth(args) -> int:
@@ -459,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float, default=None, metavar="PSI",
                    help="scale every latent by PSI in (0, 1]: fewer atypical clips, less variety (default "
                         "synth.truncation)")
+    p.add_argument("--smoothing", type=float, default=None, metavar="A",
+                   help="smooth each drawn mel along time, a frame = A*prev + (1-2A)*itself + A*next, A in "
+                        "[0, 1/3] (0: as drawn; default synth.smoothing)")
     p.add_argument("--interpolate", type=_seed, nargs=2, metavar=("SEED_A", "SEED_B"), default=None,
                    help="write a latent walk between two seeds instead of --n clips")
     p.add_argument("--points", type=int, default=8,
@@ -546,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder", default="auto", help="auto | griffinlim | a model.safetensors path (default auto)")
     p.add_argument("--truncation", type=float, default=None, metavar="PSI",
                    help="scale every latent by PSI in (0, 1], as synth does (default synth.truncation)")
+    p.add_argument("--smoothing", type=float, default=None, metavar="A",
+                   help="smooth each drawn mel along time, as synth does (default synth.smoothing)")
     p.add_argument("--filter", type=float, default=None, metavar="TAU",
                    help="keep clips the evaluation classifier gives the asked class probability >= TAU")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out (kept as <out>.prev/)")

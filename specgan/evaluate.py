@@ -13,6 +13,9 @@
 - NDB/JSD on k-means bins of the real normalised mels;
 - diversity (mean pairwise distance, generated vs real) and the distance of each clip to its
   nearest training clip (generated vs real held-out: much smaller for generated = memorised);
+- the modulation spectrum: how fast each mel band moves over time, generated over real power per
+  band of modulation frequencies (:func:`specgan.metrics.modulation_ratio`; above 1 above 8 Hz: a
+  flicker from frame to frame that the vocoder renders as roughness);
 - for pitch labels: the generated notes, vocoded, tracked with pYIN against the asked pitch (real
   held-out notes give the tracker's own ceiling);
 - for speech: harmonicity (:func:`specgan.metrics.harmonicity`, the periodicity of active frames)
@@ -284,7 +287,7 @@ def generation_draw(recipe: Recipe, model):
     """What the generation metrics compare: ``evaluate.n_generated`` held-out clips of
     ``evaluate.split`` (a seeded draw; labels the model knows), their labels (None for an
     unconditional model), as many generated mels asking for the same labels (seed
-    ``evaluate.seed``, drawn with ``synth.truncation`` as synth draws them), (N, 1, n_mels, frames) float, all in the work's normalisation, and the
+    ``evaluate.seed``, drawn with ``synth.truncation`` and ``synth.smoothing`` as synth draws them), (N, 1, n_mels, frames) float, all in the work's normalisation, and the
     model seen in that normalisation (:func:`in_work_statistics`): pass it, not ``model``, to
     whatever denormalises or vocodes the draw.
     """
@@ -297,7 +300,7 @@ def generation_draw(recipe: Recipe, model):
         raise ValueError(f"evaluate: split {ec.split!r} has {len(real)} usable clips; need at least 2")
     labels = [model.labels.decode(row) for row in real.y.tolist()] if conditional else None
     fake = model.sample_normalised(labels, seeds=range(ec.seed, ec.seed + len(real)), batch_size=None,
-                                   truncation=recipe.synth.truncation)
+                                   truncation=recipe.synth.truncation, smoothing=recipe.synth.smoothing)
     if to_work is not None:
         fake = to_work(fake)
     return real, labels, fake[:, None].float(), view
@@ -317,11 +320,12 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     frames = model.generator.frames
     real, labels, fake, model = generation_draw(recipe, model)  # from here on, the work's normalisation
     n = len(real)
-    psi = recipe.synth.truncation
+    psi, smooth = recipe.synth.truncation, recipe.synth.smoothing
     out: dict = {"protocol": f"{n} generated (seed {ec.seed}, labels matching the real clips'"
-                             f"{'' if psi == 1 else f', truncation ψ {psi:g}'}) vs {n} real "
+                             f"{'' if psi == 1 else f', truncation ψ {psi:g}'}"
+                             f"{'' if smooth == 0 else f', smoothed along time, a = {smooth:g}'}) vs {n} real "
                              f"{ec.split} clips, normalised mels {tuple(real.x.shape[2:])}", "n": n,
-                 "truncation": psi}
+                 "truncation": psi, "smoothing": smooth}
     train = _split_set(recipe, "train", model.stats, frames, space=model.labels if conditional else None,
                        max_items=max(ec.n_generated, 2 * n), seed=ec.seed + 1)
     if conditional:
@@ -357,6 +361,10 @@ def generation_metrics(recipe: Recipe, model, vocoder_g=None) -> dict:
     out["diversity_real"] = M.mean_pairwise_distance(real.x.numpy())
     out["nn_train_distance_generated"] = float(M.nearest_neighbour_distance(fake.numpy(), train.x.numpy()).mean())
     out["nn_train_distance_real"] = float(M.nearest_neighbour_distance(real.x.numpy(), train.x.numpy()).mean())
+    frame_rate = model.mel_cfg.sample_rate / model.mel_cfg.hop_length
+    out["modulation"] = {"protocol": "generated over real power of each mel band's track over time, by modulation "
+                                     "frequency (metrics.modulation_ratio)",
+                         "ratio": M.modulation_ratio(real.x[:, 0].numpy(), fake[:, 0].numpy(), frame_rate)}
     generated = Generated(model, fake)  # denormalised once, vocoded once per vocoder
     if conditional and vocoder_g is not None:
         out["label_accuracy_vocoded"] = _vocoded_accuracy(model, generated, real1.y.numpy(), clf, vocoder_g)
@@ -647,6 +655,8 @@ def headline_rows(m: dict) -> list[tuple[str, str, str]]:
     gen("NDB", f"{g['ndb']}/{g['bins']}, JSD {g['jsd']:.3f}")
     gen("diversity", f"{g['diversity_generated']:.3f} (real {g['diversity_real']:.3f})")
     gen("nearest-train distance", f"{g['nn_train_distance_generated']:.3f} (real {g['nn_train_distance_real']:.3f})")
+    if g.get("modulation", {}).get("ratio"):
+        gen("modulation power, generated / real", ", ".join(f"{k} {x:.2f}" for k, x in g["modulation"]["ratio"].items()))
     if "fine_structure" in g:
         f = g["fine_structure"]
         gen("low-band ripple", f"{f['generated']['contrast']:.3f} nats (real {f['real']['contrast']:.3f}), "

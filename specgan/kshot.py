@@ -127,6 +127,8 @@ class KShotConfig:
     test_split: str = "test"      # held-out speakers / programs
     variant: str = ""             # a name for a lever's run (ratio, filter...): its sets, results and table are
     #                               kept apart (sets-<variant>.pt, eval/kshot-<variant>.*), the cells' GANs shared
+    variant_gans: bool = False    # the variant trains its own cell GANs (specgan-<variant>/): for a lever of the
+    #                               GAN itself (mode seeking, a loss weight), which must not retrain the shared ones
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     recogniser: RecogniserConfig = field(default_factory=RecogniserConfig)
 
@@ -146,6 +148,8 @@ class KShotConfig:
             raise ValueError(f"variant: letters, digits, - and _ only (it names files), got {self.variant!r}")
         if self.filter_tries < 1:
             raise ValueError(f"filter_tries: must be at least 1, got {self.filter_tries}")
+        if self.variant_gans and not self.variant:
+            raise ValueError("variant_gans: needs a variant name (its GANs go to specgan-<variant>/)")
 
 
 # -- cells ----------------------------------------------------------------------------------
@@ -155,6 +159,14 @@ def cells(cfg: KShotConfig) -> list[tuple[int, int]]:
 
 def cell_dir(recipe, k: int, seed: int) -> Path:
     return recipe.work / "kshot" / f"k{k}-s{seed}"
+
+
+def cell_gan_dir(recipe, k: int, seed: int) -> Path:
+    """Where a cell's GAN trains: ``specgan/``, shared by every variant, or the variant's own
+    ``specgan-<variant>/`` (``kshot.variant_gans``).
+    """
+    cfg = recipe.kshot
+    return cell_dir(recipe, k, seed) / (f"specgan-{cfg.variant}" if cfg.variant_gans else "specgan")
 
 
 def _suffix(cfg: KShotConfig) -> str:
@@ -234,7 +246,7 @@ def train_cell_gans(recipe, device: str = "auto", progress: bool = True, force: 
     lines = []
     for k, seed in cells(cfg):
         ids = draw_subset(train.index["items"], k, seed)
-        out = cell_dir(recipe, k, seed) / "specgan"
+        out = cell_gan_dir(recipe, k, seed)
         res = train_specgan(recipe, device=device, progress=progress, mode="run", force=force, out=out, items=ids,
                             stats=_cell_stats(recipe, train, ids), meta={"kshot": {"k": k, "seed": seed}})
         what = "up to date" if res.get("up_to_date") else f"trained to step {res['step']}"
@@ -322,19 +334,20 @@ def _draw(model, classes: list[str], per_class: int, stats, frames: int, floor_l
 
 def _sets_key(recipe, k: int, seed: int, files: list[Path], cell: Path) -> str:
     """What a cell's sets depend on: its K and seed, the set-making keys, the mel, the truncation
-    the GAN clips are drawn with (when not 1), the model files (a file inside the cell by its path
+    and smoothing the GAN clips are drawn with (when not 1 and 0), the model files (a file inside the cell by its path
     there, so a cell's folder can be moved or linked).
     """
     from specgan.recipe import to_dict
 
     cfg = {n: v for n, v in to_dict(recipe.kshot).items() if n not in ("shots", "seeds", "recogniser", "variant",
-                                                                          "test_split")}
+                                                                          "variant_gans", "test_split")}
 
     def where(p: Path) -> str:
         return str(p.relative_to(cell)) if p.is_relative_to(cell) else str(p)
 
     blob = {"kshot": cfg, "mel": recipe.mel.to_dict(), "k": k, "seed": seed,
             **({"truncation": recipe.synth.truncation} if recipe.synth.truncation != 1.0 else {}),
+            **({"smoothing": recipe.synth.smoothing} if recipe.synth.smoothing != 0.0 else {}),
             "files": [[where(p), p.stat().st_size, p.stat().st_mtime_ns] if p.is_file() else [where(p), None]
                       for p in files]}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -358,7 +371,7 @@ def make_sets(recipe, device: str = "cpu", force: bool = False, report=print) ->
     lines = []
     for k, seed in cells(cfg):
         d = cell_dir(recipe, k, seed)
-        gan_file = d / "specgan" / "model.safetensors"
+        gan_file = cell_gan_dir(recipe, k, seed) / "model.safetensors"
         needs_gan = bool({"gan", "both"} & set(cfg.conditions))
         if needs_gan and not gan_file.is_file():
             raise FileNotFoundError(f"{gan_file} not found: run stage 2 (specgan) of {recipe.path} first")
@@ -389,7 +402,8 @@ def make_sets(recipe, device: str = "cpu", force: bool = False, report=print) ->
             if mfile is None or not per_class:
                 continue
             model = load_stage_one(mfile, device, recipe=recipe)
-            model.truncation = recipe.synth.truncation  # drawn as synth draws (psi)
+            model.truncation = recipe.synth.truncation  # drawn as synth draws (psi, smoothing)
+            model.smoothing = recipe.synth.smoothing
             x, ys, info[name] = _draw(model, classes, per_class, stats, frames, floor_log, seed, judge, cfg.filter,
                                       cfg.filter_tries)
             sets[name] = (x, ys)

@@ -323,12 +323,17 @@ class SynthConfig:
     # atypical clips for less variety (docs/specgan.md). Synth, specgan.generate, augment, the report
     # and evaluate's generated set all draw with it.
     truncation: float = 1.0
+    # a: every drawn mel smoothed along time, each frame a·previous + (1 − 2a)·itself + a·next (0 ≤ a ≤
+    # 1/3; 0 = as drawn, 0.25 = the 1-2-1 filter): the generators draw more frame-to-frame modulation
+    # than real mels, which the vocoder renders as roughness (docs/specgan.md). Drawn with wherever ψ is.
+    smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         _positive(self, "n")
-        from specgan.stage_one.model import check_truncation
+        from specgan.stage_one.model import check_smoothing, check_truncation
 
         check_truncation(self.truncation)
+        check_smoothing(self.smoothing)
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"duration: must be positive, got {self.duration}")
 

@@ -413,6 +413,7 @@ def _write_set(recipe, model, g_path, voc, voc_desc, stage: Path, out: Path, n, 
     blob = {
         "recipe": recipe.path, "stage_one": str(g_path), "stage_one_step": model.step, "vocoder": voc_desc,
         "sample_rate": mel_cfg.sample_rate, "samples_per_clip": length, "truncation": model.truncation,
+        "smoothing": model.smoothing,
         "edge": {"hold_from": edge.hold_from, "fade_samples": edge.fade},
         "interpolate": list(interpolate) if interpolate else None,
         "peak": PEAK,

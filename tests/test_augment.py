@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from specgan.augment import augment
-from specgan.recipe import load_recipe
+from specgan.recipe import RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,8 +131,6 @@ def test_kshot_config_mistakes_are_one_line():
     with pytest.raises(ValueError, match="filter: a probability"):
         KShotConfig(filter=1.0)
     # and through a recipe: the key is named
-    from specgan.recipe import RecipeError
-
     with pytest.raises((RecipeError, ValueError), match="kshot"):
         load_recipe(ROOT / "recipes" / "augment-digits.yaml", ["kshot.ratio=-1"])
 
@@ -230,6 +228,18 @@ def test_kshot_experiment_runs_stage_by_stage_and_resumes(tiny):
     assert "up to date" in again["specgan"] and "up to date" in again["synth"]
     assert not any("accuracy" in line for line in said if line.startswith("   K="))
     assert json.loads((tiny.work / "eval" / "kshot.json").read_text())["rows"] == out["rows"]
+    # a variant that changes the GAN itself trains its own cell GANs and leaves the shared ones alone
+    shared = (cell / "specgan" / "model.safetensors").read_bytes()
+    ms = load_recipe("tiny", [f"work_dir={tiny.work}", "task=augment", "kshot.shots=[2]", "kshot.seeds=[0]",
+                              "kshot.ratio=1.5", "kshot.recogniser.steps=3", "kshot.recogniser.width=4",
+                              "kshot.classical.copies=2", f"pretrained.specgan={shipped}", "kshot.variant=ms",
+                              "kshot.variant_gans=true", "kshot.conditions=[gan]", "specgan.mode_seeking=1.0"])
+    done = run(ms, 2, 5, device="cpu", progress=False, report=said.append)
+    assert "trained to step 4" in done["specgan"] and str(cell / "specgan-ms") in done["specgan"]
+    assert (cell / "specgan" / "model.safetensors").read_bytes() == shared and not (cell / "specgan.prev").exists()
+    assert (cell / "sets-ms.pt").is_file() and (tiny.work / "eval" / "kshot-ms.json").is_file()
+    with pytest.raises((RecipeError, ValueError), match="variant_gans: needs a variant"):
+        load_recipe("tiny", ["task=augment", "kshot.variant_gans=true"])
 
 
 def test_an_augment_recipe_refuses_the_single_stage_one_training(tmp_path):
@@ -312,7 +322,8 @@ def test_an_augment_clip_is_the_synth_clip_even_past_full_scale(tmp_path):
     """docs/augment.md: any clip can be regenerated with `specgan synth --label L --seed S --n 1`.
     The shipped music models rebuild pitch 49, seed 13 past full scale (a bright blotch stage one
     drew at frame 41, 2.7x): both write it through the same edge repair and peak protection, sample
-    for sample."""
+    for sample.
+    """
     from specgan.recipe import load_recipe
     from specgan.synth import synth
 

@@ -19,7 +19,8 @@ continues with the CPU time it has left), ``.../<name>/result.json`` and the mar
 levers compared from one trained point at an equal further budget. The lever must keep C's model
 shape (a loss weight, not a new layer); another shape is refused, naming the changed keys.
 
-Candidates are drawn as trained (truncation ψ 1), whatever the recipe's ``synth.truncation``.
+Candidates are drawn as trained (truncation ψ 1, no smoothing), whatever the recipe's ``synth``
+says.
 
 Columns: the evaluation classifier's label accuracy on generated clips (real held-out clips in
 brackets: its ceiling), FID on the classifier's embeddings (real train vs real test in brackets:
@@ -155,9 +156,9 @@ def _recipe(args, name: str):
     from specgan.recipe import load_recipe
 
     extra = [*(args.set or []), *([f"work_dir={args.work_dir}"] if args.work_dir else [])]
-    # candidates are scored as trained (psi 1), whatever truncation the recipe's synth uses, so that
-    # every table compares the same draw; --set synth.truncation=... scores another
-    return load_recipe(args.recipe, ["synth.truncation=1.0", *CANDIDATES[name][1], *extra])
+    # candidates are scored as trained (psi 1, no smoothing), whatever the recipe's synth draws with,
+    # so that every table compares the same draw; --set synth.truncation=... scores another
+    return load_recipe(args.recipe, ["synth.truncation=1.0", "synth.smoothing=0.0", *CANDIDATES[name][1], *extra])
 
 
 def _flat(m: dict) -> dict:

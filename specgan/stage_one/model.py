@@ -25,7 +25,7 @@ from vocoder.checkpoint import ModelFileError, load_model
 from vocoder.mel import MelConfig, MelStats
 from vocoder.registry import build
 
-__all__ = ["StageOne", "check_truncation", "load", "noise", "walk_latents"]
+__all__ = ["StageOne", "check_smoothing", "check_truncation", "load", "noise", "smooth_frames", "walk_latents"]
 
 
 def noise(z_dim: int, seed: int) -> torch.Tensor:
@@ -38,6 +38,24 @@ def check_truncation(psi) -> float:
     if isinstance(psi, bool) or not isinstance(psi, int | float) or not 0 < psi <= 1:
         raise ValueError(f"truncation: must be a number in (0, 1] (1 = as trained), got {psi!r}")
     return float(psi)
+
+
+def check_smoothing(a) -> float:
+    """The smoothing weight as a float, or one line saying what it must be (0 ≤ a ≤ 1/3)."""
+    if isinstance(a, bool) or not isinstance(a, int | float) or not 0 <= a <= 1 / 3 + 1e-9:
+        raise ValueError(f"smoothing: must be a number in [0, 1/3] (0 = as drawn, 0.25 = the 1-2-1 filter), got {a!r}")
+    return float(a)
+
+
+def smooth_frames(x: torch.Tensor, a: float) -> torch.Tensor:
+    """Each frame of ``x`` (..., frames) as ``a·previous + (1 − 2a)·itself + a·next``, the end frames
+    repeated beyond the ends; ``a = 0`` returns ``x`` itself. A convex combination, so values stay
+    in the range they were drawn in, and a constant track is unchanged.
+    """
+    if a == 0 or x.shape[-1] < 2:
+        return x
+    padded = torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
+    return a * padded[..., :-2] + (1 - 2 * a) * x + a * padded[..., 2:]
 
 
 def walk_latents(z_dim: int, seed_a: int, seed_b: int, points: int) -> torch.Tensor:
@@ -67,6 +85,10 @@ class StageOne:
             the truncation trick of BigGAN and StyleGAN (ψ-interpolation toward the mean latent),
             trading variety for clips that carry their label more clearly. ``load_pair`` sets it
             from ``synth.truncation``.
+        smoothing: ``a``, the weight of each neighbouring frame when every drawn mel is smoothed
+            along time (:func:`smooth_frames`; 0: as drawn, 0.25: the 1-2-1 filter). The generators
+            draw more frame-to-frame modulation above 8 Hz than real mels carry (docs/specgan.md),
+            which a vocoder renders as roughness; ``load_pair`` sets it from ``synth.smoothing``.
     """
 
     generator: torch.nn.Module
@@ -76,9 +98,11 @@ class StageOne:
     step: int
     path: Path | None = field(default=None)
     truncation: float = 1.0
+    smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         check_truncation(self.truncation)
+        check_smoothing(self.smoothing)
         if not isinstance(self.labels, LabelSpace):  # a vocabulary list: one label
             self.labels = LabelSpace([None], [list(self.labels)]) if self.labels else LabelSpace([], [])
 
@@ -137,8 +161,9 @@ class StageOne:
 
     @torch.no_grad()
     def draw(self, z: torch.Tensor, labels=None, batch_size: int | None = 1,
-             seeds: Sequence[int] | None = None) -> torch.Tensor:
-        """Normalised mels (n, n_mels, frames) in [-1, 1] from latents ``z`` (n, z_dim).
+             seeds: Sequence[int] | None = None, smoothing: float | None = None) -> torch.Tensor:
+        """Normalised mels (n, n_mels, frames) in [-1, 1] from latents ``z`` (n, z_dim), smoothed
+        along time by ``smoothing`` (None: :attr:`smoothing`; :func:`smooth_frames`).
 
         Args:
             z: The latents, one row per clip.
@@ -148,32 +173,35 @@ class StageOne:
                 batched convolution may sum in another order than a lone one, so only then is a
                 clip redrawn alone sample for sample the clip of a set. None: one pass.
             seeds: Each row's seed, for drawing the keys a label leaves out (default: row numbers).
+            smoothing: The neighbouring frames' weight (None: :attr:`smoothing`).
         """
+        a = self.smoothing if smoothing is None else check_smoothing(smoothing)
         y = self.label_indices(labels, len(z), seeds)
         z = z.to(self.device)
         step = len(z) if batch_size is None else max(1, int(batch_size))
         g = self.generator
         out = [g(z[i : i + step], None if y is None else y[i : i + step])[:, 0] for i in range(0, len(z), step)]
-        return torch.cat(out) if out else z.new_zeros(0, g.n_mels, g.frames)
+        return smooth_frames(torch.cat(out), a) if out else z.new_zeros(0, g.n_mels, g.frames)
 
     def sample_normalised(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1,
-                          truncation: float | None = None) -> torch.Tensor:
+                          truncation: float | None = None, smoothing: float | None = None) -> torch.Tensor:
         """Normalised mels (n, n_mels, frames): clip i from the noise of ``seeds[i]`` (:func:`noise`)
         times ψ (``truncation``; None: :attr:`truncation`), asking for ``labels`` (one for all, one
-        per seed, or None). See :meth:`draw`.
+        per seed, or None), smoothed along time by ``smoothing`` (None: :attr:`smoothing`). See
+        :meth:`draw`.
         """
         psi = self.truncation if truncation is None else check_truncation(truncation)
         seeds = [int(s) for s in seeds]
         z = torch.cat([noise(self.generator.z_dim, s) for s in seeds]) if seeds else torch.zeros(0, self.generator.z_dim)
-        return self.draw(z * psi if psi != 1.0 else z, labels, batch_size, seeds=seeds)
+        return self.draw(z * psi if psi != 1.0 else z, labels, batch_size, seeds=seeds, smoothing=smoothing)
 
     def sample(self, labels=None, seeds: Sequence[int] = (0,), batch_size: int | None = 1,
-               truncation: float | None = None) -> torch.Tensor:
+               truncation: float | None = None, smoothing: float | None = None) -> torch.Tensor:
         """Log-mels (n, n_mels, frames) ready for a vocoder in :attr:`mel_cfg`: clip i from the noise
         of ``seeds[i]`` times ψ (``truncation``; None: :attr:`truncation`), asking for ``labels``
-        (one for all, one per seed, or None).
+        (one for all, one per seed, or None), smoothed by ``smoothing`` (None: :attr:`smoothing`).
         """
-        return self.stats.denormalize(self.sample_normalised(labels, seeds, batch_size, truncation))
+        return self.stats.denormalize(self.sample_normalised(labels, seeds, batch_size, truncation, smoothing))
 
     def interpolate(self, seed_a: int, seed_b: int, points: int = 8, label=None) -> torch.Tensor:
         """A latent walk: log-mels (points, n_mels, frames) along the spherical interpolation from
