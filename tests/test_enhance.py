@@ -319,3 +319,46 @@ def test_the_attenuation_limit_is_chosen_for_pesq_without_losing_stoi():
     table = {0.1: {"pesq_wb": 2.1, "stoi": 0.92}, 0.2: {"pesq_wb": 2.0, "stoi": 0.94}, 0.3: {"pesq_wb": 1.9, "stoi": 0.95}}
     assert choose(table, noisy) == 0.2          # 0.1 has the best PESQ but loses STOI
     assert choose({0.1: table[0.1]}, noisy) == 0.1  # none keeps STOI: the best PESQ
+
+
+def test_recorded_noise_reads_opensfx_by_group_and_names_what_is_wrong(tmp_path, monkeypatch):
+    """The recorded types: OpenSFX's sounds, grouped by what they are (specgan.enhancement.recorded)."""
+    from specgan.enhancement.noise import RECORDED, check_available
+    from specgan.enhancement.recorded import GROUPS, OPENSFX, group_sounds, read_catalogue, recorded_noise
+
+    sounds = read_catalogue()
+    assert len(sounds) == 73 and all(sr == 44100 for _, _, sr in sounds)
+    assert set(GROUPS) == set(RECORDED)
+    used = [i for g in GROUPS.values() for i in g]
+    assert len(used) == len(set(used))  # no sound in two groups: a test group is unheard in training
+    for g in GROUPS:
+        rec = group_sounds(g, SR)
+        assert len(rec) == len(GROUPS[g]) and all(np.abs(r).max() == pytest.approx(1.0) for r in rec)
+    # a noise of any length, from the group's recordings, seeded
+    a = recorded_noise("machinery", 5 * SR, SR, np.random.default_rng(7))
+    assert len(a) == 5 * SR and np.array_equal(a, recorded_noise("machinery", 5 * SR, SR, np.random.default_rng(7)))
+    frames = np.sqrt(np.mean(a.reshape(-1, 1600) ** 2, axis=1))
+    assert (frames > 1e-3).mean() > 0.8  # filled, not mostly silence
+    wind = np.abs(np.fft.rfft(make_noise("nature", SR, SR, np.random.default_rng(1)))) ** 2
+    assert np.isfinite(wind).all() and wind.sum() > 0
+    # the mistakes, one line each, naming the file
+    with pytest.raises(FileNotFoundError, match="openttd-opensfx"):
+        read_catalogue(tmp_path / "missing.cat")
+    foreign = tmp_path / "foreign.cat"
+    foreign.write_bytes(b"RIFF" + bytes(100))
+    with pytest.raises(ValueError, match="foreign.cat: not an OpenTTD sound catalogue"):
+        read_catalogue(foreign)
+    cut = tmp_path / "cut.cat"
+    cut.write_bytes(OPENSFX.read_bytes()[:500_000])
+    with pytest.raises(ValueError, match="cut.cat: sound .* past the end"):
+        read_catalogue(cut)
+    with pytest.raises(ValueError, match="unknown recorded noise group 'rain'"):
+        group_sounds("rain", SR)
+    check_available(["white", "vehicles"], SR)  # present: no error
+    # a system without the package: the pair stream refuses before drawing anything
+    from specgan.enhancement.data import PairSource
+
+    monkeypatch.setenv("SPECGAN_OPENSFX", str(tmp_path / "missing.cat"))
+    with pytest.raises(FileNotFoundError, match="missing.cat not found: recorded noise needs the openttd-opensfx"):
+        PairSource([speechy()], SR, SR, ["white", "impacts"], [5.0])
+    PairSource([speechy()], SR, SR, ["white", "pink"], [5.0])  # synthesised types alone need nothing

@@ -27,6 +27,8 @@ SECTION = "ablation-enhance"
 
 # the first ablation's training noise types (the recipe's before bands and bursts joined them)
 FOUR = "enhance.train_noises=[white, pink, hum, babble]"
+# the unseen synthesised types and two recorded groups (OpenSFX) that no candidate trains on
+RECORDED_TEST = "enhance.test_noises=[brown, clicks, tones, vehicles, signals]"
 # name: (what it is, recipe overlay)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "mask-gan": ("mask, log-mel L1 + LSGAN pair critic", [FOUR]),
@@ -35,6 +37,14 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "mask-comp": ("mask, compressed-magnitude L1 only", [FOUR, "enhance.adv_weight=0", "enhance.loss=compressed"]),
     "mask-comp-gan": ("mask, compressed-magnitude L1 + LSGAN pair critic", [FOUR, "enhance.loss=compressed"]),
     "mask-gan-wide": ("mask, log-mel L1 + critic, six training noise types (+ bands, bursts)", []),
+    # recorded noise (specgan.enhancement.recorded): the recipe as shipped against the same with three
+    # recorded groups added to training, both tested on the synthesised unseen types and two recorded
+    # groups neither heard
+    "comp-gan-six": ("the recipe (mask, compressed L1 + critic, six synthesised training types); tested with "
+                     "recorded vehicles and signals too", [RECORDED_TEST]),
+    "comp-gan-rec": ("comp-gan-six + recorded machinery, nature and impacts in training",
+                     [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
+                                     "nature, impacts]"]),
 }
 DEFAULT = ["mask-gan", "mask-reg", "direct-reg", "mask-comp"]
 MEASURES = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")

@@ -27,6 +27,9 @@ done
 # PocketSphinx (en-us acoustic model): tools/recognise_digits.py, an independent listener for digits.
 command -v pocketsphinx_continuous >/dev/null || need+=(pocketsphinx)
 [ -d /usr/share/pocketsphinx/model/en-us/en-us ] || need+=(pocketsphinx-en-us)
+# recorded noise for enhancement (specgan/enhancement/recorded.py): OpenSFX, OpenTTD's CC-licensed
+# sound set (vehicles, machinery, nature, impacts recorded for freesound.org and pdsounds.org).
+[ -f /usr/share/games/openttd/baseset/opensfx/opensfx.cat ] || need+=(openttd-opensfx)
 # headless chromium: the test that opens eval/report.html and checks its audio players load.
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specgan.enhancement.noise import make_noise, mix
+from specgan.enhancement.noise import check_available, make_noise, mix
 
 __all__ = ["Pair", "PairSource", "fixed_pairs"]
 
@@ -50,6 +50,7 @@ class PairSource:
             raise ValueError("no clean training clips to mix noise into")
         self.clips, self.sr, self.segment = [np.asarray(c, np.float32) for c in clips], sr, int(segment)
         self.noises, self.snrs = list(noises), [float(s) for s in snrs]
+        check_available(self.noises, sr)
 
     def crop(self, clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n = self.segment
@@ -79,6 +80,7 @@ def fixed_pairs(clips: Sequence[np.ndarray], paths: Sequence[str], sr: int, nois
     """Every clip (the first ``max_clips``) under every noise type at every SNR, each noise seeded
     by (seed, clip, type, SNR): the same pairs whatever else is drawn.
     """
+    check_available(noises, sr)
     out = []
     n = len(clips) if max_clips is None else min(len(clips), max_clips)
     for i in range(n):

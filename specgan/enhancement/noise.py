@@ -17,7 +17,10 @@ types: the model trains on some and is tested on others it never heard.
   wide, centred anywhere from 100 Hz to 7 kHz, over a floor 30 dB down) whose level drifts slowly
   (fans, engines, rooms, rain: broadband but coloured anywhere);
 - ``bursts``: noise of a random slope (white to pink) switched on and off in segments of 50–500
-  ms with 5–20 ms ramps (doors, traffic passing, keyboards in bulk: loud for a while, then not).
+  ms with 5–20 ms ramps (doors, traffic passing, keyboards in bulk: loud for a while, then not);
+- ``vehicles``, ``machinery``, ``nature``, ``impacts``, ``signals``: *recorded* noise, the
+  sounds of Debian's ``openttd-opensfx`` grouped by what they are
+  (:mod:`specgan.enhancement.recorded`).
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["KINDS", "make_noise", "mix", "snr_db"]
+__all__ = ["KINDS", "RECORDED", "SYNTHESISED", "check_available", "make_noise", "mix", "snr_db"]
 
-KINDS = ("white", "pink", "brown", "hum", "clicks", "tones", "babble", "bands", "bursts")
+SYNTHESISED = ("white", "pink", "brown", "hum", "clicks", "tones", "babble", "bands", "bursts")
+RECORDED = ("vehicles", "machinery", "nature", "impacts", "signals")
+KINDS = SYNTHESISED + RECORDED
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -144,7 +149,8 @@ def make_noise(kind: str, n: int, sr: int, rng: np.random.Generator,
     Args:
         kind: The noise type.
         n: Samples.
-        sr: Sample rate (hum, clicks, tones, bands and bursts are defined in Hz and seconds).
+        sr: Sample rate (hum, clicks, tones, bands and bursts are defined in Hz and seconds; the
+            recordings are resampled to it).
         rng: The generator (the same seed gives the same noise).
         pool: Speech clips for ``babble``.
     """
@@ -166,9 +172,24 @@ def make_noise(kind: str, n: int, sr: int, rng: np.random.Generator,
         y = _bands(n, sr, rng)
     elif kind == "bursts":
         y = _bursts(n, sr, rng)
+    elif kind in RECORDED:
+        from specgan.enhancement.recorded import recorded_noise
+
+        y = recorded_noise(kind, n, sr, rng)
     else:
         y = _babble(n, rng, pool)
     return _unit(np.asarray(y))
+
+
+def check_available(kinds: Sequence[str], sr: int) -> None:
+    """Fail before any work, in one line, when a recorded noise type cannot be read (its package is
+    missing or another release): reads and caches each recorded group at ``sr``.
+    """
+    from specgan.enhancement.recorded import group_sounds
+
+    for kind in dict.fromkeys(kinds):
+        if kind in RECORDED:
+            group_sounds(kind, sr)
 
 
 def snr_db(clean: np.ndarray, noise: np.ndarray) -> float:
