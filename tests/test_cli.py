@@ -235,6 +235,14 @@ def _check_scored_in_work_statistics(work: Path) -> None:
     for k in ("fid", "inception_score", "nn_train_distance_generated", "diversity_generated"):
         assert mb[k] == pytest.approx(ma[k], rel=1e-4, abs=1e-6), k
     assert mb["comb_fit"]["generated"]["fit"] == pytest.approx(ma["comb_fit"]["generated"]["fit"], abs=1e-5)
+    assert ma["modulation"]["ratio"] and mb["modulation"]["ratio"] == pytest.approx(ma["modulation"]["ratio"], rel=1e-3)
+    # the recipe's smoothing is what the draw is scored with (as synth writes it)
+    from specgan.stage_one.model import smooth_frames
+
+    recipe.synth.smoothing = 0.25
+    _, _, fake_s, _ = generation_draw(recipe, a)
+    recipe.synth.smoothing = 0.0
+    torch.testing.assert_close(fake_s[:, 0], smooth_frames(fake_a[:, 0], 0.25))
     # evaluate once: each generated clip goes through the synth vocoder once (label accuracy after
     # vocoding and harmonicity share the audio), and each real clip once (harmonicity)
     from vocoder.registry import build_generator
