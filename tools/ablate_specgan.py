@@ -131,6 +131,13 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                               "(generator.label_mlp 2: e + MLP(e), zero at the start), so that FiLM's modulation "
                               "by one label can depend on another's value; for [pitch, instrument] recipes",
                               [*_PRIOR_MS, "specgan.generator.label_mlp=2"]),
+    "combined-prior-ms-detail": ("combined-prior-ms + the critic's fine-structure channel (critic.detail 4): the "
+                                 "instrument classifier reads the sustain's partials along frequency, where the "
+                                 "generated notes are softer (curvature 0.89x real); for [pitch, instrument] recipes",
+                                 [*_PRIOR_MS, *_DETAIL]),
+    "combined-prior-ms-refine": ("combined-prior-ms + two full-resolution residual blocks in the generator (the "
+                                 "partials' detail drawn at the mel's own resolution); for [pitch, instrument] recipes",
+                                 [*_PRIOR_MS, "specgan.generator.refine_blocks=2"]),
     "combined-harmonic-data-aux3": ("combined-harmonic-data with the auxiliary classifier weighted 3 instead of 1 "
                                     "(word-conditional detail pulled harder; not in the default set)",
                                     [*_F0_DATA, "specgan.aux_weight=3.0"]),
