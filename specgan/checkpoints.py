@@ -216,8 +216,7 @@ def load_pair(recipe, vocoder_name: str = "auto", device="cpu", recipe_mel: bool
     """
     path = stage_one_path(recipe)
     model = load_stage_one(path, device, recipe=recipe if recipe_mel else None)
-    model.truncation = recipe.synth.truncation  # what synth draws with (ψ)
-    model.smoothing = recipe.synth.smoothing
+    model.draw_as(recipe.synth)  # ψ and smoothing: what synth draws with
     voc, desc = load_vocoder(recipe, vocoder_name, recipe.mel if recipe_mel else model.mel_cfg, device)
     if recipe_mel:
         voc.mel_cfg.check_compatible(recipe.mel, f"vocoder {desc}", f"recipe {recipe.path}")

@@ -138,7 +138,7 @@ def _seed(text: str) -> int:
     return value
 
 
-def _truncation(recipe, args) -> None:
+def _draw_settings(recipe, args) -> None:
     """``--truncation`` over ``synth.truncation`` (one line when out of (0, 1]) and ``--smoothing``
     over ``synth.smoothing`` (one line when out of [0, 1/3]).
     """
@@ -156,7 +156,7 @@ def cmd_synth(args) -> int:
 
     recipe = _load(args)
     _check_device(args)
-    _truncation(recipe, args)
+    _draw_settings(recipe, args)
     labels = parse_label_args(args.label)
     out = Path(args.out) if args.out else recipe.work / "synth"
     # --out outside the work dir writes nothing there: no lock, so it can run beside a training
@@ -260,7 +260,7 @@ def cmd_augment(args) -> int:
 
     recipe = _load(args)
     _check_device(args)
-    _truncation(recipe, args)
+    _draw_settings(recipe, args)
     result = augment(recipe, args.per_class, args.out, labels=parse_label_args(args.label), seed=args.seed,
                      vocoder_name=args.vocoder, filter_tau=args.filter, force=args.force,
                      device=str(pick_device(args.device)), progress=not args.no_progress)

@@ -401,9 +401,7 @@ def make_sets(recipe, device: str = "cpu", force: bool = False, report=print) ->
         for name, mfile in (("gan", gan_file if needs_gan else None), ("shipped", shipped)):
             if mfile is None or not per_class:
                 continue
-            model = load_stage_one(mfile, device, recipe=recipe)
-            model.truncation = recipe.synth.truncation  # drawn as synth draws (psi, smoothing)
-            model.smoothing = recipe.synth.smoothing
+            model = load_stage_one(mfile, device, recipe=recipe).draw_as(recipe.synth)  # drawn as synth draws
             x, ys, info[name] = _draw(model, classes, per_class, stats, frames, floor_log, seed, judge, cfg.filter,
                                       cfg.filter_tries)
             sets[name] = (x, ys)

@@ -39,12 +39,6 @@ OPENSFX = Path("/usr/share/games/openttd/baseset/opensfx/opensfx.cat")
 PACKAGE = "openttd-opensfx"
 
 
-def catalogue_path() -> Path:
-    """Where the catalogue is read from: ``$SPECGAN_OPENSFX`` if set (a copy elsewhere, on a system
-    without the Debian package), else the package's :data:`OPENSFX`.
-    """
-    return Path(os.environ.get("SPECGAN_OPENSFX") or OPENSFX)
-
 # catalogue index → group, from the titles OpenSFX 1.0.3 gives them (checked when read)
 GROUPS: dict[str, dict[int, str]] = {
     "vehicles": {4: "Steam train station departure", 5: "Steam engine going in tunnel", 6: "Ship horn",
@@ -64,6 +58,13 @@ GROUPS: dict[str, dict[int, str]] = {
     "signals": {3: "Factory Whistle", 14: "Level crossing", 20: "Cash till", 21: "Beep", 22: "Morse",
                 35: "Modern car horn"},
 }
+
+
+def catalogue_path() -> Path:
+    """Where the catalogue is read from: ``$SPECGAN_OPENSFX`` if set (a copy elsewhere, on a system
+    without the Debian package), else the package's :data:`OPENSFX`.
+    """
+    return Path(os.environ.get("SPECGAN_OPENSFX") or OPENSFX)
 
 
 def read_catalogue(path: str | Path | None = None) -> list[tuple[str, np.ndarray, int]]:
@@ -116,11 +117,17 @@ def group_sounds(group: str, sr: int, path: str | Path | None = None) -> tuple[n
     return _group_sounds(group, int(sr), catalogue_path() if path is None else Path(path))
 
 
+@functools.lru_cache(maxsize=1)
+def _catalogue(path: Path) -> tuple[tuple[str, np.ndarray, int], ...]:
+    """:func:`read_catalogue`, once per file for all the groups drawn from it."""
+    return tuple(read_catalogue(path))
+
+
 @functools.lru_cache(maxsize=16)
 def _group_sounds(group: str, sr: int, path: Path) -> tuple[np.ndarray, ...]:
     import soxr
 
-    sounds = read_catalogue(path)
+    sounds = _catalogue(path)
     out = []
     for i, want in GROUPS[group].items():
         if i >= len(sounds) or not sounds[i][0].startswith(f'"{want}"'):

@@ -106,6 +106,14 @@ class StageOne:
         if not isinstance(self.labels, LabelSpace):  # a vocabulary list: one label
             self.labels = LabelSpace([None], [list(self.labels)]) if self.labels else LabelSpace([], [])
 
+    def draw_as(self, synth) -> StageOne:
+        """Draw as a recipe's synth section says (``truncation``, ``smoothing``: what ``specgan synth``
+        writes); returns the model itself.
+        """
+        self.truncation = check_truncation(synth.truncation)
+        self.smoothing = check_smoothing(synth.smoothing)
+        return self
+
     @property
     def conditional(self) -> bool:
         """Whether the model needs a label."""
