@@ -340,10 +340,8 @@ def _train_stage(args, recipe, device: str) -> dict:
         raise ValueError(f"{recipe.path}: an augment recipe trains one GAN per K-shot cell: `specgan run --recipe "
                          f"{recipe.path} --stage specgan --stop-stage specgan` (docs/augment.md)")
     if args.stage in ("enhance", "codec"):
-        if args.init_from:
-            raise ValueError("--init-from applies to --stage specgan and vocoder")
         train_other = train_enhancer if args.stage == "enhance" else train_codec
-        return train_other(recipe, steps=args.steps, resume=args.resume, device=device,
+        return train_other(recipe, steps=args.steps, resume=args.resume, device=device, init_from=args.init_from,
                            progress=not args.no_progress, mode="train", force=args.force)
     train = train_vocoder if args.stage == "vocoder" else train_specgan
     kwargs = {"out": args.out} if args.stage == "vocoder" else {}
@@ -426,8 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train from scratch (the previous run is kept as <name>.prev/); also retrains a run "
                         "whose architecture, mel or data changed")
     p.add_argument("--init-from", default=None, metavar="STATE_PT",
-                   help="initialise generator and critics from another run's state.pt of the same stage "
-                        "(fine-tuning)")
+                   help="fine-tuning: initialise generator and critics from another run's state.pt of the same "
+                        "stage; the vocoder, codec and enhance stages also take a model file or a run folder "
+                        "(e.g. a shipped pretrained/... file; its critics start fresh)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--out", default=None, help="--stage vocoder only: output folder (default <work_dir>/vocoder)")
     p.set_defaults(func=cmd_train)

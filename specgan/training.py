@@ -241,9 +241,12 @@ def _init_from(trainer, path: Path) -> None:
     """
     path, model_file = _init_file(path)
     if model_file.suffix == ".safetensors":
-        if trainer.progress_name != "vocoder":
+        if trainer.progress_name in _USE_KINDS:
+            _init_use_from_model(trainer, model_file)
+        elif trainer.progress_name != "vocoder":
             raise ValueError(f"--init-from {path}: stage one fine-tunes from a state.pt (its critic is part of it)")
-        _init_generator_from_model(trainer, model_file)
+        else:
+            _init_generator_from_model(trainer, model_file)
         return
     try:
         state = load_training_state(path, trainer.device)
@@ -317,6 +320,61 @@ def _init_generator_from_model(trainer, path: Path) -> None:
     log.info("vocoder: initialised from %s (step %s; critics start fresh)", path, g.checkpoint_meta.get("step"))
 
 
+# a use's section → the kind its model files are saved as
+_USE_KINDS = {"codec": "codec", "enhance": "enhancer"}
+
+
+def _check_use_init(recipe: Recipe, section: str, init_from: str) -> Path:
+    """``--init-from`` for the codec or enhance stage: a run folder, its state.pt, or a model file
+    (a shipped ``pretrained/...`` one too) of this stage's kind, family and mel, or one line naming
+    what differs.
+    """
+    from vocoder.mel import MelConfig
+
+    path = Path(init_from)
+    if not path.exists():
+        raise FileNotFoundError(f"--init-from {init_from}: not found")
+    if path.is_dir():
+        path = path / "model.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"--init-from {init_from}: no model.safetensors in that folder")
+    if path.suffix != ".safetensors":
+        return path  # a state.pt: its architecture is checked against the trainer's when loaded
+    try:
+        meta, _ = read_header(path)
+    except (CheckpointError, ModelFileError, OSError, ValueError) as e:
+        raise ValueError(f"--init-from {path}: {e}") from None
+    kind, spec = _USE_KINDS[section], getattr(recipe, section).model
+    if meta.get("kind") != kind:
+        raise ValueError(f"--init-from {path}: a model file of kind {meta.get('kind', 'unknown')!r}; the {section} "
+                         f"stage fine-tunes from kind {kind!r}")
+    recipe.mel.check_compatible(MelConfig.from_dict(json.loads(meta["mel"])), "this recipe", f"--init-from {path}")
+    if meta.get("name") != spec.get("name"):
+        raise ValueError(f"--init-from {path}: a {meta.get('name')!r} {kind}, but {section}.model is "
+                         f"{spec.get('name')!r}")
+    return path
+
+
+def _init_use_from_model(trainer, path: Path) -> None:
+    """A codec's or an enhancer's weights (buffers included: statistics, codebooks) from a model file,
+    made float32; its critic starts fresh, and the run counts steps from 0.
+    """
+    from specgan.mel_gan import load_registered
+    from specgan.stage_one.registry import CODECS, ENHANCERS
+
+    kind = _USE_KINDS[trainer.progress_name]
+    try:
+        g, _, step = load_registered(path, CODECS if kind == "codec" else ENHANCERS, kind)
+    except (CheckpointError, ModelFileError, OSError, ValueError) as e:
+        raise ValueError(f"--init-from {path}: {e}") from None
+    try:
+        trainer.G.load_state_dict({k: v.float() for k, v in g.state_dict().items()})
+    except RuntimeError as e:
+        raise ValueError(f"--init-from {path}: its weights do not fit {trainer.progress_name}.model "
+                         f"({' '.join(str(e).split())[:160]})") from None
+    log.info("%s: initialised from %s (its step %s; the critic starts fresh)", trainer.progress_name, path, step)
+
+
 def _spec_text(spec: dict) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in spec.items()) + "}"
 
@@ -382,17 +440,20 @@ def enhance_shape(recipe: Recipe) -> dict[str, Any]:
 
 
 def _train_use(recipe: Recipe, section: str, shape: dict[str, Any], make_trainer, steps, resume, device, progress,
-               mode, force, out, cpu_seconds) -> dict:
+               mode, force, out, cpu_seconds, init_from: str | None = None) -> dict:
     """Train a use's model (``make_trainer(out, device)``) into ``<work>/<section>`` (or ``out``) under the
-    run policy of every stage (resume, up-to-date, retrain a changed run).
+    run policy of every stage (resume, up-to-date, retrain a changed run); ``init_from`` fine-tunes
+    from another run's state.pt or a model file of the same kind and architecture (critic fresh).
     """
     out = Path(out) if out else recipe.work / section
     target = getattr(recipe, section).steps if steps is None else steps
-    p = _decide(out, target, shape, mode, force, resume)
+    if init_from:  # checked before anything is set aside
+        init_from = str(_check_use_init(recipe, section, init_from))
+    p = _decide(out, target, shape, mode, force, resume, init_from)
     if p.action == "up-to-date" and not p.model_stale:
         return {"step": p.step, "out": str(out), "up_to_date": True}
     trainer = make_trainer(out, pick_device(device))
-    _start(trainer, p, recipe, out, target, None)
+    _start(trainer, p, recipe, out, target, init_from)
     last = trainer.fit(target, progress=progress, cpu_seconds=cpu_seconds)
     return {"step": trainer.step, "out": str(out), "resumed": p.action == "resume",
             "cpu_seconds": trainer.cpu_seconds, **last}
@@ -400,7 +461,7 @@ def _train_use(recipe: Recipe, section: str, shape: dict[str, Any], make_trainer
 
 def train_enhancer(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
                    progress: bool = True, mode: str = "train", force: bool = False, out: str | Path | None = None,
-                   cpu_seconds: float | None = None, meta: dict | None = None) -> dict:
+                   cpu_seconds: float | None = None, meta: dict | None = None, init_from: str | None = None) -> dict:
     """Train the enhancement GAN (:mod:`specgan.enhancement`) on the recipe's prepared clean speech into
     ``<work>/enhance`` (or ``out``): noisy/clean pairs made on the fly, the dev speakers' pairs for
     validation. The same run policy as the other stages (resume, up-to-date, retrain a changed run).
@@ -418,7 +479,8 @@ def train_enhancer(recipe: Recipe, steps: int | None = None, resume: bool = Fals
         return EnhanceTrainer(ec, recipe.mel, source, dev_pairs(recipe, pool=train), mel_statistics(recipe.mel, train),
                               out, dev, seed=recipe.seed, meta={"recipe": recipe.name, **(meta or {})}, shape=shape)
 
-    return _train_use(recipe, "enhance", shape, make, steps, resume, device, progress, mode, force, out, cpu_seconds)
+    return _train_use(recipe, "enhance", shape, make, steps, resume, device, progress, mode, force, out, cpu_seconds,
+                      init_from)
 
 
 def codec_shape(recipe: Recipe) -> dict[str, Any]:
@@ -429,7 +491,7 @@ def codec_shape(recipe: Recipe) -> dict[str, Any]:
 
 def train_codec(recipe: Recipe, steps: int | None = None, resume: bool = False, device: str = "auto",
                 progress: bool = True, mode: str = "train", force: bool = False, out: str | Path | None = None,
-                cpu_seconds: float | None = None, meta: dict | None = None) -> dict:
+                cpu_seconds: float | None = None, meta: dict | None = None, init_from: str | None = None) -> dict:
     """Train the mel codec (:mod:`specgan.codec`) on the recipe's prepared clean speech into
     ``<work>/codec`` (or ``out``); the dev split's clips for validation. The same run policy as the
     other stages (resume, up-to-date, retrain a changed run).
@@ -445,4 +507,5 @@ def train_codec(recipe: Recipe, steps: int | None = None, resume: bool = False, 
                             mel_statistics(recipe.mel, train), out, dev, seed=recipe.seed,
                             meta={"recipe": recipe.name, **(meta or {})}, shape=shape)
 
-    return _train_use(recipe, "codec", shape, make, steps, resume, device, progress, mode, force, out, cpu_seconds)
+    return _train_use(recipe, "codec", shape, make, steps, resume, device, progress, mode, force, out, cpu_seconds,
+                      init_from)

@@ -285,3 +285,54 @@ def test_the_rate_quality_figure_groups_systems_by_family_and_rate(tmp_path):
     assert plot(overall, tmp_path / "rq.png", "t").stat().st_size > 1000
     with pytest.raises(SystemExit, match="no specgan"):
         plot({"opus@6k": overall["opus@6k"]}, tmp_path / "x.png", "t")
+
+
+def test_init_from_fine_tunes_a_codec_from_a_model_file(tmp_path, capsys):
+    """--init-from on the codec stage: a model file (a shipped one, say) gives the codec its weights,
+    codebooks and statistics (the critic starts fresh); another kind, family or width is one line."""
+    from specgan.cli import main
+    from specgan.codec.inference import load_codec
+    from specgan.training import train_codec
+
+    sets = [f"codec.model={SPEC}", "codec.critic={name: patch, d: 4, layers: 2}", "codec.eval_items=1",
+            "codec.batch_size=2", "codec.critic_warmup_steps=100", "codec.restart_every=1000", "codec.lr_g=1e-12"]
+    recipe = clean_speech_recipe(tmp_path, "codec.yaml", sets)
+    from specgan.data.prepare import prepare
+
+    prepare(recipe)
+    src = save(tmp_path, "source", seed=7)
+    res = train_codec(recipe, steps=2, progress=False, init_from=str(src), out=tmp_path / "ft")
+    assert res["step"] == 2
+    want, got = load_codec(src)[0].state_dict(), load_codec(tmp_path / "ft")[0].state_dict()
+    assert set(want) == set(got)
+    kept = [k for k in want if "decoder" in k or "codebook" in k or k in ("mean", "std")]
+    assert kept and all(torch.allclose(want[k], got[k], atol=1e-6) for k in kept)  # lr ~0: as loaded
+    fresh = load_codec(save(tmp_path, "other", seed=8))[0].state_dict()
+    assert not all(torch.allclose(fresh[k], got[k], atol=1e-6) for k in got if "decoder" in k)  # tells them apart
+
+    wide = {**SPEC, "channels": 24}
+    with pytest.raises(ValueError, match="do not fit codec.model"):
+        train_codec(recipe, steps=1, progress=False, out=tmp_path / "ft2", force=True,
+                    init_from=str(_save_spec(tmp_path, wide)))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        train_codec(recipe, steps=1, progress=False, out=tmp_path / "ft3", init_from=str(tmp_path / "none.safetensors"))
+    # the CLI: a vocoder file given to the codec stage, one line, and nothing trained or set aside
+    capsys.readouterr()
+    voc = ROOT / "pretrained" / "speech" / "vocoder.safetensors"
+    rc = main(["train", "--recipe", str(ROOT / "recipes" / "codec.yaml"), "--stage", "codec", "--no-progress",
+               *[a for s in [f"work_dir={tmp_path / 'work'}", f"data.source=folder:{tmp_path / 'clean'}",
+                             "data.dev_fraction=0.2", "data.test_fraction=0.2", *sets] for a in ("--set", s)],
+               "--init-from", str(voc)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "kind 'vocoder'; the codec stage" in err[0], err
+    assert not (tmp_path / "work" / "codec").exists()
+
+
+def _save_spec(tmp_path, spec):
+    from vocoder.checkpoint import save_model
+
+    g = build_codec(spec, MEL)
+    return save_model(tmp_path / "spec.safetensors", g, kind="codec", name="rvq",
+                      kwargs={k: v for k, v in spec.items() if k != "name"} | {"n_mels": MEL.n_mels,
+                                                                              "floor_log": float(MEL.log_floor)},
+                      step=0, mel=MEL)

@@ -309,6 +309,16 @@ def test_the_enhance_recipe_runs_and_scores_every_system(tmp_path):
 
     page = write_report(recipe).read_text()
     assert page.count("<audio") == 6 and "By noise type: brown" in page and ">enhanced_vocoder<" in page
+    # fine-tuning from that run's folder (--init-from): its weights, a fresh critic; a codec file is one line
+    from specgan.enhancement.inference import load_enhancer
+    from specgan.training import train_enhancer
+
+    assert train_enhancer(recipe, steps=1, progress=False, init_from=str(tmp_path / "work" / "enhance"),
+                          out=tmp_path / "ft")["step"] == 1
+    assert torch.equal(load_enhancer(tmp_path / "ft")[0].mean, load_enhancer(tmp_path / "work" / "enhance")[0].mean)
+    codec = ROOT / "pretrained" / "codec" / "codec.safetensors"
+    with pytest.raises(ValueError, match="kind 'codec'; the enhance stage fine-tunes from kind 'enhancer'"):
+        train_enhancer(recipe, steps=1, progress=False, init_from=str(codec), out=tmp_path / "ft2")
 
 
 def test_the_attenuation_limit_is_chosen_for_pesq_without_losing_stoi():
@@ -328,7 +338,7 @@ def test_recorded_noise_reads_opensfx_by_group_and_names_what_is_wrong(tmp_path,
 
     sounds = read_catalogue()
     assert len(sounds) == 73 and all(sr == 44100 for _, _, sr in sounds)
-    assert set(GROUPS) == set(RECORDED)
+    assert set(GROUPS) | {"keyboard"} == set(RECORDED)
     used = [i for g in GROUPS.values() for i in g]
     assert len(used) == len(set(used))  # no sound in two groups: a test group is unheard in training
     for g in GROUPS:
@@ -362,3 +372,33 @@ def test_recorded_noise_reads_opensfx_by_group_and_names_what_is_wrong(tmp_path,
     with pytest.raises(FileNotFoundError, match="missing.cat not found: recorded noise needs the openttd-opensfx"):
         PairSource([speechy()], SR, SR, ["white", "impacts"], [5.0])
     PairSource([speechy()], SR, SR, ["white", "pink"], [5.0])  # synthesised types alone need nothing
+
+
+def test_keyboard_noise_types_real_keys_at_a_typing_rate(tmp_path, monkeypatch):
+    """`keyboard`: bucklespring's recorded keys, pressed and released at a typist's rate."""
+    import soundfile as sf
+
+    from specgan.enhancement.noise import check_available
+    from specgan.enhancement.recorded import key_sounds, typing_noise
+
+    keys = key_sounds(SR)
+    assert len(keys) > 50 and all(np.abs(p).max() == pytest.approx(1.0) for p, _ in keys)
+    y = make_noise("keyboard", 10 * SR, SR, np.random.default_rng(3))
+    assert len(y) == 10 * SR and y.dtype == np.float32 and np.sqrt(np.mean(y.astype(np.float64) ** 2)) == \
+        pytest.approx(1.0, rel=1e-3)
+    assert np.array_equal(y, make_noise("keyboard", 10 * SR, SR, np.random.default_rng(3)))
+    # keystrokes: 10-ms frames whose level jumps up by 10 dB, about 4-14 a second (presses and releases)
+    env = 20 * np.log10(np.sqrt(np.mean(y.reshape(-1, SR // 100).astype(np.float64) ** 2, axis=1)) + 1e-6)
+    onsets = int(np.sum((env[1:] - env[:-1] > 10) & (env[1:] > env.max() - 40)))
+    assert 40 <= onsets <= 140, onsets
+    assert np.median(env) < env.max() - 15  # between the keys it is quiet: impulsive, not a hiss
+    # the mistakes, one line each
+    with pytest.raises(FileNotFoundError, match="bucklespring-data"):
+        typing_noise(SR, SR, np.random.default_rng(0), path=tmp_path / "none")
+    (tmp_path / "half").mkdir()
+    sf.write(tmp_path / "half" / "01-0.wav", np.ones(100, np.float32) * 0.1, SR)  # a press without its release
+    with pytest.raises(ValueError, match="half: no key recordings"):
+        key_sounds(SR, tmp_path / "half")
+    monkeypatch.setenv("SPECGAN_BUCKLESPRING", str(tmp_path / "none"))
+    with pytest.raises(FileNotFoundError, match="none not found: the keyboard noise needs the bucklespring-data"):
+        check_available(["white", "keyboard"], SR)

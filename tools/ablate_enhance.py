@@ -45,6 +45,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "comp-gan-rec": ("comp-gan-six + recorded machinery, nature and impacts in training",
                      [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
                                      "nature, impacts]"]),
+    "comp-gan-keys": ("comp-gan-rec + typing (keyboard: bucklespring's recorded keys) in training",
+                      [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
+                                      "nature, impacts, keyboard]"]),
 }
 DEFAULT = ["mask-gan", "mask-reg", "direct-reg", "mask-comp"]
 MEASURES = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")

@@ -30,6 +30,8 @@ command -v pocketsphinx_continuous >/dev/null || need+=(pocketsphinx)
 # recorded noise for enhancement (specgan/enhancement/recorded.py): OpenSFX, OpenTTD's CC-licensed
 # sound set (vehicles, machinery, nature, impacts recorded for freesound.org and pdsounds.org).
 [ -f /usr/share/games/openttd/baseset/opensfx/opensfx.cat ] || need+=(openttd-opensfx)
+# and a keyboard (the `keyboard` noise type): an IBM Model M's keys, recorded for bucklespring.
+[ -d /usr/share/buckle/wav ] || need+=(bucklespring-data)
 # headless chromium: the test that opens eval/report.html and checks its audio players load.
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then

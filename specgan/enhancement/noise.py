@@ -20,7 +20,8 @@ types: the model trains on some and is tested on others it never heard.
   ms with 5–20 ms ramps (doors, traffic passing, keyboards in bulk: loud for a while, then not);
 - ``vehicles``, ``machinery``, ``nature``, ``impacts``, ``signals``: *recorded* noise, the
   sounds of Debian's ``openttd-opensfx`` grouped by what they are
-  (:mod:`specgan.enhancement.recorded`).
+  (:mod:`specgan.enhancement.recorded`);
+- ``keyboard``: typing, played from the key recordings of Debian's ``bucklespring-data``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 __all__ = ["KINDS", "RECORDED", "SYNTHESISED", "check_available", "make_noise", "mix", "snr_db"]
 
 SYNTHESISED = ("white", "pink", "brown", "hum", "clicks", "tones", "babble", "bands", "bursts")
-RECORDED = ("vehicles", "machinery", "nature", "impacts", "signals")
+RECORDED = ("vehicles", "machinery", "nature", "impacts", "signals", "keyboard")
 KINDS = SYNTHESISED + RECORDED
 
 
@@ -172,6 +173,10 @@ def make_noise(kind: str, n: int, sr: int, rng: np.random.Generator,
         y = _bands(n, sr, rng)
     elif kind == "bursts":
         y = _bursts(n, sr, rng)
+    elif kind == "keyboard":
+        from specgan.enhancement.recorded import typing_noise
+
+        y = typing_noise(n, sr, rng)
     elif kind in RECORDED:
         from specgan.enhancement.recorded import recorded_noise
 
@@ -185,10 +190,12 @@ def check_available(kinds: Sequence[str], sr: int) -> None:
     """Fail before any work, in one line, when a recorded noise type cannot be read (its package is
     missing or another release): reads and caches each recorded group at ``sr``.
     """
-    from specgan.enhancement.recorded import group_sounds
+    from specgan.enhancement.recorded import group_sounds, key_sounds
 
     for kind in dict.fromkeys(kinds):
-        if kind in RECORDED:
+        if kind == "keyboard":
+            key_sounds(sr)
+        elif kind in RECORDED:
             group_sounds(kind, sr)
 
 

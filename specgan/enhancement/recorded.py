@@ -1,4 +1,4 @@
-"""Recorded noise for the enhancement data: OpenSFX, read offline from a Debian package.
+"""Recorded noise for the enhancement data: OpenSFX and a keyboard, read offline from Debian packages.
 
 ``openttd-opensfx`` (Debian main, 10 MB) is OpenTTD's free sound set: 73 sounds at 44.1 kHz, most
 of them edited field recordings from freesound.org and pdsounds.org (trains, jets, buses,
@@ -21,6 +21,9 @@ groups and test on others it never heard, as with the synthesised types:
 A noise of ``n`` samples is recordings of the group, each from a random start for a random 0.3-2 s
 (or to its end), joined with 20-ms cross-fades until ``n`` samples are filled; the caller scales
 it to unit RMS.
+
+``keyboard`` is typing, played from ``bucklespring-data`` (Debian main, GPL-2+): each key of an IBM
+Model M recorded twice, pressed and released, 171 short 44.1-kHz clips (:func:`typing_noise`).
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GROUPS", "OPENSFX", "catalogue_path", "group_sounds", "read_catalogue", "recorded_noise"]
+__all__ = ["BUCKLESPRING", "GROUPS", "OPENSFX", "catalogue_path", "group_sounds", "key_sounds", "keys_path",
+           "read_catalogue", "recorded_noise", "typing_noise"]
 
 OPENSFX = Path("/usr/share/games/openttd/baseset/opensfx/opensfx.cat")
 PACKAGE = "openttd-opensfx"
+BUCKLESPRING = Path("/usr/share/buckle/wav")
+KEYS_PACKAGE = "bucklespring-data"
 
 
 # catalogue index → group, from the titles OpenSFX 1.0.3 gives them (checked when read)
@@ -161,4 +167,71 @@ def recorded_noise(group: str, n: int, sr: int, rng: np.random.Generator,
             y = np.concatenate([y, seg[fade:]])
         else:
             y = seg
+    return y[:n]
+
+
+# -- a keyboard ------------------------------------------------------------------------------------
+def keys_path() -> Path:
+    """Where the key recordings are read from: ``$SPECGAN_BUCKLESPRING`` if set, else the package's."""
+    return Path(os.environ.get("SPECGAN_BUCKLESPRING") or BUCKLESPRING)
+
+
+def key_sounds(sr: int, path: str | Path | None = None) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """(press, release) recordings of every key that has both (``<scancode>-0.wav`` and ``-1.wav``),
+    at ``sr``, each pair scaled by the press's peak; cached per folder. One line when the folder is
+    missing (with the package to install) or holds no such pair.
+    """
+    return _key_sounds(int(sr), keys_path() if path is None else Path(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _key_sounds(sr: int, path: Path) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    import soundfile as sf
+    import soxr
+
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} not found: the keyboard noise needs the {KEYS_PACKAGE} package "
+                                f"(sudo apt-get install {KEYS_PACKAGE}; tools/setup.sh installs it)")
+    pairs = []
+    for press in sorted(path.glob("*-0.wav")):
+        release = press.with_name(press.name[:-6] + "-1.wav")
+        if not release.is_file():
+            continue
+        two = []
+        for f in (press, release):
+            try:
+                y, rate = sf.read(f, dtype="float32", always_2d=True)
+            except Exception as e:  # noqa: BLE001 (soundfile raises several kinds)
+                raise ValueError(f"{f}: not a readable WAV: {e}") from None
+            y = y.mean(1)
+            y = soxr.resample(y, rate, sr).astype(np.float32) if rate != sr else y
+            tail = min(len(y), max(1, sr // 100))  # a 10-ms fade-out: the clip's floor ends without a click
+            y[len(y) - tail:] *= np.linspace(1.0, 0.0, tail, dtype=np.float32)
+            two.append(y)
+        top = float(np.abs(two[0]).max())
+        if top > 0:
+            pairs.append((two[0] / top, two[1] / top))
+    if not pairs:
+        raise ValueError(f"{path}: no key recordings (pairs of <key>-0.wav and <key>-1.wav)")
+    return tuple(pairs)
+
+
+def typing_noise(n: int, sr: int, rng: np.random.Generator, path: str | Path | None = None) -> np.ndarray:
+    """``n`` samples of typing (float64, not yet at unit RMS): keystrokes at gamma-distributed
+    intervals (mean 0.15 s: about 7 keys a second), with a pause of 0.4-1.5 s after one in ten,
+    each a random key pressed and released 50-150 ms later, at a random level within ±4 dB.
+    """
+    keys = key_sounds(sr, path)
+    y = np.zeros(n + sr)  # room for the last key's tail
+    t = float(rng.uniform(0.0, 0.3)) * sr
+    while t < n:
+        press, release = keys[int(rng.integers(len(keys)))]
+        gain = 10 ** (rng.uniform(-4.0, 4.0) / 20)
+        for start, clip in ((int(t), press), (int(t + rng.uniform(0.05, 0.15) * sr), release)):
+            m = min(len(clip), len(y) - start)
+            if m > 0:
+                y[start: start + m] += gain * clip[:m]
+        t += rng.gamma(4.0, 0.15 / 4.0) * sr
+        if rng.random() < 0.1:
+            t += rng.uniform(0.4, 1.5) * sr
     return y[:n]
