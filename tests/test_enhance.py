@@ -402,3 +402,26 @@ def test_keyboard_noise_types_real_keys_at_a_typing_rate(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECGAN_BUCKLESPRING", str(tmp_path / "none"))
     with pytest.raises(FileNotFoundError, match="none not found: the keyboard noise needs the bucklespring-data"):
         check_available(["white", "keyboard"], SR)
+
+
+def test_speech_weight_charges_removed_speech_more_than_noise_left():
+    """enhance.speech_weight: an output under the clean target costs `speech_weight` times as much
+    as the same error above it, in both reconstruction domains; 1 is the plain L1."""
+    from specgan.enhancement.config import EnhanceConfig
+    from specgan.enhancement.trainer import EnhanceTrainer
+
+    clean = torch.full((1, MEL.n_mels, 8), -2.0)
+    for loss in ("log", "compressed"):
+        costs = {}
+        for w in (1.0, 3.0):
+            tr = EnhanceTrainer.__new__(EnhanceTrainer)  # the loss alone: no data, no model
+            tr.cfg, tr.mel = EnhanceConfig(loss=loss, speech_weight=w), MEL
+            if loss == "log":
+                costs[w] = [float(tr.reconstruction(None, None, clean + d, clean)) for d in (-0.5, 0.5)]
+            else:
+                costs[w] = [float(tr.reconstruction(clean + d, clean, None, None)) for d in (-0.5, 0.5)]
+        below, above = costs[3.0]
+        assert below == pytest.approx(3 * costs[1.0][0], rel=1e-5) and above == pytest.approx(costs[1.0][1], rel=1e-5)
+        assert below > 2 * above
+    with pytest.raises(ValueError, match="speech_weight: must be positive"):
+        EnhanceConfig(speech_weight=0.0)

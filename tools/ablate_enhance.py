@@ -45,6 +45,12 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "comp-gan-rec": ("comp-gan-six + recorded machinery, nature and impacts in training",
                      [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
                                      "nature, impacts]"]),
+    # the trade-off above (recorded noise: more removed, more speech lost): an asymmetric loss that
+    # charges removed speech three times what it charges noise left
+    "comp-gan-rec-sw3": ("comp-gan-rec with the reconstruction charging removed speech 3x (speech_weight 3: an "
+                         "asymmetric loss against over-suppression)",
+                         [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
+                                         "nature, impacts]", "enhance.speech_weight=3.0"]),
     "comp-gan-keys": ("comp-gan-rec + typing (keyboard: bucklespring's recorded keys) in training",
                       [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
                                       "nature, impacts, keyboard]"]),

@@ -36,6 +36,9 @@ class EnhanceConfig:
     l1_weight: float = 45.0           # reconstruction (``loss``), beside the adversarial term
     loss: str = "log"                 # reconstruction domain: "log" (per-band standardised log-mel L1) or
     #                                   "compressed" (L1 of the mel magnitude ** 0.3, relative to the clean batch's mean)
+    speech_weight: float = 1.0        # the reconstruction's weight where the output falls below the clean (speech
+    #                                   removed); where it lies above (noise left) the weight is 1: > 1 is an
+    #                                   asymmetric loss that protects speech (over-suppression costs more)
     synthesis: str = "vocoder"        # the waveform: "vocoder" (the trained vocoder renders the enhanced mel) or
     #                                   "gain" (the mel-band gains enhanced/noisy applied to the noisy STFT, noisy phase)
     max_gain: float = 1.0             # "gain" synthesis: the largest gain per mel band (1: suppression only)
@@ -71,5 +74,7 @@ class EnhanceConfig:
             raise ValueError(f"synthesis: one of {', '.join(SYNTHESES)}, got {self.synthesis!r}")
         if not self.max_gain > 0 or not 0 <= self.min_gain < self.max_gain:
             raise ValueError(f"min_gain, max_gain: 0 <= min_gain < max_gain, got {self.min_gain}, {self.max_gain}")
+        if not self.speech_weight > 0:
+            raise ValueError(f"speech_weight: must be positive, got {self.speech_weight}")
         if self.l1_weight < 0 or self.adv_weight < 0 or self.l1_weight + self.adv_weight == 0:
             raise ValueError("l1_weight and adv_weight: >= 0, not both 0")

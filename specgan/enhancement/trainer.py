@@ -37,6 +37,11 @@ def build_enhancer(spec: dict[str, Any], mel: MelConfig) -> torch.nn.Module:
                  floor_log=float(mel.log_floor))
 
 
+def _asymmetric_l1(err: torch.Tensor, below: float) -> torch.Tensor:
+    """|err|, times ``below`` where err < 0 (the output under the target)."""
+    return torch.where(err < 0, -below * err, err) if below != 1.0 else err.abs()
+
+
 class EnhanceTrainer(MelGANTrainer):
     """Trains the enhancer G and the pair critic D; saves ``state.pt`` and ``model.safetensors`` (G).
 
@@ -108,13 +113,15 @@ class EnhanceTrainer(MelGANTrainer):
         """The reconstruction term. ``log``: per-band standardised log-mel L1, every bin alike (the
         near-silent floor between harmonics weighs as much as the harmonics). ``compressed``: L1 of
         the mel magnitude raised to 0.3 (the power-law compression of CMGAN and DeepFilterNet),
-        relative to the clean batch's mean: loud speech bins weigh more, the floor less.
+        relative to the clean batch's mean: loud speech bins weigh more, the floor less. Either way a
+        bin where the output falls below the clean one (speech removed) weighs ``speech_weight``, one
+        above it (noise left) 1.
         """
         if self.cfg.loss == "log":
-            return (s_out - s_clean).abs().mean()
+            return _asymmetric_l1(s_out - s_clean, self.cfg.speech_weight).mean()
         k = COMPRESSION / self.mel.power  # the mel is |X| ** power: its magnitude ** 0.3
         a, b = self.mel.exp(out).pow(k), self.mel.exp(l_clean).pow(k)
-        return (a - b).abs().mean() / b.mean().clamp_min(1e-8)
+        return _asymmetric_l1(a - b, self.cfg.speech_weight).mean() / b.mean().clamp_min(1e-8)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
