@@ -51,6 +51,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
                          "asymmetric loss against over-suppression)",
                          [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
                                          "nature, impacts]", "enhance.speech_weight=3.0"]),
+    "comp-gan-rec-sw6": ("comp-gan-rec-sw3 with removed speech charged 6x (sw3 still over-suppressed brown noise "
+                         "and the 17.5-dB pairs)",
+                         [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
+                                         "nature, impacts]", "enhance.speech_weight=6.0"]),
     "comp-gan-keys": ("comp-gan-rec + typing (keyboard: bucklespring's recorded keys) in training",
                       [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
                                       "nature, impacts, keyboard]"]),
