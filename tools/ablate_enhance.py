@@ -29,6 +29,9 @@ SECTION = "ablation-enhance"
 FOUR = "enhance.train_noises=[white, pink, hum, babble]"
 # the unseen synthesised types and two recorded groups (OpenSFX) that no candidate trains on
 RECORDED_TEST = "enhance.test_noises=[brown, clicks, tones, vehicles, signals]"
+# comp-gan-rec's recipe: the recorded test list, and three recorded groups beside the six synthesised types
+RECORDED_TRAIN = [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, nature, "
+                                 "impacts]"]
 # name: (what it is, recipe overlay)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "mask-gan": ("mask, log-mel L1 + LSGAN pair critic", [FOUR]),
@@ -43,18 +46,15 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "comp-gan-six": ("the recipe (mask, compressed L1 + critic, six synthesised training types); tested with "
                      "recorded vehicles and signals too", [RECORDED_TEST]),
     "comp-gan-rec": ("comp-gan-six + recorded machinery, nature and impacts in training",
-                     [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
-                                     "nature, impacts]"]),
+                     RECORDED_TRAIN),
     # the trade-off above (recorded noise: more removed, more speech lost): an asymmetric loss that
     # charges removed speech three times what it charges noise left
     "comp-gan-rec-sw3": ("comp-gan-rec with the reconstruction charging removed speech 3x (speech_weight 3: an "
                          "asymmetric loss against over-suppression)",
-                         [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
-                                         "nature, impacts]", "enhance.speech_weight=3.0"]),
+                         [*RECORDED_TRAIN, "enhance.speech_weight=3.0"]),
     "comp-gan-rec-sw6": ("comp-gan-rec-sw3 with removed speech charged 6x (sw3 still over-suppressed brown noise "
                          "and the 17.5-dB pairs)",
-                         [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
-                                         "nature, impacts]", "enhance.speech_weight=6.0"]),
+                         [*RECORDED_TRAIN, "enhance.speech_weight=6.0"]),
     "comp-gan-keys": ("comp-gan-rec + typing (keyboard: bucklespring's recorded keys) in training",
                       [RECORDED_TEST, "enhance.train_noises=[white, pink, hum, babble, bands, bursts, machinery, "
                                       "nature, impacts, keyboard]"]),

@@ -173,10 +173,6 @@ def make_noise(kind: str, n: int, sr: int, rng: np.random.Generator,
         y = _bands(n, sr, rng)
     elif kind == "bursts":
         y = _bursts(n, sr, rng)
-    elif kind == "keyboard":
-        from specgan.enhancement.recorded import typing_noise
-
-        y = typing_noise(n, sr, rng)
     elif kind in RECORDED:
         from specgan.enhancement.recorded import recorded_noise
 
@@ -190,13 +186,11 @@ def check_available(kinds: Sequence[str], sr: int) -> None:
     """Fail before any work, in one line, when a recorded noise type cannot be read (its package is
     missing or another release): reads and caches each recorded group at ``sr``.
     """
-    from specgan.enhancement.recorded import group_sounds, key_sounds
+    from specgan.enhancement.recorded import check_recorded
 
     for kind in dict.fromkeys(kinds):
-        if kind == "keyboard":
-            key_sounds(sr)
-        elif kind in RECORDED:
-            group_sounds(kind, sr)
+        if kind in RECORDED:
+            check_recorded(kind, sr)
 
 
 def snr_db(clean: np.ndarray, noise: np.ndarray) -> float:

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BUCKLESPRING", "GROUPS", "OPENSFX", "catalogue_path", "group_sounds", "key_sounds", "keys_path",
-           "read_catalogue", "recorded_noise", "typing_noise"]
+__all__ = ["BUCKLESPRING", "GROUPS", "OPENSFX", "catalogue_path", "check_recorded", "group_sounds", "key_sounds",
+           "keys_path", "read_catalogue", "recorded_noise", "typing_noise"]
 
 OPENSFX = Path("/usr/share/games/openttd/baseset/opensfx/opensfx.cat")
 PACKAGE = "openttd-opensfx"
@@ -150,8 +150,11 @@ def _group_sounds(group: str, sr: int, path: Path) -> tuple[np.ndarray, ...]:
 def recorded_noise(group: str, n: int, sr: int, rng: np.random.Generator,
                    path: str | Path | None = None) -> np.ndarray:
     """``n`` samples of the group's recordings (float64, not yet at unit RMS): random recordings
-    from random starts for 0.3-2 s each (or to their end), joined with 20-ms cross-fades.
+    from random starts for 0.3-2 s each (or to their end), joined with 20-ms cross-fades; the
+    ``keyboard`` type is :func:`typing_noise` (``path``: its folder).
     """
+    if group == "keyboard":
+        return typing_noise(n, sr, rng, path)
     sounds = group_sounds(group, sr, path)
     fade = max(1, int(0.02 * sr))
     ramp = np.linspace(0.0, 1.0, fade)
@@ -168,6 +171,16 @@ def recorded_noise(group: str, n: int, sr: int, rng: np.random.Generator,
         else:
             y = seg
     return y[:n]
+
+
+def check_recorded(kind: str, sr: int) -> None:
+    """Read (and cache) the sounds of one recorded noise type at ``sr``: one line when its package is
+    missing or another release.
+    """
+    if kind == "keyboard":
+        key_sounds(sr)
+    else:
+        group_sounds(kind, sr)
 
 
 # -- a keyboard ------------------------------------------------------------------------------------
